@@ -1,0 +1,136 @@
+//! Node configuration: defaults, then the TOML file, then flags and
+//! environment variables (clap reads both), each overriding the one before.
+//! `config/snapvault.toml` documents every option.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Options as they may appear in the TOML file; all optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub keystore: Option<PathBuf>,
+    pub node_name: Option<String>,
+    pub cluster_name: Option<String>,
+    pub path_repo: Option<Vec<PathBuf>>,
+    pub max_body_bytes: Option<usize>,
+    pub request_timeout_secs: Option<u64>,
+    pub storage_retries: Option<usize>,
+    pub storage_timeout_secs: Option<u64>,
+    pub storage_concurrency: Option<usize>,
+    pub snapshot_upload_concurrency: Option<usize>,
+}
+
+/// The effective configuration of a node.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub keystore: PathBuf,
+    pub node_name: String,
+    pub cluster_name: String,
+    /// Directories under which `fs` repositories may live.
+    pub path_repo: Vec<PathBuf>,
+    pub max_body_bytes: usize,
+    pub request_timeout_secs: u64,
+    pub storage_retries: usize,
+    pub storage_timeout_secs: u64,
+    pub storage_concurrency: usize,
+    pub snapshot_upload_concurrency: usize,
+}
+
+/// What flags and environment variables set.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Config {
+    pub fn load(o: &Overrides) -> Result<Config, String> {
+        let file = match &o.config_file {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let data_dir = o.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data"));
+        let default_repo = data_dir.join("repos");
+        let mut path_repo = file.path_repo.unwrap_or_else(|| vec![default_repo]);
+        if path_repo.is_empty() {
+            return Err("path_repo must name at least one directory".into());
+        }
+        for p in &mut path_repo {
+            std::fs::create_dir_all(&*p).map_err(|e| format!("cannot create path_repo {}: {e}", p.display()))?;
+            *p = p.canonicalize().map_err(|e| format!("cannot resolve path_repo {}: {e}", p.display()))?;
+        }
+        Ok(Config {
+            listen: o.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:9200".parse().expect("literal")),
+            keystore: file.keystore.unwrap_or_else(|| data_dir.join("keystore.json")),
+            data_dir,
+            node_name: file.node_name.unwrap_or_else(default_node_name),
+            cluster_name: file.cluster_name.unwrap_or_else(|| "snapvault".into()),
+            path_repo,
+            max_body_bytes: file.max_body_bytes.unwrap_or(100 * 1024 * 1024),
+            request_timeout_secs: file.request_timeout_secs.unwrap_or(3600),
+            storage_retries: file.storage_retries.unwrap_or(4),
+            storage_timeout_secs: file.storage_timeout_secs.unwrap_or(60),
+            storage_concurrency: file.storage_concurrency.unwrap_or(64),
+            snapshot_upload_concurrency: file.snapshot_upload_concurrency.unwrap_or(4),
+        })
+    }
+
+    /// Keystore path for the `keystore` subcommands, which need no repos.
+    pub fn keystore_path(o: &Overrides) -> Result<PathBuf, String> {
+        let file = match &o.config_file {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let data_dir = o.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data"));
+        Ok(file.keystore.unwrap_or_else(|| data_dir.join("keystore.json")))
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("invalid config {}: {e}", path.display()))
+}
+
+fn default_node_name() -> String {
+    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "snapvault-node".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_config_file_parses() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/snapvault.toml")).unwrap();
+        let parsed: FileConfig = toml::from_str(&text).unwrap();
+        assert_eq!(parsed.listen.unwrap().port(), 9200);
+    }
+
+    #[test]
+    fn flags_override_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, format!("listen = \"127.0.0.1:9300\"\ndata_dir = \"{}\"\n", dir.path().display())).unwrap();
+        let mut o = Overrides { config_file: Some(file), ..Default::default() };
+        assert_eq!(Config::load(&o).unwrap().listen.port(), 9300);
+        o.listen = Some("127.0.0.1:0".parse().unwrap());
+        let c = Config::load(&o).unwrap();
+        assert_eq!(c.listen.port(), 0);
+        assert!(c.path_repo[0].ends_with("repos"));
+        assert!(std::fs::write(file_path_with_unknown(dir.path()), "bogus = 1").is_ok());
+        o.config_file = Some(file_path_with_unknown(dir.path()));
+        assert!(Config::load(&o).unwrap_err().contains("bogus"));
+    }
+
+    fn file_path_with_unknown(dir: &Path) -> PathBuf {
+        dir.join("bad.toml")
+    }
+}

@@ -1,0 +1,160 @@
+//! The node's keystore: master keys by name, in a JSON file with mode 0600.
+//!
+//! The file holds secrets as hex; nothing else in snapvault writes them out.
+//! Environment variables `SNAPVAULT_MASTER_KEY_<NAME>` (64 hex characters)
+//! add keys without a file, for containers that mount secrets as variables.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{CryptoError, MasterKey};
+
+const ENV_PREFIX: &str = "SNAPVAULT_MASTER_KEY_";
+
+#[derive(Serialize, Deserialize, Default)]
+struct KeystoreFile {
+    /// Key name to 64 hex characters.
+    keys: BTreeMap<String, String>,
+}
+
+/// Master keys held by this node.
+#[derive(Clone, Debug, Default)]
+pub struct Keystore {
+    keys: BTreeMap<String, MasterKey>,
+}
+
+/// Key names follow the id rule of the design: `[a-z0-9_-]{1,64}`.
+pub fn valid_key_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+fn parse_secret(name: &str, hex_secret: &str) -> Result<MasterKey, CryptoError> {
+    let bytes = hex::decode(hex_secret.trim())
+        .ok()
+        .and_then(|v| <[u8; 32]>::try_from(v).ok())
+        .ok_or_else(|| CryptoError::Keystore(format!("key [{name}] is not 64 hex characters")))?;
+    Ok(MasterKey::from_bytes(name, bytes))
+}
+
+impl Keystore {
+    /// Loads the file (if present) and the environment.
+    pub fn load(path: &Path) -> Result<Keystore, CryptoError> {
+        let mut ks = Keystore::default();
+        if path.exists() {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| CryptoError::Keystore(format!("cannot read {}: {e}", path.display())))?;
+            let file: KeystoreFile = serde_json::from_str(&text).map_err(|e| {
+                CryptoError::Keystore(format!("{} is not a valid keystore (line {})", path.display(), e.line()))
+            })?;
+            for (name, secret) in file.keys {
+                ks.keys.insert(name.clone(), parse_secret(&name, &secret)?);
+            }
+        }
+        for (var, value) in std::env::vars() {
+            if let Some(name) = var.strip_prefix(ENV_PREFIX) {
+                let name = name.to_ascii_lowercase();
+                if valid_key_name(&name) {
+                    ks.keys.insert(name.clone(), parse_secret(&name, &value)?);
+                }
+            }
+        }
+        Ok(ks)
+    }
+
+    /// Creates the keystore with one random key named `default` when the
+    /// file does not exist. Returns true if it created one.
+    pub fn create_if_missing(path: &Path) -> Result<bool, CryptoError> {
+        if path.exists() {
+            return Ok(false);
+        }
+        let mut ks = Keystore::default();
+        ks.insert(MasterKey::generate("default"));
+        ks.save(path)?;
+        Ok(true)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&MasterKey> {
+        self.keys.get(name)
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.keys.keys().cloned().collect()
+    }
+
+    pub fn insert(&mut self, key: MasterKey) {
+        self.keys.insert(key.name().to_string(), key);
+    }
+
+    pub fn remove(&mut self, name: &str) -> bool {
+        self.keys.remove(name).is_some()
+    }
+
+    /// Writes the file atomically (temp file, then rename) with mode 0600.
+    pub fn save(&self, path: &Path) -> Result<(), CryptoError> {
+        let file = KeystoreFile {
+            keys: self.keys.iter().map(|(n, k)| (n.clone(), k.secret_hex())).collect(),
+        };
+        let text = serde_json::to_string_pretty(&file).expect("keystore serialises");
+        let err = |e: std::io::Error| CryptoError::Keystore(format!("cannot write {}: {e}", path.display()));
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        let tmp = PathBuf::from(format!("{}.tmp", path.display()));
+        write_private(&tmp, text.as_bytes()).map_err(err)?;
+        std::fs::rename(&tmp, path).map_err(err)
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    f.write_all(data)?;
+    f.sync_all()
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keystore_file_is_private_and_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ks.json");
+        assert!(Keystore::create_if_missing(&path).unwrap());
+        assert!(!Keystore::create_if_missing(&path).unwrap());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        let ks = Keystore::load(&path).unwrap();
+        assert!(ks.get("default").is_some());
+        let again = Keystore::load(&path).unwrap();
+        assert_eq!(
+            ks.get("default").unwrap().derive_kek("r").fingerprint(),
+            again.get("default").unwrap().derive_kek("r").fingerprint()
+        );
+    }
+
+    #[test]
+    fn key_names_follow_the_rule() {
+        assert!(valid_key_name("prod-2026_a"));
+        assert!(!valid_key_name(""));
+        assert!(!valid_key_name("Upper"));
+        assert!(!valid_key_name("../x"));
+        assert!(!valid_key_name(&"a".repeat(65)));
+    }
+}

@@ -1,0 +1,33 @@
+//! # snapvault
+//!
+//! An HTTP service that speaks Elasticsearch's `_snapshot` API and keeps
+//! every snapshot client-side encrypted in object storage.
+//!
+//! Layers, with dependencies pointing one way:
+//! - [`api`]: axum handlers, Elasticsearch wire models and error bodies,
+//!   the OpenAPI document. Parse, validate, call one service method, render.
+//! - [`service`]: the operations (snapshot, restore, delete, clone, cleanup,
+//!   repository registration) and what runs concurrently.
+//! - [`repository`]: the on-storage format (generations, manifests, chunks);
+//!   [`state`]: the persisted deployment state; [`indices`]: the data store
+//!   that snapshots protect.
+//! - [`crypto`]: envelope encryption (HKDF-derived KEKs, AES-256-GCM-SIV).
+//! - [`storage`]: OpenDAL operators, layers, and atomic create-if-absent.
+//!
+//! Everything that must survive a restart is a persisted document updated
+//! by create-if-absent of its next generation; memory holds caches only.
+
+
+pub mod config;
+pub mod crypto;
+pub mod indices;
+pub mod repository;
+pub mod service;
+pub mod state;
+pub mod storage;
+
+pub use config::{Config, Overrides};
+pub use service::Node;
+
+/// The version reported by `GET /` (the Elasticsearch API level we follow).
+pub const ES_COMPAT_VERSION: &str = "8.15.0";

@@ -1,0 +1,331 @@
+//! The on-storage repository format: identity, keyring, wrapped data keys,
+//! generations, snapshot documents, shard manifests and chunks.
+//!
+//! [`Repository`] is an open repository bound to one master key. It seals
+//! everything it writes and verifies everything it reads; it knows nothing
+//! about HTTP or about how operations are scheduled (that is `service`).
+//! Generations advance only by create-if-absent of `index-<N+1>`, so two
+//! writers can never overwrite each other's commit.
+
+pub mod chunks;
+pub mod layout;
+pub mod model;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::crypto::{self, Compression, CryptoError, Dek, Header, Kek, KeyId, Keystore, MasterKey};
+use crate::storage::{StorageError, Store};
+use model::{Identity, KeyRef, Keyring, RepositoryData, FORMAT_VERSION};
+
+/// Failures of the repository format.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error("object [{path}] is corrupt: {reason}")]
+    Corrupt { path: String, reason: String },
+    #[error("the master key [{key}] does not open this repository: it holds no data keys wrapped by that key (keys it needs: {needed})")]
+    WrongKey { key: String, needed: String },
+    #[error("data key [{dek}] needed by [{path}] is not wrapped by any master key this node holds")]
+    MissingDataKey { dek: String, path: String },
+    #[error("repository is read-only")]
+    ReadOnly,
+    #[error("repository format version [{0}] is newer than this node understands ({FORMAT_VERSION})")]
+    UnsupportedFormat(u32),
+}
+
+pub type Result<T> = std::result::Result<T, RepoError>;
+
+/// An open, encrypted repository.
+pub struct Repository {
+    store: Store,
+    identity: Identity,
+    /// KEK that wraps new data keys.
+    active: Kek,
+    active_name: String,
+    /// KEKs this node can derive for reading, by fingerprint.
+    keks: HashMap<KeyId, Kek>,
+    deks: Mutex<HashMap<KeyId, Dek>>,
+    chunk_key: Dek,
+    compress: bool,
+    readonly: bool,
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repository").field("uuid", &self.identity.uuid).finish()
+    }
+}
+
+fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn corrupt(path: &str, reason: impl std::fmt::Display) -> RepoError {
+    RepoError::Corrupt { path: path.to_string(), reason: reason.to_string() }
+}
+
+/// Options fixed at registration.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    pub compress: bool,
+    pub readonly: bool,
+}
+
+impl Repository {
+    /// Opens the repository at `store`, creating it when empty (unless
+    /// read-only). `key` wraps new data keys; every key of `keystore` may be
+    /// used to read.
+    ///
+    /// Creation order: 1. the wrapped chunk-id key under a fresh uuid,
+    /// 2. the keyring, 3. `snapvault.json` if absent. A creator that loses the
+    /// race leaves only unreferenced objects, which cleanup removes.
+    pub async fn open(store: Store, key: &MasterKey, keystore: &Keystore, opts: OpenOptions) -> Result<Repository> {
+        let identity = match store.read_opt(layout::IDENTITY).await? {
+            Some(bytes) => parse_json::<Identity>(layout::IDENTITY, &bytes)?,
+            None if opts.readonly => return Err(RepoError::ReadOnly),
+            None => Self::create(&store, key).await?,
+        };
+        if identity.format_version > FORMAT_VERSION {
+            return Err(RepoError::UnsupportedFormat(identity.format_version));
+        }
+        let keyring = match store.read_opt(layout::KEYRING).await? {
+            Some(bytes) => parse_json::<Keyring>(layout::KEYRING, &bytes)?,
+            None => return Err(corrupt(layout::KEYRING, "missing")),
+        };
+        let active = key.derive_kek(&identity.uuid);
+        let mut keks = HashMap::new();
+        for name in keystore.names() {
+            let kek = keystore.get(&name).expect("listed").derive_kek(&identity.uuid);
+            keks.insert(kek.fingerprint(), kek);
+        }
+        keks.insert(active.fingerprint(), active.clone());
+        let needed: Vec<String> = keyring.needed.iter().map(|k| k.name.clone()).collect();
+        if !keyring.needed.iter().any(|k| k.fingerprint == active.fingerprint().to_hex()) {
+            return Err(RepoError::WrongKey { key: key.name().to_string(), needed: needed.join(", ") });
+        }
+        let chunk_key_id = KeyId::from_hex(&identity.chunk_key_id)
+            .ok_or_else(|| corrupt(layout::IDENTITY, "bad chunk_key_id"))?;
+        let mut repo = Repository {
+            store,
+            identity,
+            active,
+            active_name: key.name().to_string(),
+            keks,
+            deks: Mutex::new(HashMap::new()),
+            chunk_key: Dek::generate(),
+            compress: opts.compress,
+            readonly: opts.readonly,
+        };
+        repo.chunk_key = repo.dek(chunk_key_id, layout::IDENTITY).await?;
+        Ok(repo)
+    }
+
+    async fn create(store: &Store, key: &MasterKey) -> Result<Identity> {
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let kek = key.derive_kek(&uuid);
+        let chunk_key = Dek::generate();
+        let path = layout::wrapped_key(kek.fingerprint(), chunk_key.id());
+        store.write_if_absent(&path, Bytes::from(crypto::wrap(&kek, &chunk_key, &uuid, &path))).await?;
+        let key_ref = KeyRef { name: key.name().to_string(), fingerprint: kek.fingerprint().to_hex() };
+        let keyring = Keyring { active: key_ref.clone(), needed: vec![key_ref] };
+        let identity = Identity {
+            format_version: FORMAT_VERSION,
+            uuid,
+            created_millis: now_millis(),
+            chunk_key_id: chunk_key.id().to_hex(),
+        };
+        match store.write_if_absent(layout::IDENTITY, to_json(&identity)).await {
+            Ok(()) => {
+                store.write(layout::KEYRING, to_json(&keyring)).await?;
+                Ok(identity)
+            }
+            Err(StorageError::AlreadyExists(_)) => {
+                let bytes = store.read(layout::IDENTITY).await?;
+                parse_json(layout::IDENTITY, &bytes)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn uuid(&self) -> &str {
+        &self.identity.uuid
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn readonly(&self) -> bool {
+        self.readonly
+    }
+
+    pub fn active_key_name(&self) -> &str {
+        &self.active_name
+    }
+
+    pub fn chunk_key(&self) -> &Dek {
+        &self.chunk_key
+    }
+
+    pub fn compress(&self) -> bool {
+        self.compress
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.readonly {
+            Err(RepoError::ReadOnly)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Creates a data key for one unit of writing work and stores it wrapped
+    /// under the active KEK before anything is sealed with it.
+    pub async fn new_dek(&self) -> Result<Dek> {
+        self.check_writable()?;
+        let dek = Dek::generate();
+        let path = layout::wrapped_key(self.active.fingerprint(), dek.id());
+        let wrapped = crypto::wrap(&self.active, &dek, self.uuid(), &path);
+        self.store.write_if_absent(&path, Bytes::from(wrapped)).await?;
+        self.deks.lock().expect("dek cache").insert(dek.id(), dek.clone());
+        Ok(dek)
+    }
+
+    /// Finds a data key by id: from the cache, else from its wrapped copy
+    /// under any KEK this node holds (looked up by path, never by trial).
+    pub async fn dek(&self, id: KeyId, needed_by: &str) -> Result<Dek> {
+        if let Some(d) = self.deks.lock().expect("dek cache").get(&id) {
+            return Ok(d.clone());
+        }
+        for (fp, kek) in &self.keks {
+            let path = layout::wrapped_key(*fp, id);
+            if let Some(bytes) = self.store.read_opt(&path).await? {
+                let dek = crypto::unwrap(kek, self.uuid(), &path, &bytes)?;
+                self.deks.lock().expect("dek cache").insert(id, dek.clone());
+                return Ok(dek);
+            }
+        }
+        Err(RepoError::MissingDataKey { dek: id.to_hex(), path: needed_by.to_string() })
+    }
+
+    /// Seals bytes for `path`, compressing first when the repository does.
+    pub fn seal(&self, dek: &Dek, path: &str, plain: &[u8]) -> Vec<u8> {
+        seal_bytes(dek, self.compress, self.uuid(), path, plain)
+    }
+
+    /// Opens a sealed object read from `path`; returns the header too.
+    pub async fn open_object(&self, path: &str, object: &[u8]) -> Result<(Header, Vec<u8>)> {
+        let header = Header::parse(path, object)?;
+        let dek = self.dek(header.key_id, path).await?;
+        let (header, plain) = crypto::open(&dek, self.uuid(), path, object)?;
+        let plain = match header.compression {
+            Compression::None => plain,
+            Compression::Zstd => zstd::stream::decode_all(plain.as_slice()).map_err(|e| corrupt(path, e))?,
+        };
+        Ok((header, plain))
+    }
+
+    /// Writes a sealed JSON document (overwriting: for objects named by a
+    /// fresh uuid that only one writer ever creates).
+    pub async fn write_doc<T: Serialize>(&self, dek: &Dek, path: &str, doc: &T) -> Result<()> {
+        self.check_writable()?;
+        let json = serde_json::to_vec(doc).expect("documents serialise");
+        self.store.write(path, Bytes::from(self.seal(dek, path, &json))).await?;
+        Ok(())
+    }
+
+    /// Reads a sealed JSON document, returning it with its data key id.
+    pub async fn read_doc<T: DeserializeOwned>(&self, path: &str) -> Result<(T, KeyId)> {
+        let bytes = self.store.read(path).await?;
+        let (header, plain) = self.open_object(path, &bytes).await?;
+        Ok((parse_json(path, &plain)?, header.key_id))
+    }
+
+    /// The latest generation: the `index.latest` hint, then probing forward
+    /// until a generation is missing (the hint may lag a crashed writer).
+    pub async fn latest_generation(&self) -> Result<u64> {
+        let mut n = match self.store.read_opt(layout::INDEX_LATEST).await? {
+            Some(b) => std::str::from_utf8(&b).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0),
+            None => 0,
+        };
+        while self.store.exists(&layout::generation(n + 1)).await? {
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Reads the latest repository data (empty at generation 0), with the
+    /// id of the data key that sealed it.
+    pub async fn latest(&self) -> Result<(RepositoryData, Option<KeyId>)> {
+        let n = self.latest_generation().await?;
+        if n == 0 {
+            return Ok((RepositoryData::default(), None));
+        }
+        let (data, key): (RepositoryData, KeyId) = self.read_doc(&layout::generation(n)).await?;
+        if data.generation != n {
+            return Err(corrupt(&layout::generation(n), "generation number does not match its name"));
+        }
+        Ok((data, Some(key)))
+    }
+
+    /// Applies `change` to the latest repository data and commits the result
+    /// as the next generation with create-if-absent; when another writer
+    /// committed first, re-reads and re-applies. `change` may refuse by
+    /// returning an error, which is passed through untouched.
+    pub async fn update<T, E>(
+        &self,
+        dek: &Dek,
+        mut change: impl FnMut(&mut RepositoryData) -> std::result::Result<T, E>,
+    ) -> std::result::Result<(T, RepositoryData), E>
+    where
+        E: From<RepoError>,
+    {
+        self.check_writable()?;
+        loop {
+            let (mut data, _) = self.latest().await?;
+            let out = change(&mut data)?;
+            data.generation += 1;
+            let path = layout::generation(data.generation);
+            let json = serde_json::to_vec(&data).expect("documents serialise");
+            let sealed = Bytes::from(self.seal(dek, &path, &json));
+            match self.store.write_if_absent(&path, sealed).await {
+                Ok(()) => {
+                    let hint = Bytes::from(data.generation.to_string());
+                    self.store.write(layout::INDEX_LATEST, hint).await.map_err(RepoError::from)?;
+                    return Ok((out, data));
+                }
+                Err(StorageError::AlreadyExists(_)) => {
+                    tracing::debug!(generation = data.generation, "lost a commit race; retrying");
+                    continue;
+                }
+                Err(e) => return Err(RepoError::from(e).into()),
+            }
+        }
+    }
+}
+
+/// Compresses (when asked) then seals: the one way bytes enter the format.
+pub(crate) fn seal_bytes(dek: &Dek, compress: bool, uuid: &str, path: &str, plain: &[u8]) -> Vec<u8> {
+    if compress {
+        let packed = zstd::bulk::compress(plain, 3).expect("zstd compression of memory");
+        crypto::seal(dek, Compression::Zstd, uuid, path, &packed)
+    } else {
+        crypto::seal(dek, Compression::None, uuid, path, plain)
+    }
+}
+
+fn to_json<T: Serialize>(doc: &T) -> Bytes {
+    Bytes::from(serde_json::to_vec_pretty(doc).expect("documents serialise"))
+}
+
+fn parse_json<T: DeserializeOwned>(path: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| corrupt(path, e))
+}

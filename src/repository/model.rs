@@ -1,0 +1,162 @@
+//! The documents of the repository format. Each is JSON, sealed with the
+//! envelope of `crate::crypto` before it reaches storage (all but the
+//! plaintext identity and keyring).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub const FORMAT_VERSION: u32 = 1;
+
+/// `snapvault.json`: written once, if absent, when a repository is created.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    pub format_version: u32,
+    pub uuid: String,
+    pub created_millis: i64,
+    /// DEK id of the repository-wide chunk-id key (stored wrapped like a DEK).
+    pub chunk_key_id: String,
+}
+
+/// `keys/keyring.json`: which master key wraps new data keys, and which are
+/// still needed for reading. Holds names and fingerprints, never secrets.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Keyring {
+    pub active: KeyRef,
+    pub needed: Vec<KeyRef>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KeyRef {
+    /// The operator's name for the master key.
+    pub name: String,
+    /// Fingerprint of the KEK it derives in this repository.
+    pub fingerprint: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SnapshotState {
+    InProgress,
+    Success,
+    Partial,
+    Failed,
+}
+
+impl SnapshotState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnapshotState::InProgress => "IN_PROGRESS",
+            SnapshotState::Success => "SUCCESS",
+            SnapshotState::Partial => "PARTIAL",
+            SnapshotState::Failed => "FAILED",
+        }
+    }
+}
+
+/// An index as it is stored in a snapshot.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct IndexRef {
+    /// The index uuid at snapshot time; names the repository folder.
+    pub uuid: String,
+    pub shards: u32,
+}
+
+/// One snapshot in the repository generation: enough to list and resolve.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SnapshotEntry {
+    pub name: String,
+    pub uuid: String,
+    pub state: SnapshotState,
+    pub start_time_millis: i64,
+    pub end_time_millis: i64,
+    pub indices: BTreeMap<String, IndexRef>,
+}
+
+/// `index-<N>`: the repository generation, the root of everything reachable.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RepositoryData {
+    pub generation: u64,
+    pub snapshots: Vec<SnapshotEntry>,
+}
+
+impl RepositoryData {
+    pub fn find(&self, name: &str) -> Option<&SnapshotEntry> {
+        self.snapshots.iter().find(|s| s.name == name)
+    }
+}
+
+/// Per-shard statistics, as the status API reports them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ShardStats {
+    pub index: String,
+    pub shard: u32,
+    pub incremental_file_count: u64,
+    pub incremental_size_in_bytes: u64,
+    pub total_file_count: u64,
+    pub total_size_in_bytes: u64,
+    pub start_time_millis: i64,
+    pub time_in_millis: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ShardFailure {
+    pub index: String,
+    pub index_uuid: String,
+    pub shard_id: u32,
+    pub reason: String,
+}
+
+/// `snapshots/<uuid>`: everything known about one snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SnapshotDetails {
+    pub name: String,
+    pub uuid: String,
+    pub state: SnapshotState,
+    pub indices: BTreeMap<String, IndexRef>,
+    pub include_global_state: bool,
+    #[serde(default)]
+    pub metadata: Option<serde_json::Value>,
+    pub start_time_millis: i64,
+    pub end_time_millis: i64,
+    pub shards: Vec<ShardStats>,
+    pub failures: Vec<ShardFailure>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Master key names that protected the snapshot's data keys when written.
+    #[serde(default)]
+    pub key_names: Vec<String>,
+}
+
+/// `indices/<uuid>/meta-<snapshot>`: the index definition at snapshot time.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IndexMeta {
+    pub name: String,
+    pub uuid: String,
+    pub number_of_shards: u32,
+    pub settings: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A reference to one stored chunk and the data key that sealed it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct ChunkRef {
+    pub id: String,
+    pub dek: String,
+    pub len: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FileEntry {
+    pub name: String,
+    pub size: u64,
+    pub chunks: Vec<ChunkRef>,
+}
+
+/// `indices/<uuid>/<shard>/manifest-<snapshot>`: the files of one shard.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ShardManifest {
+    pub files: Vec<FileEntry>,
+}

@@ -1,0 +1,110 @@
+//! Cloning a snapshot: a new snapshot that shares the source's chunks. Only
+//! the small documents (index metadata, shard manifests) are re-sealed
+//! under the clone's own paths; no data is copied.
+
+use super::{names, now_millis, Node, Result, ServiceError};
+use crate::repository::layout;
+use crate::repository::model::{IndexMeta, ShardManifest, ShardStats, SnapshotDetails, SnapshotState};
+
+impl Node {
+    pub async fn clone_snapshot(&self, repository: &str, source: &str, target: &str, indices: &str) -> Result<()> {
+        let open = self.repo(repository).await?;
+        let invalid = |reason: &str| ServiceError::InvalidSnapshotName {
+            repository: repository.into(),
+            snapshot: target.into(),
+            reason: reason.into(),
+        };
+        names::validate_snapshot_name(target).map_err(|r| invalid(&r))?;
+        if open.repo.readonly() {
+            return Err(ServiceError::Repository { repository: repository.into(), reason: "cannot clone a snapshot in a readonly repository".into() });
+        }
+        let (data, _) = open.repo.latest().await.map_err(|e| ServiceError::repo(repository, e))?;
+        let src = data
+            .find(source)
+            .cloned()
+            .ok_or_else(|| ServiceError::SnapshotMissing { repository: repository.into(), snapshot: source.into() })?;
+        if data.find(target).is_some() {
+            return Err(invalid("snapshot with the same name already exists"));
+        }
+        if src.state != SnapshotState::Success && src.state != SnapshotState::Partial {
+            return Err(ServiceError::Snapshot { repository: repository.into(), snapshot: source.into(), reason: format!("cannot clone from snapshot in state [{}]", src.state.as_str()) });
+        }
+        let available: Vec<String> = src.indices.keys().cloned().collect();
+        let resolved = crate::indices::names::resolve(indices, &available);
+        if let Some(missing) = resolved.missing.first() {
+            return Err(ServiceError::IndexNotFound { index: missing.clone() });
+        }
+        if resolved.names.is_empty() {
+            return Err(ServiceError::IllegalArgument(format!("No indices in the source snapshot [{source}] matched requested pattern [{indices}]")));
+        }
+        {
+            let mut ops = open.ops();
+            if ops.in_progress_name(target) {
+                return Err(invalid("snapshot with the same name is already in-progress"));
+            }
+            if ops.deleting.contains(source) || ops.cleanup {
+                return Err(ServiceError::ConcurrentSnapshotExecution {
+                    repository: repository.into(),
+                    snapshot: source.into(),
+                    reason: "cannot clone from a snapshot that is being deleted, or during a cleanup".into(),
+                });
+            }
+            ops.clones.insert(target.into());
+            *ops.clone_sources.entry(source.into()).or_default() += 1;
+        }
+        let result = self.run_clone(&open, &src.uuid, target, &resolved.names).await;
+        let mut ops = open.ops();
+        ops.clones.remove(target);
+        if let Some(n) = ops.clone_sources.get_mut(source) {
+            *n -= 1;
+            if *n == 0 {
+                ops.clone_sources.remove(source);
+            }
+        }
+        result
+    }
+
+    async fn run_clone(&self, open: &super::repositories::OpenRepository, source_uuid: &str, target: &str, indices: &[String]) -> Result<()> {
+        let repo = &open.repo;
+        let e = |err| ServiceError::repo(&open.name, err);
+        let dek = repo.new_dek().await.map_err(e)?;
+        let (src, _) = repo.read_doc::<SnapshotDetails>(&layout::snapshot(source_uuid)).await.map_err(e)?;
+        let uuid = crate::indices::new_doc_id() + "AA";
+        let start = now_millis();
+        let mut details = SnapshotDetails {
+            name: target.into(),
+            uuid: uuid.clone(),
+            state: src.state,
+            indices: Default::default(),
+            include_global_state: false,
+            metadata: src.metadata.clone(),
+            start_time_millis: start,
+            end_time_millis: start,
+            shards: Vec::new(),
+            failures: src.failures.iter().filter(|f| indices.contains(&f.index)).cloned().collect(),
+            reason: None,
+            key_names: vec![repo.active_key_name().to_string()],
+        };
+        for name in indices {
+            let index = src.indices[name].clone();
+            let (meta, _) = repo.read_doc::<IndexMeta>(&layout::index_meta(&index.uuid, source_uuid)).await.map_err(e)?;
+            repo.write_doc(&dek, &layout::index_meta(&index.uuid, &uuid), &meta).await.map_err(e)?;
+            for shard in 0..index.shards {
+                let (m, _) = repo.read_doc::<ShardManifest>(&layout::shard_manifest(&index.uuid, shard, source_uuid)).await.map_err(e)?;
+                repo.write_doc(&dek, &layout::shard_manifest(&index.uuid, shard, &uuid), &m).await.map_err(e)?;
+                let total: u64 = m.files.iter().map(|f| f.size).sum();
+                details.shards.push(ShardStats {
+                    index: name.clone(),
+                    shard,
+                    total_file_count: m.files.len() as u64,
+                    total_size_in_bytes: total,
+                    start_time_millis: start,
+                    ..Default::default()
+                });
+            }
+            details.indices.insert(name.clone(), index);
+        }
+        details.end_time_millis = now_millis();
+        self.commit_snapshot(repo, &dek, &details).await.map_err(e)
+    }
+}

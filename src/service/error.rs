@@ -1,0 +1,75 @@
+//! Service errors, named after Elasticsearch concepts. `api::error` maps
+//! each to its `*_exception` type and status in one table.
+
+use crate::indices::IndexError;
+use crate::repository::RepoError;
+use crate::state::StateError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("[{repository}] missing")]
+    RepositoryMissing { repository: String },
+    #[error("[{repository}] {reason}")]
+    Repository { repository: String, reason: String },
+    #[error("[{repository}] {reason}")]
+    RepositoryVerification { repository: String, reason: String },
+    #[error("[{repository}:{snapshot}] is missing")]
+    SnapshotMissing { repository: String, snapshot: String },
+    #[error("[{repository}:{snapshot}] Invalid snapshot name [{snapshot}], {reason}")]
+    InvalidSnapshotName { repository: String, snapshot: String, reason: String },
+    #[error("[{repository}:{snapshot}] {reason}")]
+    ConcurrentSnapshotExecution { repository: String, snapshot: String, reason: String },
+    #[error("[{repository}:{snapshot}] {reason}")]
+    SnapshotRestore { repository: String, snapshot: String, reason: String },
+    #[error("[{repository}:{snapshot}] {reason}")]
+    Snapshot { repository: String, snapshot: String, reason: String },
+    #[error("no such index [{index}]")]
+    IndexNotFound { index: String },
+    #[error("index [{index}] already exists")]
+    ResourceAlreadyExists { index: String },
+    #[error("Invalid index name [{index}], {reason}")]
+    InvalidIndexName { index: String, reason: String },
+    #[error("closed")]
+    IndexClosed { index: String },
+    #[error("{0}")]
+    VersionConflict(String),
+    #[error("{0}")]
+    IllegalArgument(String),
+    #[error("Validation Failed: {}", .0.iter().enumerate().map(|(i, r)| format!("{}: {r};", i + 1)).collect::<Vec<_>>().join(" "))]
+    Validation(Vec<String>),
+    #[error("{0} is not implemented by snapvault")]
+    NotImplemented(String),
+    /// An unexpected failure; the detail is logged, not returned.
+    #[error("{0}")]
+    Internal(String),
+}
+
+pub type Result<T> = std::result::Result<T, ServiceError>;
+
+impl ServiceError {
+    /// Wraps a repository-format error for a named repository. Messages of
+    /// the lower layers name objects, never keys, so they may be shown.
+    pub fn repo(repository: &str, e: RepoError) -> ServiceError {
+        ServiceError::Repository { repository: repository.to_string(), reason: e.to_string() }
+    }
+}
+
+impl From<IndexError> for ServiceError {
+    fn from(e: IndexError) -> Self {
+        match e {
+            IndexError::NotFound(index) => ServiceError::IndexNotFound { index },
+            IndexError::AlreadyExists(index) => ServiceError::ResourceAlreadyExists { index },
+            IndexError::InvalidName { name, reason } => ServiceError::InvalidIndexName { index: name, reason },
+            IndexError::Closed(index) => ServiceError::IndexClosed { index },
+            e @ IndexError::VersionConflict { .. } => ServiceError::VersionConflict(e.to_string()),
+            IndexError::Invalid(m) => ServiceError::IllegalArgument(m),
+            e @ (IndexError::Storage(_) | IndexError::Corrupt(_)) => ServiceError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<StateError> for ServiceError {
+    fn from(e: StateError) -> Self {
+        ServiceError::Internal(e.to_string())
+    }
+}

@@ -1,0 +1,117 @@
+//! Operations without HTTP: registering repositories, snapshot, restore,
+//! delete, clone and cleanup, each in its own module as `impl Node` blocks.
+//!
+//! [`Node`] holds the node's dependencies (configuration, keystore, state
+//! store, data store) and the repositories it has open. Long operations run
+//! as background tasks tracked per repository in [`ops::Ops`], which is also
+//! where conflicting operations are refused, as Elasticsearch does.
+
+pub mod cleanup;
+pub mod clone;
+pub mod delete;
+pub mod error;
+pub mod names;
+pub mod ops;
+pub mod repositories;
+pub mod restore;
+pub mod snapshots;
+pub mod status;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+pub use error::{Result, ServiceError};
+
+use crate::config::Config;
+use crate::crypto::Keystore;
+use crate::indices::Indices;
+use crate::state::StateStore;
+use crate::storage::{Backend, Limits, Store};
+use repositories::OpenRepository;
+
+/// Everything one snapvault process serves.
+pub struct Node {
+    pub config: Config,
+    pub node_id: String,
+    pub cluster_uuid: String,
+    keystore: RwLock<Keystore>,
+    pub state: StateStore,
+    pub indices: Indices,
+    repos: tokio::sync::Mutex<HashMap<String, Arc<OpenRepository>>>,
+    pub tasks: ops::TaskTracker,
+}
+
+impl Node {
+    /// Opens the data directory: keystore (created on first start), state
+    /// store, indices. Returns the node and whether a keystore was created.
+    pub async fn start(config: Config) -> std::result::Result<(Arc<Node>, bool), String> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| format!("cannot create data directory {}: {e}", config.data_dir.display()))?;
+        let created = Keystore::create_if_missing(&config.keystore).map_err(|e| e.to_string())?;
+        let keystore = Keystore::load(&config.keystore).map_err(|e| e.to_string())?;
+        let limits = storage_limits(&config);
+        let open = |sub: &str| Store::open(Backend::Fs(config.data_dir.join(sub)), &limits).map_err(|e| e.to_string());
+        let state = StateStore::open(open("state")?).await.map_err(|e| e.to_string())?;
+        let indices = Indices::load(open("data")?).await.map_err(|e| e.to_string())?;
+        let node_id = read_or_create_id(config.data_dir.join("node.id"))?;
+        let cluster_uuid = read_or_create_id(config.data_dir.join("cluster.id"))?;
+        let node = Arc::new(Node {
+            config,
+            node_id,
+            cluster_uuid,
+            keystore: RwLock::new(keystore),
+            state,
+            indices,
+            repos: tokio::sync::Mutex::new(HashMap::new()),
+            tasks: ops::TaskTracker::default(),
+        });
+        node.recover_interrupted().await;
+        Ok((node, created))
+    }
+
+    pub fn keystore(&self) -> Keystore {
+        self.keystore.read().expect("keystore lock").clone()
+    }
+
+    /// Re-reads the keystore file and environment (`_nodes/reload_secure_settings`).
+    /// Open repositories are reopened on next use so they see the new keys.
+    pub async fn reload_keystore(&self) -> Result<usize> {
+        let ks = Keystore::load(&self.config.keystore).map_err(|e| ServiceError::IllegalArgument(e.to_string()))?;
+        let n = ks.names().len();
+        *self.keystore.write().expect("keystore lock") = ks;
+        self.repos.lock().await.clear();
+        Ok(n)
+    }
+
+    /// Waits for background operations to finish, up to `timeout`.
+    pub async fn shutdown(&self, timeout: std::time::Duration) {
+        if tokio::time::timeout(timeout, self.tasks.wait_idle()).await.is_err() {
+            tracing::warn!("shutdown timed out with operations still running; they are recorded and will be failed cleanly on the next start");
+        }
+    }
+}
+
+pub fn storage_limits(config: &Config) -> Limits {
+    Limits {
+        retries: config.storage_retries,
+        timeout: std::time::Duration::from_secs(config.storage_timeout_secs),
+        concurrency: config.storage_concurrency,
+    }
+}
+
+fn read_or_create_id(path: PathBuf) -> std::result::Result<String, String> {
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        if !id.trim().is_empty() {
+            return Ok(id.trim().to_string());
+        }
+    }
+    let id = crate::indices::new_doc_id()[..20].to_string() + "AA";
+    std::fs::write(&path, &id).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(id)
+}
+
+/// Milliseconds since the epoch, the unit of every persisted time.
+pub fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

@@ -1,0 +1,206 @@
+//! Restoring indices from a snapshot.
+//!
+//! 1. Resolve the snapshot and indices, apply the rename, and refuse to
+//! overwrite an open index. 2. Per index, write every segment into a fresh
+//! staging uuid: each chunk is verified by its authenticated encryption and
+//! its keyed hash before it is written. 3. Publish each index (its metadata
+//! is written last). Any failure removes every staged file, so no
+//! half-restored index is ever visible.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures::{StreamExt, TryStreamExt};
+
+
+use super::repositories::OpenRepository;
+use super::snapshots::Throttle;
+use super::{Node, Result, ServiceError};
+use crate::indices::{IndexMetadata, IndexState, Indices};
+use crate::repository::layout;
+use crate::repository::model::{IndexMeta, ShardManifest, SnapshotState};
+use crate::repository::RepoError;
+
+#[derive(Debug, Clone, Default)]
+pub struct RestoreSnapshot {
+    pub repository: String,
+    pub snapshot: String,
+    pub indices: Option<String>,
+    pub ignore_unavailable: bool,
+    pub rename_pattern: Option<String>,
+    pub rename_replacement: Option<String>,
+    pub partial: bool,
+    pub index_settings: serde_json::Map<String, serde_json::Value>,
+    pub ignore_index_settings: Vec<String>,
+    pub wait_for_completion: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct RestoreOutcome {
+    pub snapshot: String,
+    pub indices: Vec<String>,
+    pub shards_total: u32,
+}
+
+/// One index to restore: (name in snapshot, target name, uuid in repository, shards).
+type Plan = Vec<(String, String, String, u32)>;
+
+/// Java-style `$1` replacement to the regex crate's `${1}`.
+fn java_replacement(r: &str) -> String {
+    let re = regex::Regex::new(r"\$(\d+)").expect("literal regex");
+    re.replace_all(r, "$${$1}").into_owned()
+}
+
+const FIXED_SETTINGS: &[&str] = &["index.number_of_shards", "number_of_shards", "index.uuid", "index.creation_date", "index.version.created"];
+
+impl Node {
+    pub async fn restore_snapshot(self: &Arc<Self>, req: RestoreSnapshot) -> Result<Option<RestoreOutcome>> {
+        let open = self.repo(&req.repository).await?;
+        let fail = |reason: String| ServiceError::SnapshotRestore { repository: req.repository.clone(), snapshot: req.snapshot.clone(), reason };
+        let (data, _) = open.repo.latest().await.map_err(|e| ServiceError::repo(&req.repository, e))?;
+        let entry = data
+            .find(&req.snapshot)
+            .cloned()
+            .ok_or_else(|| ServiceError::SnapshotMissing { repository: req.repository.clone(), snapshot: req.snapshot.clone() })?;
+        match entry.state {
+            SnapshotState::Success => {}
+            SnapshotState::Partial if req.partial => {}
+            SnapshotState::Partial => return Err(fail("the snapshot is PARTIAL: some shards were not snapshotted; set [partial] to true to restore what it holds".into())),
+            s => return Err(fail(format!("unsupported snapshot state [{}]", s.as_str()))),
+        }
+        for key in req.index_settings.keys().chain(req.ignore_index_settings.iter()) {
+            if FIXED_SETTINGS.contains(&key.as_str()) {
+                return Err(fail(format!("cannot modify setting [{key}] on restore")));
+            }
+        }
+        let available: Vec<String> = entry.indices.keys().cloned().collect();
+        let resolved = crate::indices::names::resolve(req.indices.as_deref().unwrap_or("_all"), &available);
+        if let (Some(missing), false) = (resolved.missing.first(), req.ignore_unavailable) {
+            return Err(ServiceError::IndexNotFound { index: missing.clone() });
+        }
+        let rename = match (&req.rename_pattern, &req.rename_replacement) {
+            (Some(p), r) => Some((
+                regex::Regex::new(p).map_err(|e| ServiceError::IllegalArgument(format!("invalid rename_pattern [{p}]: {e}")))?,
+                java_replacement(r.as_deref().unwrap_or("")),
+            )),
+            (None, Some(_)) => return Err(ServiceError::IllegalArgument("rename_replacement requires rename_pattern".into())),
+            (None, None) => None,
+        };
+        let mut plan: Plan = Vec::new();
+        for name in &resolved.names {
+            let target = match &rename {
+                Some((re, rep)) => re.replace_all(name, rep.as_str()).into_owned(),
+                None => name.clone(),
+            };
+            crate::indices::names::validate_index_name(&target)
+                .map_err(|reason| ServiceError::InvalidIndexName { index: target.clone(), reason })?;
+            if let Some((other, ..)) = plan.iter().find(|(_, t, ..)| t == &target) {
+                return Err(fail(format!("indices [{other}] and [{name}] are renamed into the same index [{target}]")));
+            }
+            if let Ok(meta) = self.indices.metadata(&target).await {
+                if meta.state == IndexState::Open {
+                    return Err(fail(format!(
+                        "cannot restore index [{target}] because an open index with same name already exists in the cluster. Either close or delete the existing index or restore the index under a different name by providing a rename pattern and replacement name"
+                    )));
+                }
+            }
+            let r = &entry.indices[name];
+            plan.push((name.clone(), target, r.uuid.clone(), r.shards));
+        }
+        {
+            let mut ops = open.ops();
+            if ops.deleting.contains(&req.snapshot) {
+                return Err(ServiceError::ConcurrentSnapshotExecution { repository: req.repository.clone(), snapshot: req.snapshot.clone(), reason: "cannot restore a snapshot while it is being deleted".into() });
+            }
+            *ops.restoring.entry(req.snapshot.clone()).or_default() += 1;
+        }
+        let outcome = RestoreOutcome {
+            snapshot: req.snapshot.clone(),
+            indices: plan.iter().map(|p| p.1.clone()).collect(),
+            shards_total: plan.iter().map(|p| p.3).sum(),
+        };
+        let req_wait = req.wait_for_completion;
+        let node = self.clone();
+        let task = async move {
+            let result = node.run_restore(&open, &entry.uuid, &plan, &req).await;
+            let mut ops = open.ops();
+            if let Some(n) = ops.restoring.get_mut(&req.snapshot) {
+                *n -= 1;
+                if *n == 0 {
+                    ops.restoring.remove(&req.snapshot);
+                }
+            }
+            result.map_err(|e| ServiceError::SnapshotRestore { repository: req.repository.clone(), snapshot: req.snapshot.clone(), reason: e.to_string() })
+        };
+        if req_wait {
+            task.await?;
+            return Ok(Some(outcome));
+        }
+        self.tasks.spawn(async move {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "restore failed");
+            }
+        });
+        Ok(None)
+    }
+
+    async fn run_restore(&self, open: &OpenRepository, snapshot_uuid: &str, plan: &Plan, req: &RestoreSnapshot) -> std::result::Result<(), RepoError> {
+        let throttle = Throttle::new(open.settings.max_restore_bytes_per_sec);
+        let mut staged: Vec<IndexMetadata> = Vec::new();
+        let result: std::result::Result<(), RepoError> = async {
+            for (_, target, index_uuid, shards) in plan {
+                let stage = self.indices.staging_uuid();
+                let (meta, _) = open.repo.read_doc::<IndexMeta>(&layout::index_meta(index_uuid, snapshot_uuid)).await?;
+                let mut settings = meta.settings.clone();
+                for key in &req.ignore_index_settings {
+                    settings.remove(key);
+                }
+                settings.extend(req.index_settings.clone());
+                staged.push(Indices::new_metadata(target, &stage, *shards, settings));
+                for shard in 0..*shards {
+                    let (m, _) = open.repo.read_doc::<ShardManifest>(&layout::shard_manifest(index_uuid, shard, snapshot_uuid)).await?;
+                    for file in m.files {
+                        let fetches: Vec<_> = file.chunks.iter().map(|c| fetch_chunk(&open.repo, c, &throttle)).collect();
+                        let parts: Vec<Vec<u8>> = futures::stream::iter(fetches)
+                            .buffered(self.config.snapshot_upload_concurrency.max(1))
+                            .try_collect()
+                            .await?;
+                        let mut buf = BytesMut::with_capacity(file.size as usize);
+                        for p in parts {
+                            buf.extend_from_slice(&p);
+                        }
+                        if buf.len() as u64 != file.size {
+                            return Err(RepoError::Corrupt { path: file.name.clone(), reason: "restored size differs from the snapshot".into() });
+                        }
+                        self.indices
+                            .write_staged_segment(&stage, shard, &file.name, Bytes::from(buf))
+                            .await
+                            .map_err(|e| RepoError::Corrupt { path: file.name.clone(), reason: e.to_string() })?;
+                    }
+                }
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            for m in &staged {
+                self.indices.discard_staged(&m.uuid).await;
+            }
+            return Err(e);
+        }
+        for m in staged {
+            let uuid = m.uuid.clone();
+            if let Err(e) = self.indices.publish(m).await {
+                self.indices.discard_staged(&uuid).await;
+                return Err(RepoError::Corrupt { path: uuid, reason: e.to_string() });
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn fetch_chunk(repo: &crate::repository::Repository, c: &crate::repository::model::ChunkRef, throttle: &Throttle) -> std::result::Result<Vec<u8>, RepoError> {
+    let plain = repo.get_chunk(c).await?;
+    throttle.consume(plain.len() as u64).await;
+    Ok(plain)
+}

@@ -1,0 +1,397 @@
+//! Creating snapshots, and listing them.
+//!
+//! Creation: 1. validate and reserve the name, 2. record the snapshot as
+//! in flight in the state store, 3. in the background, per shard, store every
+//! segment file the repository does not already hold (content-defined
+//! chunks, keyed-hash ids, compressed, sealed, uploaded with bounded
+//! concurrency and the repository's rate limit), 4. write the shard
+//! manifests, index metadata and snapshot document, 5. commit the new
+//! generation with create-if-absent, 6. clear the in-flight record.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+
+use super::ops::{RunningSnapshot, ShardProgress};
+use super::repositories::OpenRepository;
+use super::{names, now_millis, Node, Result, ServiceError};
+use crate::crypto::Dek;
+use crate::repository::model::{
+    ChunkRef, FileEntry, IndexMeta, IndexRef, RepositoryData, ShardFailure, ShardManifest, ShardStats,
+    SnapshotDetails, SnapshotEntry, SnapshotState,
+};
+use crate::repository::{chunks, layout, RepoError, Repository};
+use crate::state::{InFlight, StateError};
+
+#[derive(Debug, Clone)]
+pub struct CreateSnapshot {
+    pub repository: String,
+    pub snapshot: String,
+    pub indices: Option<String>,
+    pub ignore_unavailable: bool,
+    pub include_global_state: bool,
+    pub partial: bool,
+    pub metadata: Option<serde_json::Value>,
+    pub wait_for_completion: bool,
+}
+
+pub enum Created {
+    Accepted,
+    Done(SnapshotDetails),
+}
+
+/// Paces uploads or downloads to a byte rate.
+pub struct Throttle {
+    rate: Option<u64>,
+    start: Instant,
+    bytes: std::sync::atomic::AtomicU64,
+}
+
+impl Throttle {
+    pub fn new(rate: Option<u64>) -> Throttle {
+        Throttle { rate, start: Instant::now(), bytes: Default::default() }
+    }
+
+    pub async fn consume(&self, n: u64) {
+        let Some(rate) = self.rate else { return };
+        let total = self.bytes.fetch_add(n, std::sync::atomic::Ordering::SeqCst) + n;
+        let due = Duration::from_secs_f64(total as f64 / rate as f64);
+        let elapsed = self.start.elapsed();
+        if due > elapsed {
+            tokio::time::sleep(due - elapsed).await;
+        }
+    }
+}
+
+impl Node {
+    pub async fn create_snapshot(self: &Arc<Self>, req: CreateSnapshot) -> Result<Created> {
+        let open = self.repo(&req.repository).await?;
+        let repository = req.repository.clone();
+        let raw = req.snapshot.clone();
+        let name = names::resolve_date_math(&raw, chrono::Utc::now()).map_err(|reason| {
+            ServiceError::InvalidSnapshotName { repository: repository.clone(), snapshot: raw.clone(), reason }
+        })?;
+        let invalid = |reason: &str| ServiceError::InvalidSnapshotName {
+            repository: repository.clone(),
+            snapshot: name.clone(),
+            reason: reason.into(),
+        };
+        names::validate_snapshot_name(&name).map_err(|r| invalid(&r))?;
+        if open.repo.readonly() {
+            return Err(ServiceError::Repository { repository, reason: "cannot create snapshot in a readonly repository".into() });
+        }
+        let all = self.indices.names().await;
+        let resolved = crate::indices::names::resolve(req.indices.as_deref().unwrap_or("_all"), &all);
+        if let (Some(missing), false) = (resolved.missing.first(), req.ignore_unavailable) {
+            return Err(ServiceError::IndexNotFound { index: missing.clone() });
+        }
+        let (data, _) = open.repo.latest().await.map_err(|e| ServiceError::repo(&repository, e))?;
+        if data.find(&name).is_some() {
+            return Err(invalid("snapshot with the same name already exists"));
+        }
+        let uuid = crate::indices::new_doc_id() + "AA";
+        let running = Arc::new(RunningSnapshot {
+            name: name.clone(),
+            uuid: uuid.clone(),
+            start_millis: now_millis(),
+            indices: resolved.names.clone(),
+            include_global_state: req.include_global_state,
+            metadata: req.metadata.clone(),
+            shards: Default::default(),
+            done: tokio::sync::watch::channel(None).0,
+        });
+        {
+            let mut ops = open.ops();
+            if ops.in_progress_name(&name) {
+                return Err(invalid("snapshot with the same name is already in-progress"));
+            }
+            if ops.cleanup {
+                return Err(ServiceError::ConcurrentSnapshotExecution {
+                    repository,
+                    snapshot: name,
+                    reason: "cannot snapshot while a repository cleanup is in-progress".into(),
+                });
+            }
+            ops.snapshots.insert(name.clone(), running.clone());
+        }
+        let record = InFlight {
+            repository: repository.clone(),
+            snapshot: name.clone(),
+            node_id: self.node_id.clone(),
+            start_millis: running.start_millis,
+        };
+        if let Err(e) = self
+            .state
+            .update(|doc| {
+                doc.in_flight.insert(uuid.clone(), record.clone());
+                Ok::<_, StateError>(())
+            })
+            .await
+        {
+            open.ops().snapshots.remove(&name);
+            return Err(e.into());
+        }
+        let (node, task_open, task_run) = (self.clone(), open.clone(), running.clone());
+        self.tasks.spawn(async move {
+            let outcome = node.run_snapshot(&task_open, &task_run, req.partial).await;
+            if let Err(e) = &outcome {
+                tracing::error!(repository = %task_open.name, snapshot = %task_run.name, error = %e, "snapshot failed");
+            }
+            let _ = node
+                .state
+                .update(|doc| {
+                    doc.in_flight.remove(&task_run.uuid);
+                    Ok::<_, StateError>(())
+                })
+                .await;
+            task_open.ops().snapshots.remove(&task_run.name);
+            task_run.done.send_replace(Some(outcome));
+        });
+        if !req.wait_for_completion {
+            return Ok(Created::Accepted);
+        }
+        running.wait().await.map(Created::Done).map_err(|reason| ServiceError::Snapshot {
+            repository: open.name.clone(),
+            snapshot: running.name.clone(),
+            reason,
+        })
+    }
+
+    async fn run_snapshot(&self, open: &OpenRepository, run: &RunningSnapshot, partial: bool) -> std::result::Result<SnapshotDetails, String> {
+        let repo = &open.repo;
+        let dek = repo.new_dek().await.map_err(|e| e.to_string())?;
+        let (data, _) = repo.latest().await.map_err(|e| e.to_string())?;
+        let throttle = Throttle::new(open.settings.max_snapshot_bytes_per_sec);
+        let mut indices = BTreeMap::new();
+        let mut failures = Vec::new();
+        let mut all_stats = Vec::new();
+        for index_name in &run.indices {
+            let (meta, segments) = match self.indices.segments(index_name).await {
+                Ok(v) => v,
+                Err(e) => {
+                    failures.push(ShardFailure { index: index_name.clone(), index_uuid: String::new(), shard_id: 0, reason: e.to_string() });
+                    continue;
+                }
+            };
+            let base = run.shards.lock().expect("progress").len();
+            run.shards.lock().expect("progress").extend((0..meta.number_of_shards).map(|shard| ShardProgress {
+                stats: ShardStats { index: index_name.clone(), shard, ..Default::default() },
+                stage: "INIT",
+            }));
+            let stored_meta = IndexMeta {
+                name: meta.name.clone(),
+                uuid: meta.uuid.clone(),
+                number_of_shards: meta.number_of_shards,
+                settings: meta.settings.clone(),
+            };
+            repo.write_doc(&dek, &layout::index_meta(&meta.uuid, &run.uuid), &stored_meta).await.map_err(|e| e.to_string())?;
+            indices.insert(index_name.clone(), IndexRef { uuid: meta.uuid.clone(), shards: meta.number_of_shards });
+            let previous = previous_files(repo, &data, &meta.uuid).await;
+            for (shard, files) in segments.iter().enumerate() {
+                let shard = shard as u32;
+                let slot = base + shard as usize;
+                let result = self
+                    .snapshot_shard(open, &dek, run, slot, &meta.uuid, shard, files, previous.get(&shard), &throttle)
+                    .await;
+                let mut progress = run.shards.lock().expect("progress");
+                let p = &mut progress[slot];
+                p.stats.time_in_millis = now_millis() - p.stats.start_time_millis;
+                match result {
+                    Ok(()) => p.stage = "DONE",
+                    Err(e) => {
+                        p.stage = "FAILURE";
+                        p.stats.failure = Some(e.to_string());
+                        failures.push(ShardFailure { index: index_name.clone(), index_uuid: meta.uuid.clone(), shard_id: shard, reason: e.to_string() });
+                    }
+                }
+                all_stats.push(p.stats.clone());
+            }
+        }
+        let state = match (failures.is_empty(), partial) {
+            (true, _) => SnapshotState::Success,
+            (false, true) => SnapshotState::Partial,
+            (false, false) => SnapshotState::Failed,
+        };
+        let details = SnapshotDetails {
+            name: run.name.clone(),
+            uuid: run.uuid.clone(),
+            state,
+            indices: indices.clone(),
+            include_global_state: run.include_global_state,
+            metadata: run.metadata.clone(),
+            start_time_millis: run.start_millis,
+            end_time_millis: now_millis(),
+            shards: all_stats,
+            failures,
+            reason: (state == SnapshotState::Failed).then(|| "one or more shards failed and [partial] was false".into()),
+            key_names: vec![repo.active_key_name().to_string()],
+        };
+        self.commit_snapshot(repo, &dek, &details).await.map_err(|e| e.to_string())?;
+        Ok(details)
+    }
+
+    /// Writes the snapshot document, then commits it to a new generation.
+    pub(crate) async fn commit_snapshot(&self, repo: &Repository, dek: &Dek, details: &SnapshotDetails) -> std::result::Result<(), RepoError> {
+        repo.write_doc(dek, &layout::snapshot(&details.uuid), details).await?;
+        let entry = SnapshotEntry {
+            name: details.name.clone(),
+            uuid: details.uuid.clone(),
+            state: details.state,
+            start_time_millis: details.start_time_millis,
+            end_time_millis: details.end_time_millis,
+            indices: details.indices.clone(),
+        };
+        repo.update(dek, |data| {
+            if data.find(&entry.name).is_some() {
+                return Err(RepoError::Corrupt { path: layout::generation(data.generation), reason: format!("snapshot [{}] was committed twice", entry.name) });
+            }
+            data.snapshots.push(entry.clone());
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn snapshot_shard(
+        &self,
+        open: &OpenRepository,
+        dek: &Dek,
+        run: &RunningSnapshot,
+        slot: usize,
+        index_uuid: &str,
+        shard: u32,
+        files: &[crate::indices::SegmentFile],
+        previous: Option<&HashMap<String, FileEntry>>,
+        throttle: &Throttle,
+    ) -> std::result::Result<(), RepoError> {
+        {
+            let mut progress = run.shards.lock().expect("progress");
+            let p = &mut progress[slot];
+            p.stage = "STARTED";
+            p.stats.start_time_millis = now_millis();
+            p.stats.total_file_count = files.len() as u64;
+            p.stats.total_size_in_bytes = files.iter().map(|f| f.size).sum();
+        }
+        let mut manifest = ShardManifest::default();
+        for file in files {
+            if let Some(prev) = previous.and_then(|p| p.get(&file.name)).filter(|p| p.size == file.size) {
+                manifest.files.push(prev.clone());
+                continue;
+            }
+            let data = self
+                .indices
+                .read_segment(index_uuid, shard, &file.name)
+                .await
+                .map_err(|e| RepoError::Corrupt { path: file.name.clone(), reason: e.to_string() })?;
+            let chunks = store_file(&open.repo, dek, data, self.config.snapshot_upload_concurrency, throttle).await?;
+            manifest.files.push(FileEntry { name: file.name.clone(), size: file.size, chunks });
+            let mut progress = run.shards.lock().expect("progress");
+            progress[slot].stats.incremental_file_count += 1;
+            progress[slot].stats.incremental_size_in_bytes += file.size;
+        }
+        open.repo.write_doc(dek, &layout::shard_manifest(index_uuid, shard, &run.uuid), &manifest).await
+    }
+
+    /// Records snapshots that this node left in flight (it stopped or
+    /// crashed mid-way) as FAILED in their repositories.
+    pub(crate) async fn recover_interrupted(&self) {
+        let mine: Vec<(String, InFlight)> = self
+            .state
+            .current()
+            .await
+            .in_flight
+            .into_iter()
+            .filter(|(_, f)| f.node_id == self.node_id)
+            .collect();
+        for (uuid, f) in mine {
+            let result: std::result::Result<(), String> = async {
+                let open = self.repo(&f.repository).await.map_err(|e| e.to_string())?;
+                let (data, _) = open.repo.latest().await.map_err(|e| e.to_string())?;
+                if data.find(&f.snapshot).is_none() {
+                    let dek = open.repo.new_dek().await.map_err(|e| e.to_string())?;
+                    let details = SnapshotDetails {
+                        name: f.snapshot.clone(),
+                        uuid: uuid.clone(),
+                        state: SnapshotState::Failed,
+                        indices: BTreeMap::new(),
+                        include_global_state: false,
+                        metadata: None,
+                        start_time_millis: f.start_millis,
+                        end_time_millis: now_millis(),
+                        shards: Vec::new(),
+                        failures: Vec::new(),
+                        reason: Some(format!("node [{}] stopped while the snapshot was running", self.config.node_name)),
+                        key_names: vec![open.repo.active_key_name().to_string()],
+                    };
+                    self.commit_snapshot(&open.repo, &dek, &details).await.map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            }
+            .await;
+            match result {
+                Ok(()) => tracing::warn!(repository = %f.repository, snapshot = %f.snapshot, "recorded an interrupted snapshot as FAILED"),
+                Err(e) => tracing::error!(repository = %f.repository, snapshot = %f.snapshot, error = %e, "could not record an interrupted snapshot"),
+            }
+            let _ = self
+                .state
+                .update(|doc| {
+                    doc.in_flight.remove(&uuid);
+                    Ok::<_, StateError>(())
+                })
+                .await;
+        }
+    }
+}
+
+/// Files of the newest snapshot holding `index_uuid`, per shard and name:
+/// a file found there with the same size is reused without reading it.
+async fn previous_files(repo: &Repository, data: &RepositoryData, index_uuid: &str) -> HashMap<u32, HashMap<String, FileEntry>> {
+    let mut out = HashMap::new();
+    let newest = data.snapshots.iter().rev().find(|s| s.state != SnapshotState::Failed && s.indices.values().any(|i| i.uuid == index_uuid));
+    let Some(snap) = newest else { return out };
+    let shards = snap.indices.values().find(|i| i.uuid == index_uuid).map(|i| i.shards).unwrap_or(0);
+    for shard in 0..shards {
+        let path = layout::shard_manifest(index_uuid, shard, &snap.uuid);
+        // An unreadable previous manifest only costs incrementality.
+        if let Ok((m, _)) = repo.read_doc::<ShardManifest>(&path).await {
+            out.insert(shard, m.files.into_iter().map(|f| (f.name.clone(), f)).collect());
+        }
+    }
+    out
+}
+
+/// Stores one file: cut into chunks (off the async runtime), then for each
+/// chunk, unless the repository holds it already, seal and upload, with at
+/// most `concurrency` chunks in flight.
+pub async fn store_file(repo: &Repository, dek: &Dek, data: Bytes, concurrency: usize, throttle: &Throttle) -> std::result::Result<Vec<ChunkRef>, RepoError> {
+    let key = repo.chunk_key().clone();
+    let d = data.clone();
+    let pieces = tokio::task::spawn_blocking(move || {
+        chunks::cut(&d).into_iter().map(|(o, l)| (o, l, key.keyed_hash(&d[o..o + l]))).collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| RepoError::Corrupt { path: "chunker".into(), reason: e.to_string() })?;
+    let uploads: Vec<_> = pieces
+        .into_iter()
+        .map(|(offset, len, id)| store_chunk(repo, dek, data.slice(offset..offset + len), id, throttle))
+        .collect();
+    futures::stream::iter(uploads).buffered(concurrency.max(1)).try_collect().await
+}
+
+/// Stores one chunk unless the repository holds it already.
+async fn store_chunk(repo: &Repository, dek: &Dek, piece: Bytes, id: String, throttle: &Throttle) -> std::result::Result<ChunkRef, RepoError> {
+    if let Some(existing) = repo.existing_chunk(&id, piece.len() as u64).await? {
+        return Ok(existing);
+    }
+    let job = repo.seal_chunk_job(dek.clone(), piece);
+    let prepared = tokio::task::spawn_blocking(job)
+        .await
+        .map_err(|e| RepoError::Corrupt { path: id.clone(), reason: e.to_string() })?;
+    let (r, uploaded) = repo.put_chunk(dek, prepared).await?;
+    throttle.consume(uploaded).await;
+    Ok(r)
+}

@@ -1,0 +1,230 @@
+//! Reading snapshots: `GET /_snapshot/{repo}/{snapshot}` and `_status`.
+
+use std::sync::Arc;
+
+use super::ops::ShardProgress;
+use super::repositories::OpenRepository;
+use super::{Node, Result, ServiceError};
+use crate::repository::layout;
+use crate::repository::model::{SnapshotDetails, SnapshotEntry, SnapshotState};
+
+/// A snapshot as listed: completed (with details when asked) or running.
+#[derive(Debug, Clone)]
+pub struct SnapshotView {
+    pub repository: String,
+    pub details: SnapshotDetails,
+    /// Shard progress with stages; for completed snapshots every shard is
+    /// `DONE` or `FAILURE`.
+    pub shards: Vec<ShardProgress>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortBy {
+    StartTime,
+    Name,
+    Duration,
+    IndexCount,
+    ShardCount,
+    FailedShardCount,
+    Repository,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListSnapshots {
+    pub repositories: String,
+    pub snapshots: String,
+    pub ignore_unavailable: bool,
+    pub verbose: bool,
+    pub sort: SortBy,
+    pub descending: bool,
+    pub size: Option<usize>,
+    pub offset: usize,
+    /// Opaque cursor from a previous page's `next`.
+    pub after: Option<String>,
+    pub from_sort_value: Option<String>,
+}
+
+pub struct Listing {
+    pub snapshots: Vec<SnapshotView>,
+    pub total: usize,
+    pub remaining: usize,
+    pub next: Option<String>,
+}
+
+fn running_views(open: &OpenRepository) -> Vec<SnapshotView> {
+    open.ops()
+        .snapshots
+        .values()
+        .map(|r| {
+            let shards = r.shards.lock().expect("progress").clone();
+            SnapshotView {
+                repository: open.name.clone(),
+                details: SnapshotDetails {
+                    name: r.name.clone(),
+                    uuid: r.uuid.clone(),
+                    state: SnapshotState::InProgress,
+                    indices: r.indices.iter().map(|i| (i.clone(), Default::default())).collect(),
+                    include_global_state: r.include_global_state,
+                    metadata: r.metadata.clone(),
+                    start_time_millis: r.start_millis,
+                    end_time_millis: 0,
+                    shards: shards.iter().map(|s| s.stats.clone()).collect(),
+                    failures: Vec::new(),
+                    reason: None,
+                    key_names: vec![open.repo.active_key_name().to_string()],
+                },
+                shards,
+            }
+        })
+        .collect()
+}
+
+fn done_shards(d: &SnapshotDetails) -> Vec<ShardProgress> {
+    d.shards
+        .iter()
+        .map(|s| ShardProgress { stats: s.clone(), stage: if s.failure.is_some() { "FAILURE" } else { "DONE" } })
+        .collect()
+}
+
+impl Node {
+    /// Reads the details of committed snapshots (or builds the short form
+    /// from the generation when `verbose` is false).
+    async fn views(&self, open: &OpenRepository, entries: &[SnapshotEntry], verbose: bool) -> Result<Vec<SnapshotView>> {
+        let mut out = Vec::new();
+        for e in entries {
+            let details = if verbose {
+                let (d, _) = open
+                    .repo
+                    .read_doc::<SnapshotDetails>(&layout::snapshot(&e.uuid))
+                    .await
+                    .map_err(|err| ServiceError::repo(&open.name, err))?;
+                d
+            } else {
+                SnapshotDetails {
+                    name: e.name.clone(),
+                    uuid: e.uuid.clone(),
+                    state: e.state,
+                    indices: e.indices.clone(),
+                    include_global_state: false,
+                    metadata: None,
+                    start_time_millis: e.start_time_millis,
+                    end_time_millis: e.end_time_millis,
+                    shards: Vec::new(),
+                    failures: Vec::new(),
+                    reason: None,
+                    key_names: Vec::new(),
+                }
+            };
+            out.push(SnapshotView { repository: open.name.clone(), shards: done_shards(&details), details });
+        }
+        Ok(out)
+    }
+
+    /// Snapshots of one repository matching an expression (committed and
+    /// running, `_current` for running only).
+    pub async fn select_snapshots(&self, open: &Arc<OpenRepository>, expr: &str, ignore_unavailable: bool, verbose: bool) -> Result<Vec<SnapshotView>> {
+        let running = running_views(open);
+        if expr == "_current" {
+            return Ok(running);
+        }
+        let (data, _) = open.repo.latest().await.map_err(|e| ServiceError::repo(&open.name, e))?;
+        let mut names: Vec<String> = data.snapshots.iter().map(|s| s.name.clone()).collect();
+        names.extend(running.iter().map(|r| r.details.name.clone()));
+        let resolved = crate::indices::names::resolve(expr, &names);
+        if let (Some(missing), false) = (resolved.missing.first(), ignore_unavailable) {
+            return Err(ServiceError::SnapshotMissing { repository: open.name.clone(), snapshot: missing.clone() });
+        }
+        let entries: Vec<SnapshotEntry> = data.snapshots.iter().filter(|s| resolved.names.contains(&s.name)).cloned().collect();
+        let mut views = self.views(open, &entries, verbose).await?;
+        views.extend(running.into_iter().filter(|r| resolved.names.contains(&r.details.name)));
+        Ok(views)
+    }
+
+    pub async fn get_snapshots(&self, q: ListSnapshots) -> Result<Listing> {
+        let repos = self.get_repositories(&q.repositories).await?;
+        let mut all = Vec::new();
+        for name in repos.keys() {
+            let open = self.repo(name).await?;
+            all.extend(self.select_snapshots(&open, &q.snapshots, q.ignore_unavailable, q.verbose).await?);
+        }
+        let key = |v: &SnapshotView| -> (i64, String) {
+            let d = &v.details;
+            let n = match q.sort {
+                SortBy::StartTime => d.start_time_millis,
+                SortBy::Duration => d.end_time_millis.max(d.start_time_millis) - d.start_time_millis,
+                SortBy::IndexCount => d.indices.len() as i64,
+                SortBy::ShardCount => d.indices.values().map(|i| i.shards as i64).sum(),
+                SortBy::FailedShardCount => d.failures.len() as i64,
+                SortBy::Name | SortBy::Repository => 0,
+            };
+            let s = match q.sort {
+                SortBy::Repository => format!("{}\u{0}{}", v.repository, d.name),
+                _ => format!("{}\u{0}{}", d.name, v.repository),
+            };
+            (n, s)
+        };
+        all.sort_by_key(|v| key(v));
+        if q.descending {
+            all.reverse();
+        }
+        if let Some(from) = &q.from_sort_value {
+            all.retain(|v| {
+                let (n, s) = key(v);
+                let cmp = match q.sort {
+                    SortBy::Name => s.split('\u{0}').next().unwrap_or("").cmp(from.as_str()),
+                    SortBy::Repository => v.repository.as_str().cmp(from.as_str()),
+                    _ => n.cmp(&from.parse::<i64>().unwrap_or(0)),
+                };
+                if q.descending { cmp.is_le() } else { cmp.is_ge() }
+            });
+        }
+        if let Some(after) = &q.after {
+            let cursor = hex::decode(after).ok().and_then(|b| String::from_utf8(b).ok()).ok_or_else(|| {
+                ServiceError::IllegalArgument(format!("invalid after parameter [{after}]"))
+            })?;
+            let pos = all.iter().position(|v| {
+                let (n, s) = key(v);
+                format!("{n}\u{1}{s}") == cursor
+            });
+            match pos {
+                Some(p) => {
+                    all.drain(..=p);
+                }
+                None => {
+                    let (cn, cs) = cursor.split_once('\u{1}').unwrap_or(("0", ""));
+                    let c = (cn.parse::<i64>().unwrap_or(0), cs.to_string());
+                    all.retain(|v| if q.descending { key(v) < c } else { key(v) > c });
+                }
+            }
+        }
+        let total = all.len();
+        let page: Vec<SnapshotView> = all.into_iter().skip(q.offset).collect();
+        let remaining_after_offset = page.len();
+        let size = q.size.unwrap_or(usize::MAX);
+        let page: Vec<SnapshotView> = page.into_iter().take(size).collect();
+        let remaining = remaining_after_offset - page.len();
+        let next = (remaining > 0).then(|| {
+            let (n, s) = key(page.last().expect("non-empty when remaining"));
+            hex::encode(format!("{n}\u{1}{s}"))
+        });
+        Ok(Listing { snapshots: page, total, remaining, next })
+    }
+
+    /// `_status`: running snapshots of every repository (`repository` None),
+    /// of one repository, or named snapshots of one repository.
+    pub async fn snapshot_status(&self, repository: Option<&str>, snapshots: Option<&str>, ignore_unavailable: bool) -> Result<Vec<SnapshotView>> {
+        let repos: Vec<String> = match repository {
+            Some(r) => vec![self.repo(r).await?.name.clone()],
+            None => self.state.refresh().await?.repositories.into_keys().collect(),
+        };
+        let mut out = Vec::new();
+        for name in repos {
+            let open = self.repo(&name).await?;
+            match snapshots {
+                None => out.extend(running_views(&open)),
+                Some(expr) => out.extend(self.select_snapshots(&open, expr, ignore_unavailable, true).await?),
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,155 @@
+//! The deployment's persisted state: registered repositories and their
+//! settings. One JSON document in generations `state-<N>.json` on the state
+//! store, changed only through [`StateStore::update`], which commits the next
+//! generation with create-if-absent and retries when another writer won.
+//! The in-memory copy is a cache; every update starts from storage.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tokio::sync::RwLock;
+
+use crate::storage::{StorageError, Store};
+
+/// A registered repository.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RepositoryMetadata {
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Settings as Elasticsearch renders them: strings.
+    pub settings: BTreeMap<String, String>,
+}
+
+/// A snapshot that a node has started and not yet recorded in its
+/// repository; if the node dies, the next start records it as failed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InFlight {
+    pub repository: String,
+    pub snapshot: String,
+    pub node_id: String,
+    pub start_millis: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct StateDoc {
+    pub version: u64,
+    pub repositories: BTreeMap<String, RepositoryMetadata>,
+    /// In-flight snapshots by snapshot uuid.
+    #[serde(default)]
+    pub in_flight: BTreeMap<String, InFlight>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("state document [{0}] is corrupt")]
+    Corrupt(String),
+}
+
+pub struct StateStore {
+    store: Store,
+    cache: RwLock<StateDoc>,
+}
+
+const LATEST: &str = "state.latest";
+
+fn doc_path(n: u64) -> String {
+    format!("state-{n}.json")
+}
+
+impl StateStore {
+    pub async fn open(store: Store) -> Result<StateStore, StateError> {
+        let s = StateStore { store, cache: RwLock::new(StateDoc::default()) };
+        s.refresh().await?;
+        Ok(s)
+    }
+
+    /// Reads the newest generation from storage into the cache.
+    pub async fn refresh(&self) -> Result<StateDoc, StateError> {
+        let mut n = match self.store.read_opt(LATEST).await? {
+            Some(b) => std::str::from_utf8(&b).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0),
+            None => 0,
+        };
+        while self.store.exists(&doc_path(n + 1)).await? {
+            n += 1;
+        }
+        let doc = if n == 0 {
+            StateDoc::default()
+        } else {
+            let path = doc_path(n);
+            let bytes = self.store.read(&path).await?;
+            serde_json::from_slice(&bytes).map_err(|_| StateError::Corrupt(path))?
+        };
+        *self.cache.write().await = doc.clone();
+        Ok(doc)
+    }
+
+    /// The cached document.
+    pub async fn current(&self) -> StateDoc {
+        self.cache.read().await.clone()
+    }
+
+    /// Applies `change` to the newest document and commits it as the next
+    /// generation; `change` runs again if another writer committed first.
+    pub async fn update<T, E: From<StateError>>(
+        &self,
+        mut change: impl FnMut(&mut StateDoc) -> Result<T, E>,
+    ) -> Result<T, E> {
+        loop {
+            let mut doc = self.refresh().await?;
+            let out = change(&mut doc)?;
+            doc.version += 1;
+            let bytes = Bytes::from(serde_json::to_vec_pretty(&doc).expect("state serialises"));
+            match self.store.write_if_absent(&doc_path(doc.version), bytes).await {
+                Ok(()) => {
+                    let hint = Bytes::from(doc.version.to_string());
+                    self.store.write(LATEST, hint).await.map_err(StateError::from)?;
+                    if doc.version > 2 {
+                        // Older generations are history nobody reads.
+                        let _ = self.store.delete(&doc_path(doc.version - 2)).await;
+                    }
+                    *self.cache.write().await = doc;
+                    return Ok(out);
+                }
+                Err(StorageError::AlreadyExists(_)) => continue,
+                Err(e) => return Err(StateError::from(e).into()),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{Backend, Limits};
+
+    #[tokio::test]
+    async fn concurrent_updates_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || Store::open(Backend::Fs(dir.path().to_path_buf()), &Limits::default()).unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..10 {
+            let s = StateStore::open(open()).await.unwrap();
+            tasks.push(tokio::spawn(async move {
+                s.update(|doc| {
+                    doc.repositories.insert(
+                        format!("r{i}"),
+                        RepositoryMetadata { kind: "fs".into(), settings: BTreeMap::new() },
+                    );
+                    Ok::<_, StateError>(())
+                })
+                .await
+                .unwrap();
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let s = StateStore::open(open()).await.unwrap();
+        let doc = s.current().await;
+        assert_eq!(doc.repositories.len(), 10);
+        assert_eq!(doc.version, 10);
+    }
+}

@@ -1,0 +1,316 @@
+//! Object storage behind one small type, [`Store`].
+//!
+//! This is the only module that imports OpenDAL. It builds an operator for a
+//! backend, stacks the resilience layers once, and adds the one primitive the
+//! rest of the system builds its consistency on: **create-if-absent**
+//! ([`Store::write_if_absent`]). It knows nothing about encryption or formats.
+//!
+//! OpenDAL's `fs` service is not safe for create-if-absent under concurrency
+//! when it writes through a temporary directory (measured, see
+//! `shared/design/FORMAT.md`), and writes in place otherwise, so a reader could
+//! see half a file. For `fs` we therefore write a temporary file, fsync it and
+//! `link(2)` it to the final name, which fails atomically if the name exists.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use opendal::layers::{ConcurrentLimitLayer, LoggingLayer, RetryLayer, TimeoutLayer};
+use opendal::{ErrorKind, Operator};
+
+/// What can go wrong when talking to storage. Messages name the object, never
+/// its content.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("object [{0}] not found")]
+    NotFound(String),
+    #[error("object [{0}] already exists")]
+    AlreadyExists(String),
+    #[error("storage failure on [{path}]: {message}")]
+    Backend { path: String, message: String },
+}
+
+impl StorageError {
+    fn from_opendal(path: &str, err: opendal::Error) -> Self {
+        match err.kind() {
+            ErrorKind::NotFound => StorageError::NotFound(path.to_string()),
+            ErrorKind::AlreadyExists | ErrorKind::ConditionNotMatch => {
+                StorageError::AlreadyExists(path.to_string())
+            }
+            _ => StorageError::Backend { path: path.to_string(), message: err.to_string() },
+        }
+    }
+
+    fn from_io(path: &str, err: std::io::Error) -> Self {
+        match err.kind() {
+            std::io::ErrorKind::NotFound => StorageError::NotFound(path.to_string()),
+            std::io::ErrorKind::AlreadyExists => StorageError::AlreadyExists(path.to_string()),
+            _ => StorageError::Backend { path: path.to_string(), message: err.to_string() },
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+/// Where a store keeps its objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// A directory on the local filesystem.
+    Fs(PathBuf),
+    /// Process memory, shared by every store opened with the same name (so a
+    /// repository re-registered under the same name finds its data again).
+    Memory(String),
+}
+
+/// Limits for the layers stacked on every operator.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub retries: usize,
+    pub timeout: Duration,
+    pub concurrency: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { retries: 4, timeout: Duration::from_secs(60), concurrency: 64 }
+    }
+}
+
+/// One listed object.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    /// Path relative to the store root, without a leading slash.
+    pub path: String,
+    pub size: u64,
+}
+
+/// A handle to one storage location. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    op: Operator,
+    backend: Backend,
+    /// Serialises create-if-absent on memory stores (one process owns them).
+    memory_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("backend", &self.backend).finish()
+    }
+}
+
+fn memory_registry() -> &'static Mutex<HashMap<String, Store>> {
+    static REG: OnceLock<Mutex<HashMap<String, Store>>> = OnceLock::new();
+    REG.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+impl Store {
+    /// Builds a store and stacks the layers, innermost first: a concurrency
+    /// limit next to the service (so retries do not multiply connections), a
+    /// timeout per attempt, retries with jitter around that, and logging
+    /// outermost so each logical operation is logged once.
+    pub fn open(backend: Backend, limits: &Limits) -> Result<Store> {
+        if let Backend::Memory(name) = &backend {
+            if let Some(existing) = memory_registry().lock().expect("registry lock").get(name) {
+                return Ok(existing.clone());
+            }
+        }
+        let op = match &backend {
+            Backend::Fs(root) => {
+                std::fs::create_dir_all(root)
+                    .map_err(|e| StorageError::from_io(&root.display().to_string(), e))?;
+                let builder = opendal::services::Fs::default().root(&root.to_string_lossy());
+                Operator::new(builder)
+            }
+            Backend::Memory(_) => Operator::new(opendal::services::Memory::default()),
+        }
+        .map_err(|e| StorageError::from_opendal("/", e))?
+        .layer(ConcurrentLimitLayer::new(limits.concurrency))
+        .layer(TimeoutLayer::new().with_timeout(limits.timeout))
+        .layer(RetryLayer::new().with_jitter().with_max_times(limits.retries))
+        .layer(LoggingLayer::default());
+        let store = Store { op, backend: backend.clone(), memory_lock: Arc::default() };
+        if let Backend::Memory(name) = backend {
+            memory_registry().lock().expect("registry lock").insert(name, store.clone());
+        }
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// Reads a whole object. Callers keep objects small (chunks are bounded).
+    pub async fn read(&self, path: &str) -> Result<Bytes> {
+        let buf = self.op.read(path).await.map_err(|e| StorageError::from_opendal(path, e))?;
+        Ok(buf.to_bytes())
+    }
+
+    /// Reads `len` bytes at `offset`.
+    pub async fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Bytes> {
+        let buf = self
+            .op
+            .read_with(path)
+            .range(offset..offset + len)
+            .await
+            .map_err(|e| StorageError::from_opendal(path, e))?;
+        Ok(buf.to_bytes())
+    }
+
+    /// Reads an object, or `None` when it does not exist.
+    pub async fn read_opt(&self, path: &str) -> Result<Option<Bytes>> {
+        match self.read(path).await {
+            Ok(b) => Ok(Some(b)),
+            Err(StorageError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes (or overwrites) an object. Only for objects with one writer.
+    pub async fn write(&self, path: &str, data: Bytes) -> Result<()> {
+        self.op.write(path, data).await.map_err(|e| StorageError::from_opendal(path, e))?;
+        Ok(())
+    }
+
+    /// Writes an object only if no object has that name; returns
+    /// [`StorageError::AlreadyExists`] otherwise. Atomic against concurrent
+    /// writers, and a reader sees either nothing or the whole object.
+    pub async fn write_if_absent(&self, path: &str, data: Bytes) -> Result<()> {
+        match &self.backend {
+            Backend::Fs(root) => {
+                let target = root.join(path);
+                let p = path.to_string();
+                tokio::task::spawn_blocking(move || link_new(&target, &data))
+                    .await
+                    .map_err(|e| StorageError::Backend { path: p.clone(), message: e.to_string() })?
+                    .map_err(|e| StorageError::from_io(&p, e))
+            }
+            Backend::Memory(_) => {
+                let _guard = self.memory_lock.lock().await;
+                if self.exists(path).await? {
+                    return Err(StorageError::AlreadyExists(path.to_string()));
+                }
+                self.write(path, data).await
+            }
+        }
+    }
+
+    pub async fn exists(&self, path: &str) -> Result<bool> {
+        self.op.exists(path).await.map_err(|e| StorageError::from_opendal(path, e))
+    }
+
+    /// Size of an object, or `None` when it does not exist.
+    pub async fn size(&self, path: &str) -> Result<Option<u64>> {
+        match self.op.stat(path).await {
+            Ok(m) => Ok(Some(m.content_length())),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StorageError::from_opendal(path, e)),
+        }
+    }
+
+    /// Lists every object under `prefix` (a directory path ending in `/`),
+    /// recursively. A missing prefix lists nothing.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<Listed>> {
+        let entries = match self.op.list_with(prefix).recursive(true).await {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StorageError::from_opendal(prefix, e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            if entry.metadata().is_dir() {
+                continue;
+            }
+            let path = entry.path().trim_start_matches('/').to_string();
+            if path.contains(".tmp-") {
+                continue;
+            }
+            let size = if entry.metadata().content_length() > 0 {
+                entry.metadata().content_length()
+            } else {
+                self.size(&path).await?.unwrap_or(0)
+            };
+            out.push(Listed { path, size });
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    /// Deletes an object; deleting a missing object succeeds.
+    pub async fn delete(&self, path: &str) -> Result<()> {
+        self.op.delete(path).await.map_err(|e| StorageError::from_opendal(path, e))
+    }
+
+    /// Deletes everything under a directory prefix.
+    pub async fn delete_all(&self, prefix: &str) -> Result<()> {
+        for obj in self.list(prefix).await? {
+            self.delete(&obj.path).await?;
+        }
+        if let Backend::Fs(root) = &self.backend {
+            let _ = std::fs::remove_dir_all(root.join(prefix));
+        }
+        Ok(())
+    }
+}
+
+/// Writes `data` to a fresh temporary file beside `target`, fsyncs it, then
+/// hard-links it to `target`; `link(2)` fails with `EEXIST` if the name is
+/// taken, which makes the create atomic and all-or-nothing.
+fn link_new(target: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = target.parent().ok_or_else(|| std::io::Error::other("object path has no parent"))?;
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::hard_link(&tmp, target)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn fs_create_if_absent_has_one_winner_per_round() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(Backend::Fs(dir.path().to_path_buf()), &Limits::default()).unwrap();
+        for round in 0..20 {
+            let path = format!("race/index-{round}");
+            let mut tasks = Vec::new();
+            for writer in 0..8 {
+                let (s, p) = (store.clone(), path.clone());
+                tasks.push(tokio::spawn(async move {
+                    s.write_if_absent(&p, Bytes::from(format!("writer-{writer}"))).await.is_ok()
+                }));
+            }
+            let mut winners = 0;
+            for t in tasks {
+                winners += t.await.unwrap() as usize;
+            }
+            assert_eq!(winners, 1, "round {round}");
+            let content = store.read(&path).await.unwrap();
+            assert!(content.starts_with(b"writer-"));
+        }
+        assert!(store.list("race/").await.unwrap().len() == 20);
+    }
+
+    #[tokio::test]
+    async fn memory_stores_with_one_name_share_data() {
+        let a = Store::open(Backend::Memory("shared-test".into()), &Limits::default()).unwrap();
+        a.write("x", Bytes::from_static(b"1")).await.unwrap();
+        let b = Store::open(Backend::Memory("shared-test".into()), &Limits::default()).unwrap();
+        assert_eq!(b.read("x").await.unwrap(), Bytes::from_static(b"1"));
+        assert!(matches!(
+            b.write_if_absent("x", Bytes::new()).await,
+            Err(StorageError::AlreadyExists(_))
+        ));
+        assert!(b.read_opt("missing").await.unwrap().is_none());
+    }
+}
