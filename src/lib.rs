@@ -17,7 +17,7 @@
 //! Everything that must survive a restart is a persisted document updated
 //! by create-if-absent of its next generation; memory holds caches only.
 
-
+pub mod api;
 pub mod config;
 pub mod crypto;
 pub mod indices;

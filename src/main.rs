@@ -1,1 +1,157 @@
-fn main() {}
+//! The `snapvault` binary: `serve`, and `keystore list|add|remove`.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use snapvault::crypto::keystore::valid_key_name;
+use snapvault::crypto::{Keystore, MasterKey};
+use snapvault::{Config, Node, Overrides};
+
+#[derive(Parser)]
+#[command(name = "snapvault", version, about = "Elasticsearch-compatible snapshot service with client-side encryption")]
+struct Cli {
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "SNAPVAULT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (indices, state, keystore, default path.repo).
+    #[arg(long, global = true, env = "SNAPVAULT_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service.
+    Serve {
+        /// Address to listen on (`127.0.0.1:0` picks a free port).
+        #[arg(long, env = "SNAPVAULT_LISTEN")]
+        listen: Option<SocketAddr>,
+    },
+    /// Manage the master keys of the keystore.
+    Keystore {
+        #[command(subcommand)]
+        action: KeystoreAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeystoreAction {
+    /// List key names (never their secrets).
+    List,
+    /// Add a key: random, or 64 hex characters read from standard input.
+    Add {
+        id: String,
+        #[arg(long)]
+        from_stdin: bool,
+    },
+    /// Remove a key.
+    Remove { id: String },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let mut overrides = Overrides { config_file: cli.config, data_dir: cli.data_dir, listen: None };
+    let result = match cli.command {
+        Command::Serve { listen } => {
+            overrides.listen = listen;
+            serve(overrides)
+        }
+        Command::Keystore { action } => keystore(overrides, action),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("snapvault: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn keystore(o: Overrides, action: KeystoreAction) -> Result<(), String> {
+    let path = Config::keystore_path(&o)?;
+    let mut ks = Keystore::load(&path).map_err(|e| e.to_string())?;
+    match action {
+        KeystoreAction::List => {
+            for name in ks.names() {
+                println!("{name}");
+            }
+            return Ok(());
+        }
+        KeystoreAction::Add { id, from_stdin } => {
+            if !valid_key_name(&id) {
+                return Err(format!("invalid key name [{id}]: use 1 to 64 of [a-z0-9_-]"));
+            }
+            if ks.get(&id).is_some() {
+                return Err(format!("the keystore already holds a key named [{id}]; remove it first"));
+            }
+            let key = if from_stdin {
+                let mut text = String::new();
+                std::io::stdin().read_to_string(&mut text).map_err(|e| e.to_string())?;
+                let bytes = hex::decode(text.trim())
+                    .ok()
+                    .and_then(|v| <[u8; 32]>::try_from(v).ok())
+                    .ok_or("standard input must hold exactly 64 hex characters")?;
+                MasterKey::from_bytes(&id, bytes)
+            } else {
+                MasterKey::generate(&id)
+            };
+            ks.insert(key);
+        }
+        KeystoreAction::Remove { id } => {
+            if !ks.remove(&id) {
+                return Err(format!("the keystore holds no key named [{id}]"));
+            }
+        }
+    }
+    ks.save(&path).map_err(|e| e.to_string())?;
+    println!("keystore {} updated; running nodes pick it up with POST /_nodes/reload_secure_settings", path.display());
+    Ok(())
+}
+
+fn serve(o: Overrides) -> Result<(), String> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,opendal=warn".into()))
+        .init();
+    let config = Config::load(&o)?;
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    runtime.block_on(async move {
+        let (node, created) = Node::start(config.clone()).await?;
+        if created {
+            tracing::warn!(
+                keystore = %config.keystore.display(),
+                "created a new keystore with a random master key [default]. BACK IT UP NOW: losing the keystore means losing every backup encrypted with it"
+            );
+        }
+        let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        tracing::info!(%addr, node = %config.node_name, "snapvault listening");
+        println!("snapvault listening on http://{addr}");
+        let app = snapvault::api::app(node.clone());
+        axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.map_err(|e| e.to_string())?;
+        tracing::info!("HTTP server stopped; waiting for running operations");
+        node.shutdown(Duration::from_secs(60)).await;
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -11,6 +11,9 @@ pub enum ServiceError {
     RepositoryMissing { repository: String },
     #[error("[{repository}] {reason}")]
     Repository { repository: String, reason: String },
+    /// The repository's storage or format failed (not the request's fault).
+    #[error("[{repository}] {reason}")]
+    RepositoryFailure { repository: String, reason: String },
     #[error("[{repository}] {reason}")]
     RepositoryVerification { repository: String, reason: String },
     #[error("[{repository}:{snapshot}] is missing")]
@@ -19,8 +22,12 @@ pub enum ServiceError {
     InvalidSnapshotName { repository: String, snapshot: String, reason: String },
     #[error("[{repository}:{snapshot}] {reason}")]
     ConcurrentSnapshotExecution { repository: String, snapshot: String, reason: String },
+    /// A restore the request cannot have (state, names, open index).
     #[error("[{repository}:{snapshot}] {reason}")]
     SnapshotRestore { repository: String, snapshot: String, reason: String },
+    /// A restore that failed while reading the repository (damage, keys).
+    #[error("[{repository}:{snapshot}] {reason}")]
+    SnapshotRestoreFailed { repository: String, snapshot: String, reason: String },
     #[error("[{repository}:{snapshot}] {reason}")]
     Snapshot { repository: String, snapshot: String, reason: String },
     #[error("no such index [{index}]")]
@@ -50,7 +57,12 @@ impl ServiceError {
     /// Wraps a repository-format error for a named repository. Messages of
     /// the lower layers name objects, never keys, so they may be shown.
     pub fn repo(repository: &str, e: RepoError) -> ServiceError {
-        ServiceError::Repository { repository: repository.to_string(), reason: e.to_string() }
+        match e {
+            RepoError::WrongKey { .. } | RepoError::ReadOnly | RepoError::UnsupportedFormat(_) => {
+                ServiceError::Repository { repository: repository.to_string(), reason: e.to_string() }
+            }
+            _ => ServiceError::RepositoryFailure { repository: repository.to_string(), reason: e.to_string() },
+        }
     }
 }
 

@@ -130,7 +130,7 @@ impl Node {
                     ops.restoring.remove(&req.snapshot);
                 }
             }
-            result.map_err(|e| ServiceError::SnapshotRestore { repository: req.repository.clone(), snapshot: req.snapshot.clone(), reason: e.to_string() })
+            result.map_err(|e| ServiceError::SnapshotRestoreFailed { repository: req.repository.clone(), snapshot: req.snapshot.clone(), reason: e.to_string() })
         };
         if req_wait {
             task.await?;

@@ -1,0 +1,135 @@
+//! The one place that turns errors into HTTP: a table from each service
+//! error to its Elasticsearch `*_exception` type and status, and the
+//! Elasticsearch error body. 5xx bodies for unexpected failures carry an
+//! error id; the cause is logged with it, never returned.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::service::ServiceError;
+
+/// `{"type": ..., "reason": ...}` as in `root_cause`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorCause {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index_uuid: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    pub root_cause: Vec<ErrorCause>,
+    #[serde(flatten)]
+    pub cause: ErrorCause,
+}
+
+/// Elasticsearch's error body.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+    pub status: u16,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub reason: String,
+    pub index: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, kind: &'static str, reason: impl Into<String>) -> ApiError {
+        ApiError { status, kind, reason: reason.into(), index: None }
+    }
+
+    pub fn bad_request(reason: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "illegal_argument_exception", reason)
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        let cause = ErrorCause {
+            kind: self.kind.into(),
+            reason: self.reason.clone(),
+            index: self.index.clone(),
+            index_uuid: self.index.as_ref().map(|_| "_na_".to_string()),
+        };
+        ErrorBody { error: ErrorDetail { root_cause: vec![cause.clone()], cause }, status: self.status.as_u16() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(self.body())).into_response()
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> ApiError {
+        use ServiceError as E;
+        use StatusCode as S;
+        let reason = e.to_string();
+        let (status, kind) = match &e {
+            E::RepositoryMissing { .. } => (S::NOT_FOUND, "repository_missing_exception"),
+            E::Repository { .. } => (S::BAD_REQUEST, "repository_exception"),
+            E::RepositoryFailure { .. } => (S::INTERNAL_SERVER_ERROR, "repository_exception"),
+            E::RepositoryVerification { .. } => (S::INTERNAL_SERVER_ERROR, "repository_verification_exception"),
+            E::SnapshotMissing { .. } => (S::NOT_FOUND, "snapshot_missing_exception"),
+            E::InvalidSnapshotName { .. } => (S::BAD_REQUEST, "invalid_snapshot_name_exception"),
+            E::ConcurrentSnapshotExecution { .. } => (S::SERVICE_UNAVAILABLE, "concurrent_snapshot_execution_exception"),
+            E::SnapshotRestore { .. } => (S::BAD_REQUEST, "snapshot_restore_exception"),
+            E::SnapshotRestoreFailed { .. } => (S::INTERNAL_SERVER_ERROR, "snapshot_restore_exception"),
+            E::Snapshot { .. } => (S::INTERNAL_SERVER_ERROR, "snapshot_exception"),
+            E::IndexNotFound { .. } => (S::NOT_FOUND, "index_not_found_exception"),
+            E::ResourceAlreadyExists { .. } => (S::BAD_REQUEST, "resource_already_exists_exception"),
+            E::InvalidIndexName { .. } => (S::BAD_REQUEST, "invalid_index_name_exception"),
+            E::IndexClosed { .. } => (S::BAD_REQUEST, "index_closed_exception"),
+            E::VersionConflict(_) => (S::CONFLICT, "version_conflict_engine_exception"),
+            E::IllegalArgument(_) => (S::BAD_REQUEST, "illegal_argument_exception"),
+            E::Validation(_) => (S::BAD_REQUEST, "action_request_validation_exception"),
+            E::NotImplemented(_) => (S::NOT_IMPLEMENTED, "not_implemented_exception"),
+            E::Internal(detail) => {
+                let id = uuid::Uuid::new_v4();
+                tracing::error!(error_id = %id, error = %detail, "internal error");
+                return ApiError::new(S::INTERNAL_SERVER_ERROR, "exception", format!("internal error; see the server log for error id [{id}]"));
+            }
+        };
+        let index = match &e {
+            E::IndexNotFound { index } | E::ResourceAlreadyExists { index } | E::InvalidIndexName { index, .. } | E::IndexClosed { index } => Some(index.clone()),
+            _ => None,
+        };
+        if status.is_server_error() {
+            tracing::error!(%reason, kind, "request failed");
+        }
+        ApiError { status, kind, reason, index }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_has_elasticsearch_shape() {
+        let e: ApiError = ServiceError::SnapshotMissing { repository: "r".into(), snapshot: "s".into() }.into();
+        let v = serde_json::to_value(e.body()).unwrap();
+        assert_eq!(v["status"], 404);
+        assert_eq!(v["error"]["type"], "snapshot_missing_exception");
+        assert_eq!(v["error"]["reason"], "[r:s] is missing");
+        assert_eq!(v["error"]["root_cause"][0]["type"], "snapshot_missing_exception");
+    }
+
+    #[test]
+    fn internal_errors_hide_their_cause() {
+        let e: ApiError = ServiceError::Internal("disk /secret/path exploded".into()).into();
+        assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!e.reason.contains("secret"));
+        assert!(e.reason.contains("error id"));
+    }
+}

@@ -1,0 +1,338 @@
+//! Snapshot request and response bodies.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{es_time, StringOrList};
+use crate::repository::model::{ShardStats, SnapshotState};
+use crate::service::status::SnapshotView;
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSnapshotBody {
+    pub indices: Option<StringOrList>,
+    pub ignore_unavailable: Option<bool>,
+    pub include_global_state: Option<bool>,
+    pub partial: Option<bool>,
+    pub metadata: Option<serde_json::Value>,
+    pub feature_states: Option<Vec<String>>,
+    pub expand_wildcards: Option<StringOrList>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloneSnapshotBody {
+    pub indices: Option<StringOrList>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreBody {
+    pub indices: Option<StringOrList>,
+    pub ignore_unavailable: Option<bool>,
+    pub include_global_state: Option<bool>,
+    pub include_aliases: Option<bool>,
+    pub partial: Option<bool>,
+    pub rename_pattern: Option<String>,
+    pub rename_replacement: Option<String>,
+    pub index_settings: Option<serde_json::Map<String, serde_json::Value>>,
+    pub ignore_index_settings: Option<StringOrList>,
+    pub feature_states: Option<Vec<String>>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ShardsSummary {
+    pub total: u32,
+    pub failed: u32,
+    pub successful: u32,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SnapshotShardFailureBody {
+    pub index: String,
+    pub index_uuid: String,
+    pub shard_id: u32,
+    pub reason: String,
+    pub status: String,
+}
+
+/// A snapshot as `GET /_snapshot/{repository}/{snapshot}` shows it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SnapshotInfo {
+    pub snapshot: String,
+    pub uuid: String,
+    pub repository: String,
+    pub indices: Vec<String>,
+    pub data_streams: Vec<String>,
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub include_global_state: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_time_in_millis: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_time_in_millis: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_in_millis: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failures: Option<Vec<SnapshotShardFailureBody>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shards: Option<ShardsSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feature_states: Option<Vec<serde_json::Value>>,
+    /// Master key names that protect this snapshot's data keys (snapvault).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption_keys: Option<Vec<String>>,
+}
+
+impl SnapshotInfo {
+    pub fn from_view(v: &SnapshotView, verbose: bool) -> SnapshotInfo {
+        let d = &v.details;
+        let mut info = SnapshotInfo {
+            snapshot: d.name.clone(),
+            uuid: d.uuid.clone(),
+            repository: v.repository.clone(),
+            indices: d.indices.keys().cloned().collect(),
+            data_streams: Vec::new(),
+            state: d.state.as_str().into(),
+            version_id: None,
+            version: None,
+            include_global_state: None,
+            metadata: None,
+            reason: None,
+            start_time: None,
+            start_time_in_millis: None,
+            end_time: None,
+            end_time_in_millis: None,
+            duration_in_millis: None,
+            failures: None,
+            shards: None,
+            feature_states: None,
+            encryption_keys: None,
+        };
+        if !verbose {
+            return info;
+        }
+        let total: u32 = d.indices.values().map(|i| i.shards).sum();
+        let failed = d.failures.len() as u32;
+        info.version_id = Some(8_150_099);
+        info.version = Some(crate::ES_COMPAT_VERSION.into());
+        info.include_global_state = Some(d.include_global_state);
+        info.metadata = d.metadata.clone();
+        info.reason = d.reason.clone();
+        info.start_time = Some(es_time(d.start_time_millis));
+        info.start_time_in_millis = Some(d.start_time_millis);
+        if d.state != SnapshotState::InProgress {
+            info.end_time = Some(es_time(d.end_time_millis));
+            info.end_time_in_millis = Some(d.end_time_millis);
+            info.duration_in_millis = Some(d.end_time_millis - d.start_time_millis);
+        } else {
+            info.duration_in_millis = Some(crate::service::now_millis() - d.start_time_millis);
+        }
+        info.failures = Some(
+            d.failures
+                .iter()
+                .map(|f| SnapshotShardFailureBody {
+                    index: f.index.clone(),
+                    index_uuid: f.index_uuid.clone(),
+                    shard_id: f.shard_id,
+                    reason: f.reason.clone(),
+                    status: "INTERNAL_SERVER_ERROR".into(),
+                })
+                .collect(),
+        );
+        let successful = if d.state == SnapshotState::InProgress { 0 } else { total.saturating_sub(failed) };
+        info.shards = Some(ShardsSummary { total, failed, successful });
+        info.feature_states = Some(Vec::new());
+        info.encryption_keys = Some(d.key_names.clone());
+        info
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreateSnapshotResponse {
+    pub snapshot: SnapshotInfo,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct GetSnapshotsResponse {
+    pub snapshots: Vec<SnapshotInfo>,
+    pub total: usize,
+    pub remaining: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct FileStats {
+    pub file_count: u64,
+    pub size_in_bytes: u64,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct StatusStats {
+    pub incremental: FileStats,
+    pub total: FileStats,
+    pub start_time_in_millis: i64,
+    pub time_in_millis: i64,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct ShardsStats {
+    pub initializing: u32,
+    pub started: u32,
+    pub finalizing: u32,
+    pub done: u32,
+    pub failed: u32,
+    pub total: u32,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ShardStatus {
+    pub stage: String,
+    pub stats: StatusStats,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct IndexStatus {
+    pub shards_stats: ShardsStats,
+    pub stats: StatusStats,
+    pub shards: BTreeMap<String, ShardStatus>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SnapshotStatus {
+    pub snapshot: String,
+    pub repository: String,
+    pub uuid: String,
+    pub state: String,
+    pub include_global_state: bool,
+    pub shards_stats: ShardsStats,
+    pub stats: StatusStats,
+    pub indices: BTreeMap<String, IndexStatus>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SnapshotStatusResponse {
+    pub snapshots: Vec<SnapshotStatus>,
+}
+
+fn add_stats(into: &mut StatusStats, s: &ShardStats) {
+    into.incremental.file_count += s.incremental_file_count;
+    into.incremental.size_in_bytes += s.incremental_size_in_bytes;
+    into.total.file_count += s.total_file_count;
+    into.total.size_in_bytes += s.total_size_in_bytes;
+    if into.start_time_in_millis == 0 || (s.start_time_millis > 0 && s.start_time_millis < into.start_time_in_millis) {
+        into.start_time_in_millis = s.start_time_millis;
+    }
+    into.time_in_millis = into.time_in_millis.max(s.time_in_millis);
+}
+
+fn count_stage(into: &mut ShardsStats, stage: &str) {
+    into.total += 1;
+    match stage {
+        "INIT" => into.initializing += 1,
+        "STARTED" => into.started += 1,
+        "FINALIZE" => into.finalizing += 1,
+        "DONE" => into.done += 1,
+        _ => into.failed += 1,
+    }
+}
+
+impl SnapshotStatus {
+    pub fn from_view(v: &SnapshotView) -> SnapshotStatus {
+        let d = &v.details;
+        let mut status = SnapshotStatus {
+            snapshot: d.name.clone(),
+            repository: v.repository.clone(),
+            uuid: d.uuid.clone(),
+            state: d.state.as_str().into(),
+            include_global_state: d.include_global_state,
+            shards_stats: ShardsStats::default(),
+            stats: StatusStats::default(),
+            indices: BTreeMap::new(),
+        };
+        for p in &v.shards {
+            let index = status.indices.entry(p.stats.index.clone()).or_default();
+            add_stats(&mut index.stats, &p.stats);
+            count_stage(&mut index.shards_stats, p.stage);
+            add_stats(&mut status.stats, &p.stats);
+            count_stage(&mut status.shards_stats, p.stage);
+            let mut shard_stats = StatusStats::default();
+            add_stats(&mut shard_stats, &p.stats);
+            index.shards.insert(
+                p.stats.shard.to_string(),
+                ShardStatus { stage: p.stage.into(), stats: shard_stats, reason: p.stats.failure.clone() },
+            );
+        }
+        if d.state != SnapshotState::InProgress && d.end_time_millis > 0 {
+            status.stats.start_time_in_millis = d.start_time_millis;
+            status.stats.time_in_millis = d.end_time_millis - d.start_time_millis;
+        }
+        status
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RestoreInfo {
+    pub snapshot: String,
+    pub indices: Vec<String>,
+    pub shards: ShardsSummary,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RestoreResponse {
+    pub snapshot: RestoreInfo,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CleanupResults {
+    pub deleted_bytes: u64,
+    pub deleted_blobs: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CleanupResponse {
+    pub results: CleanupResults,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VerifiedNode {
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VerifyResponse {
+    pub nodes: BTreeMap<String, VerifiedNode>,
+}
+
+/// A repository as `GET /_snapshot` shows it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RepositoryBody {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub settings: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutRepositoryBody {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub settings: Option<serde_json::Map<String, serde_json::Value>>,
+}

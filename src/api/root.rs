@@ -1,0 +1,63 @@
+//! The root endpoint (what official clients probe), health for load
+//! balancers, secure-settings reload, and the OpenAPI document.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::Json;
+use serde::Serialize;
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ErrorBody};
+use crate::Node;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+    pub node: String,
+    pub running_operations: usize,
+}
+
+#[utoipa::path(get, path = "/", tag = "node", responses((status = 200, body = Value)))]
+pub async fn root(State(node): State<Arc<Node>>) -> Json<Value> {
+    Json(json!({
+        "name": node.config.node_name,
+        "cluster_name": node.config.cluster_name,
+        "cluster_uuid": node.cluster_uuid,
+        "version": {
+            "number": crate::ES_COMPAT_VERSION,
+            "build_flavor": "default",
+            "build_type": "snapvault",
+            "build_hash": env!("CARGO_PKG_VERSION"),
+            "build_date": "2026-11-25T00:00:00.000Z",
+            "build_snapshot": false,
+            "lucene_version": "9.11.1",
+            "minimum_wire_compatibility_version": "7.17.0",
+            "minimum_index_compatibility_version": "7.0.0",
+            "snapvault_version": env!("CARGO_PKG_VERSION"),
+        },
+        "tagline": "You Know, for Search",
+    }))
+}
+
+#[utoipa::path(head, path = "/", tag = "node", responses((status = 200, description = "The node is up")))]
+pub async fn root_head() -> axum::http::StatusCode {
+    axum::http::StatusCode::OK
+}
+
+/// For load balancers: 200 while the node serves requests.
+#[utoipa::path(get, path = "/_health", tag = "node", responses((status = 200, body = Health)))]
+pub async fn health(State(node): State<Arc<Node>>) -> Json<Health> {
+    Json(Health { status: "green".into(), node: node.config.node_name.clone(), running_operations: node.tasks.running() })
+}
+
+#[utoipa::path(post, path = "/_nodes/reload_secure_settings", tag = "node", responses((status = 200, body = Value), (status = 400, body = ErrorBody)))]
+pub async fn reload_secure_settings(State(node): State<Arc<Node>>) -> Result<Json<Value>, ApiError> {
+    node.reload_keystore().await?;
+    Ok(Json(json!({
+        "_nodes": {"total": 1, "successful": 1, "failed": 0},
+        "cluster_name": node.config.cluster_name,
+        "nodes": {node.node_id.clone(): {"name": node.config.node_name}},
+    })))
+}

@@ -1,0 +1,182 @@
+//! `/_snapshot/{repository}/{snapshot}`: create, get, delete, clone, status.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::{flag, number, EsJson, EsQuery};
+use super::model::snapshot::{CloneSnapshotBody, CreateSnapshotBody, CreateSnapshotResponse, GetSnapshotsResponse, SnapshotInfo, SnapshotStatus, SnapshotStatusResponse};
+use super::model::{Accepted, Acknowledged};
+use crate::service::snapshots::{CreateSnapshot, Created};
+use crate::service::status::{ListSnapshots, SortBy};
+use crate::Node;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CreateQuery {
+    wait_for_completion: Option<String>,
+}
+
+impl CreateQuery {
+    pub fn wait_for_completion(&self) -> Option<String> {
+        self.wait_for_completion.clone()
+    }
+}
+
+#[utoipa::path(put, path = "/_snapshot/{repository}/{snapshot}", tag = "snapshots",
+    params(("repository" = String, Path, description = "Repository name"), ("snapshot" = String, Path, description = "Snapshot name; date math such as <nightly-{now/d}> allowed"),
+        ("wait_for_completion" = Option<bool>, Query, description = "Answer when the snapshot has finished (default false)")),
+    request_body = CreateSnapshotBody,
+    responses((status = 200, body = CreateSnapshotResponse), (status = 200, description = "Accepted when not waiting", body = Accepted), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn create_snapshot(State(node): State<Arc<Node>>, Path((repository, snapshot)): Path<(String, String)>, EsQuery(q): EsQuery<CreateQuery>, EsJson(body): EsJson<CreateSnapshotBody>) -> Result<Response, ApiError> {
+    let repository_name = repository.clone();
+    let req = CreateSnapshot {
+        repository,
+        snapshot,
+        indices: body.indices.map(|i| i.joined()),
+        ignore_unavailable: body.ignore_unavailable.unwrap_or(false),
+        include_global_state: body.include_global_state.unwrap_or(true),
+        partial: body.partial.unwrap_or(false),
+        metadata: body.metadata,
+        wait_for_completion: flag(&q.wait_for_completion, "wait_for_completion", false)?,
+    };
+    Ok(match node.create_snapshot(req).await? {
+        Created::Accepted => Json(Accepted { accepted: true }).into_response(),
+        Created::Done(details) => {
+            let view = crate::service::status::SnapshotView { repository: repository_name, shards: Vec::new(), details };
+            Json(CreateSnapshotResponse { snapshot: SnapshotInfo::from_view(&view, true) }).into_response()
+        }
+    })
+}
+
+#[utoipa::path(post, path = "/_snapshot/{repository}/{snapshot}", tag = "snapshots",
+    params(("repository" = String, Path, description = "Repository name"), ("snapshot" = String, Path, description = "Snapshot name"),
+        ("wait_for_completion" = Option<bool>, Query, description = "Answer when the snapshot has finished")),
+    request_body = CreateSnapshotBody,
+    responses((status = 200, body = CreateSnapshotResponse), (status = 200, description = "Accepted when not waiting", body = Accepted), (status = 400, body = ErrorBody)))]
+pub async fn create_snapshot_post(state: State<Arc<Node>>, path: Path<(String, String)>, q: EsQuery<CreateQuery>, body: EsJson<CreateSnapshotBody>) -> Result<Response, ApiError> {
+    create_snapshot(state, path, q, body).await
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GetQuery {
+    ignore_unavailable: Option<String>,
+    verbose: Option<String>,
+    index_details: Option<String>,
+    include_repository: Option<String>,
+    sort: Option<String>,
+    order: Option<String>,
+    size: Option<String>,
+    offset: Option<String>,
+    after: Option<String>,
+    from_sort_value: Option<String>,
+    slm_policy_filter: Option<String>,
+    index_names: Option<String>,
+}
+
+#[utoipa::path(get, path = "/_snapshot/{repository}/{snapshot}", tag = "snapshots",
+    params(("repository" = String, Path, description = "Repository names, wildcards or _all"), ("snapshot" = String, Path, description = "Snapshot names, wildcards, _all or _current"),
+        ("ignore_unavailable" = Option<bool>, Query, description = "Skip missing snapshots"), ("verbose" = Option<bool>, Query, description = "Full details (default true)"),
+        ("sort" = Option<String>, Query, description = "start_time, name, duration, index_count, shard_count, failed_shard_count or repository"), ("order" = Option<String>, Query, description = "asc or desc"),
+        ("size" = Option<usize>, Query, description = "Page size"), ("offset" = Option<usize>, Query, description = "Skip this many"), ("after" = Option<String>, Query, description = "Cursor from a previous `next`"),
+        ("from_sort_value" = Option<String>, Query, description = "Start from this sort value")),
+    responses((status = 200, body = GetSnapshotsResponse), (status = 404, body = ErrorBody)))]
+pub async fn get_snapshot(State(node): State<Arc<Node>>, Path((repository, snapshot)): Path<(String, String)>, EsQuery(q): EsQuery<GetQuery>) -> Result<Json<GetSnapshotsResponse>, ApiError> {
+    let sort = match q.sort.as_deref().unwrap_or("start_time") {
+        "start_time" => SortBy::StartTime,
+        "name" => SortBy::Name,
+        "duration" => SortBy::Duration,
+        "index_count" => SortBy::IndexCount,
+        "shard_count" => SortBy::ShardCount,
+        "failed_shard_count" => SortBy::FailedShardCount,
+        "repository" => SortBy::Repository,
+        other => return Err(ApiError::bad_request(format!("unknown sort order [{other}]"))),
+    };
+    let descending = match q.order.as_deref().unwrap_or("asc") {
+        "asc" => false,
+        "desc" => true,
+        other => return Err(ApiError::bad_request(format!("unknown order [{other}], must be [asc] or [desc]"))),
+    };
+    if q.after.is_some() && (q.offset.is_some() || q.from_sort_value.is_some()) {
+        return Err(ApiError::new(axum::http::StatusCode::BAD_REQUEST, "action_request_validation_exception", "Validation Failed: 1: can't use after together with offset or from_sort_value;"));
+    }
+    let _ = (&q.index_details, &q.include_repository, &q.slm_policy_filter, &q.index_names);
+    let verbose = flag(&q.verbose, "verbose", true)?;
+    let listing = node
+        .get_snapshots(ListSnapshots {
+            repositories: repository,
+            snapshots: snapshot,
+            ignore_unavailable: flag(&q.ignore_unavailable, "ignore_unavailable", false)?,
+            verbose,
+            sort,
+            descending,
+            size: number(&q.size, "size")?,
+            offset: number(&q.offset, "offset")?.unwrap_or(0),
+            after: q.after,
+            from_sort_value: q.from_sort_value,
+        })
+        .await?;
+    Ok(Json(GetSnapshotsResponse {
+        snapshots: listing.snapshots.iter().map(|v| SnapshotInfo::from_view(v, verbose)).collect(),
+        total: listing.total,
+        remaining: listing.remaining,
+        next: listing.next,
+    }))
+}
+
+#[utoipa::path(delete, path = "/_snapshot/{repository}/{snapshot}", tag = "snapshots",
+    params(("repository" = String, Path, description = "Repository name"), ("snapshot" = String, Path, description = "Snapshot names or wildcards")),
+    responses((status = 200, body = Acknowledged), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn delete_snapshot(State(node): State<Arc<Node>>, Path((repository, snapshot)): Path<(String, String)>, EsQuery(_q): EsQuery<CreateQuery>) -> Result<Json<Acknowledged>, ApiError> {
+    node.delete_snapshots(&repository, &snapshot).await?;
+    Ok(Acknowledged::yes())
+}
+
+#[utoipa::path(put, path = "/_snapshot/{repository}/{snapshot}/_clone/{target_snapshot}", tag = "snapshots",
+    params(("repository" = String, Path, description = "Repository name"), ("snapshot" = String, Path, description = "Source snapshot"), ("target_snapshot" = String, Path, description = "New snapshot name")),
+    request_body = CloneSnapshotBody,
+    responses((status = 200, body = Acknowledged), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn clone_snapshot(State(node): State<Arc<Node>>, Path((repository, snapshot, target)): Path<(String, String, String)>, EsJson(body): EsJson<CloneSnapshotBody>) -> Result<Json<Acknowledged>, ApiError> {
+    let indices = body.indices.map(|i| i.joined()).ok_or_else(|| {
+        ApiError::new(axum::http::StatusCode::BAD_REQUEST, "action_request_validation_exception", "Validation Failed: 1: indices patterns are empty;")
+    })?;
+    node.clone_snapshot(&repository, &snapshot, &target, &indices).await?;
+    Ok(Acknowledged::yes())
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StatusQuery {
+    ignore_unavailable: Option<String>,
+}
+
+async fn status(node: &Node, repository: Option<&str>, snapshot: Option<&str>, q: &StatusQuery) -> Result<Json<SnapshotStatusResponse>, ApiError> {
+    let views = node.snapshot_status(repository, snapshot, flag(&q.ignore_unavailable, "ignore_unavailable", false)?).await?;
+    Ok(Json(SnapshotStatusResponse { snapshots: views.iter().map(SnapshotStatus::from_view).collect() }))
+}
+
+#[utoipa::path(get, path = "/_snapshot/_status", tag = "snapshots",
+    responses((status = 200, body = SnapshotStatusResponse)))]
+pub async fn status_all(State(node): State<Arc<Node>>, EsQuery(q): EsQuery<StatusQuery>) -> Result<Json<SnapshotStatusResponse>, ApiError> {
+    status(&node, None, None, &q).await
+}
+
+#[utoipa::path(get, path = "/_snapshot/{repository}/_status", tag = "snapshots",
+    params(("repository" = String, Path, description = "Repository name")),
+    responses((status = 200, body = SnapshotStatusResponse), (status = 404, body = ErrorBody)))]
+pub async fn status_repository(State(node): State<Arc<Node>>, Path(repository): Path<String>, EsQuery(q): EsQuery<StatusQuery>) -> Result<Json<SnapshotStatusResponse>, ApiError> {
+    status(&node, Some(&repository), None, &q).await
+}
+
+#[utoipa::path(get, path = "/_snapshot/{repository}/{snapshot}/_status", tag = "snapshots",
+    params(("repository" = String, Path, description = "Repository name"), ("snapshot" = String, Path, description = "Snapshot names"),
+        ("ignore_unavailable" = Option<bool>, Query, description = "Skip missing snapshots")),
+    responses((status = 200, body = SnapshotStatusResponse), (status = 404, body = ErrorBody)))]
+pub async fn status_snapshot(State(node): State<Arc<Node>>, Path((repository, snapshot)): Path<(String, String)>, EsQuery(q): EsQuery<StatusQuery>) -> Result<Json<SnapshotStatusResponse>, ApiError> {
+    status(&node, Some(&repository), Some(&snapshot), &q).await
+}
