@@ -57,19 +57,31 @@ impl Config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
-        let data_dir = o.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data"));
+        let data_dir = o
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./data"));
         let default_repo = data_dir.join("repos");
         let mut path_repo = file.path_repo.unwrap_or_else(|| vec![default_repo]);
         if path_repo.is_empty() {
             return Err("path_repo must name at least one directory".into());
         }
         for p in &mut path_repo {
-            std::fs::create_dir_all(&*p).map_err(|e| format!("cannot create path_repo {}: {e}", p.display()))?;
-            *p = p.canonicalize().map_err(|e| format!("cannot resolve path_repo {}: {e}", p.display()))?;
+            std::fs::create_dir_all(&*p)
+                .map_err(|e| format!("cannot create path_repo {}: {e}", p.display()))?;
+            *p = p
+                .canonicalize()
+                .map_err(|e| format!("cannot resolve path_repo {}: {e}", p.display()))?;
         }
         Ok(Config {
-            listen: o.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:9200".parse().expect("literal")),
-            keystore: file.keystore.unwrap_or_else(|| data_dir.join("keystore.json")),
+            listen: o
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| "127.0.0.1:9200".parse().expect("literal")),
+            keystore: file
+                .keystore
+                .unwrap_or_else(|| data_dir.join("keystore.json")),
             data_dir,
             node_name: file.node_name.unwrap_or_else(default_node_name),
             cluster_name: file.cluster_name.unwrap_or_else(|| "snapvault".into()),
@@ -89,18 +101,28 @@ impl Config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
-        let data_dir = o.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data"));
-        Ok(file.keystore.unwrap_or_else(|| data_dir.join("keystore.json")))
+        let data_dir = o
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./data"));
+        Ok(file
+            .keystore
+            .unwrap_or_else(|| data_dir.join("keystore.json")))
     }
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     toml::from_str(&text).map_err(|e| format!("invalid config {}: {e}", path.display()))
 }
 
 fn default_node_name() -> String {
-    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "snapvault-node".into())
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "snapvault-node".into())
 }
 
 #[cfg(test)]
@@ -109,7 +131,11 @@ mod tests {
 
     #[test]
     fn shipped_config_file_parses() {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/snapvault.toml")).unwrap();
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/snapvault.toml"
+        ))
+        .unwrap();
         let parsed: FileConfig = toml::from_str(&text).unwrap();
         assert_eq!(parsed.listen.unwrap().port(), 9200);
     }
@@ -118,8 +144,18 @@ mod tests {
     fn flags_override_file() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
-        std::fs::write(&file, format!("listen = \"127.0.0.1:9300\"\ndata_dir = \"{}\"\n", dir.path().display())).unwrap();
-        let mut o = Overrides { config_file: Some(file), ..Default::default() };
+        std::fs::write(
+            &file,
+            format!(
+                "listen = \"127.0.0.1:9300\"\ndata_dir = \"{}\"\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let mut o = Overrides {
+            config_file: Some(file),
+            ..Default::default()
+        };
         assert_eq!(Config::load(&o).unwrap().listen.port(), 9300);
         o.listen = Some("127.0.0.1:0".parse().unwrap());
         let c = Config::load(&o).unwrap();

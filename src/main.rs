@@ -11,7 +11,11 @@ use snapvault::crypto::{Keystore, MasterKey};
 use snapvault::{Config, Node, Overrides};
 
 #[derive(Parser)]
-#[command(name = "snapvault", version, about = "Elasticsearch-compatible snapshot service with client-side encryption")]
+#[command(
+    name = "snapvault",
+    version,
+    about = "Elasticsearch-compatible snapshot service with client-side encryption"
+)]
 struct Cli {
     /// TOML configuration file.
     #[arg(long, global = true, env = "SNAPVAULT_CONFIG")]
@@ -30,6 +34,14 @@ enum Command {
         /// Address to listen on (`127.0.0.1:0` picks a free port).
         #[arg(long, env = "SNAPVAULT_LISTEN")]
         listen: Option<SocketAddr>,
+    },
+    /// Print the OpenAPI document (regenerates `openapi/openapi.json`).
+    Openapi,
+    /// Exit 0 when the service at ADDR answers `GET /_health` with 200 (for
+    /// container health checks, without curl in the image).
+    Healthcheck {
+        #[arg(long, default_value = "127.0.0.1:9200")]
+        addr: SocketAddr,
     },
     /// Manage the master keys of the keystore.
     Keystore {
@@ -54,13 +66,22 @@ enum KeystoreAction {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let mut overrides = Overrides { config_file: cli.config, data_dir: cli.data_dir, listen: None };
+    let mut overrides = Overrides {
+        config_file: cli.config,
+        data_dir: cli.data_dir,
+        listen: None,
+    };
     let result = match cli.command {
         Command::Serve { listen } => {
             overrides.listen = listen;
             serve(overrides)
         }
         Command::Keystore { action } => keystore(overrides, action),
+        Command::Openapi => {
+            println!("{}", snapvault::api::openapi_json());
+            Ok(())
+        }
+        Command::Healthcheck { addr } => healthcheck(addr),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -83,14 +104,20 @@ fn keystore(o: Overrides, action: KeystoreAction) -> Result<(), String> {
         }
         KeystoreAction::Add { id, from_stdin } => {
             if !valid_key_name(&id) {
-                return Err(format!("invalid key name [{id}]: use 1 to 64 of [a-z0-9_-]"));
+                return Err(format!(
+                    "invalid key name [{id}]: use 1 to 64 of [a-z0-9_-]"
+                ));
             }
             if ks.get(&id).is_some() {
-                return Err(format!("the keystore already holds a key named [{id}]; remove it first"));
+                return Err(format!(
+                    "the keystore already holds a key named [{id}]; remove it first"
+                ));
             }
             let key = if from_stdin {
                 let mut text = String::new();
-                std::io::stdin().read_to_string(&mut text).map_err(|e| e.to_string())?;
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .map_err(|e| e.to_string())?;
                 let bytes = hex::decode(text.trim())
                     .ok()
                     .and_then(|v| <[u8; 32]>::try_from(v).ok())
@@ -108,13 +135,45 @@ fn keystore(o: Overrides, action: KeystoreAction) -> Result<(), String> {
         }
     }
     ks.save(&path).map_err(|e| e.to_string())?;
-    println!("keystore {} updated; running nodes pick it up with POST /_nodes/reload_secure_settings", path.display());
+    println!(
+        "keystore {} updated; running nodes pick it up with POST /_nodes/reload_secure_settings",
+        path.display()
+    );
     Ok(())
+}
+
+fn healthcheck(addr: SocketAddr) -> Result<(), String> {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET /_health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .map_err(|e| e.to_string())?;
+    if answer.starts_with("HTTP/1.1 200") {
+        Ok(())
+    } else {
+        Err(format!(
+            "unhealthy: {}",
+            answer.lines().next().unwrap_or("no answer")
+        ))
+    }
 }
 
 fn serve(o: Overrides) -> Result<(), String> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,opendal=warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,opendal=warn".into()),
+        )
         .init();
     let config = Config::load(&o)?;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
@@ -144,7 +203,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

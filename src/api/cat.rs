@@ -25,15 +25,28 @@ pub struct CatQuery {
 }
 
 /// Renders rows (column name to value) as Elasticsearch's cat output.
-fn render(q: &CatQuery, columns: &[&str], mut rows: Vec<Vec<(String, String)>>) -> Result<Response, ApiError> {
-    let _ = (&q.bytes, &q.ignore_unavailable, &q.expand_wildcards, &q.health, &q.help);
+fn render(
+    q: &CatQuery,
+    columns: &[&str],
+    mut rows: Vec<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let _ = (
+        &q.bytes,
+        &q.ignore_unavailable,
+        &q.expand_wildcards,
+        &q.health,
+        &q.help,
+    );
     let selected: Vec<String> = match &q.h {
         Some(h) => h.split(',').map(|c| c.trim().to_string()).collect(),
         None => columns.iter().map(|c| c.to_string()).collect(),
     };
     for c in &selected {
         if !columns.contains(&c.as_str()) {
-            return Err(ApiError::bad_request(format!("header [{c}] is not supported; known: {}", columns.join(", "))));
+            return Err(ApiError::bad_request(format!(
+                "header [{c}] is not supported; known: {}",
+                columns.join(", ")
+            )));
         }
     }
     if let Some(s) = &q.s {
@@ -43,25 +56,48 @@ fn render(q: &CatQuery, columns: &[&str], mut rows: Vec<Vec<(String, String)>>) 
                 None => (key.to_string(), false),
             };
             if !columns.contains(&col.as_str()) {
-                return Err(ApiError::bad_request(format!("Unable to sort by unknown sort key `{col}`")));
+                return Err(ApiError::bad_request(format!(
+                    "Unable to sort by unknown sort key `{col}`"
+                )));
             }
             rows.sort_by(|a, b| {
-                let get = |r: &Vec<(String, String)>| r.iter().find(|(k, _)| *k == col).map(|(_, v)| v.clone()).unwrap_or_default();
+                let get = |r: &Vec<(String, String)>| {
+                    r.iter()
+                        .find(|(k, _)| *k == col)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default()
+                };
                 let (x, y) = (get(a), get(b));
                 let ord = match (x.parse::<f64>(), y.parse::<f64>()) {
                     (Ok(p), Ok(q)) => p.partial_cmp(&q).unwrap_or(std::cmp::Ordering::Equal),
                     _ => x.cmp(&y),
                 };
-                if desc { ord.reverse() } else { ord }
+                if desc {
+                    ord.reverse()
+                } else {
+                    ord
+                }
             });
         }
     }
-    let pick = |r: &Vec<(String, String)>, c: &str| r.iter().find(|(k, _)| k == c).map(|(_, v)| v.clone()).unwrap_or_default();
+    let pick = |r: &Vec<(String, String)>, c: &str| {
+        r.iter()
+            .find(|(k, _)| k == c)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
     match q.format.as_deref() {
         Some("json") => {
             let out: Vec<serde_json::Value> = rows
                 .iter()
-                .map(|r| serde_json::Value::Object(selected.iter().map(|c| (c.clone(), serde_json::Value::String(pick(r, c)))).collect()))
+                .map(|r| {
+                    serde_json::Value::Object(
+                        selected
+                            .iter()
+                            .map(|c| (c.clone(), serde_json::Value::String(pick(r, c))))
+                            .collect(),
+                    )
+                })
                 .collect();
             Ok(axum::Json(out).into_response())
         }
@@ -70,35 +106,74 @@ fn render(q: &CatQuery, columns: &[&str], mut rows: Vec<Vec<(String, String)>>) 
             if flag(&q.v, "v", false)? {
                 table.push(selected.clone());
             }
-            table.extend(rows.iter().map(|r| selected.iter().map(|c| pick(r, c)).collect()));
-            let widths: Vec<usize> = (0..selected.len()).map(|i| table.iter().map(|r| r[i].len()).max().unwrap_or(0)).collect();
+            table.extend(
+                rows.iter()
+                    .map(|r| selected.iter().map(|c| pick(r, c)).collect()),
+            );
+            let widths: Vec<usize> = (0..selected.len())
+                .map(|i| table.iter().map(|r| r[i].len()).max().unwrap_or(0))
+                .collect();
             let mut text = String::new();
             for r in table {
-                let line: Vec<String> = r.iter().enumerate().map(|(i, v)| format!("{v:<w$}", w = widths[i])).collect();
+                let line: Vec<String> = r
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| format!("{v:<w$}", w = widths[i]))
+                    .collect();
                 text.push_str(line.join(" ").trim_end());
                 text.push('\n');
             }
-            Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; charset=UTF-8")], text).into_response())
+            Ok((
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "text/plain; charset=UTF-8",
+                )],
+                text,
+            )
+                .into_response())
         }
-        Some(other) => Err(ApiError::bad_request(format!("unsupported format [{other}]"))),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "unsupported format [{other}]"
+        ))),
     }
 }
 
 fn row(pairs: &[(&str, String)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
 }
 
-const INDEX_COLUMNS: &[&str] = &["health", "status", "index", "uuid", "pri", "rep", "docs.count", "docs.deleted", "store.size", "pri.store.size"];
+const INDEX_COLUMNS: &[&str] = &[
+    "health",
+    "status",
+    "index",
+    "uuid",
+    "pri",
+    "rep",
+    "docs.count",
+    "docs.deleted",
+    "store.size",
+    "pri.store.size",
+];
 
 async fn cat_indices_of(node: &Node, expr: &str, q: &CatQuery) -> Result<Response, ApiError> {
     let all = node.indices.names().await;
     let resolved = crate::indices::names::resolve(expr, &all);
     if let Some(missing) = resolved.missing.first() {
-        return Err(crate::service::ServiceError::IndexNotFound { index: missing.clone() }.into());
+        return Err(crate::service::ServiceError::IndexNotFound {
+            index: missing.clone(),
+        }
+        .into());
     }
     let mut rows = Vec::new();
     for name in resolved.names {
-        let s = node.indices.summary(&name).await.map_err(crate::service::ServiceError::from)?;
+        let s = node
+            .indices
+            .summary(&name)
+            .await
+            .map_err(crate::service::ServiceError::from)?;
         let open = s.meta.state == crate::indices::IndexState::Open;
         rows.push(row(&[
             ("health", if open { "green".into() } else { String::new() }),
@@ -107,8 +182,18 @@ async fn cat_indices_of(node: &Node, expr: &str, q: &CatQuery) -> Result<Respons
             ("uuid", s.meta.uuid.clone()),
             ("pri", s.meta.number_of_shards.to_string()),
             ("rep", "0".into()),
-            ("docs.count", if open { s.docs.to_string() } else { String::new() }),
-            ("docs.deleted", if open { "0".into() } else { String::new() }),
+            (
+                "docs.count",
+                if open {
+                    s.docs.to_string()
+                } else {
+                    String::new()
+                },
+            ),
+            (
+                "docs.deleted",
+                if open { "0".into() } else { String::new() },
+            ),
             ("store.size", format!("{}b", s.store_bytes)),
             ("pri.store.size", format!("{}b", s.store_bytes)),
         ]));
@@ -117,23 +202,50 @@ async fn cat_indices_of(node: &Node, expr: &str, q: &CatQuery) -> Result<Respons
 }
 
 #[utoipa::path(get, path = "/_cat/indices", tag = "cat", responses((status = 200, body = String)))]
-pub async fn cat_indices(State(node): State<Arc<Node>>, EsQuery(q): EsQuery<CatQuery>) -> Result<Response, ApiError> {
+pub async fn cat_indices(
+    State(node): State<Arc<Node>>,
+    EsQuery(q): EsQuery<CatQuery>,
+) -> Result<Response, ApiError> {
     cat_indices_of(&node, "_all", &q).await
 }
 
 #[utoipa::path(get, path = "/_cat/indices/{index}", tag = "cat", params(("index" = String, Path, description = "Index names or wildcards")), responses((status = 200, body = String)))]
-pub async fn cat_indices_named(State(node): State<Arc<Node>>, Path(index): Path<String>, EsQuery(q): EsQuery<CatQuery>) -> Result<Response, ApiError> {
+pub async fn cat_indices_named(
+    State(node): State<Arc<Node>>,
+    Path(index): Path<String>,
+    EsQuery(q): EsQuery<CatQuery>,
+) -> Result<Response, ApiError> {
     cat_indices_of(&node, &index, &q).await
 }
 
 #[utoipa::path(get, path = "/_cat/repositories", tag = "cat", responses((status = 200, body = String)))]
-pub async fn cat_repositories(State(node): State<Arc<Node>>, EsQuery(q): EsQuery<CatQuery>) -> Result<Response, ApiError> {
+pub async fn cat_repositories(
+    State(node): State<Arc<Node>>,
+    EsQuery(q): EsQuery<CatQuery>,
+) -> Result<Response, ApiError> {
     let repos = node.get_repositories("_all").await?;
-    let rows = repos.into_iter().map(|(id, m)| row(&[("id", id), ("type", m.kind)])).collect();
+    let rows = repos
+        .into_iter()
+        .map(|(id, m)| row(&[("id", id), ("type", m.kind)]))
+        .collect();
     render(&q, &["id", "type"], rows)
 }
 
-const SNAPSHOT_COLUMNS: &[&str] = &["id", "repository", "status", "start_epoch", "start_time", "end_epoch", "end_time", "duration", "indices", "successful_shards", "failed_shards", "total_shards", "reason"];
+const SNAPSHOT_COLUMNS: &[&str] = &[
+    "id",
+    "repository",
+    "status",
+    "start_epoch",
+    "start_time",
+    "end_epoch",
+    "end_time",
+    "duration",
+    "indices",
+    "successful_shards",
+    "failed_shards",
+    "total_shards",
+    "reason",
+];
 
 async fn cat_snapshots_of(node: &Node, repos: &str, q: &CatQuery) -> Result<Response, ApiError> {
     let listing = node
@@ -150,7 +262,12 @@ async fn cat_snapshots_of(node: &Node, repos: &str, q: &CatQuery) -> Result<Resp
             from_sort_value: None,
         })
         .await?;
-    let hms = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().format("%H:%M:%S").to_string();
+    let hms = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap_or_default()
+            .format("%H:%M:%S")
+            .to_string()
+    };
     let rows = listing
         .snapshots
         .iter()
@@ -158,7 +275,11 @@ async fn cat_snapshots_of(node: &Node, repos: &str, q: &CatQuery) -> Result<Resp
             let d = &v.details;
             let total: u32 = d.indices.values().map(|i| i.shards).sum();
             let failed = d.failures.len() as u32;
-            let end = if d.end_time_millis > 0 { d.end_time_millis } else { crate::service::now_millis() };
+            let end = if d.end_time_millis > 0 {
+                d.end_time_millis
+            } else {
+                crate::service::now_millis()
+            };
             row(&[
                 ("id", d.name.clone()),
                 ("repository", v.repository.clone()),
@@ -169,7 +290,10 @@ async fn cat_snapshots_of(node: &Node, repos: &str, q: &CatQuery) -> Result<Resp
                 ("end_time", hms(d.end_time_millis)),
                 ("duration", format!("{}ms", end - d.start_time_millis)),
                 ("indices", d.indices.len().to_string()),
-                ("successful_shards", total.saturating_sub(failed).to_string()),
+                (
+                    "successful_shards",
+                    total.saturating_sub(failed).to_string(),
+                ),
                 ("failed_shards", failed.to_string()),
                 ("total_shards", total.to_string()),
                 ("reason", d.reason.clone().unwrap_or_default()),
@@ -180,11 +304,18 @@ async fn cat_snapshots_of(node: &Node, repos: &str, q: &CatQuery) -> Result<Resp
 }
 
 #[utoipa::path(get, path = "/_cat/snapshots", tag = "cat", responses((status = 200, body = String)))]
-pub async fn cat_snapshots(State(node): State<Arc<Node>>, EsQuery(q): EsQuery<CatQuery>) -> Result<Response, ApiError> {
+pub async fn cat_snapshots(
+    State(node): State<Arc<Node>>,
+    EsQuery(q): EsQuery<CatQuery>,
+) -> Result<Response, ApiError> {
     cat_snapshots_of(&node, "_all", &q).await
 }
 
 #[utoipa::path(get, path = "/_cat/snapshots/{repository}", tag = "cat", params(("repository" = String, Path, description = "Repository names")), responses((status = 200, body = String), (status = 404, body = super::error::ErrorBody)))]
-pub async fn cat_snapshots_repo(State(node): State<Arc<Node>>, Path(repository): Path<String>, EsQuery(q): EsQuery<CatQuery>) -> Result<Response, ApiError> {
+pub async fn cat_snapshots_repo(
+    State(node): State<Arc<Node>>,
+    Path(repository): Path<String>,
+    EsQuery(q): EsQuery<CatQuery>,
+) -> Result<Response, ApiError> {
     cat_snapshots_of(&node, &repository, &q).await
 }

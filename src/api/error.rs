@@ -46,11 +46,20 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, kind: &'static str, reason: impl Into<String>) -> ApiError {
-        ApiError { status, kind, reason: reason.into(), index: None }
+        ApiError {
+            status,
+            kind,
+            reason: reason.into(),
+            index: None,
+        }
     }
 
     pub fn bad_request(reason: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "illegal_argument_exception", reason)
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "illegal_argument_exception",
+            reason,
+        )
     }
 
     pub fn body(&self) -> ErrorBody {
@@ -60,7 +69,13 @@ impl ApiError {
             index: self.index.clone(),
             index_uuid: self.index.as_ref().map(|_| "_na_".to_string()),
         };
-        ErrorBody { error: ErrorDetail { root_cause: vec![cause.clone()], cause }, status: self.status.as_u16() }
+        ErrorBody {
+            error: ErrorDetail {
+                root_cause: vec![cause.clone()],
+                cause,
+            },
+            status: self.status.as_u16(),
+        }
     }
 }
 
@@ -79,15 +94,25 @@ impl From<ServiceError> for ApiError {
             E::RepositoryMissing { .. } => (S::NOT_FOUND, "repository_missing_exception"),
             E::Repository { .. } => (S::BAD_REQUEST, "repository_exception"),
             E::RepositoryFailure { .. } => (S::INTERNAL_SERVER_ERROR, "repository_exception"),
-            E::RepositoryVerification { .. } => (S::INTERNAL_SERVER_ERROR, "repository_verification_exception"),
+            E::RepositoryVerification { .. } => (
+                S::INTERNAL_SERVER_ERROR,
+                "repository_verification_exception",
+            ),
             E::SnapshotMissing { .. } => (S::NOT_FOUND, "snapshot_missing_exception"),
             E::InvalidSnapshotName { .. } => (S::BAD_REQUEST, "invalid_snapshot_name_exception"),
-            E::ConcurrentSnapshotExecution { .. } => (S::SERVICE_UNAVAILABLE, "concurrent_snapshot_execution_exception"),
+            E::ConcurrentSnapshotExecution { .. } => (
+                S::SERVICE_UNAVAILABLE,
+                "concurrent_snapshot_execution_exception",
+            ),
             E::SnapshotRestore { .. } => (S::BAD_REQUEST, "snapshot_restore_exception"),
-            E::SnapshotRestoreFailed { .. } => (S::INTERNAL_SERVER_ERROR, "snapshot_restore_exception"),
+            E::SnapshotRestoreFailed { .. } => {
+                (S::INTERNAL_SERVER_ERROR, "snapshot_restore_exception")
+            }
             E::Snapshot { .. } => (S::INTERNAL_SERVER_ERROR, "snapshot_exception"),
             E::IndexNotFound { .. } => (S::NOT_FOUND, "index_not_found_exception"),
-            E::ResourceAlreadyExists { .. } => (S::BAD_REQUEST, "resource_already_exists_exception"),
+            E::ResourceAlreadyExists { .. } => {
+                (S::BAD_REQUEST, "resource_already_exists_exception")
+            }
             E::InvalidIndexName { .. } => (S::BAD_REQUEST, "invalid_index_name_exception"),
             E::IndexClosed { .. } => (S::BAD_REQUEST, "index_closed_exception"),
             E::VersionConflict(_) => (S::CONFLICT, "version_conflict_engine_exception"),
@@ -97,17 +122,29 @@ impl From<ServiceError> for ApiError {
             E::Internal(detail) => {
                 let id = uuid::Uuid::new_v4();
                 tracing::error!(error_id = %id, error = %detail, "internal error");
-                return ApiError::new(S::INTERNAL_SERVER_ERROR, "exception", format!("internal error; see the server log for error id [{id}]"));
+                return ApiError::new(
+                    S::INTERNAL_SERVER_ERROR,
+                    "exception",
+                    format!("internal error; see the server log for error id [{id}]"),
+                );
             }
         };
         let index = match &e {
-            E::IndexNotFound { index } | E::ResourceAlreadyExists { index } | E::InvalidIndexName { index, .. } | E::IndexClosed { index } => Some(index.clone()),
+            E::IndexNotFound { index }
+            | E::ResourceAlreadyExists { index }
+            | E::InvalidIndexName { index, .. }
+            | E::IndexClosed { index } => Some(index.clone()),
             _ => None,
         };
         if status.is_server_error() {
             tracing::error!(%reason, kind, "request failed");
         }
-        ApiError { status, kind, reason, index }
+        ApiError {
+            status,
+            kind,
+            reason,
+            index,
+        }
     }
 }
 
@@ -117,12 +154,19 @@ mod tests {
 
     #[test]
     fn body_has_elasticsearch_shape() {
-        let e: ApiError = ServiceError::SnapshotMissing { repository: "r".into(), snapshot: "s".into() }.into();
+        let e: ApiError = ServiceError::SnapshotMissing {
+            repository: "r".into(),
+            snapshot: "s".into(),
+        }
+        .into();
         let v = serde_json::to_value(e.body()).unwrap();
         assert_eq!(v["status"], 404);
         assert_eq!(v["error"]["type"], "snapshot_missing_exception");
         assert_eq!(v["error"]["reason"], "[r:s] is missing");
-        assert_eq!(v["error"]["root_cause"][0]["type"], "snapshot_missing_exception");
+        assert_eq!(
+            v["error"]["root_cause"][0]["type"],
+            "snapshot_missing_exception"
+        );
     }
 
     #[test]

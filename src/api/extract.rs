@@ -19,7 +19,11 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for EsJson<T>
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "content_too_long_exception", "request body is larger than max_body_bytes")
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "content_too_long_exception",
+                    "request body is larger than max_body_bytes",
+                )
             } else {
                 ApiError::new(StatusCode::BAD_REQUEST, "parse_exception", e.body_text())
             }
@@ -43,7 +47,12 @@ pub fn parse_body<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiE
             Category::Data => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "x_content_parse_exception",
-                format!("[{}:{}] {}", e.line(), e.column(), strip_position(&e.to_string())),
+                format!(
+                    "[{}:{}] {}",
+                    e.line(),
+                    e.column(),
+                    strip_position(&e.to_string())
+                ),
             ),
         }
     })
@@ -65,16 +74,23 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for EsQuery<T> {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or("");
-        serde_urlencoded::from_str::<T>(query).map(EsQuery).map_err(|e| {
-            let msg = e.to_string();
-            match msg.strip_prefix("unknown field `").and_then(|m| m.split('`').next()) {
-                Some(field) => ApiError::bad_request(format!(
-                    "request [{}] contains unrecognized parameter: [{field}]",
-                    parts.uri.path()
-                )),
-                None => ApiError::bad_request(format!("failed to parse request parameters: {msg}")),
-            }
-        })
+        serde_urlencoded::from_str::<T>(query)
+            .map(EsQuery)
+            .map_err(|e| {
+                let msg = e.to_string();
+                match msg
+                    .strip_prefix("unknown field `")
+                    .and_then(|m| m.split('`').next())
+                {
+                    Some(field) => ApiError::bad_request(format!(
+                        "request [{}] contains unrecognized parameter: [{field}]",
+                        parts.uri.path()
+                    )),
+                    None => {
+                        ApiError::bad_request(format!("failed to parse request parameters: {msg}"))
+                    }
+                }
+            })
     }
 }
 
@@ -95,6 +111,12 @@ pub fn flag(value: &Option<String>, name: &str, default: bool) -> Result<bool, A
 pub fn number(value: &Option<String>, name: &str) -> Result<Option<usize>, ApiError> {
     value
         .as_deref()
-        .map(|v| v.parse::<usize>().map_err(|_| ApiError::bad_request(format!("Failed to parse int parameter [{name}] with value [{v}]"))))
+        .map(|v| {
+            v.parse::<usize>().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "Failed to parse int parameter [{name}] with value [{v}]"
+                ))
+            })
+        })
         .transpose()
 }

@@ -42,7 +42,10 @@ async fn resolve(node: &Node, expr: &str) -> Result<Vec<String>, ApiError> {
     let all = node.indices.names().await;
     let r = names::resolve(expr, &all);
     if let Some(missing) = r.missing.first() {
-        return Err(ServiceError::IndexNotFound { index: missing.clone() }.into());
+        return Err(ServiceError::IndexNotFound {
+            index: missing.clone(),
+        }
+        .into());
     }
     Ok(r.names)
 }
@@ -53,31 +56,55 @@ fn shards_setting(settings: &serde_json::Map<String, Value>) -> Result<u32, ApiE
     let v = settings
         .get("number_of_shards")
         .or_else(|| settings.get("index.number_of_shards"))
-        .or_else(|| settings.get("index").and_then(|i| i.get("number_of_shards")));
+        .or_else(|| {
+            settings
+                .get("index")
+                .and_then(|i| i.get("number_of_shards"))
+        });
     match v {
         None => Ok(1),
         Some(Value::Number(n)) if n.as_u64().is_some() => Ok(n.as_u64().unwrap_or(1) as u32),
         Some(Value::String(s)) if s.parse::<u32>().is_ok() => Ok(s.parse().unwrap_or(1)),
-        Some(other) => Err(ApiError::bad_request(format!("Failed to parse value [{other}] for setting [index.number_of_shards]"))),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "Failed to parse value [{other}] for setting [index.number_of_shards]"
+        ))),
     }
 }
 
 #[utoipa::path(put, path = "/{index}", tag = "indices", params(("index" = String, Path, description = "Index name")),
     request_body = CreateIndexBody, responses((status = 200, body = Value), (status = 400, body = ErrorBody)))]
-pub async fn create_index(State(node): State<Arc<Node>>, Path(index): Path<String>, EsQuery(_q): EsQuery<IndexQuery>, EsJson(body): EsJson<CreateIndexBody>) -> Result<Json<Value>, ApiError> {
+pub async fn create_index(
+    State(node): State<Arc<Node>>,
+    Path(index): Path<String>,
+    EsQuery(_q): EsQuery<IndexQuery>,
+    EsJson(body): EsJson<CreateIndexBody>,
+) -> Result<Json<Value>, ApiError> {
     let settings = body.settings.unwrap_or_default();
     let shards = shards_setting(&settings)?;
     let _ = (body.mappings, body.aliases);
-    node.indices.create(&index, shards, settings).await.map_err(ServiceError::from)?;
-    Ok(Json(json!({"acknowledged": true, "shards_acknowledged": true, "index": index})))
+    node.indices
+        .create(&index, shards, settings)
+        .await
+        .map_err(ServiceError::from)?;
+    Ok(Json(
+        json!({"acknowledged": true, "shards_acknowledged": true, "index": index}),
+    ))
 }
 
 #[utoipa::path(get, path = "/{index}", tag = "indices", params(("index" = String, Path, description = "Index names or wildcards")),
     responses((status = 200, body = Value), (status = 404, body = ErrorBody)))]
-pub async fn get_index(State(node): State<Arc<Node>>, Path(index): Path<String>, EsQuery(_q): EsQuery<IndexQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn get_index(
+    State(node): State<Arc<Node>>,
+    Path(index): Path<String>,
+    EsQuery(_q): EsQuery<IndexQuery>,
+) -> Result<Json<Value>, ApiError> {
     let mut out = serde_json::Map::new();
     for name in resolve(&node, &index).await? {
-        let m = node.indices.metadata(&name).await.map_err(ServiceError::from)?;
+        let m = node
+            .indices
+            .metadata(&name)
+            .await
+            .map_err(ServiceError::from)?;
         let mut index_settings = json!({
             "number_of_shards": m.number_of_shards.to_string(),
             "number_of_replicas": "0",
@@ -88,7 +115,10 @@ pub async fn get_index(State(node): State<Arc<Node>>, Path(index): Path<String>,
         if m.state == IndexState::Close {
             index_settings["verified_before_close"] = json!("true");
         }
-        out.insert(name, json!({"aliases": {}, "mappings": {}, "settings": {"index": index_settings}}));
+        out.insert(
+            name,
+            json!({"aliases": {}, "mappings": {}, "settings": {"index": index_settings}}),
+        );
     }
     Ok(Json(Value::Object(out)))
 }
@@ -98,14 +128,25 @@ pub async fn get_index(State(node): State<Arc<Node>>, Path(index): Path<String>,
 pub async fn index_exists(State(node): State<Arc<Node>>, Path(index): Path<String>) -> StatusCode {
     let all = node.indices.names().await;
     let r = names::resolve(&index, &all);
-    if r.missing.is_empty() && !r.names.is_empty() { StatusCode::OK } else { StatusCode::NOT_FOUND }
+    if r.missing.is_empty() && !r.names.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    }
 }
 
 #[utoipa::path(delete, path = "/{index}", tag = "indices", params(("index" = String, Path, description = "Index names or wildcards")),
     responses((status = 200, body = Acknowledged), (status = 404, body = ErrorBody)))]
-pub async fn delete_index(State(node): State<Arc<Node>>, Path(index): Path<String>, EsQuery(_q): EsQuery<IndexQuery>) -> Result<Json<Acknowledged>, ApiError> {
+pub async fn delete_index(
+    State(node): State<Arc<Node>>,
+    Path(index): Path<String>,
+    EsQuery(_q): EsQuery<IndexQuery>,
+) -> Result<Json<Acknowledged>, ApiError> {
     for name in resolve(&node, &index).await? {
-        node.indices.delete(&name).await.map_err(ServiceError::from)?;
+        node.indices
+            .delete(&name)
+            .await
+            .map_err(ServiceError::from)?;
     }
     Ok(Acknowledged::yes())
 }
@@ -113,24 +154,42 @@ pub async fn delete_index(State(node): State<Arc<Node>>, Path(index): Path<Strin
 async fn set_state(node: &Node, expr: &str, state: IndexState) -> Result<Vec<String>, ApiError> {
     let names = resolve(node, expr).await?;
     for name in &names {
-        node.indices.set_state(name, state).await.map_err(ServiceError::from)?;
+        node.indices
+            .set_state(name, state)
+            .await
+            .map_err(ServiceError::from)?;
     }
     Ok(names)
 }
 
 #[utoipa::path(post, path = "/{index}/_close", tag = "indices", params(("index" = String, Path, description = "Index names")),
     responses((status = 200, body = Value), (status = 404, body = ErrorBody)))]
-pub async fn close_index(State(node): State<Arc<Node>>, Path(index): Path<String>, EsQuery(_q): EsQuery<IndexQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn close_index(
+    State(node): State<Arc<Node>>,
+    Path(index): Path<String>,
+    EsQuery(_q): EsQuery<IndexQuery>,
+) -> Result<Json<Value>, ApiError> {
     let names = set_state(&node, &index, IndexState::Close).await?;
-    let indices: serde_json::Map<String, Value> = names.into_iter().map(|n| (n, json!({"closed": true}))).collect();
-    Ok(Json(json!({"acknowledged": true, "shards_acknowledged": true, "indices": indices})))
+    let indices: serde_json::Map<String, Value> = names
+        .into_iter()
+        .map(|n| (n, json!({"closed": true})))
+        .collect();
+    Ok(Json(
+        json!({"acknowledged": true, "shards_acknowledged": true, "indices": indices}),
+    ))
 }
 
 #[utoipa::path(post, path = "/{index}/_open", tag = "indices", params(("index" = String, Path, description = "Index names")),
     responses((status = 200, body = Value), (status = 404, body = ErrorBody)))]
-pub async fn open_index(State(node): State<Arc<Node>>, Path(index): Path<String>, EsQuery(_q): EsQuery<IndexQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn open_index(
+    State(node): State<Arc<Node>>,
+    Path(index): Path<String>,
+    EsQuery(_q): EsQuery<IndexQuery>,
+) -> Result<Json<Value>, ApiError> {
     set_state(&node, &index, IndexState::Open).await?;
-    Ok(Json(json!({"acknowledged": true, "shards_acknowledged": true})))
+    Ok(Json(
+        json!({"acknowledged": true, "shards_acknowledged": true}),
+    ))
 }
 
 fn item_json(index: &str, r: &DocResult, shards: u32) -> Value {
@@ -163,8 +222,16 @@ pub struct DocQuery {
 
 async fn write_one(node: &Node, index: &str, op: DocOp) -> Result<Response, ApiError> {
     ensure_index(node, index).await?;
-    let result = node.indices.write(index, vec![op]).await.map_err(ServiceError::from)?;
-    let r = result.into_iter().next().expect("one op, one result").map_err(ServiceError::from)?;
+    let result = node
+        .indices
+        .write(index, vec![op])
+        .await
+        .map_err(ServiceError::from)?;
+    let r = result
+        .into_iter()
+        .next()
+        .expect("one op, one result")
+        .map_err(ServiceError::from)?;
     let status = match r.result {
         "created" => StatusCode::CREATED,
         "not_found" => StatusCode::NOT_FOUND,
@@ -175,51 +242,114 @@ async fn write_one(node: &Node, index: &str, op: DocOp) -> Result<Response, ApiE
 
 fn source_of(body: &Bytes) -> Result<Box<serde_json::value::RawValue>, ApiError> {
     let v: Value = super::extract::parse_body::<Option<Value>>(body)?.ok_or_else(|| {
-        ApiError::new(StatusCode::BAD_REQUEST, "action_request_validation_exception", "Validation Failed: 1: source is missing;")
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "action_request_validation_exception",
+            "Validation Failed: 1: source is missing;",
+        )
     })?;
     if !v.is_object() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "mapper_parsing_exception", "failed to parse, document is empty or not an object"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "mapper_parsing_exception",
+            "failed to parse, document is empty or not an object",
+        ));
     }
     Ok(serde_json::value::to_raw_value(&v).expect("a JSON value serialises"))
 }
 
 #[utoipa::path(put, path = "/{index}/_doc/{id}", tag = "documents", params(("index" = String, Path, description = "Index"), ("id" = String, Path, description = "Document id"), ("op_type" = Option<String>, Query, description = "index or create")),
     request_body = Value, responses((status = 200, body = Value), (status = 201, body = Value), (status = 409, body = ErrorBody)))]
-pub async fn index_doc(State(node): State<Arc<Node>>, Path((index, id)): Path<(String, String)>, EsQuery(q): EsQuery<DocQuery>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn index_doc(
+    State(node): State<Arc<Node>>,
+    Path((index, id)): Path<(String, String)>,
+    EsQuery(q): EsQuery<DocQuery>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let create_only = match q.op_type.as_deref() {
         None | Some("index") => false,
         Some("create") => true,
-        Some(other) => return Err(ApiError::bad_request(format!("opType must be 'create' or 'index', found: [{other}]"))),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "opType must be 'create' or 'index', found: [{other}]"
+            )))
+        }
     };
     let _ = (q.refresh, q.routing);
     let source = source_of(&body)?;
-    write_one(&node, &index, DocOp::Index { id, source, create_only }).await
+    write_one(
+        &node,
+        &index,
+        DocOp::Index {
+            id,
+            source,
+            create_only,
+        },
+    )
+    .await
 }
 
 #[utoipa::path(post, path = "/{index}/_doc/{id}", tag = "documents", params(("index" = String, Path, description = "Index"), ("id" = String, Path, description = "Document id")),
     request_body = Value, responses((status = 200, body = Value), (status = 201, body = Value)))]
-pub async fn index_doc_post(state: State<Arc<Node>>, path: Path<(String, String)>, q: EsQuery<DocQuery>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn index_doc_post(
+    state: State<Arc<Node>>,
+    path: Path<(String, String)>,
+    q: EsQuery<DocQuery>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     index_doc(state, path, q, body).await
 }
 
 #[utoipa::path(post, path = "/{index}/_doc", tag = "documents", params(("index" = String, Path, description = "Index")),
     request_body = Value, responses((status = 201, body = Value)))]
-pub async fn index_doc_auto_id(State(node): State<Arc<Node>>, Path(index): Path<String>, EsQuery(q): EsQuery<DocQuery>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn index_doc_auto_id(
+    State(node): State<Arc<Node>>,
+    Path(index): Path<String>,
+    EsQuery(q): EsQuery<DocQuery>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let _ = q;
     let source = source_of(&body)?;
-    write_one(&node, &index, DocOp::Index { id: crate::indices::new_doc_id(), source, create_only: true }).await
+    write_one(
+        &node,
+        &index,
+        DocOp::Index {
+            id: crate::indices::new_doc_id(),
+            source,
+            create_only: true,
+        },
+    )
+    .await
 }
 
 #[utoipa::path(put, path = "/{index}/_create/{id}", tag = "documents", params(("index" = String, Path, description = "Index"), ("id" = String, Path, description = "Document id")),
     request_body = Value, responses((status = 201, body = Value), (status = 409, body = ErrorBody)))]
-pub async fn create_doc(State(node): State<Arc<Node>>, Path((index, id)): Path<(String, String)>, EsQuery(_q): EsQuery<DocQuery>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn create_doc(
+    State(node): State<Arc<Node>>,
+    Path((index, id)): Path<(String, String)>,
+    EsQuery(_q): EsQuery<DocQuery>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let source = source_of(&body)?;
-    write_one(&node, &index, DocOp::Index { id, source, create_only: true }).await
+    write_one(
+        &node,
+        &index,
+        DocOp::Index {
+            id,
+            source,
+            create_only: true,
+        },
+    )
+    .await
 }
 
 #[utoipa::path(get, path = "/{index}/_doc/{id}", tag = "documents", params(("index" = String, Path, description = "Index"), ("id" = String, Path, description = "Document id")),
     responses((status = 200, body = Value), (status = 404, body = Value)))]
-pub async fn get_doc(State(node): State<Arc<Node>>, Path((index, id)): Path<(String, String)>, EsQuery(_q): EsQuery<DocQuery>) -> Result<Response, ApiError> {
+pub async fn get_doc(
+    State(node): State<Arc<Node>>,
+    Path((index, id)): Path<(String, String)>,
+    EsQuery(_q): EsQuery<DocQuery>,
+) -> Result<Response, ApiError> {
     match node.indices.get_doc(&index, &id).await.map_err(ServiceError::from)? {
         Some(d) => Ok(Json(json!({"_index": index, "_id": d.id, "_version": d.version, "_seq_no": d.seq_no, "_primary_term": 1, "found": true, "_source": d.source})).into_response()),
         None => Ok((StatusCode::NOT_FOUND, Json(json!({"_index": index, "_id": id, "found": false}))).into_response()),
@@ -228,7 +358,11 @@ pub async fn get_doc(State(node): State<Arc<Node>>, Path((index, id)): Path<(Str
 
 #[utoipa::path(delete, path = "/{index}/_doc/{id}", tag = "documents", params(("index" = String, Path, description = "Index"), ("id" = String, Path, description = "Document id")),
     responses((status = 200, body = Value), (status = 404, body = Value)))]
-pub async fn delete_doc(State(node): State<Arc<Node>>, Path((index, id)): Path<(String, String)>, EsQuery(_q): EsQuery<DocQuery>) -> Result<Response, ApiError> {
+pub async fn delete_doc(
+    State(node): State<Arc<Node>>,
+    Path((index, id)): Path<(String, String)>,
+    EsQuery(_q): EsQuery<DocQuery>,
+) -> Result<Response, ApiError> {
     node.indices.get(&index).await.map_err(ServiceError::from)?;
     write_one(&node, &index, DocOp::Delete { id }).await
 }
@@ -245,13 +379,22 @@ pub struct BulkQuery {
 /// item's position; a malformed action line fails the whole request.
 #[utoipa::path(post, path = "/_bulk", tag = "documents", request_body(content = String, content_type = "application/x-ndjson"),
     responses((status = 200, body = Value), (status = 400, body = ErrorBody)))]
-pub async fn bulk(State(node): State<Arc<Node>>, EsQuery(q): EsQuery<BulkQuery>, body: Bytes) -> Result<Json<Value>, ApiError> {
+pub async fn bulk(
+    State(node): State<Arc<Node>>,
+    EsQuery(q): EsQuery<BulkQuery>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     run_bulk(&node, None, q, body).await
 }
 
 #[utoipa::path(post, path = "/{index}/_bulk", tag = "documents", params(("index" = String, Path, description = "Default index")),
     request_body(content = String, content_type = "application/x-ndjson"), responses((status = 200, body = Value)))]
-pub async fn bulk_index(State(node): State<Arc<Node>>, Path(index): Path<String>, EsQuery(q): EsQuery<BulkQuery>, body: Bytes) -> Result<Json<Value>, ApiError> {
+pub async fn bulk_index(
+    State(node): State<Arc<Node>>,
+    Path(index): Path<String>,
+    EsQuery(q): EsQuery<BulkQuery>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     run_bulk(&node, Some(index), q, body).await
 }
 
@@ -260,20 +403,54 @@ enum Pending {
     Failed(String, Value),
 }
 
-async fn run_bulk(node: &Node, default_index: Option<String>, q: BulkQuery, body: Bytes) -> Result<Json<Value>, ApiError> {
+async fn run_bulk(
+    node: &Node,
+    default_index: Option<String>,
+    q: BulkQuery,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     let started = std::time::Instant::now();
     let _ = (q.refresh, q.routing, q.pipeline);
-    let mut lines = body.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)).enumerate();
+    let mut lines = body
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+        .enumerate();
     let mut items: Vec<Pending> = Vec::new();
     while let Some((n, line)) = lines.next() {
-        let action: serde_json::Map<String, Value> = serde_json::from_slice(line)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "x_content_parse_exception", format!("[{}:1] Malformed action/metadata line [{}]: {e}", n + 1, n + 1)))?;
-        let (verb, meta) = action.into_iter().next().ok_or_else(|| ApiError::bad_request(format!("Malformed action/metadata line [{}], expected a simple value for field [_index]", n + 1)))?;
-        let index = meta.get("_index").and_then(Value::as_str).map(String::from).or_else(|| default_index.clone());
+        let action: serde_json::Map<String, Value> = serde_json::from_slice(line).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "x_content_parse_exception",
+                format!(
+                    "[{}:1] Malformed action/metadata line [{}]: {e}",
+                    n + 1,
+                    n + 1
+                ),
+            )
+        })?;
+        let (verb, meta) = action.into_iter().next().ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "Malformed action/metadata line [{}], expected a simple value for field [_index]",
+                n + 1
+            ))
+        })?;
+        let index = meta
+            .get("_index")
+            .and_then(Value::as_str)
+            .map(String::from)
+            .or_else(|| default_index.clone());
         let Some(index) = index else {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, "action_request_validation_exception", "Validation Failed: 1: index is missing;"));
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "action_request_validation_exception",
+                "Validation Failed: 1: index is missing;",
+            ));
         };
-        let id = meta.get("_id").and_then(|v| v.as_str().map(String::from).or_else(|| v.as_u64().map(|n| n.to_string())));
+        let id = meta.get("_id").and_then(|v| {
+            v.as_str()
+                .map(String::from)
+                .or_else(|| v.as_u64().map(|n| n.to_string()))
+        });
         match verb.as_str() {
             "index" | "create" => {
                 let (_, src) = lines.next().ok_or_else(|| ApiError::bad_request("The bulk request must be terminated by a newline [\\n]"))?;
@@ -297,17 +474,22 @@ async fn run_bulk(node: &Node, default_index: Option<String>, q: BulkQuery, body
     }
     // Group by index, keeping each item's slot.
     let mut results: Vec<Option<Value>> = vec![None; items.len()];
-    let mut by_index: std::collections::BTreeMap<String, Vec<(usize, String, DocOp)>> = Default::default();
+    let mut by_index: std::collections::BTreeMap<String, Vec<(usize, String, DocOp)>> =
+        Default::default();
     for (slot, item) in items.into_iter().enumerate() {
         match item {
-            Pending::Op(verb, index, op) => by_index.entry(index).or_default().push((slot, verb, op)),
+            Pending::Op(verb, index, op) => {
+                by_index.entry(index).or_default().push((slot, verb, op))
+            }
             Pending::Failed(verb, v) => results[slot] = Some(json!({ verb: v })),
         }
     }
     for (index, ops) in by_index {
         let fail_all = |results: &mut Vec<Option<Value>>, ops: &[(usize, String)], e: ApiError| {
             for (slot, verb) in ops {
-                results[*slot] = Some(json!({ verb.clone(): {"_index": index, "status": e.status.as_u16(), "error": {"type": e.kind, "reason": e.reason, "index": index}}}));
+                results[*slot] = Some(
+                    json!({ verb.clone(): {"_index": index, "status": e.status.as_u16(), "error": {"type": e.kind, "reason": e.reason, "index": index}}}),
+                );
             }
         };
         let slots: Vec<(usize, String)> = ops.iter().map(|(s, v, _)| (*s, v.clone())).collect();
@@ -323,7 +505,11 @@ async fn run_bulk(node: &Node, default_index: Option<String>, q: BulkQuery, body
                     results[slot] = Some(match outcome {
                         Ok(r) => {
                             let mut v = item_json(&index, &r, 1);
-                            v["status"] = json!(match r.result { "created" => 201, "not_found" => 404, _ => 200 });
+                            v["status"] = json!(match r.result {
+                                "created" => 201,
+                                "not_found" => 404,
+                                _ => 200,
+                            });
                             json!({ verb: v })
                         }
                         Err(e) => {
@@ -335,17 +521,32 @@ async fn run_bulk(node: &Node, default_index: Option<String>, q: BulkQuery, body
             }
         }
     }
-    let items: Vec<Value> = results.into_iter().map(|r| r.expect("every item answered")).collect();
-    let errors = items.iter().any(|i| i.as_object().and_then(|o| o.values().next()).is_some_and(|v| v.get("error").is_some()));
-    Ok(Json(json!({"took": started.elapsed().as_millis() as u64, "errors": errors, "items": items})))
+    let items: Vec<Value> = results
+        .into_iter()
+        .map(|r| r.expect("every item answered"))
+        .collect();
+    let errors = items.iter().any(|i| {
+        i.as_object()
+            .and_then(|o| o.values().next())
+            .is_some_and(|v| v.get("error").is_some())
+    });
+    Ok(Json(
+        json!({"took": started.elapsed().as_millis() as u64, "errors": errors, "items": items}),
+    ))
 }
 
 #[utoipa::path(post, path = "/{index}/_refresh", tag = "indices", params(("index" = String, Path, description = "Index names")),
     responses((status = 200, body = Value)))]
-pub async fn refresh(State(node): State<Arc<Node>>, Path(index): Path<String>, EsQuery(_q): EsQuery<IndexQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn refresh(
+    State(node): State<Arc<Node>>,
+    Path(index): Path<String>,
+    EsQuery(_q): EsQuery<IndexQuery>,
+) -> Result<Json<Value>, ApiError> {
     let names = resolve(&node, &index).await?;
     let n = names.len();
-    Ok(Json(json!({"_shards": {"total": n, "successful": n, "failed": 0}})))
+    Ok(Json(
+        json!({"_shards": {"total": n, "successful": n, "failed": 0}}),
+    ))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -371,7 +572,10 @@ pub struct SearchQuery {
 fn check_query(query: &Option<serde_json::Map<String, Value>>) -> Result<(), ApiError> {
     if let Some(q) = query {
         if let Some(kind) = q.keys().find(|k| k.as_str() != "match_all") {
-            return Err(ServiceError::NotImplemented(format!("query type [{kind}] (only match_all is supported)")).into());
+            return Err(ServiceError::NotImplemented(format!(
+                "query type [{kind}] (only match_all is supported)"
+            ))
+            .into());
         }
     }
     Ok(())
@@ -379,24 +583,41 @@ fn check_query(query: &Option<serde_json::Map<String, Value>>) -> Result<(), Api
 
 #[utoipa::path(post, path = "/{index}/_search", tag = "documents", params(("index" = String, Path, description = "Index names or wildcards"), ("from" = Option<usize>, Query, description = "Offset"), ("size" = Option<usize>, Query, description = "Page size")),
     responses((status = 200, body = Value), (status = 404, body = ErrorBody)))]
-pub async fn search(State(node): State<Arc<Node>>, Path(index): Path<String>, EsQuery(q): EsQuery<SearchQuery>, body: Bytes) -> Result<Json<Value>, ApiError> {
+pub async fn search(
+    State(node): State<Arc<Node>>,
+    Path(index): Path<String>,
+    EsQuery(q): EsQuery<SearchQuery>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     let started = std::time::Instant::now();
     let b: SearchBody = super::extract::parse_body(&body)?;
     check_query(&b.query)?;
     if q.q.is_some() {
         return Err(ServiceError::NotImplemented("query string search (q)".into()).into());
     }
-    let _ = (b.track_total_hits, b.sort, q.track_total_hits, q.ignore_unavailable);
+    let _ = (
+        b.track_total_hits,
+        b.sort,
+        q.track_total_hits,
+        q.ignore_unavailable,
+    );
     let from = number(&q.from, "from")?.or(b.from).unwrap_or(0);
     let size = number(&q.size, "size")?.or(b.size).unwrap_or(10);
     let mut hits = Vec::new();
     let mut total = 0u64;
     let mut skip = from;
     for name in resolve(&node, &index).await? {
-        let (t, docs) = node.indices.search(&name, skip, size.saturating_sub(hits.len())).await.map_err(ServiceError::from)?;
+        let (t, docs) = node
+            .indices
+            .search(&name, skip, size.saturating_sub(hits.len()))
+            .await
+            .map_err(ServiceError::from)?;
         skip = skip.saturating_sub(t as usize);
         total += t;
-        hits.extend(docs.into_iter().map(|d| json!({"_index": name, "_id": d.id, "_score": 1.0, "_source": d.source})));
+        hits.extend(
+            docs.into_iter()
+                .map(|d| json!({"_index": name, "_id": d.id, "_score": 1.0, "_source": d.source})),
+        );
     }
     Ok(Json(json!({
         "took": started.elapsed().as_millis() as u64, "timed_out": false,
@@ -406,13 +627,22 @@ pub async fn search(State(node): State<Arc<Node>>, Path(index): Path<String>, Es
 }
 
 #[utoipa::path(get, path = "/{index}/_search", tag = "documents", params(("index" = String, Path, description = "Index names")), responses((status = 200, body = Value)))]
-pub async fn search_get(state: State<Arc<Node>>, path: Path<String>, q: EsQuery<SearchQuery>, body: Bytes) -> Result<Json<Value>, ApiError> {
+pub async fn search_get(
+    state: State<Arc<Node>>,
+    path: Path<String>,
+    q: EsQuery<SearchQuery>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     search(state, path, q, body).await
 }
 
 #[utoipa::path(get, path = "/{index}/_count", tag = "documents", params(("index" = String, Path, description = "Index names or wildcards")),
     responses((status = 200, body = Value), (status = 404, body = ErrorBody)))]
-pub async fn count(State(node): State<Arc<Node>>, Path(index): Path<String>, body: Bytes) -> Result<Json<Value>, ApiError> {
+pub async fn count(
+    State(node): State<Arc<Node>>,
+    Path(index): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     let b: SearchBody = super::extract::parse_body(&body)?;
     check_query(&b.query)?;
     let mut total = 0;
@@ -420,10 +650,16 @@ pub async fn count(State(node): State<Arc<Node>>, Path(index): Path<String>, bod
     for name in &names {
         total += node.indices.count(name).await.map_err(ServiceError::from)?;
     }
-    Ok(Json(json!({"count": total, "_shards": {"total": names.len(), "successful": names.len(), "skipped": 0, "failed": 0}})))
+    Ok(Json(
+        json!({"count": total, "_shards": {"total": names.len(), "successful": names.len(), "skipped": 0, "failed": 0}}),
+    ))
 }
 
 #[utoipa::path(post, path = "/{index}/_count", tag = "documents", params(("index" = String, Path, description = "Index names")), responses((status = 200, body = Value)))]
-pub async fn count_post(state: State<Arc<Node>>, path: Path<String>, body: Bytes) -> Result<Json<Value>, ApiError> {
+pub async fn count_post(
+    state: State<Arc<Node>>,
+    path: Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     count(state, path, body).await
 }

@@ -46,10 +46,20 @@ fn routes() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(root::health))
         .routes(routes!(root::reload_secure_settings))
         .routes(routes!(repositories::get_all_repositories))
-        .routes(routes!(repositories::put_repository, repositories::post_repository, repositories::get_repository, repositories::delete_repository))
+        .routes(routes!(
+            repositories::put_repository,
+            repositories::post_repository,
+            repositories::get_repository,
+            repositories::delete_repository
+        ))
         .routes(routes!(repositories::verify_repository))
         .routes(routes!(repositories::cleanup_repository))
-        .routes(routes!(snapshots::create_snapshot, snapshots::create_snapshot_post, snapshots::get_snapshot, snapshots::delete_snapshot))
+        .routes(routes!(
+            snapshots::create_snapshot,
+            snapshots::create_snapshot_post,
+            snapshots::get_snapshot,
+            snapshots::delete_snapshot
+        ))
         .routes(routes!(snapshots::clone_snapshot))
         .routes(routes!(snapshots::status_all))
         .routes(routes!(snapshots::status_repository))
@@ -60,10 +70,20 @@ fn routes() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(cat::cat_repositories))
         .routes(routes!(cat::cat_snapshots))
         .routes(routes!(cat::cat_snapshots_repo))
-        .routes(routes!(indices::create_index, indices::get_index, indices::index_exists, indices::delete_index))
+        .routes(routes!(
+            indices::create_index,
+            indices::get_index,
+            indices::index_exists,
+            indices::delete_index
+        ))
         .routes(routes!(indices::close_index))
         .routes(routes!(indices::open_index))
-        .routes(routes!(indices::index_doc, indices::index_doc_post, indices::get_doc, indices::delete_doc))
+        .routes(routes!(
+            indices::index_doc,
+            indices::index_doc_post,
+            indices::get_doc,
+            indices::delete_doc
+        ))
         .routes(routes!(indices::index_doc_auto_id))
         .routes(routes!(indices::create_doc))
         .routes(routes!(indices::bulk))
@@ -76,14 +96,19 @@ fn routes() -> OpenApiRouter<Arc<Node>> {
 /// The OpenAPI document, as served at `/_openapi.json` and checked in.
 pub fn openapi_json() -> String {
     let (_, doc) = routes().split_for_parts();
-    doc.to_pretty_json().expect("the OpenAPI document serialises")
+    doc.to_pretty_json()
+        .expect("the OpenAPI document serialises")
 }
 
 async fn not_found(req: Request) -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,
         "illegal_argument_exception",
-        format!("no handler found for uri [{}] and method [{}]", req.uri().path(), req.method()),
+        format!(
+            "no handler found for uri [{}] and method [{}]",
+            req.uri().path(),
+            req.method()
+        ),
     )
 }
 
@@ -91,14 +116,23 @@ async fn method_not_allowed(req: Request) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "illegal_argument_exception",
-        format!("Incorrect HTTP method for uri [{}] and method [{}]", req.uri().path(), req.method()),
+        format!(
+            "Incorrect HTTP method for uri [{}] and method [{}]",
+            req.uri().path(),
+            req.method()
+        ),
     )
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     let id = uuid::Uuid::new_v4();
     tracing::error!(error_id = %id, "a request handler panicked");
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "exception", format!("internal error; see the server log for error id [{id}]")).into_response()
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "exception",
+        format!("internal error; see the server log for error id [{id}]"),
+    )
+    .into_response()
 }
 
 /// The application: routes plus the tower-http stack, outermost last.
@@ -107,13 +141,24 @@ pub fn app(node: Arc<Node>) -> Router {
     let (router, _) = routes().split_for_parts();
     let request_id = HeaderName::from_static("x-request-id");
     router
-        .route("/_openapi.json", axum::routing::get(move || async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], doc) }))
+        .route(
+            "/_openapi.json",
+            axum::routing::get(move || async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    doc,
+                )
+            }),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(node.config.max_body_bytes))
         .layer(axum::middleware::from_fn(present::common_params))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(node.config.request_timeout_secs)))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(node.config.request_timeout_secs),
+        ))
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))

@@ -13,7 +13,15 @@ use serde_json::Value;
 
 use super::error::ApiError;
 
-const COMMON: &[&str] = &["pretty", "human", "error_trace", "filter_path", "master_timeout", "timeout", "format"];
+const COMMON: &[&str] = &[
+    "pretty",
+    "human",
+    "error_trace",
+    "filter_path",
+    "master_timeout",
+    "timeout",
+    "format",
+];
 
 /// Elasticsearch time values: `30s`, `1m`, `500ms`, `-1`, `0`.
 pub fn valid_time_value(v: &str) -> bool {
@@ -29,7 +37,8 @@ pub async fn common_params(mut req: Request, next: Next) -> Response {
     let mut pretty = false;
     let mut filter: Option<String> = None;
     let mut kept: Vec<(String, String)> = Vec::new();
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.uri().query().unwrap_or("")).unwrap_or_default();
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(req.uri().query().unwrap_or("")).unwrap_or_default();
     let is_cat = req.uri().path().starts_with("/_cat");
     for (k, v) in pairs {
         match k.as_str() {
@@ -49,12 +58,19 @@ pub async fn common_params(mut req: Request, next: Next) -> Response {
         }
     }
     let query = serde_urlencoded::to_string(&kept).unwrap_or_default();
-    let path_and_query = if query.is_empty() { req.uri().path().to_string() } else { format!("{}?{query}", req.uri().path()) };
+    let path_and_query = if query.is_empty() {
+        req.uri().path().to_string()
+    } else {
+        format!("{}?{query}", req.uri().path())
+    };
     if let Ok(uri) = path_and_query.parse::<Uri>() {
         *req.uri_mut() = uri;
     }
     let resp = next.run(req).await;
-    let is_json = resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
     if !is_json || (!pretty && filter.is_none()) {
         return stamp(resp);
     }
@@ -66,16 +82,27 @@ pub async fn common_params(mut req: Request, next: Next) -> Response {
         return stamp(Response::from_parts(parts, Body::from(bytes)));
     };
     if let Some(f) = &filter {
-        let paths: Vec<Vec<&str>> = f.split(',').map(|p| p.trim().split('.').collect()).collect();
+        let paths: Vec<Vec<&str>> = f
+            .split(',')
+            .map(|p| p.trim().split('.').collect())
+            .collect();
         value = filter_value(&value, &paths).unwrap_or(Value::Object(Default::default()));
     }
-    let out = if pretty { serde_json::to_vec_pretty(&value) } else { serde_json::to_vec(&value) }.unwrap_or_default();
+    let out = if pretty {
+        serde_json::to_vec_pretty(&value)
+    } else {
+        serde_json::to_vec(&value)
+    }
+    .unwrap_or_default();
     parts.headers.remove(header::CONTENT_LENGTH);
     stamp(Response::from_parts(parts, Body::from(out)))
 }
 
 fn stamp(mut resp: Response) -> Response {
-    resp.headers_mut().insert("x-elastic-product", HeaderValue::from_static("Elasticsearch"));
+    resp.headers_mut().insert(
+        "x-elastic-product",
+        HeaderValue::from_static("Elasticsearch"),
+    );
     resp
 }
 
@@ -112,7 +139,10 @@ pub fn filter_value(v: &Value, paths: &[Vec<&str>]) -> Option<Value> {
             (!out.is_empty()).then_some(Value::Object(out))
         }
         Value::Array(items) => {
-            let kept: Vec<Value> = items.iter().filter_map(|i| filter_value(i, paths)).collect();
+            let kept: Vec<Value> = items
+                .iter()
+                .filter_map(|i| filter_value(i, paths))
+                .collect();
             (!kept.is_empty()).then_some(Value::Array(kept))
         }
         _ => None,
@@ -130,10 +160,22 @@ mod tests {
             let p: Vec<Vec<&str>> = s.split(',').map(|p| p.split('.').collect()).collect();
             filter_value(&v, &p).unwrap()
         };
-        assert_eq!(f("snapshots.snapshot"), serde_json::json!({"snapshots": [{"snapshot": "a"}]}));
-        assert_eq!(f("total,snapshots.state"), serde_json::json!({"snapshots": [{"state": "SUCCESS"}], "total": 1}));
-        assert_eq!(f("*.uuid"), serde_json::json!({"snapshots": [{"uuid": "u"}]}));
-        assert_eq!(f("**.uuid"), serde_json::json!({"snapshots": [{"uuid": "u"}]}));
+        assert_eq!(
+            f("snapshots.snapshot"),
+            serde_json::json!({"snapshots": [{"snapshot": "a"}]})
+        );
+        assert_eq!(
+            f("total,snapshots.state"),
+            serde_json::json!({"snapshots": [{"state": "SUCCESS"}], "total": 1})
+        );
+        assert_eq!(
+            f("*.uuid"),
+            serde_json::json!({"snapshots": [{"uuid": "u"}]})
+        );
+        assert_eq!(
+            f("**.uuid"),
+            serde_json::json!({"snapshots": [{"uuid": "u"}]})
+        );
     }
 
     #[test]

@@ -9,7 +9,10 @@ use serde::Deserialize;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{flag, EsJson, EsQuery};
-use super::model::snapshot::{CleanupResponse, CleanupResults, PutRepositoryBody, RepositoryBody, VerifiedNode, VerifyResponse};
+use super::model::snapshot::{
+    CleanupResponse, CleanupResults, PutRepositoryBody, RepositoryBody, VerifiedNode,
+    VerifyResponse,
+};
 use super::model::Acknowledged;
 use crate::service::repositories::PutRepository;
 use crate::Node;
@@ -29,9 +32,17 @@ pub struct GetRepositoryQuery {
 }
 
 /// Flattens settings to Elasticsearch's string form (`{"a":{"b":1}}` is `a.b: "1"`).
-fn flatten_settings(prefix: &str, map: &serde_json::Map<String, serde_json::Value>, out: &mut BTreeMap<String, String>) -> Result<(), ApiError> {
+fn flatten_settings(
+    prefix: &str,
+    map: &serde_json::Map<String, serde_json::Value>,
+    out: &mut BTreeMap<String, String>,
+) -> Result<(), ApiError> {
     for (k, v) in map {
-        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
         match v {
             serde_json::Value::String(s) => {
                 out.insert(key, s.clone());
@@ -40,7 +51,11 @@ fn flatten_settings(prefix: &str, map: &serde_json::Map<String, serde_json::Valu
                 out.insert(key, v.to_string());
             }
             serde_json::Value::Object(inner) => flatten_settings(&key, inner, out)?,
-            _ => return Err(ApiError::bad_request(format!("setting [{key}] must be a string, number, boolean or object"))),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "setting [{key}] must be a string, number, boolean or object"
+                )))
+            }
         }
     }
     Ok(())
@@ -50,12 +65,29 @@ fn flatten_settings(prefix: &str, map: &serde_json::Map<String, serde_json::Valu
     params(("repository" = String, Path, description = "Repository name"), ("verify" = Option<bool>, Query, description = "Verify the repository after registration (default true)")),
     request_body = PutRepositoryBody,
     responses((status = 200, body = Acknowledged), (status = 400, body = ErrorBody), (status = 500, body = ErrorBody)))]
-pub async fn put_repository(State(node): State<Arc<Node>>, Path(repository): Path<String>, EsQuery(q): EsQuery<PutRepositoryQuery>, EsJson(body): EsJson<PutRepositoryBody>) -> Result<Json<Acknowledged>, ApiError> {
+pub async fn put_repository(
+    State(node): State<Arc<Node>>,
+    Path(repository): Path<String>,
+    EsQuery(q): EsQuery<PutRepositoryQuery>,
+    EsJson(body): EsJson<PutRepositoryBody>,
+) -> Result<Json<Acknowledged>, ApiError> {
     let verify = flag(&q.verify, "verify", true)?;
-    let kind = body.kind.ok_or_else(|| ApiError::new(axum::http::StatusCode::BAD_REQUEST, "action_request_validation_exception", "Validation Failed: 1: type is missing;"))?;
+    let kind = body.kind.ok_or_else(|| {
+        ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "action_request_validation_exception",
+            "Validation Failed: 1: type is missing;",
+        )
+    })?;
     let mut settings = BTreeMap::new();
     flatten_settings("", &body.settings.unwrap_or_default(), &mut settings)?;
-    node.put_repository(PutRepository { name: repository, kind, settings, verify }).await?;
+    node.put_repository(PutRepository {
+        name: repository,
+        kind,
+        settings,
+        verify,
+    })
+    .await?;
     Ok(Acknowledged::yes())
 }
 
@@ -63,32 +95,63 @@ pub async fn put_repository(State(node): State<Arc<Node>>, Path(repository): Pat
     params(("repository" = String, Path, description = "Repository name"), ("verify" = Option<bool>, Query, description = "Verify the repository after registration (default true)")),
     request_body = PutRepositoryBody,
     responses((status = 200, body = Acknowledged), (status = 400, body = ErrorBody)))]
-pub async fn post_repository(state: State<Arc<Node>>, path: Path<String>, q: EsQuery<PutRepositoryQuery>, body: EsJson<PutRepositoryBody>) -> Result<Json<Acknowledged>, ApiError> {
+pub async fn post_repository(
+    state: State<Arc<Node>>,
+    path: Path<String>,
+    q: EsQuery<PutRepositoryQuery>,
+    body: EsJson<PutRepositoryBody>,
+) -> Result<Json<Acknowledged>, ApiError> {
     put_repository(state, path, q, body).await
 }
 
-async fn render_repositories(node: &Node, expr: &str) -> Result<Json<BTreeMap<String, RepositoryBody>>, ApiError> {
+async fn render_repositories(
+    node: &Node,
+    expr: &str,
+) -> Result<Json<BTreeMap<String, RepositoryBody>>, ApiError> {
     let repos = node.get_repositories(expr).await?;
-    Ok(Json(repos.into_iter().map(|(name, meta)| (name, RepositoryBody { kind: meta.kind, settings: meta.settings })).collect()))
+    Ok(Json(
+        repos
+            .into_iter()
+            .map(|(name, meta)| {
+                (
+                    name,
+                    RepositoryBody {
+                        kind: meta.kind,
+                        settings: meta.settings,
+                    },
+                )
+            })
+            .collect(),
+    ))
 }
 
 #[utoipa::path(get, path = "/_snapshot", tag = "repositories",
     responses((status = 200, body = BTreeMap<String, RepositoryBody>)))]
-pub async fn get_all_repositories(State(node): State<Arc<Node>>, EsQuery(_q): EsQuery<GetRepositoryQuery>) -> Result<Json<BTreeMap<String, RepositoryBody>>, ApiError> {
+pub async fn get_all_repositories(
+    State(node): State<Arc<Node>>,
+    EsQuery(_q): EsQuery<GetRepositoryQuery>,
+) -> Result<Json<BTreeMap<String, RepositoryBody>>, ApiError> {
     render_repositories(&node, "_all").await
 }
 
 #[utoipa::path(get, path = "/_snapshot/{repository}", tag = "repositories",
     params(("repository" = String, Path, description = "Names, wildcards or _all")),
     responses((status = 200, body = BTreeMap<String, RepositoryBody>), (status = 404, body = ErrorBody)))]
-pub async fn get_repository(State(node): State<Arc<Node>>, Path(repository): Path<String>, EsQuery(_q): EsQuery<GetRepositoryQuery>) -> Result<Json<BTreeMap<String, RepositoryBody>>, ApiError> {
+pub async fn get_repository(
+    State(node): State<Arc<Node>>,
+    Path(repository): Path<String>,
+    EsQuery(_q): EsQuery<GetRepositoryQuery>,
+) -> Result<Json<BTreeMap<String, RepositoryBody>>, ApiError> {
     render_repositories(&node, &repository).await
 }
 
 #[utoipa::path(delete, path = "/_snapshot/{repository}", tag = "repositories",
     params(("repository" = String, Path, description = "Names or wildcards")),
     responses((status = 200, body = Acknowledged), (status = 404, body = ErrorBody)))]
-pub async fn delete_repository(State(node): State<Arc<Node>>, Path(repository): Path<String>) -> Result<Json<Acknowledged>, ApiError> {
+pub async fn delete_repository(
+    State(node): State<Arc<Node>>,
+    Path(repository): Path<String>,
+) -> Result<Json<Acknowledged>, ApiError> {
     node.delete_repository(&repository).await?;
     Ok(Acknowledged::yes())
 }
@@ -96,15 +159,31 @@ pub async fn delete_repository(State(node): State<Arc<Node>>, Path(repository): 
 #[utoipa::path(post, path = "/_snapshot/{repository}/_verify", tag = "repositories",
     params(("repository" = String, Path, description = "Repository name")),
     responses((status = 200, body = VerifyResponse), (status = 404, body = ErrorBody), (status = 500, body = ErrorBody)))]
-pub async fn verify_repository(State(node): State<Arc<Node>>, Path(repository): Path<String>) -> Result<Json<VerifyResponse>, ApiError> {
+pub async fn verify_repository(
+    State(node): State<Arc<Node>>,
+    Path(repository): Path<String>,
+) -> Result<Json<VerifyResponse>, ApiError> {
     let nodes = node.verify_repository(&repository).await?;
-    Ok(Json(VerifyResponse { nodes: nodes.into_iter().map(|(id, name)| (id, VerifiedNode { name })).collect() }))
+    Ok(Json(VerifyResponse {
+        nodes: nodes
+            .into_iter()
+            .map(|(id, name)| (id, VerifiedNode { name }))
+            .collect(),
+    }))
 }
 
 #[utoipa::path(post, path = "/_snapshot/{repository}/_cleanup", tag = "repositories",
     params(("repository" = String, Path, description = "Repository name")),
     responses((status = 200, body = CleanupResponse), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn cleanup_repository(State(node): State<Arc<Node>>, Path(repository): Path<String>) -> Result<Json<CleanupResponse>, ApiError> {
+pub async fn cleanup_repository(
+    State(node): State<Arc<Node>>,
+    Path(repository): Path<String>,
+) -> Result<Json<CleanupResponse>, ApiError> {
     let r = node.cleanup_repository(&repository).await?;
-    Ok(Json(CleanupResponse { results: CleanupResults { deleted_bytes: r.deleted_bytes, deleted_blobs: r.deleted_blobs } }))
+    Ok(Json(CleanupResponse {
+        results: CleanupResults {
+            deleted_bytes: r.deleted_bytes,
+            deleted_blobs: r.deleted_blobs,
+        },
+    }))
 }

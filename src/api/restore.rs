@@ -19,7 +19,12 @@ use crate::Node;
         ("wait_for_completion" = Option<bool>, Query, description = "Answer when the restore has finished (default false)")),
     request_body = RestoreBody,
     responses((status = 200, body = RestoreResponse), (status = 200, description = "Accepted when not waiting", body = Accepted), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 500, body = ErrorBody)))]
-pub async fn restore_snapshot(State(node): State<Arc<Node>>, Path((repository, snapshot)): Path<(String, String)>, EsQuery(q): EsQuery<CreateQuery>, EsJson(body): EsJson<RestoreBody>) -> Result<Response, ApiError> {
+pub async fn restore_snapshot(
+    State(node): State<Arc<Node>>,
+    Path((repository, snapshot)): Path<(String, String)>,
+    EsQuery(q): EsQuery<CreateQuery>,
+    EsJson(body): EsJson<RestoreBody>,
+) -> Result<Response, ApiError> {
     let wait = flag(&q.wait_for_completion(), "wait_for_completion", false)?;
     let req = RestoreSnapshot {
         repository,
@@ -32,7 +37,13 @@ pub async fn restore_snapshot(State(node): State<Arc<Node>>, Path((repository, s
         index_settings: body.index_settings.unwrap_or_default(),
         ignore_index_settings: body
             .ignore_index_settings
-            .map(|s| s.joined().split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
+            .map(|s| {
+                s.joined()
+                    .split(',')
+                    .map(|x| x.trim().to_string())
+                    .filter(|x| !x.is_empty())
+                    .collect()
+            })
             .unwrap_or_default(),
         wait_for_completion: wait,
     };
@@ -42,7 +53,11 @@ pub async fn restore_snapshot(State(node): State<Arc<Node>>, Path((repository, s
             snapshot: RestoreInfo {
                 snapshot: o.snapshot,
                 indices: o.indices,
-                shards: ShardsSummary { total: o.shards_total, failed: 0, successful: o.shards_total },
+                shards: ShardsSummary {
+                    total: o.shards_total,
+                    failed: 0,
+                    successful: o.shards_total,
+                },
             },
         })
         .into_response(),

@@ -49,11 +49,17 @@ pub async fn root_head() -> axum::http::StatusCode {
 /// For load balancers: 200 while the node serves requests.
 #[utoipa::path(get, path = "/_health", tag = "node", responses((status = 200, body = Health)))]
 pub async fn health(State(node): State<Arc<Node>>) -> Json<Health> {
-    Json(Health { status: "green".into(), node: node.config.node_name.clone(), running_operations: node.tasks.running() })
+    Json(Health {
+        status: "green".into(),
+        node: node.config.node_name.clone(),
+        running_operations: node.tasks.running(),
+    })
 }
 
 #[utoipa::path(post, path = "/_nodes/reload_secure_settings", tag = "node", responses((status = 200, body = Value), (status = 400, body = ErrorBody)))]
-pub async fn reload_secure_settings(State(node): State<Arc<Node>>) -> Result<Json<Value>, ApiError> {
+pub async fn reload_secure_settings(
+    State(node): State<Arc<Node>>,
+) -> Result<Json<Value>, ApiError> {
     node.reload_keystore().await?;
     Ok(Json(json!({
         "_nodes": {"total": 1, "successful": 1, "failed": 0},

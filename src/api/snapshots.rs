@@ -9,7 +9,10 @@ use serde::Deserialize;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{flag, number, EsJson, EsQuery};
-use super::model::snapshot::{CloneSnapshotBody, CreateSnapshotBody, CreateSnapshotResponse, GetSnapshotsResponse, SnapshotInfo, SnapshotStatus, SnapshotStatusResponse};
+use super::model::snapshot::{
+    CloneSnapshotBody, CreateSnapshotBody, CreateSnapshotResponse, GetSnapshotsResponse,
+    SnapshotInfo, SnapshotStatus, SnapshotStatusResponse,
+};
 use super::model::{Accepted, Acknowledged};
 use crate::service::snapshots::{CreateSnapshot, Created};
 use crate::service::status::{ListSnapshots, SortBy};
@@ -32,7 +35,12 @@ impl CreateQuery {
         ("wait_for_completion" = Option<bool>, Query, description = "Answer when the snapshot has finished (default false)")),
     request_body = CreateSnapshotBody,
     responses((status = 200, body = CreateSnapshotResponse), (status = 200, description = "Accepted when not waiting", body = Accepted), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn create_snapshot(State(node): State<Arc<Node>>, Path((repository, snapshot)): Path<(String, String)>, EsQuery(q): EsQuery<CreateQuery>, EsJson(body): EsJson<CreateSnapshotBody>) -> Result<Response, ApiError> {
+pub async fn create_snapshot(
+    State(node): State<Arc<Node>>,
+    Path((repository, snapshot)): Path<(String, String)>,
+    EsQuery(q): EsQuery<CreateQuery>,
+    EsJson(body): EsJson<CreateSnapshotBody>,
+) -> Result<Response, ApiError> {
     let repository_name = repository.clone();
     let req = CreateSnapshot {
         repository,
@@ -47,8 +55,15 @@ pub async fn create_snapshot(State(node): State<Arc<Node>>, Path((repository, sn
     Ok(match node.create_snapshot(req).await? {
         Created::Accepted => Json(Accepted { accepted: true }).into_response(),
         Created::Done(details) => {
-            let view = crate::service::status::SnapshotView { repository: repository_name, shards: Vec::new(), details };
-            Json(CreateSnapshotResponse { snapshot: SnapshotInfo::from_view(&view, true) }).into_response()
+            let view = crate::service::status::SnapshotView {
+                repository: repository_name,
+                shards: Vec::new(),
+                details: *details,
+            };
+            Json(CreateSnapshotResponse {
+                snapshot: SnapshotInfo::from_view(&view, true),
+            })
+            .into_response()
         }
     })
 }
@@ -58,7 +73,12 @@ pub async fn create_snapshot(State(node): State<Arc<Node>>, Path((repository, sn
         ("wait_for_completion" = Option<bool>, Query, description = "Answer when the snapshot has finished")),
     request_body = CreateSnapshotBody,
     responses((status = 200, body = CreateSnapshotResponse), (status = 200, description = "Accepted when not waiting", body = Accepted), (status = 400, body = ErrorBody)))]
-pub async fn create_snapshot_post(state: State<Arc<Node>>, path: Path<(String, String)>, q: EsQuery<CreateQuery>, body: EsJson<CreateSnapshotBody>) -> Result<Response, ApiError> {
+pub async fn create_snapshot_post(
+    state: State<Arc<Node>>,
+    path: Path<(String, String)>,
+    q: EsQuery<CreateQuery>,
+    body: EsJson<CreateSnapshotBody>,
+) -> Result<Response, ApiError> {
     create_snapshot(state, path, q, body).await
 }
 
@@ -86,7 +106,11 @@ pub struct GetQuery {
         ("size" = Option<usize>, Query, description = "Page size"), ("offset" = Option<usize>, Query, description = "Skip this many"), ("after" = Option<String>, Query, description = "Cursor from a previous `next`"),
         ("from_sort_value" = Option<String>, Query, description = "Start from this sort value")),
     responses((status = 200, body = GetSnapshotsResponse), (status = 404, body = ErrorBody)))]
-pub async fn get_snapshot(State(node): State<Arc<Node>>, Path((repository, snapshot)): Path<(String, String)>, EsQuery(q): EsQuery<GetQuery>) -> Result<Json<GetSnapshotsResponse>, ApiError> {
+pub async fn get_snapshot(
+    State(node): State<Arc<Node>>,
+    Path((repository, snapshot)): Path<(String, String)>,
+    EsQuery(q): EsQuery<GetQuery>,
+) -> Result<Json<GetSnapshotsResponse>, ApiError> {
     let sort = match q.sort.as_deref().unwrap_or("start_time") {
         "start_time" => SortBy::StartTime,
         "name" => SortBy::Name,
@@ -95,17 +119,34 @@ pub async fn get_snapshot(State(node): State<Arc<Node>>, Path((repository, snaps
         "shard_count" => SortBy::ShardCount,
         "failed_shard_count" => SortBy::FailedShardCount,
         "repository" => SortBy::Repository,
-        other => return Err(ApiError::bad_request(format!("unknown sort order [{other}]"))),
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "unknown sort order [{other}]"
+            )))
+        }
     };
     let descending = match q.order.as_deref().unwrap_or("asc") {
         "asc" => false,
         "desc" => true,
-        other => return Err(ApiError::bad_request(format!("unknown order [{other}], must be [asc] or [desc]"))),
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "unknown order [{other}], must be [asc] or [desc]"
+            )))
+        }
     };
     if q.after.is_some() && (q.offset.is_some() || q.from_sort_value.is_some()) {
-        return Err(ApiError::new(axum::http::StatusCode::BAD_REQUEST, "action_request_validation_exception", "Validation Failed: 1: can't use after together with offset or from_sort_value;"));
+        return Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "action_request_validation_exception",
+            "Validation Failed: 1: can't use after together with offset or from_sort_value;",
+        ));
     }
-    let _ = (&q.index_details, &q.include_repository, &q.slm_policy_filter, &q.index_names);
+    let _ = (
+        &q.index_details,
+        &q.include_repository,
+        &q.slm_policy_filter,
+        &q.index_names,
+    );
     let verbose = flag(&q.verbose, "verbose", true)?;
     let listing = node
         .get_snapshots(ListSnapshots {
@@ -122,7 +163,11 @@ pub async fn get_snapshot(State(node): State<Arc<Node>>, Path((repository, snaps
         })
         .await?;
     Ok(Json(GetSnapshotsResponse {
-        snapshots: listing.snapshots.iter().map(|v| SnapshotInfo::from_view(v, verbose)).collect(),
+        snapshots: listing
+            .snapshots
+            .iter()
+            .map(|v| SnapshotInfo::from_view(v, verbose))
+            .collect(),
         total: listing.total,
         remaining: listing.remaining,
         next: listing.next,
@@ -132,7 +177,11 @@ pub async fn get_snapshot(State(node): State<Arc<Node>>, Path((repository, snaps
 #[utoipa::path(delete, path = "/_snapshot/{repository}/{snapshot}", tag = "snapshots",
     params(("repository" = String, Path, description = "Repository name"), ("snapshot" = String, Path, description = "Snapshot names or wildcards")),
     responses((status = 200, body = Acknowledged), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn delete_snapshot(State(node): State<Arc<Node>>, Path((repository, snapshot)): Path<(String, String)>, EsQuery(_q): EsQuery<CreateQuery>) -> Result<Json<Acknowledged>, ApiError> {
+pub async fn delete_snapshot(
+    State(node): State<Arc<Node>>,
+    Path((repository, snapshot)): Path<(String, String)>,
+    EsQuery(_q): EsQuery<CreateQuery>,
+) -> Result<Json<Acknowledged>, ApiError> {
     node.delete_snapshots(&repository, &snapshot).await?;
     Ok(Acknowledged::yes())
 }
@@ -141,11 +190,20 @@ pub async fn delete_snapshot(State(node): State<Arc<Node>>, Path((repository, sn
     params(("repository" = String, Path, description = "Repository name"), ("snapshot" = String, Path, description = "Source snapshot"), ("target_snapshot" = String, Path, description = "New snapshot name")),
     request_body = CloneSnapshotBody,
     responses((status = 200, body = Acknowledged), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn clone_snapshot(State(node): State<Arc<Node>>, Path((repository, snapshot, target)): Path<(String, String, String)>, EsJson(body): EsJson<CloneSnapshotBody>) -> Result<Json<Acknowledged>, ApiError> {
+pub async fn clone_snapshot(
+    State(node): State<Arc<Node>>,
+    Path((repository, snapshot, target)): Path<(String, String, String)>,
+    EsJson(body): EsJson<CloneSnapshotBody>,
+) -> Result<Json<Acknowledged>, ApiError> {
     let indices = body.indices.map(|i| i.joined()).ok_or_else(|| {
-        ApiError::new(axum::http::StatusCode::BAD_REQUEST, "action_request_validation_exception", "Validation Failed: 1: indices patterns are empty;")
+        ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "action_request_validation_exception",
+            "Validation Failed: 1: indices patterns are empty;",
+        )
     })?;
-    node.clone_snapshot(&repository, &snapshot, &target, &indices).await?;
+    node.clone_snapshot(&repository, &snapshot, &target, &indices)
+        .await?;
     Ok(Acknowledged::yes())
 }
 
@@ -155,21 +213,41 @@ pub struct StatusQuery {
     ignore_unavailable: Option<String>,
 }
 
-async fn status(node: &Node, repository: Option<&str>, snapshot: Option<&str>, q: &StatusQuery) -> Result<Json<SnapshotStatusResponse>, ApiError> {
-    let views = node.snapshot_status(repository, snapshot, flag(&q.ignore_unavailable, "ignore_unavailable", false)?).await?;
-    Ok(Json(SnapshotStatusResponse { snapshots: views.iter().map(SnapshotStatus::from_view).collect() }))
+async fn status(
+    node: &Node,
+    repository: Option<&str>,
+    snapshot: Option<&str>,
+    q: &StatusQuery,
+) -> Result<Json<SnapshotStatusResponse>, ApiError> {
+    let views = node
+        .snapshot_status(
+            repository,
+            snapshot,
+            flag(&q.ignore_unavailable, "ignore_unavailable", false)?,
+        )
+        .await?;
+    Ok(Json(SnapshotStatusResponse {
+        snapshots: views.iter().map(SnapshotStatus::from_view).collect(),
+    }))
 }
 
 #[utoipa::path(get, path = "/_snapshot/_status", tag = "snapshots",
     responses((status = 200, body = SnapshotStatusResponse)))]
-pub async fn status_all(State(node): State<Arc<Node>>, EsQuery(q): EsQuery<StatusQuery>) -> Result<Json<SnapshotStatusResponse>, ApiError> {
+pub async fn status_all(
+    State(node): State<Arc<Node>>,
+    EsQuery(q): EsQuery<StatusQuery>,
+) -> Result<Json<SnapshotStatusResponse>, ApiError> {
     status(&node, None, None, &q).await
 }
 
 #[utoipa::path(get, path = "/_snapshot/{repository}/_status", tag = "snapshots",
     params(("repository" = String, Path, description = "Repository name")),
     responses((status = 200, body = SnapshotStatusResponse), (status = 404, body = ErrorBody)))]
-pub async fn status_repository(State(node): State<Arc<Node>>, Path(repository): Path<String>, EsQuery(q): EsQuery<StatusQuery>) -> Result<Json<SnapshotStatusResponse>, ApiError> {
+pub async fn status_repository(
+    State(node): State<Arc<Node>>,
+    Path(repository): Path<String>,
+    EsQuery(q): EsQuery<StatusQuery>,
+) -> Result<Json<SnapshotStatusResponse>, ApiError> {
     status(&node, Some(&repository), None, &q).await
 }
 
@@ -177,6 +255,10 @@ pub async fn status_repository(State(node): State<Arc<Node>>, Path(repository): 
     params(("repository" = String, Path, description = "Repository name"), ("snapshot" = String, Path, description = "Snapshot names"),
         ("ignore_unavailable" = Option<bool>, Query, description = "Skip missing snapshots")),
     responses((status = 200, body = SnapshotStatusResponse), (status = 404, body = ErrorBody)))]
-pub async fn status_snapshot(State(node): State<Arc<Node>>, Path((repository, snapshot)): Path<(String, String)>, EsQuery(q): EsQuery<StatusQuery>) -> Result<Json<SnapshotStatusResponse>, ApiError> {
+pub async fn status_snapshot(
+    State(node): State<Arc<Node>>,
+    Path((repository, snapshot)): Path<(String, String)>,
+    EsQuery(q): EsQuery<StatusQuery>,
+) -> Result<Json<SnapshotStatusResponse>, ApiError> {
     status(&node, Some(&repository), Some(&snapshot), &q).await
 }

@@ -28,7 +28,8 @@ fn associated_data(header: &[u8], repository_uuid: &str, path: &str) -> Vec<u8> 
 fn cipher(key: &Secret, salt: &[u8; 16]) -> Aes256GcmSiv {
     let hk = Hkdf::<Sha256>::new(Some(salt), &key.0);
     let mut sub = Zeroizing::new([0u8; 32]);
-    hk.expand(SUBKEY_INFO, sub.as_mut()).expect("32 bytes is a valid HKDF length");
+    hk.expand(SUBKEY_INFO, sub.as_mut())
+        .expect("32 bytes is a valid HKDF length");
     Aes256GcmSiv::new_from_slice(sub.as_ref()).expect("32-byte key")
 }
 
@@ -42,13 +43,25 @@ pub(crate) fn seal_with(
     path: &str,
     plaintext: &[u8],
 ) -> Vec<u8> {
-    let mut h = Header { compression, kind, key_id, salt: [0; 16], nonce: [0; 12] };
+    let mut h = Header {
+        compression,
+        kind,
+        key_id,
+        salt: [0; 16],
+        nonce: [0; 12],
+    };
     rand::thread_rng().fill_bytes(&mut h.salt);
     rand::thread_rng().fill_bytes(&mut h.nonce);
     let hb = h.to_bytes();
     let aad = associated_data(&hb, repository_uuid, path);
     let ct = cipher(key, &h.salt)
-        .encrypt(Nonce::from_slice(&h.nonce), Payload { msg: plaintext, aad: &aad })
+        .encrypt(
+            Nonce::from_slice(&h.nonce),
+            Payload {
+                msg: plaintext,
+                aad: &aad,
+            },
+        )
         .expect("AES-GCM-SIV encryption of bounded input cannot fail");
     let mut out = Vec::with_capacity(header::LEN + ct.len());
     out.extend_from_slice(&hb);
@@ -68,7 +81,13 @@ pub(crate) fn open_with(
     let h = Header::parse(path, object)?;
     let aad = associated_data(&object[..header::LEN], repository_uuid, path);
     let pt = cipher(key, &h.salt)
-        .decrypt(Nonce::from_slice(&h.nonce), Payload { msg: &object[header::LEN..], aad: &aad })
+        .decrypt(
+            Nonce::from_slice(&h.nonce),
+            Payload {
+                msg: &object[header::LEN..],
+                aad: &aad,
+            },
+        )
         .map_err(|_| CryptoError::Decrypt(path.to_string()))?;
     Ok((h, pt))
 }
@@ -81,7 +100,15 @@ pub fn seal(
     path: &str,
     plaintext: &[u8],
 ) -> Vec<u8> {
-    seal_with(&dek.secret, dek.id(), ObjectKind::Data, compression, repository_uuid, path, plaintext)
+    seal_with(
+        &dek.secret,
+        dek.id(),
+        ObjectKind::Data,
+        compression,
+        repository_uuid,
+        path,
+        plaintext,
+    )
 }
 
 /// Opens a data object with the DEK its header names.
@@ -147,7 +174,11 @@ mod tests {
         let c = Aes256GcmSiv::new_from_slice(&key).unwrap();
         let cases = [
             ("", "", "07f5f4169bbf55a8400cd47ea6fd400f"),
-            ("0100000000000000", "", "c2ef328e5c71c83b843122130f7364b761e0b97427e3df28"),
+            (
+                "0100000000000000",
+                "",
+                "c2ef328e5c71c83b843122130f7364b761e0b97427e3df28",
+            ),
             (
                 "01000000000000000000000000000000",
                 "",
@@ -156,11 +187,25 @@ mod tests {
         ];
         for (pt, aad, expected) in cases {
             let (pt, aad) = (unhex(pt), unhex(aad));
-            let out =
-                c.encrypt(Nonce::from_slice(&nonce), Payload { msg: &pt, aad: &aad }).unwrap();
+            let out = c
+                .encrypt(
+                    Nonce::from_slice(&nonce),
+                    Payload {
+                        msg: &pt,
+                        aad: &aad,
+                    },
+                )
+                .unwrap();
             assert_eq!(hex::encode(&out), expected);
-            let back =
-                c.decrypt(Nonce::from_slice(&nonce), Payload { msg: &out, aad: &aad }).unwrap();
+            let back = c
+                .decrypt(
+                    Nonce::from_slice(&nonce),
+                    Payload {
+                        msg: &out,
+                        aad: &aad,
+                    },
+                )
+                .unwrap();
             assert_eq!(back, pt);
         }
     }
@@ -186,8 +231,17 @@ mod tests {
     #[test]
     fn sealed_object_is_bound_to_path_repository_and_bytes() {
         let dek = Dek::generate();
-        let sealed = seal(&dek, Compression::None, "repo-1", "chunks/ab/x", b"hello world");
-        assert_eq!(open(&dek, "repo-1", "chunks/ab/x", &sealed).unwrap().1, b"hello world");
+        let sealed = seal(
+            &dek,
+            Compression::None,
+            "repo-1",
+            "chunks/ab/x",
+            b"hello world",
+        );
+        assert_eq!(
+            open(&dek, "repo-1", "chunks/ab/x", &sealed).unwrap().1,
+            b"hello world"
+        );
         assert!(open(&dek, "repo-1", "chunks/ab/y", &sealed).is_err());
         assert!(open(&dek, "repo-2", "chunks/ab/x", &sealed).is_err());
         for i in [0, 10, 30, 45, sealed.len() - 1] {

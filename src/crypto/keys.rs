@@ -72,11 +72,17 @@ impl std::fmt::Debug for MasterKey {
 
 impl MasterKey {
     pub fn generate(name: &str) -> MasterKey {
-        MasterKey { name: name.to_string(), secret: Secret::random() }
+        MasterKey {
+            name: name.to_string(),
+            secret: Secret::random(),
+        }
     }
 
     pub fn from_bytes(name: &str, bytes: [u8; 32]) -> MasterKey {
-        MasterKey { name: name.to_string(), secret: Secret(bytes) }
+        MasterKey {
+            name: name.to_string(),
+            secret: Secret(bytes),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -93,7 +99,8 @@ impl MasterKey {
     pub fn derive_kek(&self, repository_uuid: &str) -> Kek {
         let hk = Hkdf::<Sha256>::new(Some(repository_uuid.as_bytes()), &self.secret.0);
         let mut okm = [0u8; 32];
-        hk.expand(KEK_INFO, &mut okm).expect("32 bytes is a valid HKDF length");
+        hk.expand(KEK_INFO, &mut okm)
+            .expect("32 bytes is a valid HKDF length");
         let secret = Secret(okm);
         okm.zeroize();
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&secret.0).expect("any key length");
@@ -101,7 +108,10 @@ impl MasterKey {
         let tag = mac.finalize().into_bytes();
         let mut fp = [0u8; 16];
         fp.copy_from_slice(&tag[..16]);
-        Kek { fingerprint: KeyId(fp), secret }
+        Kek {
+            fingerprint: KeyId(fp),
+            secret,
+        }
     }
 }
 
@@ -141,7 +151,10 @@ impl std::fmt::Debug for Dek {
 
 impl Dek {
     pub fn generate() -> Dek {
-        Dek { id: KeyId::random(), secret: Secret::random() }
+        Dek {
+            id: KeyId::random(),
+            secret: Secret::random(),
+        }
     }
 
     pub fn id(&self) -> KeyId {
@@ -155,7 +168,8 @@ impl Dek {
     /// Keyed hash of content, used as a chunk id so the storage provider
     /// cannot confirm guesses about what the repository holds.
     pub fn keyed_hash(&self, data: &[u8]) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.secret.0).expect("any key length");
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.secret.0).expect("any key length");
         mac.update(data);
         hex::encode(mac.finalize().into_bytes())
     }
@@ -169,8 +183,14 @@ mod tests {
     fn kek_depends_on_repository_and_secret() {
         let k = MasterKey::from_bytes("a", [7; 32]);
         let same_name_other_secret = MasterKey::from_bytes("a", [8; 32]);
-        assert_eq!(k.derive_kek("r1").fingerprint(), k.derive_kek("r1").fingerprint());
-        assert_ne!(k.derive_kek("r1").fingerprint(), k.derive_kek("r2").fingerprint());
+        assert_eq!(
+            k.derive_kek("r1").fingerprint(),
+            k.derive_kek("r1").fingerprint()
+        );
+        assert_ne!(
+            k.derive_kek("r1").fingerprint(),
+            k.derive_kek("r2").fingerprint()
+        );
         assert_ne!(
             k.derive_kek("r1").fingerprint(),
             same_name_other_secret.derive_kek("r1").fingerprint()

@@ -29,7 +29,9 @@ pub struct Keystore {
 pub fn valid_key_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 fn parse_secret(name: &str, hex_secret: &str) -> Result<MasterKey, CryptoError> {
@@ -45,10 +47,15 @@ impl Keystore {
     pub fn load(path: &Path) -> Result<Keystore, CryptoError> {
         let mut ks = Keystore::default();
         if path.exists() {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| CryptoError::Keystore(format!("cannot read {}: {e}", path.display())))?;
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                CryptoError::Keystore(format!("cannot read {}: {e}", path.display()))
+            })?;
             let file: KeystoreFile = serde_json::from_str(&text).map_err(|e| {
-                CryptoError::Keystore(format!("{} is not a valid keystore (line {})", path.display(), e.line()))
+                CryptoError::Keystore(format!(
+                    "{} is not a valid keystore (line {})",
+                    path.display(),
+                    e.line()
+                ))
             })?;
             for (name, secret) in file.keys {
                 ks.keys.insert(name.clone(), parse_secret(&name, &secret)?);
@@ -96,10 +103,16 @@ impl Keystore {
     /// Writes the file atomically (temp file, then rename) with mode 0600.
     pub fn save(&self, path: &Path) -> Result<(), CryptoError> {
         let file = KeystoreFile {
-            keys: self.keys.iter().map(|(n, k)| (n.clone(), k.secret_hex())).collect(),
+            keys: self
+                .keys
+                .iter()
+                .map(|(n, k)| (n.clone(), k.secret_hex()))
+                .collect(),
         };
         let text = serde_json::to_string_pretty(&file).expect("keystore serialises");
-        let err = |e: std::io::Error| CryptoError::Keystore(format!("cannot write {}: {e}", path.display()));
+        let err = |e: std::io::Error| {
+            CryptoError::Keystore(format!("cannot write {}: {e}", path.display()))
+        };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(err)?;
         }
@@ -114,7 +127,11 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let _ = std::fs::remove_file(path);
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(data)?;
     f.sync_all()
 }

@@ -98,8 +98,14 @@ pub struct Index {
 /// One document operation of a write batch.
 #[derive(Debug)]
 pub enum DocOp {
-    Index { id: String, source: Box<RawValue>, create_only: bool },
-    Delete { id: String },
+    Index {
+        id: String,
+        source: Box<RawValue>,
+        create_only: bool,
+    },
+    Delete {
+        id: String,
+    },
 }
 
 /// Outcome of one operation, as Elasticsearch reports it.
@@ -161,8 +167,8 @@ impl Indices {
         let listed = store.list("indices/").await?;
         for obj in listed.iter().filter(|o| o.path.ends_with("/meta.json")) {
             let bytes = store.read(&obj.path).await?;
-            let meta: IndexMetadata =
-                serde_json::from_slice(&bytes).map_err(|_| IndexError::Corrupt(obj.path.clone()))?;
+            let meta: IndexMetadata = serde_json::from_slice(&bytes)
+                .map_err(|_| IndexError::Corrupt(obj.path.clone()))?;
             // Two metas with one name can only be a crash during a replacing
             // restore: the newer one wins, the older one is removed.
             if let Some(prev) = metas.get(&meta.name) {
@@ -177,7 +183,10 @@ impl Indices {
                 metas.insert(meta.name.clone(), meta);
             }
         }
-        let indices = Indices { store, by_name: RwLock::new(BTreeMap::new()) };
+        let indices = Indices {
+            store,
+            by_name: RwLock::new(BTreeMap::new()),
+        };
         for (name, meta) in metas {
             let index = indices.open_index(meta).await?;
             indices.by_name.write().await.insert(name, Arc::new(index));
@@ -194,7 +203,13 @@ impl Indices {
             for obj in self.store.list(&prefix).await? {
                 let name = obj.path.rsplit('/').next().unwrap_or_default().to_string();
                 if let Some(n) = segment::parse_segment_number(&name) {
-                    files.push((n, SegmentFile { name, size: obj.size }));
+                    files.push((
+                        n,
+                        SegmentFile {
+                            name,
+                            size: obj.size,
+                        },
+                    ));
                 }
             }
             files.sort_by_key(|(n, _)| *n);
@@ -202,22 +217,30 @@ impl Indices {
                 let data = self.store.read(&format!("{prefix}{}", file.name)).await?;
                 let seg: Arc<str> = Arc::from(file.name.as_str());
                 for entry in segment::entries(&data) {
-                    let (offset, len, e) = entry.map_err(|_| IndexError::Corrupt(file.name.clone()))?;
+                    let (offset, len, e) =
+                        entry.map_err(|_| IndexError::Corrupt(file.name.clone()))?;
                     s.next_seq_no = s.next_seq_no.max(e.seq_no + 1);
-                    s.apply(&e.id, e.source.is_some(), DocLoc {
-                        segment: seg.clone(),
-                        offset,
-                        len,
-                        version: e.version,
-                        seq_no: e.seq_no,
-                    });
+                    s.apply(
+                        &e.id,
+                        e.source.is_some(),
+                        DocLoc {
+                            segment: seg.clone(),
+                            offset,
+                            len,
+                            version: e.version,
+                            seq_no: e.seq_no,
+                        },
+                    );
                 }
                 s.next_segment = n + 1;
                 s.segments.push(file);
             }
             shards.push(Mutex::new(s));
         }
-        Ok(Index { meta: RwLock::new(meta), shards })
+        Ok(Index {
+            meta: RwLock::new(meta),
+            shards,
+        })
     }
 
     pub async fn names(&self) -> Vec<String> {
@@ -225,7 +248,12 @@ impl Indices {
     }
 
     pub async fn get(&self, name: &str) -> Result<Arc<Index>> {
-        self.by_name.read().await.get(name).cloned().ok_or_else(|| IndexError::NotFound(name.into()))
+        self.by_name
+            .read()
+            .await
+            .get(name)
+            .cloned()
+            .ok_or_else(|| IndexError::NotFound(name.into()))
     }
 
     pub async fn exists(&self, name: &str) -> bool {
@@ -239,8 +267,10 @@ impl Indices {
         shards: u32,
         settings: serde_json::Map<String, serde_json::Value>,
     ) -> Result<IndexMetadata> {
-        names::validate_index_name(name)
-            .map_err(|reason| IndexError::InvalidName { name: name.into(), reason })?;
+        names::validate_index_name(name).map_err(|reason| IndexError::InvalidName {
+            name: name.into(),
+            reason,
+        })?;
         if !(1..=1024).contains(&shards) {
             return Err(IndexError::Invalid(format!(
                 "Failed to parse value [{shards}] for setting [index.number_of_shards] must be >= 1 and <= 1024"
@@ -258,15 +288,28 @@ impl Indices {
             creation_date_millis: chrono::Utc::now().timestamp_millis(),
             settings,
         };
-        self.store.write(&meta_path(&meta.uuid), meta_json(&meta)).await?;
+        self.store
+            .write(&meta_path(&meta.uuid), meta_json(&meta))
+            .await?;
         let shards = (0..shards).map(|_| Mutex::new(Shard::default())).collect();
-        map.insert(name.into(), Arc::new(Index { meta: RwLock::new(meta.clone()), shards }));
+        map.insert(
+            name.into(),
+            Arc::new(Index {
+                meta: RwLock::new(meta.clone()),
+                shards,
+            }),
+        );
         Ok(meta)
     }
 
     /// Deletes an index: unpublish (meta first), then remove its files.
     pub async fn delete(&self, name: &str) -> Result<()> {
-        let index = self.by_name.write().await.remove(name).ok_or_else(|| IndexError::NotFound(name.into()))?;
+        let index = self
+            .by_name
+            .write()
+            .await
+            .remove(name)
+            .ok_or_else(|| IndexError::NotFound(name.into()))?;
         let uuid = index.meta.read().await.uuid.clone();
         self.store.delete(&meta_path(&uuid)).await?;
         self.store.delete_all(&format!("indices/{uuid}/")).await?;
@@ -277,7 +320,9 @@ impl Indices {
         let index = self.get(name).await?;
         let mut meta = index.meta.write().await;
         meta.state = state;
-        self.store.write(&meta_path(&meta.uuid), meta_json(&meta)).await?;
+        self.store
+            .write(&meta_path(&meta.uuid), meta_json(&meta))
+            .await?;
         Ok(())
     }
 
@@ -296,7 +341,10 @@ impl Indices {
             let id = match &op {
                 DocOp::Index { id, .. } | DocOp::Delete { id } => id,
             };
-            by_shard.entry(shard_of(id, meta.number_of_shards)).or_default().push((i, op));
+            by_shard
+                .entry(shard_of(id, meta.number_of_shards))
+                .or_default()
+                .push((i, op));
         }
         let mut results: Vec<Option<Result<DocResult>>> = (0..n).map(|_| None).collect();
         for (shard_no, ops) in by_shard {
@@ -307,23 +355,39 @@ impl Indices {
             let mut staged: HashMap<String, (u64, bool)> = HashMap::new();
             for (i, op) in ops {
                 let (id, source, create_only) = match &op {
-                    DocOp::Index { id, source, create_only } => (id, Some(source.as_ref()), *create_only),
+                    DocOp::Index {
+                        id,
+                        source,
+                        create_only,
+                    } => (id, Some(source.as_ref()), *create_only),
                     DocOp::Delete { id } => (id, None, false),
                 };
-                let (version, live) = staged
-                    .get(id)
-                    .copied()
-                    .unwrap_or_else(|| shard.docs.get(id).map(|d| (d.version, true)).unwrap_or((0, false)));
+                let (version, live) = staged.get(id).copied().unwrap_or_else(|| {
+                    shard
+                        .docs
+                        .get(id)
+                        .map(|d| (d.version, true))
+                        .unwrap_or((0, false))
+                });
                 if create_only && live {
-                    results[i] = Some(Err(IndexError::VersionConflict { id: id.clone(), version }));
+                    results[i] = Some(Err(IndexError::VersionConflict {
+                        id: id.clone(),
+                        version,
+                    }));
                     continue;
                 }
                 if source.is_none() && !live {
-                    results[i] = Some(Ok(DocResult { id: id.clone(), result: "not_found", version: version.max(1), seq_no: shard.next_seq_no }));
+                    results[i] = Some(Ok(DocResult {
+                        id: id.clone(),
+                        result: "not_found",
+                        version: version.max(1),
+                        seq_no: shard.next_seq_no,
+                    }));
                     continue;
                 }
                 if buf.len() >= segment::MAX_SEGMENT_BYTES {
-                    self.flush_segment(&meta.uuid, shard_no, &mut shard, &mut buf, &mut pending).await?;
+                    self.flush_segment(&meta.uuid, shard_no, &mut shard, &mut buf, &mut pending)
+                        .await?;
                 }
                 let seq_no = shard.next_seq_no;
                 shard.next_seq_no += 1;
@@ -334,12 +398,28 @@ impl Indices {
                     (true, true) => "updated",
                     _ => "deleted",
                 };
-                results[i] = Some(Ok(DocResult { id: id.clone(), result, version: version + 1, seq_no }));
-                pending.push((id.clone(), source.is_some(), offset, len, version + 1, seq_no));
+                results[i] = Some(Ok(DocResult {
+                    id: id.clone(),
+                    result,
+                    version: version + 1,
+                    seq_no,
+                }));
+                pending.push((
+                    id.clone(),
+                    source.is_some(),
+                    offset,
+                    len,
+                    version + 1,
+                    seq_no,
+                ));
             }
-            self.flush_segment(&meta.uuid, shard_no, &mut shard, &mut buf, &mut pending).await?;
+            self.flush_segment(&meta.uuid, shard_no, &mut shard, &mut buf, &mut pending)
+                .await?;
         }
-        Ok(results.into_iter().map(|r| r.expect("every op has a result")).collect())
+        Ok(results
+            .into_iter()
+            .map(|r| r.expect("every op has a result"))
+            .collect())
     }
 
     async fn flush_segment(
@@ -356,12 +436,25 @@ impl Indices {
         let name = segment::segment_name(shard.next_segment);
         let size = buf.len() as u64;
         self.store
-            .write_if_absent(&segment_path(uuid, shard_no, &name), Bytes::from(std::mem::take(buf)))
+            .write_if_absent(
+                &segment_path(uuid, shard_no, &name),
+                Bytes::from(std::mem::take(buf)),
+            )
             .await?;
         shard.next_segment += 1;
         let seg: Arc<str> = Arc::from(name.as_str());
         for (id, live, offset, len, version, seq_no) in pending.drain(..) {
-            shard.apply(&id, live, DocLoc { segment: seg.clone(), offset, len, version, seq_no });
+            shard.apply(
+                &id,
+                live,
+                DocLoc {
+                    segment: seg.clone(),
+                    offset,
+                    len,
+                    version,
+                    seq_no,
+                },
+            );
         }
         shard.segments.push(SegmentFile { name, size });
         Ok(())
@@ -374,21 +467,35 @@ impl Indices {
             return Err(IndexError::Closed(name.into()));
         }
         let loc = {
-            let shard = index.shards[shard_of(id, meta.number_of_shards) as usize].lock().await;
+            let shard = index.shards[shard_of(id, meta.number_of_shards) as usize]
+                .lock()
+                .await;
             shard.docs.get(id).cloned()
         };
         match loc {
             None => Ok(None),
-            Some(loc) => Ok(Some(self.read_doc(&meta.uuid, shard_of(id, meta.number_of_shards), &loc).await?)),
+            Some(loc) => Ok(Some(
+                self.read_doc(&meta.uuid, shard_of(id, meta.number_of_shards), &loc)
+                    .await?,
+            )),
         }
     }
 
     async fn read_doc(&self, uuid: &str, shard: u32, loc: &DocLoc) -> Result<Doc> {
         let path = segment_path(uuid, shard, &loc.segment);
         let line = self.store.read_range(&path, loc.offset, loc.len).await?;
-        let e: segment::Entry = serde_json::from_slice(&line).map_err(|_| IndexError::Corrupt(path.clone()))?;
-        let source = e.source.ok_or_else(|| IndexError::Corrupt(path.clone()))?.to_owned();
-        Ok(Doc { id: e.id.into_owned(), version: loc.version, seq_no: loc.seq_no, source })
+        let e: segment::Entry =
+            serde_json::from_slice(&line).map_err(|_| IndexError::Corrupt(path.clone()))?;
+        let source = e
+            .source
+            .ok_or_else(|| IndexError::Corrupt(path.clone()))?
+            .to_owned();
+        Ok(Doc {
+            id: e.id.into_owned(),
+            version: loc.version,
+            seq_no: loc.seq_no,
+            source,
+        })
     }
 
     /// A page of documents in a stable order (shard, then insertion), and
@@ -435,7 +542,11 @@ impl Indices {
             docs += shard.docs.len() as u64;
             store_bytes += shard.segments.iter().map(|s| s.size).sum::<u64>();
         }
-        Ok(IndexSummary { meta, docs, store_bytes })
+        Ok(IndexSummary {
+            meta,
+            docs,
+            store_bytes,
+        })
     }
 
     pub async fn metadata(&self, name: &str) -> Result<IndexMetadata> {
@@ -464,8 +575,17 @@ impl Indices {
         new_index_uuid()
     }
 
-    pub async fn write_staged_segment(&self, uuid: &str, shard: u32, name: &str, data: Bytes) -> Result<()> {
-        Ok(self.store.write(&segment_path(uuid, shard, name), data).await?)
+    pub async fn write_staged_segment(
+        &self,
+        uuid: &str,
+        shard: u32,
+        name: &str,
+        data: Bytes,
+    ) -> Result<()> {
+        Ok(self
+            .store
+            .write(&segment_path(uuid, shard, name), data)
+            .await?)
     }
 
     pub async fn discard_staged(&self, uuid: &str) {
@@ -490,7 +610,9 @@ impl Indices {
             }
             None => None,
         };
-        self.store.write(&meta_path(&meta.uuid), meta_json(&meta)).await?;
+        self.store
+            .write(&meta_path(&meta.uuid), meta_json(&meta))
+            .await?;
         map.insert(meta.name.clone(), Arc::new(loaded));
         drop(map);
         if let Some(old) = replaced {
@@ -500,7 +622,12 @@ impl Indices {
         Ok(())
     }
 
-    pub fn new_metadata(name: &str, uuid: &str, shards: u32, settings: serde_json::Map<String, serde_json::Value>) -> IndexMetadata {
+    pub fn new_metadata(
+        name: &str,
+        uuid: &str,
+        shards: u32,
+        settings: serde_json::Map<String, serde_json::Value>,
+    ) -> IndexMetadata {
         IndexMetadata {
             name: name.into(),
             uuid: uuid.into(),
@@ -533,7 +660,9 @@ fn new_index_uuid() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut rng = rand::thread_rng();
-    (0..22).map(|_| ALPHABET[rng.gen_range(0..64)] as char).collect()
+    (0..22)
+        .map(|_| ALPHABET[rng.gen_range(0..64)] as char)
+        .collect()
 }
 
 /// A random 20-character document id, like Elasticsearch's auto ids.

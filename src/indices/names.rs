@@ -51,11 +51,18 @@ pub struct Resolved {
 /// of `available`. `_all`, `*` and an empty expression select everything; a
 /// `-pattern` after an inclusion excludes.
 pub fn resolve(expr: &str, available: &[String]) -> Resolved {
-    let parts: Vec<&str> = expr.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
+    let parts: Vec<&str> = expr
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
     let mut selected: Vec<String> = Vec::new();
     let mut missing = Vec::new();
     if parts.is_empty() || parts == ["_all"] {
-        return Resolved { names: available.to_vec(), missing };
+        return Resolved {
+            names: available.to_vec(),
+            missing,
+        };
     }
     for (i, part) in parts.iter().enumerate() {
         if let Some(ex) = part.strip_prefix('-').filter(|_| i > 0) {
@@ -76,7 +83,10 @@ pub fn resolve(expr: &str, available: &[String]) -> Resolved {
     }
     let order = |n: &String| available.iter().position(|a| a == n).unwrap_or(usize::MAX);
     selected.sort_by_key(order);
-    Resolved { names: selected, missing }
+    Resolved {
+        names: selected,
+        missing,
+    }
 }
 
 #[cfg(test)]
@@ -86,7 +96,9 @@ mod tests {
     #[test]
     fn names_follow_elasticsearch_rules() {
         assert!(validate_index_name("logs-2026.11").is_ok());
-        assert!(validate_index_name("Logs").unwrap_err().contains("lowercase"));
+        assert!(validate_index_name("Logs")
+            .unwrap_err()
+            .contains("lowercase"));
         assert!(validate_index_name("_x").is_err());
         assert!(validate_index_name("a/b").is_err());
         assert!(validate_index_name("..").is_err());

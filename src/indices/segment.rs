@@ -25,26 +25,44 @@ pub fn segment_name(n: u64) -> String {
 }
 
 pub fn parse_segment_number(name: &str) -> Option<u64> {
-    name.strip_prefix("seg-")?.strip_suffix(".ndjson")?.parse().ok()
+    name.strip_prefix("seg-")?
+        .strip_suffix(".ndjson")?
+        .parse()
+        .ok()
 }
 
 /// Appends one entry line to a segment buffer; returns the line's range.
-pub fn append(buf: &mut Vec<u8>, id: &str, version: u64, seq_no: u64, source: Option<&RawValue>) -> (u64, u64) {
+pub fn append(
+    buf: &mut Vec<u8>,
+    id: &str,
+    version: u64,
+    seq_no: u64,
+    source: Option<&RawValue>,
+) -> (u64, u64) {
     let start = buf.len() as u64;
-    let e = Entry { id: id.into(), version, seq_no, source };
+    let e = Entry {
+        id: id.into(),
+        version,
+        seq_no,
+        source,
+    };
     serde_json::to_writer(&mut *buf, &e).expect("entries serialise");
     buf.push(b'\n');
     (start, buf.len() as u64 - start)
 }
 
 /// Iterates the entries of a segment with their byte ranges.
-pub fn entries(data: &[u8]) -> impl Iterator<Item = Result<(u64, u64, Entry<'_>), serde_json::Error>> {
+pub fn entries(
+    data: &[u8],
+) -> impl Iterator<Item = Result<(u64, u64, Entry<'_>), serde_json::Error>> {
     let mut offset = 0u64;
-    data.split_inclusive(|b| *b == b'\n').filter(|l| l.len() > 1).map(move |line| {
-        let start = offset;
-        offset += line.len() as u64;
-        serde_json::from_slice::<Entry>(line).map(|e| (start, line.len() as u64, e))
-    })
+    data.split_inclusive(|b| *b == b'\n')
+        .filter(|l| l.len() > 1)
+        .map(move |line| {
+            let start = offset;
+            offset += line.len() as u64;
+            serde_json::from_slice::<Entry>(line).map(|e| (start, line.len() as u64, e))
+        })
 }
 
 #[cfg(test)]

@@ -40,12 +40,24 @@ impl Repository {
 
     /// The CPU part of storing a chunk (hash, compress, seal), packaged to
     /// run off the async runtime with `spawn_blocking`.
-    pub fn seal_chunk_job(&self, dek: Dek, data: Bytes) -> impl FnOnce() -> PreparedChunk + Send + 'static {
-        let (uuid, compress, key) = (self.uuid().to_string(), self.compress(), self.chunk_key().clone());
+    pub fn seal_chunk_job(
+        &self,
+        dek: Dek,
+        data: Bytes,
+    ) -> impl FnOnce() -> PreparedChunk + Send + 'static {
+        let (uuid, compress, key) = (
+            self.uuid().to_string(),
+            self.compress(),
+            self.chunk_key().clone(),
+        );
         move || {
             let id = key.keyed_hash(&data);
             let sealed = super::seal_bytes(&dek, compress, &uuid, &layout::chunk(&id), &data);
-            PreparedChunk { id, len: data.len() as u64, sealed }
+            PreparedChunk {
+                id,
+                len: data.len() as u64,
+                sealed,
+            }
         }
     }
 
@@ -56,7 +68,11 @@ impl Repository {
         match self.store().read_range(&path, 0, header::LEN as u64).await {
             Ok(head) => {
                 let h = Header::parse(&path, &head)?;
-                Ok(Some(ChunkRef { id: id.to_string(), dek: h.key_id.to_hex(), len }))
+                Ok(Some(ChunkRef {
+                    id: id.to_string(),
+                    dek: h.key_id.to_hex(),
+                    len,
+                }))
             }
             Err(StorageError::NotFound(_)) => Ok(None),
             Err(e) => Err(e.into()),
@@ -68,13 +84,24 @@ impl Repository {
     pub async fn put_chunk(&self, dek: &Dek, chunk: PreparedChunk) -> Result<(ChunkRef, u64)> {
         let path = layout::chunk(&chunk.id);
         let size = chunk.sealed.len() as u64;
-        let mut r = ChunkRef { id: chunk.id, dek: dek.id().to_hex(), len: chunk.len };
-        match self.store().write_if_absent(&path, Bytes::from(chunk.sealed)).await {
+        let mut r = ChunkRef {
+            id: chunk.id,
+            dek: dek.id().to_hex(),
+            len: chunk.len,
+        };
+        match self
+            .store()
+            .write_if_absent(&path, Bytes::from(chunk.sealed))
+            .await
+        {
             Ok(()) => Ok((r, size)),
             Err(StorageError::AlreadyExists(_)) => {
                 // Another snapshot stored these bytes under its own data key:
                 // record that key, which cleanup must keep while we refer to it.
-                let head = self.store().read_range(&path, 0, header::LEN as u64).await?;
+                let head = self
+                    .store()
+                    .read_range(&path, 0, header::LEN as u64)
+                    .await?;
                 r.dek = Header::parse(&path, &head)?.key_id.to_hex();
                 Ok((r, 0))
             }
@@ -89,7 +116,10 @@ impl Repository {
         let bytes = self.store().read(&path).await?;
         let (_, plain) = self.open_object(&path, &bytes).await?;
         if plain.len() as u64 != r.len || self.chunk_id(&plain) != r.id {
-            return Err(RepoError::Corrupt { path, reason: "content does not match its id".into() });
+            return Err(RepoError::Corrupt {
+                path,
+                reason: "content does not match its id".into(),
+            });
         }
         Ok(plain)
     }

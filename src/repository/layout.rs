@@ -12,6 +12,9 @@ pub const SNAPSHOTS_DIR: &str = "snapshots/";
 pub const INDICES_DIR: &str = "indices/";
 pub const CHUNKS_DIR: &str = "chunks/";
 pub const VERIFY_DIR: &str = "tests-";
+/// What a pruned generation holds: its name stays taken forever, so a slow
+/// writer's create-if-absent of an old generation can never succeed.
+pub const GENERATION_TOMBSTONE: &[u8] = b"pruned";
 
 pub fn generation(n: u64) -> String {
     format!("{INDEX_PREFIX}{n}")

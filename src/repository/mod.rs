@@ -33,11 +33,17 @@ pub enum RepoError {
     Corrupt { path: String, reason: String },
     #[error("the master key [{key}] does not open this repository: it holds no data keys wrapped by that key (keys it needs: {needed})")]
     WrongKey { key: String, needed: String },
-    #[error("data key [{dek}] needed by [{path}] is not wrapped by any master key this node holds")]
+    #[error(
+        "data key [{dek}] needed by [{path}] is not wrapped by any master key this node holds"
+    )]
     MissingDataKey { dek: String, path: String },
+    #[error("the generation read was pruned by a newer commit")]
+    Pruned,
     #[error("repository is read-only")]
     ReadOnly,
-    #[error("repository format version [{0}] is newer than this node understands ({FORMAT_VERSION})")]
+    #[error(
+        "repository format version [{0}] is newer than this node understands ({FORMAT_VERSION})"
+    )]
     UnsupportedFormat(u32),
 }
 
@@ -60,7 +66,9 @@ pub struct Repository {
 
 impl std::fmt::Debug for Repository {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Repository").field("uuid", &self.identity.uuid).finish()
+        f.debug_struct("Repository")
+            .field("uuid", &self.identity.uuid)
+            .finish()
     }
 }
 
@@ -69,7 +77,10 @@ fn now_millis() -> i64 {
 }
 
 fn corrupt(path: &str, reason: impl std::fmt::Display) -> RepoError {
-    RepoError::Corrupt { path: path.to_string(), reason: reason.to_string() }
+    RepoError::Corrupt {
+        path: path.to_string(),
+        reason: reason.to_string(),
+    }
 }
 
 /// Options fixed at registration.
@@ -87,7 +98,12 @@ impl Repository {
     /// Creation order: 1. the wrapped chunk-id key under a fresh uuid,
     /// 2. the keyring, 3. `snapvault.json` if absent. A creator that loses the
     /// race leaves only unreferenced objects, which cleanup removes.
-    pub async fn open(store: Store, key: &MasterKey, keystore: &Keystore, opts: OpenOptions) -> Result<Repository> {
+    pub async fn open(
+        store: Store,
+        key: &MasterKey,
+        keystore: &Keystore,
+        opts: OpenOptions,
+    ) -> Result<Repository> {
         let identity = match store.read_opt(layout::IDENTITY).await? {
             Some(bytes) => parse_json::<Identity>(layout::IDENTITY, &bytes)?,
             None if opts.readonly => return Err(RepoError::ReadOnly),
@@ -103,13 +119,23 @@ impl Repository {
         let active = key.derive_kek(&identity.uuid);
         let mut keks = HashMap::new();
         for name in keystore.names() {
-            let kek = keystore.get(&name).expect("listed").derive_kek(&identity.uuid);
+            let kek = keystore
+                .get(&name)
+                .expect("listed")
+                .derive_kek(&identity.uuid);
             keks.insert(kek.fingerprint(), kek);
         }
         keks.insert(active.fingerprint(), active.clone());
         let needed: Vec<String> = keyring.needed.iter().map(|k| k.name.clone()).collect();
-        if !keyring.needed.iter().any(|k| k.fingerprint == active.fingerprint().to_hex()) {
-            return Err(RepoError::WrongKey { key: key.name().to_string(), needed: needed.join(", ") });
+        if !keyring
+            .needed
+            .iter()
+            .any(|k| k.fingerprint == active.fingerprint().to_hex())
+        {
+            return Err(RepoError::WrongKey {
+                key: key.name().to_string(),
+                needed: needed.join(", "),
+            });
         }
         let chunk_key_id = KeyId::from_hex(&identity.chunk_key_id)
             .ok_or_else(|| corrupt(layout::IDENTITY, "bad chunk_key_id"))?;
@@ -133,16 +159,30 @@ impl Repository {
         let kek = key.derive_kek(&uuid);
         let chunk_key = Dek::generate();
         let path = layout::wrapped_key(kek.fingerprint(), chunk_key.id());
-        store.write_if_absent(&path, Bytes::from(crypto::wrap(&kek, &chunk_key, &uuid, &path))).await?;
-        let key_ref = KeyRef { name: key.name().to_string(), fingerprint: kek.fingerprint().to_hex() };
-        let keyring = Keyring { active: key_ref.clone(), needed: vec![key_ref] };
+        store
+            .write_if_absent(
+                &path,
+                Bytes::from(crypto::wrap(&kek, &chunk_key, &uuid, &path)),
+            )
+            .await?;
+        let key_ref = KeyRef {
+            name: key.name().to_string(),
+            fingerprint: kek.fingerprint().to_hex(),
+        };
+        let keyring = Keyring {
+            active: key_ref.clone(),
+            needed: vec![key_ref],
+        };
         let identity = Identity {
             format_version: FORMAT_VERSION,
             uuid,
             created_millis: now_millis(),
             chunk_key_id: chunk_key.id().to_hex(),
         };
-        match store.write_if_absent(layout::IDENTITY, to_json(&identity)).await {
+        match store
+            .write_if_absent(layout::IDENTITY, to_json(&identity))
+            .await
+        {
             Ok(()) => {
                 store.write(layout::KEYRING, to_json(&keyring)).await?;
                 Ok(identity)
@@ -194,8 +234,13 @@ impl Repository {
         let dek = Dek::generate();
         let path = layout::wrapped_key(self.active.fingerprint(), dek.id());
         let wrapped = crypto::wrap(&self.active, &dek, self.uuid(), &path);
-        self.store.write_if_absent(&path, Bytes::from(wrapped)).await?;
-        self.deks.lock().expect("dek cache").insert(dek.id(), dek.clone());
+        self.store
+            .write_if_absent(&path, Bytes::from(wrapped))
+            .await?;
+        self.deks
+            .lock()
+            .expect("dek cache")
+            .insert(dek.id(), dek.clone());
         Ok(dek)
     }
 
@@ -213,7 +258,10 @@ impl Repository {
                 return Ok(dek);
             }
         }
-        Err(RepoError::MissingDataKey { dek: id.to_hex(), path: needed_by.to_string() })
+        Err(RepoError::MissingDataKey {
+            dek: id.to_hex(),
+            path: needed_by.to_string(),
+        })
     }
 
     /// Seals bytes for `path`, compressing first when the repository does.
@@ -228,7 +276,9 @@ impl Repository {
         let (header, plain) = crypto::open(&dek, self.uuid(), path, object)?;
         let plain = match header.compression {
             Compression::None => plain,
-            Compression::Zstd => zstd::stream::decode_all(plain.as_slice()).map_err(|e| corrupt(path, e))?,
+            Compression::Zstd => {
+                zstd::stream::decode_all(plain.as_slice()).map_err(|e| corrupt(path, e))?
+            }
         };
         Ok((header, plain))
     }
@@ -238,7 +288,9 @@ impl Repository {
     pub async fn write_doc<T: Serialize>(&self, dek: &Dek, path: &str, doc: &T) -> Result<()> {
         self.check_writable()?;
         let json = serde_json::to_vec(doc).expect("documents serialise");
-        self.store.write(path, Bytes::from(self.seal(dek, path, &json))).await?;
+        self.store
+            .write(path, Bytes::from(self.seal(dek, path, &json)))
+            .await?;
         Ok(())
     }
 
@@ -253,7 +305,10 @@ impl Repository {
     /// until a generation is missing (the hint may lag a crashed writer).
     pub async fn latest_generation(&self) -> Result<u64> {
         let mut n = match self.store.read_opt(layout::INDEX_LATEST).await? {
-            Some(b) => std::str::from_utf8(&b).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0),
+            Some(b) => std::str::from_utf8(&b)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0),
             None => 0,
         };
         while self.store.exists(&layout::generation(n + 1)).await? {
@@ -265,13 +320,34 @@ impl Repository {
     /// Reads the latest repository data (empty at generation 0), with the
     /// id of the data key that sealed it.
     pub async fn latest(&self) -> Result<(RepositoryData, Option<KeyId>)> {
+        // A generation pruned while we read it means a newer one exists.
+        for _ in 0..8 {
+            match self.read_latest().await {
+                Err(RepoError::Pruned) => continue,
+                other => return other,
+            }
+        }
+        self.read_latest().await
+    }
+
+    async fn read_latest(&self) -> Result<(RepositoryData, Option<KeyId>)> {
         let n = self.latest_generation().await?;
         if n == 0 {
             return Ok((RepositoryData::default(), None));
         }
-        let (data, key): (RepositoryData, KeyId) = self.read_doc(&layout::generation(n)).await?;
+        let path = layout::generation(n);
+        let bytes = self.store.read(&path).await?;
+        if bytes.as_ref() == layout::GENERATION_TOMBSTONE {
+            return Err(RepoError::Pruned);
+        }
+        let (_, plain) = self.open_object(&path, &bytes).await?;
+        let key = Header::parse(&path, &bytes)?.key_id;
+        let data: RepositoryData = parse_json(&path, &plain)?;
         if data.generation != n {
-            return Err(corrupt(&layout::generation(n), "generation number does not match its name"));
+            return Err(corrupt(
+                &layout::generation(n),
+                "generation number does not match its name",
+            ));
         }
         Ok((data, Some(key)))
     }
@@ -299,7 +375,10 @@ impl Repository {
             match self.store.write_if_absent(&path, sealed).await {
                 Ok(()) => {
                     let hint = Bytes::from(data.generation.to_string());
-                    self.store.write(layout::INDEX_LATEST, hint).await.map_err(RepoError::from)?;
+                    self.store
+                        .write(layout::INDEX_LATEST, hint)
+                        .await
+                        .map_err(RepoError::from)?;
                     return Ok((out, data));
                 }
                 Err(StorageError::AlreadyExists(_)) => {
@@ -313,7 +392,13 @@ impl Repository {
 }
 
 /// Compresses (when asked) then seals: the one way bytes enter the format.
-pub(crate) fn seal_bytes(dek: &Dek, compress: bool, uuid: &str, path: &str, plain: &[u8]) -> Vec<u8> {
+pub(crate) fn seal_bytes(
+    dek: &Dek,
+    compress: bool,
+    uuid: &str,
+    path: &str,
+    plain: &[u8],
+) -> Vec<u8> {
     if compress {
         let packed = zstd::bulk::compress(plain, 3).expect("zstd compression of memory");
         crypto::seal(dek, Compression::Zstd, uuid, path, &packed)

@@ -24,7 +24,10 @@ impl Node {
     pub async fn cleanup_repository(&self, repository: &str) -> Result<CleanupResult> {
         let open = self.repo(repository).await?;
         if open.repo.readonly() {
-            return Err(ServiceError::Repository { repository: repository.into(), reason: "cannot run cleanup on readonly repository".into() });
+            return Err(ServiceError::Repository {
+                repository: repository.into(),
+                reason: "cannot run cleanup on readonly repository".into(),
+            });
         }
         {
             let mut ops = open.ops();
@@ -43,11 +46,17 @@ impl Node {
     }
 
     /// Deletes unreferenced objects. The caller holds the `cleanup` flag.
-    pub(crate) async fn collect_garbage(&self, open: &OpenRepository) -> std::result::Result<CleanupResult, RepoError> {
+    pub(crate) async fn collect_garbage(
+        &self,
+        open: &OpenRepository,
+    ) -> std::result::Result<CleanupResult, RepoError> {
         let repo = &open.repo;
         let generation = repo.latest_generation().await?;
         let (data, data_key) = repo.latest().await?;
-        let mut keep: HashSet<String> = [layout::IDENTITY, layout::KEYRING, layout::INDEX_LATEST].iter().map(|s| s.to_string()).collect();
+        let mut keep: HashSet<String> = [layout::IDENTITY, layout::KEYRING, layout::INDEX_LATEST]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let mut keys: HashSet<String> = HashSet::new();
         keys.insert(repo.chunk_key().id().to_hex());
         if let Some(k) = data_key {
@@ -80,6 +89,18 @@ impl Node {
         }
         let mut result = CleanupResult::default();
         for obj in repo.store().list("/").await? {
+            if layout::parse_generation(&obj.path).is_some_and(|n| n < generation) {
+                // Old generations are emptied, never deleted (see layout).
+                let tomb = layout::GENERATION_TOMBSTONE;
+                if obj.size > tomb.len() as u64 {
+                    repo.store()
+                        .write(&obj.path, bytes::Bytes::from_static(tomb))
+                        .await?;
+                    result.deleted_blobs += 1;
+                    result.deleted_bytes += obj.size - tomb.len() as u64;
+                }
+                continue;
+            }
             let referenced = keep.contains(&obj.path)
                 || layout::parse_wrapped_key(&obj.path).is_some_and(|(_, dek)| keys.contains(&dek.to_hex()))
                 // A generation newer than the one read belongs to a commit

@@ -4,10 +4,18 @@
 
 use super::{names, now_millis, Node, Result, ServiceError};
 use crate::repository::layout;
-use crate::repository::model::{IndexMeta, ShardManifest, ShardStats, SnapshotDetails, SnapshotState};
+use crate::repository::model::{
+    IndexMeta, ShardManifest, ShardStats, SnapshotDetails, SnapshotState,
+};
 
 impl Node {
-    pub async fn clone_snapshot(&self, repository: &str, source: &str, target: &str, indices: &str) -> Result<()> {
+    pub async fn clone_snapshot(
+        &self,
+        repository: &str,
+        source: &str,
+        target: &str,
+        indices: &str,
+    ) -> Result<()> {
         let open = self.repo(repository).await?;
         let invalid = |reason: &str| ServiceError::InvalidSnapshotName {
             repository: repository.into(),
@@ -16,23 +24,42 @@ impl Node {
         };
         names::validate_snapshot_name(target).map_err(|r| invalid(&r))?;
         if open.repo.readonly() {
-            return Err(ServiceError::Repository { repository: repository.into(), reason: "cannot clone a snapshot in a readonly repository".into() });
+            return Err(ServiceError::Repository {
+                repository: repository.into(),
+                reason: "cannot clone a snapshot in a readonly repository".into(),
+            });
         }
-        let (data, _) = open.repo.latest().await.map_err(|e| ServiceError::repo(repository, e))?;
+        let (data, _) = open
+            .repo
+            .latest()
+            .await
+            .map_err(|e| ServiceError::repo(repository, e))?;
         let src = data
             .find(source)
             .cloned()
-            .ok_or_else(|| ServiceError::SnapshotMissing { repository: repository.into(), snapshot: source.into() })?;
+            .ok_or_else(|| ServiceError::SnapshotMissing {
+                repository: repository.into(),
+                snapshot: source.into(),
+            })?;
         if data.find(target).is_some() {
             return Err(invalid("snapshot with the same name already exists"));
         }
         if src.state != SnapshotState::Success && src.state != SnapshotState::Partial {
-            return Err(ServiceError::Snapshot { repository: repository.into(), snapshot: source.into(), reason: format!("cannot clone from snapshot in state [{}]", src.state.as_str()) });
+            return Err(ServiceError::Snapshot {
+                repository: repository.into(),
+                snapshot: source.into(),
+                reason: format!(
+                    "cannot clone from snapshot in state [{}]",
+                    src.state.as_str()
+                ),
+            });
         }
         let available: Vec<String> = src.indices.keys().cloned().collect();
         let resolved = crate::indices::names::resolve(indices, &available);
         if let Some(missing) = resolved.missing.first() {
-            return Err(ServiceError::IndexNotFound { index: missing.clone() });
+            return Err(ServiceError::IndexNotFound {
+                index: missing.clone(),
+            });
         }
         if resolved.names.is_empty() {
             return Err(ServiceError::IllegalArgument(format!("No indices in the source snapshot [{source}] matched requested pattern [{indices}]")));
@@ -40,19 +67,25 @@ impl Node {
         {
             let mut ops = open.ops();
             if ops.in_progress_name(target) {
-                return Err(invalid("snapshot with the same name is already in-progress"));
+                return Err(invalid(
+                    "snapshot with the same name is already in-progress",
+                ));
             }
             if ops.deleting.contains(source) || ops.cleanup {
                 return Err(ServiceError::ConcurrentSnapshotExecution {
                     repository: repository.into(),
                     snapshot: source.into(),
-                    reason: "cannot clone from a snapshot that is being deleted, or during a cleanup".into(),
+                    reason:
+                        "cannot clone from a snapshot that is being deleted, or during a cleanup"
+                            .into(),
                 });
             }
             ops.clones.insert(target.into());
             *ops.clone_sources.entry(source.into()).or_default() += 1;
         }
-        let result = self.run_clone(&open, &src.uuid, target, &resolved.names).await;
+        let result = self
+            .run_clone(&open, &src.uuid, target, &resolved.names)
+            .await;
         let mut ops = open.ops();
         ops.clones.remove(target);
         if let Some(n) = ops.clone_sources.get_mut(source) {
@@ -64,11 +97,20 @@ impl Node {
         result
     }
 
-    async fn run_clone(&self, open: &super::repositories::OpenRepository, source_uuid: &str, target: &str, indices: &[String]) -> Result<()> {
+    async fn run_clone(
+        &self,
+        open: &super::repositories::OpenRepository,
+        source_uuid: &str,
+        target: &str,
+        indices: &[String],
+    ) -> Result<()> {
         let repo = &open.repo;
         let e = |err| ServiceError::repo(&open.name, err);
         let dek = repo.new_dek().await.map_err(e)?;
-        let (src, _) = repo.read_doc::<SnapshotDetails>(&layout::snapshot(source_uuid)).await.map_err(e)?;
+        let (src, _) = repo
+            .read_doc::<SnapshotDetails>(&layout::snapshot(source_uuid))
+            .await
+            .map_err(e)?;
         let uuid = crate::indices::new_doc_id() + "AA";
         let start = now_millis();
         let mut details = SnapshotDetails {
@@ -81,17 +123,36 @@ impl Node {
             start_time_millis: start,
             end_time_millis: start,
             shards: Vec::new(),
-            failures: src.failures.iter().filter(|f| indices.contains(&f.index)).cloned().collect(),
+            failures: src
+                .failures
+                .iter()
+                .filter(|f| indices.contains(&f.index))
+                .cloned()
+                .collect(),
             reason: None,
             key_names: vec![repo.active_key_name().to_string()],
         };
         for name in indices {
             let index = src.indices[name].clone();
-            let (meta, _) = repo.read_doc::<IndexMeta>(&layout::index_meta(&index.uuid, source_uuid)).await.map_err(e)?;
-            repo.write_doc(&dek, &layout::index_meta(&index.uuid, &uuid), &meta).await.map_err(e)?;
+            let (meta, _) = repo
+                .read_doc::<IndexMeta>(&layout::index_meta(&index.uuid, source_uuid))
+                .await
+                .map_err(e)?;
+            repo.write_doc(&dek, &layout::index_meta(&index.uuid, &uuid), &meta)
+                .await
+                .map_err(e)?;
             for shard in 0..index.shards {
-                let (m, _) = repo.read_doc::<ShardManifest>(&layout::shard_manifest(&index.uuid, shard, source_uuid)).await.map_err(e)?;
-                repo.write_doc(&dek, &layout::shard_manifest(&index.uuid, shard, &uuid), &m).await.map_err(e)?;
+                let (m, _) = repo
+                    .read_doc::<ShardManifest>(&layout::shard_manifest(
+                        &index.uuid,
+                        shard,
+                        source_uuid,
+                    ))
+                    .await
+                    .map_err(e)?;
+                repo.write_doc(&dek, &layout::shard_manifest(&index.uuid, shard, &uuid), &m)
+                    .await
+                    .map_err(e)?;
                 let total: u64 = m.files.iter().map(|f| f.size).sum();
                 details.shards.push(ShardStats {
                     index: name.clone(),

@@ -11,14 +11,24 @@ impl Node {
     pub async fn delete_snapshots(&self, repository: &str, expr: &str) -> Result<Vec<String>> {
         let open = self.repo(repository).await?;
         if open.repo.readonly() {
-            return Err(ServiceError::Repository { repository: repository.into(), reason: "cannot delete snapshot from a readonly repository".into() });
+            return Err(ServiceError::Repository {
+                repository: repository.into(),
+                reason: "cannot delete snapshot from a readonly repository".into(),
+            });
         }
-        let (data, _) = open.repo.latest().await.map_err(|e| ServiceError::repo(repository, e))?;
+        let (data, _) = open
+            .repo
+            .latest()
+            .await
+            .map_err(|e| ServiceError::repo(repository, e))?;
         let mut known: Vec<String> = data.snapshots.iter().map(|s| s.name.clone()).collect();
         known.extend(open.ops().snapshots.keys().cloned());
         let resolved = crate::indices::names::resolve(expr, &known);
         if let Some(missing) = resolved.missing.first() {
-            return Err(ServiceError::SnapshotMissing { repository: repository.into(), snapshot: missing.clone() });
+            return Err(ServiceError::SnapshotMissing {
+                repository: repository.into(),
+                snapshot: missing.clone(),
+            });
         }
         let names = resolved.names;
         let concurrent = |snapshot: &str, reason: &str| ServiceError::ConcurrentSnapshotExecution {
@@ -30,20 +40,35 @@ impl Node {
             let mut ops = open.ops();
             for n in &names {
                 if ops.snapshots.contains_key(n) {
-                    return Err(concurrent(n, "cannot delete a snapshot while it is being created; wait for it to finish"));
+                    return Err(concurrent(
+                        n,
+                        "cannot delete a snapshot while it is being created; wait for it to finish",
+                    ));
                 }
                 if ops.clone_sources.contains_key(n) || ops.clones.contains(n) {
-                    return Err(concurrent(n, "cannot delete a snapshot while it is being cloned"));
+                    return Err(concurrent(
+                        n,
+                        "cannot delete a snapshot while it is being cloned",
+                    ));
                 }
                 if ops.restoring.contains_key(n) {
-                    return Err(concurrent(n, "cannot delete snapshot during a restore in progress"));
+                    return Err(concurrent(
+                        n,
+                        "cannot delete snapshot during a restore in progress",
+                    ));
                 }
                 if ops.deleting.contains(n) {
-                    return Err(concurrent(n, "cannot delete - another delete of this snapshot is in progress"));
+                    return Err(concurrent(
+                        n,
+                        "cannot delete - another delete of this snapshot is in progress",
+                    ));
                 }
             }
             if ops.cleanup {
-                return Err(concurrent(&names.join(","), "cannot delete snapshots while a repository cleanup is in-progress"));
+                return Err(concurrent(
+                    &names.join(","),
+                    "cannot delete snapshots while a repository cleanup is in-progress",
+                ));
             }
             ops.deleting.extend(names.iter().cloned());
         }
@@ -74,15 +99,28 @@ impl Node {
         Ok(names)
     }
 
-    async fn delete_committed(&self, open: &super::repositories::OpenRepository, names: &[String]) -> Result<()> {
+    async fn delete_committed(
+        &self,
+        open: &super::repositories::OpenRepository,
+        names: &[String],
+    ) -> Result<()> {
         if names.is_empty() {
             return Ok(());
         }
-        let dek = open.repo.new_dek().await.map_err(|e| ServiceError::repo(&open.name, e))?;
+        let dek = open
+            .repo
+            .new_dek()
+            .await
+            .map_err(|e| ServiceError::repo(&open.name, e))?;
         let (removed, _) = open
             .repo
             .update(&dek, |data| {
-                let removed: Vec<SnapshotEntry> = data.snapshots.iter().filter(|s| names.contains(&s.name)).cloned().collect();
+                let removed: Vec<SnapshotEntry> = data
+                    .snapshots
+                    .iter()
+                    .filter(|s| names.contains(&s.name))
+                    .cloned()
+                    .collect();
                 data.snapshots.retain(|s| !names.contains(&s.name));
                 Ok::<_, crate::repository::RepoError>(removed)
             })
@@ -91,9 +129,13 @@ impl Node {
         let store = open.repo.store();
         for snap in removed {
             for index in snap.indices.values() {
-                let _ = store.delete(&layout::index_meta(&index.uuid, &snap.uuid)).await;
+                let _ = store
+                    .delete(&layout::index_meta(&index.uuid, &snap.uuid))
+                    .await;
                 for shard in 0..index.shards {
-                    let _ = store.delete(&layout::shard_manifest(&index.uuid, shard, &snap.uuid)).await;
+                    let _ = store
+                        .delete(&layout::shard_manifest(&index.uuid, shard, &snap.uuid))
+                        .await;
                 }
             }
             let _ = store.delete(&layout::snapshot(&snap.uuid)).await;

@@ -17,19 +17,42 @@ pub enum ServiceError {
     #[error("[{repository}] {reason}")]
     RepositoryVerification { repository: String, reason: String },
     #[error("[{repository}:{snapshot}] is missing")]
-    SnapshotMissing { repository: String, snapshot: String },
+    SnapshotMissing {
+        repository: String,
+        snapshot: String,
+    },
     #[error("[{repository}:{snapshot}] Invalid snapshot name [{snapshot}], {reason}")]
-    InvalidSnapshotName { repository: String, snapshot: String, reason: String },
+    InvalidSnapshotName {
+        repository: String,
+        snapshot: String,
+        reason: String,
+    },
     #[error("[{repository}:{snapshot}] {reason}")]
-    ConcurrentSnapshotExecution { repository: String, snapshot: String, reason: String },
+    ConcurrentSnapshotExecution {
+        repository: String,
+        snapshot: String,
+        reason: String,
+    },
     /// A restore the request cannot have (state, names, open index).
     #[error("[{repository}:{snapshot}] {reason}")]
-    SnapshotRestore { repository: String, snapshot: String, reason: String },
+    SnapshotRestore {
+        repository: String,
+        snapshot: String,
+        reason: String,
+    },
     /// A restore that failed while reading the repository (damage, keys).
     #[error("[{repository}:{snapshot}] {reason}")]
-    SnapshotRestoreFailed { repository: String, snapshot: String, reason: String },
+    SnapshotRestoreFailed {
+        repository: String,
+        snapshot: String,
+        reason: String,
+    },
     #[error("[{repository}:{snapshot}] {reason}")]
-    Snapshot { repository: String, snapshot: String, reason: String },
+    Snapshot {
+        repository: String,
+        snapshot: String,
+        reason: String,
+    },
     #[error("no such index [{index}]")]
     IndexNotFound { index: String },
     #[error("index [{index}] already exists")]
@@ -59,9 +82,15 @@ impl ServiceError {
     pub fn repo(repository: &str, e: RepoError) -> ServiceError {
         match e {
             RepoError::WrongKey { .. } | RepoError::ReadOnly | RepoError::UnsupportedFormat(_) => {
-                ServiceError::Repository { repository: repository.to_string(), reason: e.to_string() }
+                ServiceError::Repository {
+                    repository: repository.to_string(),
+                    reason: e.to_string(),
+                }
             }
-            _ => ServiceError::RepositoryFailure { repository: repository.to_string(), reason: e.to_string() },
+            _ => ServiceError::RepositoryFailure {
+                repository: repository.to_string(),
+                reason: e.to_string(),
+            },
         }
     }
 }
@@ -71,11 +100,16 @@ impl From<IndexError> for ServiceError {
         match e {
             IndexError::NotFound(index) => ServiceError::IndexNotFound { index },
             IndexError::AlreadyExists(index) => ServiceError::ResourceAlreadyExists { index },
-            IndexError::InvalidName { name, reason } => ServiceError::InvalidIndexName { index: name, reason },
+            IndexError::InvalidName { name, reason } => ServiceError::InvalidIndexName {
+                index: name,
+                reason,
+            },
             IndexError::Closed(index) => ServiceError::IndexClosed { index },
             e @ IndexError::VersionConflict { .. } => ServiceError::VersionConflict(e.to_string()),
             IndexError::Invalid(m) => ServiceError::IllegalArgument(m),
-            e @ (IndexError::Storage(_) | IndexError::Corrupt(_)) => ServiceError::Internal(e.to_string()),
+            e @ (IndexError::Storage(_) | IndexError::Corrupt(_)) => {
+                ServiceError::Internal(e.to_string())
+            }
         }
     }
 }

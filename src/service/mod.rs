@@ -46,14 +46,24 @@ impl Node {
     /// Opens the data directory: keystore (created on first start), state
     /// store, indices. Returns the node and whether a keystore was created.
     pub async fn start(config: Config) -> std::result::Result<(Arc<Node>, bool), String> {
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|e| format!("cannot create data directory {}: {e}", config.data_dir.display()))?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            format!(
+                "cannot create data directory {}: {e}",
+                config.data_dir.display()
+            )
+        })?;
         let created = Keystore::create_if_missing(&config.keystore).map_err(|e| e.to_string())?;
         let keystore = Keystore::load(&config.keystore).map_err(|e| e.to_string())?;
         let limits = storage_limits(&config);
-        let open = |sub: &str| Store::open(Backend::Fs(config.data_dir.join(sub)), &limits).map_err(|e| e.to_string());
-        let state = StateStore::open(open("state")?).await.map_err(|e| e.to_string())?;
-        let indices = Indices::load(open("data")?).await.map_err(|e| e.to_string())?;
+        let open = |sub: &str| {
+            Store::open(Backend::Fs(config.data_dir.join(sub)), &limits).map_err(|e| e.to_string())
+        };
+        let state = StateStore::open(open("state")?)
+            .await
+            .map_err(|e| e.to_string())?;
+        let indices = Indices::load(open("data")?)
+            .await
+            .map_err(|e| e.to_string())?;
         let node_id = read_or_create_id(config.data_dir.join("node.id"))?;
         let cluster_uuid = read_or_create_id(config.data_dir.join("cluster.id"))?;
         let node = Arc::new(Node {
@@ -77,7 +87,8 @@ impl Node {
     /// Re-reads the keystore file and environment (`_nodes/reload_secure_settings`).
     /// Open repositories are reopened on next use so they see the new keys.
     pub async fn reload_keystore(&self) -> Result<usize> {
-        let ks = Keystore::load(&self.config.keystore).map_err(|e| ServiceError::IllegalArgument(e.to_string()))?;
+        let ks = Keystore::load(&self.config.keystore)
+            .map_err(|e| ServiceError::IllegalArgument(e.to_string()))?;
         let n = ks.names().len();
         *self.keystore.write().expect("keystore lock") = ks;
         self.repos.lock().await.clear();
@@ -86,7 +97,10 @@ impl Node {
 
     /// Waits for background operations to finish, up to `timeout`.
     pub async fn shutdown(&self, timeout: std::time::Duration) {
-        if tokio::time::timeout(timeout, self.tasks.wait_idle()).await.is_err() {
+        if tokio::time::timeout(timeout, self.tasks.wait_idle())
+            .await
+            .is_err()
+        {
             tracing::warn!("shutdown timed out with operations still running; they are recorded and will be failed cleanly on the next start");
         }
     }

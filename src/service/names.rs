@@ -22,7 +22,10 @@ fn common(name: &str) -> Result<(), String> {
         return Err("must not start with '_'".into());
     }
     if name.contains(INVALID_CHARS) {
-        return Err("must not contain the following characters [\\, /, *, ?, \", <, >, |, ' ', ',', #]".into());
+        return Err(
+            "must not contain the following characters [\\, /, *, ?, \", <, >, |, ' ', ',', #]"
+                .into(),
+        );
     }
     if name.len() > 255 {
         return Err("must not be longer than 255 bytes".into());
@@ -70,12 +73,18 @@ pub fn resolve_date_math(name: &str, now: DateTime<Utc>) -> Result<String, Strin
                 _ => {}
             }
         }
-        let end = end.ok_or_else(|| format!("invalid date math expression [{name}]: missing '}}'"))?;
-        out.push_str(&eval(&expr_and_more[..end], now).map_err(|e| format!("invalid date math expression [{name}]: {e}"))?);
+        let end =
+            end.ok_or_else(|| format!("invalid date math expression [{name}]: missing '}}'"))?;
+        out.push_str(
+            &eval(&expr_and_more[..end], now)
+                .map_err(|e| format!("invalid date math expression [{name}]: {e}"))?,
+        );
         rest = &expr_and_more[end + 1..];
     }
     if rest.contains('}') {
-        return Err(format!("invalid date math expression [{name}]: unbalanced '}}'"));
+        return Err(format!(
+            "invalid date math expression [{name}]: unbalanced '}}'"
+        ));
     }
     out.push_str(rest);
     Ok(out)
@@ -83,11 +92,16 @@ pub fn resolve_date_math(name: &str, now: DateTime<Utc>) -> Result<String, Strin
 
 fn eval(expr: &str, now: DateTime<Utc>) -> Result<String, String> {
     let (math, format) = match expr.find('{') {
-        Some(i) => (&expr[..i], expr[i + 1..].strip_suffix('}').ok_or("bad format")?),
+        Some(i) => (
+            &expr[..i],
+            expr[i + 1..].strip_suffix('}').ok_or("bad format")?,
+        ),
         None => (expr, "yyyy.MM.dd"),
     };
     let mut t = now;
-    let mut s = math.strip_prefix("now").ok_or("expression must start with 'now'")?;
+    let mut s = math
+        .strip_prefix("now")
+        .ok_or("expression must start with 'now'")?;
     while !s.is_empty() {
         let op = s.as_bytes()[0];
         s = &s[1..];
@@ -97,7 +111,11 @@ fn eval(expr: &str, now: DateTime<Utc>) -> Result<String, String> {
         s = &s[unit.len_utf8()..];
         match op {
             b'+' | b'-' => {
-                let n: i64 = if digits.is_empty() { 1 } else { digits.parse().map_err(|_| "bad number")? };
+                let n: i64 = if digits.is_empty() {
+                    1
+                } else {
+                    digits.parse().map_err(|_| "bad number")?
+                };
                 let n = if op == b'-' { -n } else { n };
                 t = add(t, n, unit)?;
             }
@@ -110,11 +128,19 @@ fn eval(expr: &str, now: DateTime<Utc>) -> Result<String, String> {
 
 fn add(t: DateTime<Utc>, n: i64, unit: char) -> Result<DateTime<Utc>, String> {
     Ok(match unit {
-        'y' => t.with_year(t.year() + n as i32).ok_or("date out of range")?,
+        'y' => t
+            .with_year(t.year() + n as i32)
+            .ok_or("date out of range")?,
         'M' => {
             let months = t.year() as i64 * 12 + t.month0() as i64 + n;
-            let (y, m) = (months.div_euclid(12) as i32, months.rem_euclid(12) as u32 + 1);
-            t.with_day(1).and_then(|d| d.with_year(y)).and_then(|d| d.with_month(m)).ok_or("date out of range")?
+            let (y, m) = (
+                months.div_euclid(12) as i32,
+                months.rem_euclid(12) as u32 + 1,
+            );
+            t.with_day(1)
+                .and_then(|d| d.with_year(y))
+                .and_then(|d| d.with_month(m))
+                .ok_or("date out of range")?
         }
         'w' => t + Duration::weeks(n),
         'd' => t + Duration::days(n),
@@ -127,7 +153,11 @@ fn add(t: DateTime<Utc>, n: i64, unit: char) -> Result<DateTime<Utc>, String> {
 
 fn round_down(t: DateTime<Utc>, unit: char) -> Result<DateTime<Utc>, String> {
     let d = t.date_naive();
-    let at = |y, m, day, h, min, s| Utc.with_ymd_and_hms(y, m, day, h, min, s).single().ok_or("date out of range");
+    let at = |y, m, day, h, min, s| {
+        Utc.with_ymd_and_hms(y, m, day, h, min, s)
+            .single()
+            .ok_or("date out of range")
+    };
     Ok(match unit {
         'y' => at(d.year(), 1, 1, 0, 0, 0)?,
         'M' => at(d.year(), d.month(), 1, 0, 0, 0)?,
@@ -136,7 +166,14 @@ fn round_down(t: DateTime<Utc>, unit: char) -> Result<DateTime<Utc>, String> {
             at(monday.year(), monday.month(), monday.day(), 0, 0, 0)?
         }
         'd' => at(d.year(), d.month(), d.day(), 0, 0, 0)?,
-        'h' | 'H' => at(d.year(), d.month(), d.day(), t.time().format("%H").to_string().parse().unwrap_or(0), 0, 0)?,
+        'h' | 'H' => at(
+            d.year(),
+            d.month(),
+            d.day(),
+            t.time().format("%H").to_string().parse().unwrap_or(0),
+            0,
+            0,
+        )?,
         'm' => t - Duration::seconds(t.timestamp() % 60),
         's' => t,
         _ => return Err(format!("unknown unit [{unit}]")),
@@ -161,7 +198,10 @@ mod tests {
     #[test]
     fn snapshot_names_follow_elasticsearch_rules() {
         assert!(validate_snapshot_name("nightly-1").is_ok());
-        assert_eq!(validate_snapshot_name("Snap").unwrap_err(), "must be lowercase");
+        assert_eq!(
+            validate_snapshot_name("Snap").unwrap_err(),
+            "must be lowercase"
+        );
         assert!(validate_snapshot_name("_x").is_err());
         assert!(validate_snapshot_name("a b").is_err());
         assert!(validate_snapshot_name("a,b").is_err());
@@ -173,10 +213,22 @@ mod tests {
     fn date_math_resolves() {
         let now = Utc.with_ymd_and_hms(2026, 11, 25, 22, 30, 0).unwrap();
         assert_eq!(resolve_date_math("plain", now).unwrap(), "plain");
-        assert_eq!(resolve_date_math("<nightly-{now/d}>", now).unwrap(), "nightly-2026.11.25");
-        assert_eq!(resolve_date_math("<n-{now-1d/d}>", now).unwrap(), "n-2026.11.24");
-        assert_eq!(resolve_date_math("<m-{now/M{yyyy.MM}}>", now).unwrap(), "m-2026.11");
-        assert_eq!(resolve_date_math("<m-{now+2M/M{yyyy.MM}}>", now).unwrap(), "m-2027.01");
+        assert_eq!(
+            resolve_date_math("<nightly-{now/d}>", now).unwrap(),
+            "nightly-2026.11.25"
+        );
+        assert_eq!(
+            resolve_date_math("<n-{now-1d/d}>", now).unwrap(),
+            "n-2026.11.24"
+        );
+        assert_eq!(
+            resolve_date_math("<m-{now/M{yyyy.MM}}>", now).unwrap(),
+            "m-2026.11"
+        );
+        assert_eq!(
+            resolve_date_math("<m-{now+2M/M{yyyy.MM}}>", now).unwrap(),
+            "m-2027.01"
+        );
         assert!(resolve_date_math("<bad-{later}>", now).is_err());
         assert!(resolve_date_math("<bad-{now/d>", now).is_err());
     }

@@ -61,7 +61,9 @@ const KNOWN_SETTINGS: &[&str] = &[
 /// Parses `10mb`, `1gb`, `512kb`, `100b` or a bare number of bytes.
 pub fn parse_byte_size(value: &str) -> Option<u64> {
     let v = value.trim().to_ascii_lowercase();
-    let split = v.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(v.len());
+    let split = v
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(v.len());
     let (num, unit) = v.split_at(split);
     let n: f64 = num.parse().ok()?;
     let mult: u64 = match unit.trim() {
@@ -73,7 +75,7 @@ pub fn parse_byte_size(value: &str) -> Option<u64> {
         "p" | "pb" => 1 << 50,
         _ => return None,
     };
-    (n >= 0.0).then(|| (n * mult as f64) as u64)
+    (n >= 0.0).then_some((n * mult as f64) as u64)
 }
 
 fn parse_bool(name: &str, value: &str) -> std::result::Result<bool, String> {
@@ -87,7 +89,11 @@ fn parse_bool(name: &str, value: &str) -> std::result::Result<bool, String> {
 /// Resolves an `fs` location inside one of the `path.repo` directories,
 /// lexically first (so `..` cannot climb out), then after symlinks.
 fn resolve_location(location: &str, path_repo: &[PathBuf]) -> std::result::Result<PathBuf, String> {
-    let joined = if Path::new(location).is_absolute() { PathBuf::from(location) } else { path_repo[0].join(location) };
+    let joined = if Path::new(location).is_absolute() {
+        PathBuf::from(location)
+    } else {
+        path_repo[0].join(location)
+    };
     let mut normal = PathBuf::new();
     for c in joined.components() {
         match c {
@@ -104,8 +110,11 @@ fn resolve_location(location: &str, path_repo: &[PathBuf]) -> std::result::Resul
     if !path_repo.iter().any(|root| normal.starts_with(root)) {
         return Err(outside());
     }
-    std::fs::create_dir_all(&normal).map_err(|e| format!("cannot create location [{location}]: {e}"))?;
-    let real = normal.canonicalize().map_err(|e| format!("cannot resolve location [{location}]: {e}"))?;
+    std::fs::create_dir_all(&normal)
+        .map_err(|e| format!("cannot create location [{location}]: {e}"))?;
+    let real = normal
+        .canonicalize()
+        .map_err(|e| format!("cannot resolve location [{location}]: {e}"))?;
     if !path_repo.iter().any(|root| real.starts_with(root)) {
         return Err(outside());
     }
@@ -113,16 +122,30 @@ fn resolve_location(location: &str, path_repo: &[PathBuf]) -> std::result::Resul
 }
 
 impl Node {
-    fn parse_settings(&self, kind: &str, s: &BTreeMap<String, String>) -> std::result::Result<RepoSettings, String> {
+    fn parse_settings(
+        &self,
+        kind: &str,
+        s: &BTreeMap<String, String>,
+    ) -> std::result::Result<RepoSettings, String> {
         if let Some(unknown) = s.keys().find(|k| !KNOWN_SETTINGS.contains(&k.as_str())) {
-            return Err(format!("unknown setting [{unknown}] for a repository of type [{kind}]"));
+            return Err(format!(
+                "unknown setting [{unknown}] for a repository of type [{kind}]"
+            ));
         }
-        let location = s.get("location").map(String::as_str).filter(|l| !l.is_empty());
+        let location = s
+            .get("location")
+            .map(String::as_str)
+            .filter(|l| !l.is_empty());
         let backend = match kind {
-            "fs" => Backend::Fs(resolve_location(location.ok_or("missing location")?, &self.config.path_repo)?),
+            "fs" => Backend::Fs(resolve_location(
+                location.ok_or("missing location")?,
+                &self.config.path_repo,
+            )?),
             "memory" => Backend::Memory(location.unwrap_or("default").to_string()),
             "s3" | "gcs" | "azure" | "url" | "hdfs" | "source" => {
-                return Err(format!("repository type [{kind}] is not implemented by snapvault yet"))
+                return Err(format!(
+                    "repository type [{kind}] is not implemented by snapvault yet"
+                ))
             }
             other => return Err(format!("unknown repository type [{other}]")),
         };
@@ -131,34 +154,74 @@ impl Node {
                 None => Ok(None),
                 Some(v) => parse_byte_size(v)
                     .map(|n| (n > 0).then_some(n))
-                    .ok_or_else(|| format!("failed to parse setting [{name}] with value [{v}] as a size in bytes")),
+                    .ok_or_else(|| {
+                        format!(
+                            "failed to parse setting [{name}] with value [{v}] as a size in bytes"
+                        )
+                    }),
             }
         };
         let key_id = s.get("key_id").cloned().unwrap_or_else(|| "default".into());
         if self.keystore().get(&key_id).is_none() {
-            return Err(format!("the keystore of node [{}] holds no master key [{key_id}]", self.config.node_name));
+            return Err(format!(
+                "the keystore of node [{}] holds no master key [{key_id}]",
+                self.config.node_name
+            ));
         }
         Ok(RepoSettings {
             backend,
-            compress: s.get("compress").map(|v| parse_bool("compress", v)).transpose()?.unwrap_or(true),
+            compress: s
+                .get("compress")
+                .map(|v| parse_bool("compress", v))
+                .transpose()?
+                .unwrap_or(true),
             chunk_size: bytes("chunk_size")?,
-            readonly: s.get("readonly").map(|v| parse_bool("readonly", v)).transpose()?.unwrap_or(false),
+            readonly: s
+                .get("readonly")
+                .map(|v| parse_bool("readonly", v))
+                .transpose()?
+                .unwrap_or(false),
             max_snapshot_bytes_per_sec: bytes("max_snapshot_bytes_per_sec")?,
             max_restore_bytes_per_sec: bytes("max_restore_bytes_per_sec")?,
             key_id,
         })
     }
 
-    async fn open_repository(&self, name: &str, meta: &RepositoryMetadata) -> Result<OpenRepository> {
-        let err = |reason: String| ServiceError::Repository { repository: name.to_string(), reason };
-        let settings = self.parse_settings(&meta.kind, &meta.settings).map_err(err)?;
-        let store = Store::open(settings.backend.clone(), &super::storage_limits(&self.config))
-            .map_err(|e| err(e.to_string()))?;
+    async fn open_repository(
+        &self,
+        name: &str,
+        meta: &RepositoryMetadata,
+    ) -> Result<OpenRepository> {
+        let err = |reason: String| ServiceError::Repository {
+            repository: name.to_string(),
+            reason,
+        };
+        let settings = self
+            .parse_settings(&meta.kind, &meta.settings)
+            .map_err(err)?;
+        let store = Store::open(
+            settings.backend.clone(),
+            &super::storage_limits(&self.config),
+        )
+        .map_err(|e| err(e.to_string()))?;
         let keystore = self.keystore();
-        let key = keystore.get(&settings.key_id).expect("checked by parse_settings");
-        let opts = OpenOptions { compress: settings.compress, readonly: settings.readonly };
-        let repo = Repository::open(store, key, &keystore, opts).await.map_err(|e| ServiceError::repo(name, e))?;
-        Ok(OpenRepository { name: name.into(), meta: meta.clone(), settings, repo, ops: Mutex::new(Ops::default()) })
+        let key = keystore
+            .get(&settings.key_id)
+            .expect("checked by parse_settings");
+        let opts = OpenOptions {
+            compress: settings.compress,
+            readonly: settings.readonly,
+        };
+        let repo = Repository::open(store, key, &keystore, opts)
+            .await
+            .map_err(|e| ServiceError::repo(name, e))?;
+        Ok(OpenRepository {
+            name: name.into(),
+            meta: meta.clone(),
+            settings,
+            repo,
+            ops: Mutex::new(Ops::default()),
+        })
     }
 
     /// The open repository `name`, opening it if needed. Reopens when the
@@ -168,7 +231,9 @@ impl Node {
         let meta = state
             .repositories
             .get(name)
-            .ok_or_else(|| ServiceError::RepositoryMissing { repository: name.into() })?;
+            .ok_or_else(|| ServiceError::RepositoryMissing {
+                repository: name.into(),
+            })?;
         let mut repos = self.repos.lock().await;
         if let Some(open) = repos.get(name) {
             if &open.meta == meta {
@@ -184,17 +249,23 @@ impl Node {
     /// repository format if the location is empty), optionally verifies,
     /// then persists the registration.
     pub async fn put_repository(&self, req: PutRepository) -> Result<()> {
-        names::validate_repository_name(&req.name)
-            .map_err(|reason| ServiceError::Repository { repository: req.name.clone(), reason })?;
+        names::validate_repository_name(&req.name).map_err(|reason| ServiceError::Repository {
+            repository: req.name.clone(),
+            reason,
+        })?;
         if let Some(open) = self.repos.lock().await.get(&req.name) {
             if open.ops().busy() {
                 return Err(ServiceError::Repository {
                     repository: req.name.clone(),
-                    reason: "trying to modify or unregister a repository that is currently used".into(),
+                    reason: "trying to modify or unregister a repository that is currently used"
+                        .into(),
                 });
             }
         }
-        let meta = RepositoryMetadata { kind: req.kind.clone(), settings: req.settings.clone() };
+        let meta = RepositoryMetadata {
+            kind: req.kind.clone(),
+            settings: req.settings.clone(),
+        };
         let open = self.open_repository(&req.name, &meta).await?;
         if req.verify {
             self.verify_open(&open).await?;
@@ -205,19 +276,31 @@ impl Node {
                 Ok::<_, StateError>(())
             })
             .await?;
-        self.repos.lock().await.insert(req.name.clone(), Arc::new(open));
+        self.repos
+            .lock()
+            .await
+            .insert(req.name.clone(), Arc::new(open));
         Ok(())
     }
 
     /// Registered repositories matching an expression (`_all`, `*`, lists).
-    pub async fn get_repositories(&self, expr: &str) -> Result<BTreeMap<String, RepositoryMetadata>> {
+    pub async fn get_repositories(
+        &self,
+        expr: &str,
+    ) -> Result<BTreeMap<String, RepositoryMetadata>> {
         let state = self.state.refresh().await?;
         let all: Vec<String> = state.repositories.keys().cloned().collect();
         let resolved = crate::indices::names::resolve(expr, &all);
         if let Some(missing) = resolved.missing.first() {
-            return Err(ServiceError::RepositoryMissing { repository: missing.clone() });
+            return Err(ServiceError::RepositoryMissing {
+                repository: missing.clone(),
+            });
         }
-        Ok(resolved.names.into_iter().map(|n| (n.clone(), state.repositories[&n].clone())).collect())
+        Ok(resolved
+            .names
+            .into_iter()
+            .map(|n| (n.clone(), state.repositories[&n].clone()))
+            .collect())
     }
 
     /// `DELETE /_snapshot/{repository}`: unregisters (data stays in storage).
@@ -228,7 +311,9 @@ impl Node {
                 if open.ops().busy() || open.ops().cleanup {
                     return Err(ServiceError::Repository {
                         repository: name.clone(),
-                        reason: "trying to modify or unregister a repository that is currently used".into(),
+                        reason:
+                            "trying to modify or unregister a repository that is currently used"
+                                .into(),
                     });
                 }
             }
@@ -257,7 +342,10 @@ impl Node {
     }
 
     async fn verify_open(&self, open: &OpenRepository) -> Result<()> {
-        let fail = |reason: String| ServiceError::RepositoryVerification { repository: open.name.clone(), reason };
+        let fail = |reason: String| ServiceError::RepositoryVerification {
+            repository: open.name.clone(),
+            reason,
+        };
         let store = open.repo.store();
         if open.settings.readonly {
             return store
@@ -269,11 +357,23 @@ impl Node {
         let dir = layout::verify_dir(&uuid::Uuid::new_v4().simple().to_string());
         let path = format!("{dir}data-{}.dat", self.node_id);
         let payload = Bytes::from(uuid::Uuid::new_v4().to_string());
-        store.write_if_absent(&path, payload.clone()).await.map_err(|e| fail(format!("store location [{path}] is not accessible: {e}")))?;
-        let back = store.read(&path).await.map_err(|e| fail(format!("cannot read back [{path}]: {e}")))?;
-        let listed = store.list(&dir).await.map_err(|e| fail(format!("cannot list [{dir}]: {e}")))?;
+        store
+            .write_if_absent(&path, payload.clone())
+            .await
+            .map_err(|e| fail(format!("store location [{path}] is not accessible: {e}")))?;
+        let back = store
+            .read(&path)
+            .await
+            .map_err(|e| fail(format!("cannot read back [{path}]: {e}")))?;
+        let listed = store
+            .list(&dir)
+            .await
+            .map_err(|e| fail(format!("cannot list [{dir}]: {e}")))?;
         let cas = store.write_if_absent(&path, payload.clone()).await;
-        store.delete_all(&dir).await.map_err(|e| fail(format!("cannot delete [{dir}]: {e}")))?;
+        store
+            .delete_all(&dir)
+            .await
+            .map_err(|e| fail(format!("cannot delete [{dir}]: {e}")))?;
         if back != payload || listed.len() != 1 {
             return Err(fail("a test object did not read back as written".into()));
         }
@@ -302,11 +402,16 @@ mod tests {
     fn locations_stay_inside_path_repo() {
         let root = tempfile::tempdir().unwrap();
         let roots = vec![root.path().canonicalize().unwrap()];
-        assert!(resolve_location("backups", &roots).unwrap().ends_with("backups"));
+        assert!(resolve_location("backups", &roots)
+            .unwrap()
+            .ends_with("backups"));
         assert!(resolve_location("../escape", &roots).is_err());
         assert!(resolve_location("/etc", &roots).is_err());
         assert!(resolve_location("a/../../b", &roots).is_err());
         let abs = roots[0].join("abs");
-        assert_eq!(resolve_location(abs.to_str().unwrap(), &roots).unwrap(), abs);
+        assert_eq!(
+            resolve_location(abs.to_str().unwrap(), &roots).unwrap(),
+            abs
+        );
     }
 }

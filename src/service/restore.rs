@@ -1,17 +1,19 @@
 //! Restoring indices from a snapshot.
 //!
 //! 1. Resolve the snapshot and indices, apply the rename, and refuse to
-//! overwrite an open index. 2. Per index, write every segment into a fresh
-//! staging uuid: each chunk is verified by its authenticated encryption and
-//! its keyed hash before it is written. 3. Publish each index (its metadata
-//! is written last). Any failure removes every staged file, so no
-//! half-restored index is ever visible.
+//!    overwrite an open index.
+//! 2. Per index, write every segment into a fresh staging uuid: each chunk
+//!    is verified by its authenticated encryption and its keyed hash before
+//!    it is written.
+//! 3. Publish each index (its metadata is written last).
+//!
+//! Any failure removes every staged file, so no half-restored index is ever
+//! visible.
 
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
-
 
 use super::repositories::OpenRepository;
 use super::snapshots::Throttle;
@@ -51,39 +53,72 @@ fn java_replacement(r: &str) -> String {
     re.replace_all(r, "$${$1}").into_owned()
 }
 
-const FIXED_SETTINGS: &[&str] = &["index.number_of_shards", "number_of_shards", "index.uuid", "index.creation_date", "index.version.created"];
+const FIXED_SETTINGS: &[&str] = &[
+    "index.number_of_shards",
+    "number_of_shards",
+    "index.uuid",
+    "index.creation_date",
+    "index.version.created",
+];
 
 impl Node {
-    pub async fn restore_snapshot(self: &Arc<Self>, req: RestoreSnapshot) -> Result<Option<RestoreOutcome>> {
+    pub async fn restore_snapshot(
+        self: &Arc<Self>,
+        req: RestoreSnapshot,
+    ) -> Result<Option<RestoreOutcome>> {
         let open = self.repo(&req.repository).await?;
-        let fail = |reason: String| ServiceError::SnapshotRestore { repository: req.repository.clone(), snapshot: req.snapshot.clone(), reason };
-        let (data, _) = open.repo.latest().await.map_err(|e| ServiceError::repo(&req.repository, e))?;
-        let entry = data
-            .find(&req.snapshot)
-            .cloned()
-            .ok_or_else(|| ServiceError::SnapshotMissing { repository: req.repository.clone(), snapshot: req.snapshot.clone() })?;
+        let fail = |reason: String| ServiceError::SnapshotRestore {
+            repository: req.repository.clone(),
+            snapshot: req.snapshot.clone(),
+            reason,
+        };
+        let (data, _) = open
+            .repo
+            .latest()
+            .await
+            .map_err(|e| ServiceError::repo(&req.repository, e))?;
+        let entry =
+            data.find(&req.snapshot)
+                .cloned()
+                .ok_or_else(|| ServiceError::SnapshotMissing {
+                    repository: req.repository.clone(),
+                    snapshot: req.snapshot.clone(),
+                })?;
         match entry.state {
             SnapshotState::Success => {}
             SnapshotState::Partial if req.partial => {}
             SnapshotState::Partial => return Err(fail("the snapshot is PARTIAL: some shards were not snapshotted; set [partial] to true to restore what it holds".into())),
             s => return Err(fail(format!("unsupported snapshot state [{}]", s.as_str()))),
         }
-        for key in req.index_settings.keys().chain(req.ignore_index_settings.iter()) {
+        for key in req
+            .index_settings
+            .keys()
+            .chain(req.ignore_index_settings.iter())
+        {
             if FIXED_SETTINGS.contains(&key.as_str()) {
                 return Err(fail(format!("cannot modify setting [{key}] on restore")));
             }
         }
         let available: Vec<String> = entry.indices.keys().cloned().collect();
-        let resolved = crate::indices::names::resolve(req.indices.as_deref().unwrap_or("_all"), &available);
+        let resolved =
+            crate::indices::names::resolve(req.indices.as_deref().unwrap_or("_all"), &available);
         if let (Some(missing), false) = (resolved.missing.first(), req.ignore_unavailable) {
-            return Err(ServiceError::IndexNotFound { index: missing.clone() });
+            return Err(ServiceError::IndexNotFound {
+                index: missing.clone(),
+            });
         }
         let rename = match (&req.rename_pattern, &req.rename_replacement) {
             (Some(p), r) => Some((
-                regex::Regex::new(p).map_err(|e| ServiceError::IllegalArgument(format!("invalid rename_pattern [{p}]: {e}")))?,
+                regex::Regex::new(p).map_err(|e| {
+                    ServiceError::IllegalArgument(format!("invalid rename_pattern [{p}]: {e}"))
+                })?,
                 java_replacement(r.as_deref().unwrap_or("")),
             )),
-            (None, Some(_)) => return Err(ServiceError::IllegalArgument("rename_replacement requires rename_pattern".into())),
+            (None, Some(_)) => {
+                return Err(ServiceError::IllegalArgument(
+                    "rename_replacement requires rename_pattern".into(),
+                ))
+            }
             (None, None) => None,
         };
         let mut plan: Plan = Vec::new();
@@ -92,10 +127,16 @@ impl Node {
                 Some((re, rep)) => re.replace_all(name, rep.as_str()).into_owned(),
                 None => name.clone(),
             };
-            crate::indices::names::validate_index_name(&target)
-                .map_err(|reason| ServiceError::InvalidIndexName { index: target.clone(), reason })?;
+            crate::indices::names::validate_index_name(&target).map_err(|reason| {
+                ServiceError::InvalidIndexName {
+                    index: target.clone(),
+                    reason,
+                }
+            })?;
             if let Some((other, ..)) = plan.iter().find(|(_, t, ..)| t == &target) {
-                return Err(fail(format!("indices [{other}] and [{name}] are renamed into the same index [{target}]")));
+                return Err(fail(format!(
+                    "indices [{other}] and [{name}] are renamed into the same index [{target}]"
+                )));
             }
             if let Ok(meta) = self.indices.metadata(&target).await {
                 if meta.state == IndexState::Open {
@@ -110,7 +151,11 @@ impl Node {
         {
             let mut ops = open.ops();
             if ops.deleting.contains(&req.snapshot) {
-                return Err(ServiceError::ConcurrentSnapshotExecution { repository: req.repository.clone(), snapshot: req.snapshot.clone(), reason: "cannot restore a snapshot while it is being deleted".into() });
+                return Err(ServiceError::ConcurrentSnapshotExecution {
+                    repository: req.repository.clone(),
+                    snapshot: req.snapshot.clone(),
+                    reason: "cannot restore a snapshot while it is being deleted".into(),
+                });
             }
             *ops.restoring.entry(req.snapshot.clone()).or_default() += 1;
         }
@@ -130,7 +175,11 @@ impl Node {
                     ops.restoring.remove(&req.snapshot);
                 }
             }
-            result.map_err(|e| ServiceError::SnapshotRestoreFailed { repository: req.repository.clone(), snapshot: req.snapshot.clone(), reason: e.to_string() })
+            result.map_err(|e| ServiceError::SnapshotRestoreFailed {
+                repository: req.repository.clone(),
+                snapshot: req.snapshot.clone(),
+                reason: e.to_string(),
+            })
         };
         if req_wait {
             task.await?;
@@ -144,13 +193,22 @@ impl Node {
         Ok(None)
     }
 
-    async fn run_restore(&self, open: &OpenRepository, snapshot_uuid: &str, plan: &Plan, req: &RestoreSnapshot) -> std::result::Result<(), RepoError> {
+    async fn run_restore(
+        &self,
+        open: &OpenRepository,
+        snapshot_uuid: &str,
+        plan: &Plan,
+        req: &RestoreSnapshot,
+    ) -> std::result::Result<(), RepoError> {
         let throttle = Throttle::new(open.settings.max_restore_bytes_per_sec);
         let mut staged: Vec<IndexMetadata> = Vec::new();
         let result: std::result::Result<(), RepoError> = async {
             for (_, target, index_uuid, shards) in plan {
                 let stage = self.indices.staging_uuid();
-                let (meta, _) = open.repo.read_doc::<IndexMeta>(&layout::index_meta(index_uuid, snapshot_uuid)).await?;
+                let (meta, _) = open
+                    .repo
+                    .read_doc::<IndexMeta>(&layout::index_meta(index_uuid, snapshot_uuid))
+                    .await?;
                 let mut settings = meta.settings.clone();
                 for key in &req.ignore_index_settings {
                     settings.remove(key);
@@ -158,9 +216,20 @@ impl Node {
                 settings.extend(req.index_settings.clone());
                 staged.push(Indices::new_metadata(target, &stage, *shards, settings));
                 for shard in 0..*shards {
-                    let (m, _) = open.repo.read_doc::<ShardManifest>(&layout::shard_manifest(index_uuid, shard, snapshot_uuid)).await?;
+                    let (m, _) = open
+                        .repo
+                        .read_doc::<ShardManifest>(&layout::shard_manifest(
+                            index_uuid,
+                            shard,
+                            snapshot_uuid,
+                        ))
+                        .await?;
                     for file in m.files {
-                        let fetches: Vec<_> = file.chunks.iter().map(|c| fetch_chunk(&open.repo, c, &throttle)).collect();
+                        let fetches: Vec<_> = file
+                            .chunks
+                            .iter()
+                            .map(|c| fetch_chunk(&open.repo, c, &throttle))
+                            .collect();
                         let parts: Vec<Vec<u8>> = futures::stream::iter(fetches)
                             .buffered(self.config.snapshot_upload_concurrency.max(1))
                             .try_collect()
@@ -170,12 +239,18 @@ impl Node {
                             buf.extend_from_slice(&p);
                         }
                         if buf.len() as u64 != file.size {
-                            return Err(RepoError::Corrupt { path: file.name.clone(), reason: "restored size differs from the snapshot".into() });
+                            return Err(RepoError::Corrupt {
+                                path: file.name.clone(),
+                                reason: "restored size differs from the snapshot".into(),
+                            });
                         }
                         self.indices
                             .write_staged_segment(&stage, shard, &file.name, Bytes::from(buf))
                             .await
-                            .map_err(|e| RepoError::Corrupt { path: file.name.clone(), reason: e.to_string() })?;
+                            .map_err(|e| RepoError::Corrupt {
+                                path: file.name.clone(),
+                                reason: e.to_string(),
+                            })?;
                     }
                 }
             }
@@ -192,14 +267,21 @@ impl Node {
             let uuid = m.uuid.clone();
             if let Err(e) = self.indices.publish(m).await {
                 self.indices.discard_staged(&uuid).await;
-                return Err(RepoError::Corrupt { path: uuid, reason: e.to_string() });
+                return Err(RepoError::Corrupt {
+                    path: uuid,
+                    reason: e.to_string(),
+                });
             }
         }
         Ok(())
     }
 }
 
-async fn fetch_chunk(repo: &crate::repository::Repository, c: &crate::repository::model::ChunkRef, throttle: &Throttle) -> std::result::Result<Vec<u8>, RepoError> {
+async fn fetch_chunk(
+    repo: &crate::repository::Repository,
+    c: &crate::repository::model::ChunkRef,
+    throttle: &Throttle,
+) -> std::result::Result<Vec<u8>, RepoError> {
     let plain = repo.get_chunk(c).await?;
     throttle.consume(plain.len() as u64).await;
     Ok(plain)

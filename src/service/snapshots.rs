@@ -20,8 +20,8 @@ use super::repositories::OpenRepository;
 use super::{names, now_millis, Node, Result, ServiceError};
 use crate::crypto::Dek;
 use crate::repository::model::{
-    ChunkRef, FileEntry, IndexMeta, IndexRef, RepositoryData, ShardFailure, ShardManifest, ShardStats,
-    SnapshotDetails, SnapshotEntry, SnapshotState,
+    ChunkRef, FileEntry, IndexMeta, IndexRef, RepositoryData, ShardFailure, ShardManifest,
+    ShardStats, SnapshotDetails, SnapshotEntry, SnapshotState,
 };
 use crate::repository::{chunks, layout, RepoError, Repository};
 use crate::state::{InFlight, StateError};
@@ -40,7 +40,7 @@ pub struct CreateSnapshot {
 
 pub enum Created {
     Accepted,
-    Done(SnapshotDetails),
+    Done(Box<SnapshotDetails>),
 }
 
 /// Paces uploads or downloads to a byte rate.
@@ -52,7 +52,11 @@ pub struct Throttle {
 
 impl Throttle {
     pub fn new(rate: Option<u64>) -> Throttle {
-        Throttle { rate, start: Instant::now(), bytes: Default::default() }
+        Throttle {
+            rate,
+            start: Instant::now(),
+            bytes: Default::default(),
+        }
     }
 
     pub async fn consume(&self, n: u64) {
@@ -72,7 +76,11 @@ impl Node {
         let repository = req.repository.clone();
         let raw = req.snapshot.clone();
         let name = names::resolve_date_math(&raw, chrono::Utc::now()).map_err(|reason| {
-            ServiceError::InvalidSnapshotName { repository: repository.clone(), snapshot: raw.clone(), reason }
+            ServiceError::InvalidSnapshotName {
+                repository: repository.clone(),
+                snapshot: raw.clone(),
+                reason,
+            }
         })?;
         let invalid = |reason: &str| ServiceError::InvalidSnapshotName {
             repository: repository.clone(),
@@ -81,14 +89,24 @@ impl Node {
         };
         names::validate_snapshot_name(&name).map_err(|r| invalid(&r))?;
         if open.repo.readonly() {
-            return Err(ServiceError::Repository { repository, reason: "cannot create snapshot in a readonly repository".into() });
+            return Err(ServiceError::Repository {
+                repository,
+                reason: "cannot create snapshot in a readonly repository".into(),
+            });
         }
         let all = self.indices.names().await;
-        let resolved = crate::indices::names::resolve(req.indices.as_deref().unwrap_or("_all"), &all);
+        let resolved =
+            crate::indices::names::resolve(req.indices.as_deref().unwrap_or("_all"), &all);
         if let (Some(missing), false) = (resolved.missing.first(), req.ignore_unavailable) {
-            return Err(ServiceError::IndexNotFound { index: missing.clone() });
+            return Err(ServiceError::IndexNotFound {
+                index: missing.clone(),
+            });
         }
-        let (data, _) = open.repo.latest().await.map_err(|e| ServiceError::repo(&repository, e))?;
+        let (data, _) = open
+            .repo
+            .latest()
+            .await
+            .map_err(|e| ServiceError::repo(&repository, e))?;
         if data.find(&name).is_some() {
             return Err(invalid("snapshot with the same name already exists"));
         }
@@ -106,7 +124,9 @@ impl Node {
         {
             let mut ops = open.ops();
             if ops.in_progress_name(&name) {
-                return Err(invalid("snapshot with the same name is already in-progress"));
+                return Err(invalid(
+                    "snapshot with the same name is already in-progress",
+                ));
             }
             if ops.cleanup {
                 return Err(ServiceError::ConcurrentSnapshotExecution {
@@ -153,14 +173,23 @@ impl Node {
         if !req.wait_for_completion {
             return Ok(Created::Accepted);
         }
-        running.wait().await.map(Created::Done).map_err(|reason| ServiceError::Snapshot {
-            repository: open.name.clone(),
-            snapshot: running.name.clone(),
-            reason,
-        })
+        running
+            .wait()
+            .await
+            .map(|d| Created::Done(Box::new(d)))
+            .map_err(|reason| ServiceError::Snapshot {
+                repository: open.name.clone(),
+                snapshot: running.name.clone(),
+                reason,
+            })
     }
 
-    async fn run_snapshot(&self, open: &OpenRepository, run: &RunningSnapshot, partial: bool) -> std::result::Result<SnapshotDetails, String> {
+    async fn run_snapshot(
+        &self,
+        open: &OpenRepository,
+        run: &RunningSnapshot,
+        partial: bool,
+    ) -> std::result::Result<SnapshotDetails, String> {
         let repo = &open.repo;
         let dek = repo.new_dek().await.map_err(|e| e.to_string())?;
         let (data, _) = repo.latest().await.map_err(|e| e.to_string())?;
@@ -172,29 +201,63 @@ impl Node {
             let (meta, segments) = match self.indices.segments(index_name).await {
                 Ok(v) => v,
                 Err(e) => {
-                    failures.push(ShardFailure { index: index_name.clone(), index_uuid: String::new(), shard_id: 0, reason: e.to_string() });
+                    failures.push(ShardFailure {
+                        index: index_name.clone(),
+                        index_uuid: String::new(),
+                        shard_id: 0,
+                        reason: e.to_string(),
+                    });
                     continue;
                 }
             };
             let base = run.shards.lock().expect("progress").len();
-            run.shards.lock().expect("progress").extend((0..meta.number_of_shards).map(|shard| ShardProgress {
-                stats: ShardStats { index: index_name.clone(), shard, ..Default::default() },
-                stage: "INIT",
-            }));
+            run.shards
+                .lock()
+                .expect("progress")
+                .extend((0..meta.number_of_shards).map(|shard| ShardProgress {
+                    stats: ShardStats {
+                        index: index_name.clone(),
+                        shard,
+                        ..Default::default()
+                    },
+                    stage: "INIT",
+                }));
             let stored_meta = IndexMeta {
                 name: meta.name.clone(),
                 uuid: meta.uuid.clone(),
                 number_of_shards: meta.number_of_shards,
                 settings: meta.settings.clone(),
             };
-            repo.write_doc(&dek, &layout::index_meta(&meta.uuid, &run.uuid), &stored_meta).await.map_err(|e| e.to_string())?;
-            indices.insert(index_name.clone(), IndexRef { uuid: meta.uuid.clone(), shards: meta.number_of_shards });
+            repo.write_doc(
+                &dek,
+                &layout::index_meta(&meta.uuid, &run.uuid),
+                &stored_meta,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            indices.insert(
+                index_name.clone(),
+                IndexRef {
+                    uuid: meta.uuid.clone(),
+                    shards: meta.number_of_shards,
+                },
+            );
             let previous = previous_files(repo, &data, &meta.uuid).await;
             for (shard, files) in segments.iter().enumerate() {
                 let shard = shard as u32;
                 let slot = base + shard as usize;
                 let result = self
-                    .snapshot_shard(open, &dek, run, slot, &meta.uuid, shard, files, previous.get(&shard), &throttle)
+                    .snapshot_shard(
+                        open,
+                        &dek,
+                        run,
+                        slot,
+                        &meta.uuid,
+                        shard,
+                        files,
+                        previous.get(&shard),
+                        &throttle,
+                    )
                     .await;
                 let mut progress = run.shards.lock().expect("progress");
                 let p = &mut progress[slot];
@@ -204,7 +267,12 @@ impl Node {
                     Err(e) => {
                         p.stage = "FAILURE";
                         p.stats.failure = Some(e.to_string());
-                        failures.push(ShardFailure { index: index_name.clone(), index_uuid: meta.uuid.clone(), shard_id: shard, reason: e.to_string() });
+                        failures.push(ShardFailure {
+                            index: index_name.clone(),
+                            index_uuid: meta.uuid.clone(),
+                            shard_id: shard,
+                            reason: e.to_string(),
+                        });
                     }
                 }
                 all_stats.push(p.stats.clone());
@@ -226,16 +294,25 @@ impl Node {
             end_time_millis: now_millis(),
             shards: all_stats,
             failures,
-            reason: (state == SnapshotState::Failed).then(|| "one or more shards failed and [partial] was false".into()),
+            reason: (state == SnapshotState::Failed)
+                .then(|| "one or more shards failed and [partial] was false".into()),
             key_names: vec![repo.active_key_name().to_string()],
         };
-        self.commit_snapshot(repo, &dek, &details).await.map_err(|e| e.to_string())?;
+        self.commit_snapshot(repo, &dek, &details)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(details)
     }
 
     /// Writes the snapshot document, then commits it to a new generation.
-    pub(crate) async fn commit_snapshot(&self, repo: &Repository, dek: &Dek, details: &SnapshotDetails) -> std::result::Result<(), RepoError> {
-        repo.write_doc(dek, &layout::snapshot(&details.uuid), details).await?;
+    pub(crate) async fn commit_snapshot(
+        &self,
+        repo: &Repository,
+        dek: &Dek,
+        details: &SnapshotDetails,
+    ) -> std::result::Result<(), RepoError> {
+        repo.write_doc(dek, &layout::snapshot(&details.uuid), details)
+            .await?;
         let entry = SnapshotEntry {
             name: details.name.clone(),
             uuid: details.uuid.clone(),
@@ -246,7 +323,10 @@ impl Node {
         };
         repo.update(dek, |data| {
             if data.find(&entry.name).is_some() {
-                return Err(RepoError::Corrupt { path: layout::generation(data.generation), reason: format!("snapshot [{}] was committed twice", entry.name) });
+                return Err(RepoError::Corrupt {
+                    path: layout::generation(data.generation),
+                    reason: format!("snapshot [{}] was committed twice", entry.name),
+                });
             }
             data.snapshots.push(entry.clone());
             Ok(())
@@ -278,7 +358,10 @@ impl Node {
         }
         let mut manifest = ShardManifest::default();
         for file in files {
-            if let Some(prev) = previous.and_then(|p| p.get(&file.name)).filter(|p| p.size == file.size) {
+            if let Some(prev) = previous
+                .and_then(|p| p.get(&file.name))
+                .filter(|p| p.size == file.size)
+            {
                 manifest.files.push(prev.clone());
                 continue;
             }
@@ -286,14 +369,34 @@ impl Node {
                 .indices
                 .read_segment(index_uuid, shard, &file.name)
                 .await
-                .map_err(|e| RepoError::Corrupt { path: file.name.clone(), reason: e.to_string() })?;
-            let chunks = store_file(&open.repo, dek, data, self.config.snapshot_upload_concurrency, throttle).await?;
-            manifest.files.push(FileEntry { name: file.name.clone(), size: file.size, chunks });
+                .map_err(|e| RepoError::Corrupt {
+                    path: file.name.clone(),
+                    reason: e.to_string(),
+                })?;
+            let chunks = store_file(
+                &open.repo,
+                dek,
+                data,
+                self.config.snapshot_upload_concurrency,
+                throttle,
+            )
+            .await?;
+            manifest.files.push(FileEntry {
+                name: file.name.clone(),
+                size: file.size,
+                chunks,
+            });
             let mut progress = run.shards.lock().expect("progress");
             progress[slot].stats.incremental_file_count += 1;
             progress[slot].stats.incremental_size_in_bytes += file.size;
         }
-        open.repo.write_doc(dek, &layout::shard_manifest(index_uuid, shard, &run.uuid), &manifest).await
+        open.repo
+            .write_doc(
+                dek,
+                &layout::shard_manifest(index_uuid, shard, &run.uuid),
+                &manifest,
+            )
+            .await
     }
 
     /// Records snapshots that this node left in flight (it stopped or
@@ -324,17 +427,26 @@ impl Node {
                         end_time_millis: now_millis(),
                         shards: Vec::new(),
                         failures: Vec::new(),
-                        reason: Some(format!("node [{}] stopped while the snapshot was running", self.config.node_name)),
+                        reason: Some(format!(
+                            "node [{}] stopped while the snapshot was running",
+                            self.config.node_name
+                        )),
                         key_names: vec![open.repo.active_key_name().to_string()],
                     };
-                    self.commit_snapshot(&open.repo, &dek, &details).await.map_err(|e| e.to_string())?;
+                    self.commit_snapshot(&open.repo, &dek, &details)
+                        .await
+                        .map_err(|e| e.to_string())?;
                 }
                 Ok(())
             }
             .await;
             match result {
-                Ok(()) => tracing::warn!(repository = %f.repository, snapshot = %f.snapshot, "recorded an interrupted snapshot as FAILED"),
-                Err(e) => tracing::error!(repository = %f.repository, snapshot = %f.snapshot, error = %e, "could not record an interrupted snapshot"),
+                Ok(()) => {
+                    tracing::warn!(repository = %f.repository, snapshot = %f.snapshot, "recorded an interrupted snapshot as FAILED")
+                }
+                Err(e) => {
+                    tracing::error!(repository = %f.repository, snapshot = %f.snapshot, error = %e, "could not record an interrupted snapshot")
+                }
             }
             let _ = self
                 .state
@@ -349,16 +461,30 @@ impl Node {
 
 /// Files of the newest snapshot holding `index_uuid`, per shard and name:
 /// a file found there with the same size is reused without reading it.
-async fn previous_files(repo: &Repository, data: &RepositoryData, index_uuid: &str) -> HashMap<u32, HashMap<String, FileEntry>> {
+async fn previous_files(
+    repo: &Repository,
+    data: &RepositoryData,
+    index_uuid: &str,
+) -> HashMap<u32, HashMap<String, FileEntry>> {
     let mut out = HashMap::new();
-    let newest = data.snapshots.iter().rev().find(|s| s.state != SnapshotState::Failed && s.indices.values().any(|i| i.uuid == index_uuid));
+    let newest = data.snapshots.iter().rev().find(|s| {
+        s.state != SnapshotState::Failed && s.indices.values().any(|i| i.uuid == index_uuid)
+    });
     let Some(snap) = newest else { return out };
-    let shards = snap.indices.values().find(|i| i.uuid == index_uuid).map(|i| i.shards).unwrap_or(0);
+    let shards = snap
+        .indices
+        .values()
+        .find(|i| i.uuid == index_uuid)
+        .map(|i| i.shards)
+        .unwrap_or(0);
     for shard in 0..shards {
         let path = layout::shard_manifest(index_uuid, shard, &snap.uuid);
         // An unreadable previous manifest only costs incrementality.
         if let Ok((m, _)) = repo.read_doc::<ShardManifest>(&path).await {
-            out.insert(shard, m.files.into_iter().map(|f| (f.name.clone(), f)).collect());
+            out.insert(
+                shard,
+                m.files.into_iter().map(|f| (f.name.clone(), f)).collect(),
+            );
         }
     }
     out
@@ -367,30 +493,56 @@ async fn previous_files(repo: &Repository, data: &RepositoryData, index_uuid: &s
 /// Stores one file: cut into chunks (off the async runtime), then for each
 /// chunk, unless the repository holds it already, seal and upload, with at
 /// most `concurrency` chunks in flight.
-pub async fn store_file(repo: &Repository, dek: &Dek, data: Bytes, concurrency: usize, throttle: &Throttle) -> std::result::Result<Vec<ChunkRef>, RepoError> {
+pub async fn store_file(
+    repo: &Repository,
+    dek: &Dek,
+    data: Bytes,
+    concurrency: usize,
+    throttle: &Throttle,
+) -> std::result::Result<Vec<ChunkRef>, RepoError> {
     let key = repo.chunk_key().clone();
     let d = data.clone();
     let pieces = tokio::task::spawn_blocking(move || {
-        chunks::cut(&d).into_iter().map(|(o, l)| (o, l, key.keyed_hash(&d[o..o + l]))).collect::<Vec<_>>()
+        chunks::cut(&d)
+            .into_iter()
+            .map(|(o, l)| (o, l, key.keyed_hash(&d[o..o + l])))
+            .collect::<Vec<_>>()
     })
     .await
-    .map_err(|e| RepoError::Corrupt { path: "chunker".into(), reason: e.to_string() })?;
+    .map_err(|e| RepoError::Corrupt {
+        path: "chunker".into(),
+        reason: e.to_string(),
+    })?;
     let uploads: Vec<_> = pieces
         .into_iter()
-        .map(|(offset, len, id)| store_chunk(repo, dek, data.slice(offset..offset + len), id, throttle))
+        .map(|(offset, len, id)| {
+            store_chunk(repo, dek, data.slice(offset..offset + len), id, throttle)
+        })
         .collect();
-    futures::stream::iter(uploads).buffered(concurrency.max(1)).try_collect().await
+    futures::stream::iter(uploads)
+        .buffered(concurrency.max(1))
+        .try_collect()
+        .await
 }
 
 /// Stores one chunk unless the repository holds it already.
-async fn store_chunk(repo: &Repository, dek: &Dek, piece: Bytes, id: String, throttle: &Throttle) -> std::result::Result<ChunkRef, RepoError> {
+async fn store_chunk(
+    repo: &Repository,
+    dek: &Dek,
+    piece: Bytes,
+    id: String,
+    throttle: &Throttle,
+) -> std::result::Result<ChunkRef, RepoError> {
     if let Some(existing) = repo.existing_chunk(&id, piece.len() as u64).await? {
         return Ok(existing);
     }
     let job = repo.seal_chunk_job(dek.clone(), piece);
     let prepared = tokio::task::spawn_blocking(job)
         .await
-        .map_err(|e| RepoError::Corrupt { path: id.clone(), reason: e.to_string() })?;
+        .map_err(|e| RepoError::Corrupt {
+            path: id.clone(),
+            reason: e.to_string(),
+        })?;
     let (r, uploaded) = repo.put_chunk(dek, prepared).await?;
     throttle.consume(uploaded).await;
     Ok(r)

@@ -63,7 +63,11 @@ fn running_views(open: &OpenRepository) -> Vec<SnapshotView> {
                     name: r.name.clone(),
                     uuid: r.uuid.clone(),
                     state: SnapshotState::InProgress,
-                    indices: r.indices.iter().map(|i| (i.clone(), Default::default())).collect(),
+                    indices: r
+                        .indices
+                        .iter()
+                        .map(|i| (i.clone(), Default::default()))
+                        .collect(),
                     include_global_state: r.include_global_state,
                     metadata: r.metadata.clone(),
                     start_time_millis: r.start_millis,
@@ -82,14 +86,26 @@ fn running_views(open: &OpenRepository) -> Vec<SnapshotView> {
 fn done_shards(d: &SnapshotDetails) -> Vec<ShardProgress> {
     d.shards
         .iter()
-        .map(|s| ShardProgress { stats: s.clone(), stage: if s.failure.is_some() { "FAILURE" } else { "DONE" } })
+        .map(|s| ShardProgress {
+            stats: s.clone(),
+            stage: if s.failure.is_some() {
+                "FAILURE"
+            } else {
+                "DONE"
+            },
+        })
         .collect()
 }
 
 impl Node {
     /// Reads the details of committed snapshots (or builds the short form
     /// from the generation when `verbose` is false).
-    async fn views(&self, open: &OpenRepository, entries: &[SnapshotEntry], verbose: bool) -> Result<Vec<SnapshotView>> {
+    async fn views(
+        &self,
+        open: &OpenRepository,
+        entries: &[SnapshotEntry],
+        verbose: bool,
+    ) -> Result<Vec<SnapshotView>> {
         let mut out = Vec::new();
         for e in entries {
             let details = if verbose {
@@ -115,28 +131,54 @@ impl Node {
                     key_names: Vec::new(),
                 }
             };
-            out.push(SnapshotView { repository: open.name.clone(), shards: done_shards(&details), details });
+            out.push(SnapshotView {
+                repository: open.name.clone(),
+                shards: done_shards(&details),
+                details,
+            });
         }
         Ok(out)
     }
 
     /// Snapshots of one repository matching an expression (committed and
     /// running, `_current` for running only).
-    pub async fn select_snapshots(&self, open: &Arc<OpenRepository>, expr: &str, ignore_unavailable: bool, verbose: bool) -> Result<Vec<SnapshotView>> {
+    pub async fn select_snapshots(
+        &self,
+        open: &Arc<OpenRepository>,
+        expr: &str,
+        ignore_unavailable: bool,
+        verbose: bool,
+    ) -> Result<Vec<SnapshotView>> {
         let running = running_views(open);
         if expr == "_current" {
             return Ok(running);
         }
-        let (data, _) = open.repo.latest().await.map_err(|e| ServiceError::repo(&open.name, e))?;
+        let (data, _) = open
+            .repo
+            .latest()
+            .await
+            .map_err(|e| ServiceError::repo(&open.name, e))?;
         let mut names: Vec<String> = data.snapshots.iter().map(|s| s.name.clone()).collect();
         names.extend(running.iter().map(|r| r.details.name.clone()));
         let resolved = crate::indices::names::resolve(expr, &names);
         if let (Some(missing), false) = (resolved.missing.first(), ignore_unavailable) {
-            return Err(ServiceError::SnapshotMissing { repository: open.name.clone(), snapshot: missing.clone() });
+            return Err(ServiceError::SnapshotMissing {
+                repository: open.name.clone(),
+                snapshot: missing.clone(),
+            });
         }
-        let entries: Vec<SnapshotEntry> = data.snapshots.iter().filter(|s| resolved.names.contains(&s.name)).cloned().collect();
+        let entries: Vec<SnapshotEntry> = data
+            .snapshots
+            .iter()
+            .filter(|s| resolved.names.contains(&s.name))
+            .cloned()
+            .collect();
         let mut views = self.views(open, &entries, verbose).await?;
-        views.extend(running.into_iter().filter(|r| resolved.names.contains(&r.details.name)));
+        views.extend(
+            running
+                .into_iter()
+                .filter(|r| resolved.names.contains(&r.details.name)),
+        );
         Ok(views)
     }
 
@@ -145,13 +187,18 @@ impl Node {
         let mut all = Vec::new();
         for name in repos.keys() {
             let open = self.repo(name).await?;
-            all.extend(self.select_snapshots(&open, &q.snapshots, q.ignore_unavailable, q.verbose).await?);
+            all.extend(
+                self.select_snapshots(&open, &q.snapshots, q.ignore_unavailable, q.verbose)
+                    .await?,
+            );
         }
         let key = |v: &SnapshotView| -> (i64, String) {
             let d = &v.details;
             let n = match q.sort {
                 SortBy::StartTime => d.start_time_millis,
-                SortBy::Duration => d.end_time_millis.max(d.start_time_millis) - d.start_time_millis,
+                SortBy::Duration => {
+                    d.end_time_millis.max(d.start_time_millis) - d.start_time_millis
+                }
                 SortBy::IndexCount => d.indices.len() as i64,
                 SortBy::ShardCount => d.indices.values().map(|i| i.shards as i64).sum(),
                 SortBy::FailedShardCount => d.failures.len() as i64,
@@ -175,13 +222,20 @@ impl Node {
                     SortBy::Repository => v.repository.as_str().cmp(from.as_str()),
                     _ => n.cmp(&from.parse::<i64>().unwrap_or(0)),
                 };
-                if q.descending { cmp.is_le() } else { cmp.is_ge() }
+                if q.descending {
+                    cmp.is_le()
+                } else {
+                    cmp.is_ge()
+                }
             });
         }
         if let Some(after) = &q.after {
-            let cursor = hex::decode(after).ok().and_then(|b| String::from_utf8(b).ok()).ok_or_else(|| {
-                ServiceError::IllegalArgument(format!("invalid after parameter [{after}]"))
-            })?;
+            let cursor = hex::decode(after)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| {
+                    ServiceError::IllegalArgument(format!("invalid after parameter [{after}]"))
+                })?;
             let pos = all.iter().position(|v| {
                 let (n, s) = key(v);
                 format!("{n}\u{1}{s}") == cursor
@@ -207,22 +261,41 @@ impl Node {
             let (n, s) = key(page.last().expect("non-empty when remaining"));
             hex::encode(format!("{n}\u{1}{s}"))
         });
-        Ok(Listing { snapshots: page, total, remaining, next })
+        Ok(Listing {
+            snapshots: page,
+            total,
+            remaining,
+            next,
+        })
     }
 
     /// `_status`: running snapshots of every repository (`repository` None),
     /// of one repository, or named snapshots of one repository.
-    pub async fn snapshot_status(&self, repository: Option<&str>, snapshots: Option<&str>, ignore_unavailable: bool) -> Result<Vec<SnapshotView>> {
+    pub async fn snapshot_status(
+        &self,
+        repository: Option<&str>,
+        snapshots: Option<&str>,
+        ignore_unavailable: bool,
+    ) -> Result<Vec<SnapshotView>> {
         let repos: Vec<String> = match repository {
             Some(r) => vec![self.repo(r).await?.name.clone()],
-            None => self.state.refresh().await?.repositories.into_keys().collect(),
+            None => self
+                .state
+                .refresh()
+                .await?
+                .repositories
+                .into_keys()
+                .collect(),
         };
         let mut out = Vec::new();
         for name in repos {
             let open = self.repo(&name).await?;
             match snapshots {
                 None => out.extend(running_views(&open)),
-                Some(expr) => out.extend(self.select_snapshots(&open, expr, ignore_unavailable, true).await?),
+                Some(expr) => out.extend(
+                    self.select_snapshots(&open, expr, ignore_unavailable, true)
+                        .await?,
+                ),
             }
         }
         Ok(out)

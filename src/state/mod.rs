@@ -46,6 +46,8 @@ pub enum StateError {
     Storage(#[from] StorageError),
     #[error("state document [{0}] is corrupt")]
     Corrupt(String),
+    #[error("the state generation read was pruned by a newer commit")]
+    Pruned,
 }
 
 pub struct StateStore {
@@ -54,6 +56,8 @@ pub struct StateStore {
 }
 
 const LATEST: &str = "state.latest";
+/// What a pruned generation holds.
+pub const TOMBSTONE: &[u8] = b"pruned";
 
 fn doc_path(n: u64) -> String {
     format!("state-{n}.json")
@@ -61,15 +65,32 @@ fn doc_path(n: u64) -> String {
 
 impl StateStore {
     pub async fn open(store: Store) -> Result<StateStore, StateError> {
-        let s = StateStore { store, cache: RwLock::new(StateDoc::default()) };
+        let s = StateStore {
+            store,
+            cache: RwLock::new(StateDoc::default()),
+        };
         s.refresh().await?;
         Ok(s)
     }
 
     /// Reads the newest generation from storage into the cache.
     pub async fn refresh(&self) -> Result<StateDoc, StateError> {
+        // A generation read just as it was pruned means a newer one exists.
+        for _ in 0..8 {
+            match self.read_latest().await {
+                Err(StateError::Pruned) => continue,
+                other => return other,
+            }
+        }
+        self.read_latest().await
+    }
+
+    async fn read_latest(&self) -> Result<StateDoc, StateError> {
         let mut n = match self.store.read_opt(LATEST).await? {
-            Some(b) => std::str::from_utf8(&b).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0),
+            Some(b) => std::str::from_utf8(&b)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0),
             None => 0,
         };
         while self.store.exists(&doc_path(n + 1)).await? {
@@ -80,6 +101,9 @@ impl StateStore {
         } else {
             let path = doc_path(n);
             let bytes = self.store.read(&path).await?;
+            if bytes.as_ref() == TOMBSTONE {
+                return Err(StateError::Pruned);
+            }
             serde_json::from_slice(&bytes).map_err(|_| StateError::Corrupt(path))?
         };
         *self.cache.write().await = doc.clone();
@@ -102,13 +126,26 @@ impl StateStore {
             let out = change(&mut doc)?;
             doc.version += 1;
             let bytes = Bytes::from(serde_json::to_vec_pretty(&doc).expect("state serialises"));
-            match self.store.write_if_absent(&doc_path(doc.version), bytes).await {
+            match self
+                .store
+                .write_if_absent(&doc_path(doc.version), bytes)
+                .await
+            {
                 Ok(()) => {
                     let hint = Bytes::from(doc.version.to_string());
-                    self.store.write(LATEST, hint).await.map_err(StateError::from)?;
+                    self.store
+                        .write(LATEST, hint)
+                        .await
+                        .map_err(StateError::from)?;
                     if doc.version > 2 {
-                        // Older generations are history nobody reads.
-                        let _ = self.store.delete(&doc_path(doc.version - 2)).await;
+                        // Older generations are history nobody reads. They
+                        // are emptied, never deleted: a deleted name could be
+                        // created again by a slow writer whose update would
+                        // then win a race it had lost.
+                        let _ = self
+                            .store
+                            .write(&doc_path(doc.version - 2), Bytes::from_static(TOMBSTONE))
+                            .await;
                     }
                     *self.cache.write().await = doc;
                     return Ok(out);
@@ -128,7 +165,8 @@ mod tests {
     #[tokio::test]
     async fn concurrent_updates_all_land() {
         let dir = tempfile::tempdir().unwrap();
-        let open = || Store::open(Backend::Fs(dir.path().to_path_buf()), &Limits::default()).unwrap();
+        let open =
+            || Store::open(Backend::Fs(dir.path().to_path_buf()), &Limits::default()).unwrap();
         let mut tasks = Vec::new();
         for i in 0..10 {
             let s = StateStore::open(open()).await.unwrap();
@@ -136,7 +174,10 @@ mod tests {
                 s.update(|doc| {
                     doc.repositories.insert(
                         format!("r{i}"),
-                        RepositoryMetadata { kind: "fs".into(), settings: BTreeMap::new() },
+                        RepositoryMetadata {
+                            kind: "fs".into(),
+                            settings: BTreeMap::new(),
+                        },
                     );
                     Ok::<_, StateError>(())
                 })
@@ -151,5 +192,8 @@ mod tests {
         let doc = s.current().await;
         assert_eq!(doc.repositories.len(), 10);
         assert_eq!(doc.version, 10);
+        // Pruned generations keep their names, so they can never be re-won.
+        let old = s.store.read(&doc_path(1)).await.unwrap();
+        assert_eq!(old.as_ref(), TOMBSTONE);
     }
 }

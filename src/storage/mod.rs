@@ -11,9 +11,9 @@
 //! see half a file. For `fs` we therefore write a temporary file, fsync it and
 //! `link(2)` it to the final name, which fails atomically if the name exists.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -39,7 +39,10 @@ impl StorageError {
             ErrorKind::AlreadyExists | ErrorKind::ConditionNotMatch => {
                 StorageError::AlreadyExists(path.to_string())
             }
-            _ => StorageError::Backend { path: path.to_string(), message: err.to_string() },
+            _ => StorageError::Backend {
+                path: path.to_string(),
+                message: err.to_string(),
+            },
         }
     }
 
@@ -47,7 +50,10 @@ impl StorageError {
         match err.kind() {
             std::io::ErrorKind::NotFound => StorageError::NotFound(path.to_string()),
             std::io::ErrorKind::AlreadyExists => StorageError::AlreadyExists(path.to_string()),
-            _ => StorageError::Backend { path: path.to_string(), message: err.to_string() },
+            _ => StorageError::Backend {
+                path: path.to_string(),
+                message: err.to_string(),
+            },
         }
     }
 }
@@ -74,7 +80,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { retries: 4, timeout: Duration::from_secs(60), concurrency: 64 }
+        Limits {
+            retries: 4,
+            timeout: Duration::from_secs(60),
+            concurrency: 64,
+        }
     }
 }
 
@@ -97,7 +107,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("backend", &self.backend).finish()
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish()
     }
 }
 
@@ -129,11 +141,22 @@ impl Store {
         .map_err(|e| StorageError::from_opendal("/", e))?
         .layer(ConcurrentLimitLayer::new(limits.concurrency))
         .layer(TimeoutLayer::new().with_timeout(limits.timeout))
-        .layer(RetryLayer::new().with_jitter().with_max_times(limits.retries))
+        .layer(
+            RetryLayer::new()
+                .with_jitter()
+                .with_max_times(limits.retries),
+        )
         .layer(LoggingLayer::default());
-        let store = Store { op, backend: backend.clone(), memory_lock: Arc::default() };
+        let store = Store {
+            op,
+            backend: backend.clone(),
+            memory_lock: Arc::default(),
+        };
         if let Backend::Memory(name) = backend {
-            memory_registry().lock().expect("registry lock").insert(name, store.clone());
+            memory_registry()
+                .lock()
+                .expect("registry lock")
+                .insert(name, store.clone());
         }
         Ok(store)
     }
@@ -144,7 +167,11 @@ impl Store {
 
     /// Reads a whole object. Callers keep objects small (chunks are bounded).
     pub async fn read(&self, path: &str) -> Result<Bytes> {
-        let buf = self.op.read(path).await.map_err(|e| StorageError::from_opendal(path, e))?;
+        let buf = self
+            .op
+            .read(path)
+            .await
+            .map_err(|e| StorageError::from_opendal(path, e))?;
         Ok(buf.to_bytes())
     }
 
@@ -168,10 +195,31 @@ impl Store {
         }
     }
 
-    /// Writes (or overwrites) an object. Only for objects with one writer.
+    /// Writes (or overwrites) an object, atomically: a reader sees the old
+    /// or the new content, never a mix, even with several writers (on `fs`
+    /// through a temporary file and `rename(2)`, since OpenDAL's in-place
+    /// write lets concurrent writers interleave).
     pub async fn write(&self, path: &str, data: Bytes) -> Result<()> {
-        self.op.write(path, data).await.map_err(|e| StorageError::from_opendal(path, e))?;
-        Ok(())
+        match &self.backend {
+            Backend::Fs(root) => {
+                let target = root.join(path);
+                let p = path.to_string();
+                tokio::task::spawn_blocking(move || replace_file(&target, &data))
+                    .await
+                    .map_err(|e| StorageError::Backend {
+                        path: p.clone(),
+                        message: e.to_string(),
+                    })?
+                    .map_err(|e| StorageError::from_io(&p, e))
+            }
+            Backend::Memory(_) => {
+                self.op
+                    .write(path, data)
+                    .await
+                    .map_err(|e| StorageError::from_opendal(path, e))?;
+                Ok(())
+            }
+        }
     }
 
     /// Writes an object only if no object has that name; returns
@@ -184,7 +232,10 @@ impl Store {
                 let p = path.to_string();
                 tokio::task::spawn_blocking(move || link_new(&target, &data))
                     .await
-                    .map_err(|e| StorageError::Backend { path: p.clone(), message: e.to_string() })?
+                    .map_err(|e| StorageError::Backend {
+                        path: p.clone(),
+                        message: e.to_string(),
+                    })?
                     .map_err(|e| StorageError::from_io(&p, e))
             }
             Backend::Memory(_) => {
@@ -198,7 +249,10 @@ impl Store {
     }
 
     pub async fn exists(&self, path: &str) -> Result<bool> {
-        self.op.exists(path).await.map_err(|e| StorageError::from_opendal(path, e))
+        self.op
+            .exists(path)
+            .await
+            .map_err(|e| StorageError::from_opendal(path, e))
     }
 
     /// Size of an object, or `None` when it does not exist.
@@ -240,7 +294,10 @@ impl Store {
 
     /// Deletes an object; deleting a missing object succeeds.
     pub async fn delete(&self, path: &str) -> Result<()> {
-        self.op.delete(path).await.map_err(|e| StorageError::from_opendal(path, e))
+        self.op
+            .delete(path)
+            .await
+            .map_err(|e| StorageError::from_opendal(path, e))
     }
 
     /// Deletes everything under a directory prefix.
@@ -255,20 +312,46 @@ impl Store {
     }
 }
 
+/// Writes a fresh temporary file beside `target` and fsyncs it; returns
+/// its path.
+fn write_temp(target: &Path, data: &[u8]) -> std::io::Result<PathBuf> {
+    use std::io::Write;
+    let dir = target
+        .parent()
+        .ok_or_else(|| std::io::Error::other("object path has no parent"))?;
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
+    let written = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()
+    })();
+    match written {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// Replaces `target` atomically with `data` (temporary file, then rename).
+fn replace_file(target: &Path, data: &[u8]) -> std::io::Result<()> {
+    let tmp = write_temp(target, data)?;
+    std::fs::rename(&tmp, target).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
 /// Writes `data` to a fresh temporary file beside `target`, fsyncs it, then
 /// hard-links it to `target`; `link(2)` fails with `EEXIST` if the name is
 /// taken, which makes the create atomic and all-or-nothing.
 fn link_new(target: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = target.parent().ok_or_else(|| std::io::Error::other("object path has no parent"))?;
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        std::fs::hard_link(&tmp, target)
-    })();
+    let tmp = write_temp(target, data)?;
+    let result = std::fs::hard_link(&tmp, target);
     let _ = std::fs::remove_file(&tmp);
     result
 }
@@ -287,7 +370,9 @@ mod tests {
             for writer in 0..8 {
                 let (s, p) = (store.clone(), path.clone());
                 tasks.push(tokio::spawn(async move {
-                    s.write_if_absent(&p, Bytes::from(format!("writer-{writer}"))).await.is_ok()
+                    s.write_if_absent(&p, Bytes::from(format!("writer-{writer}")))
+                        .await
+                        .is_ok()
                 }));
             }
             let mut winners = 0;
@@ -299,6 +384,39 @@ mod tests {
             assert!(content.starts_with(b"writer-"));
         }
         assert!(store.list("race/").await.unwrap().len() == 20);
+    }
+
+    #[tokio::test]
+    async fn fs_overwrites_by_many_writers_never_interleave() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(Backend::Fs(dir.path().to_path_buf()), &Limits::default()).unwrap();
+        let mut tasks = Vec::new();
+        for writer in 0..16usize {
+            let s = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for round in 0..20 {
+                    let body = format!("{writer}-{round}-").repeat(writer * 50 + 1);
+                    s.write("hint", Bytes::from(body)).await.unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let last = String::from_utf8(store.read("hint").await.unwrap().to_vec()).unwrap();
+        let unit = &last[..last.find('-').unwrap() + 1];
+        let writer: usize = unit.trim_end_matches('-').parse().unwrap();
+        let piece = &last[..last[unit.len()..].find('-').unwrap() + unit.len() + 1];
+        assert_eq!(
+            last,
+            piece.repeat(writer * 50 + 1),
+            "one writer's whole content"
+        );
+        assert_eq!(
+            store.list("").await.unwrap().len(),
+            1,
+            "no temporary files left"
+        );
     }
 
     #[tokio::test]

@@ -154,8 +154,16 @@ impl SnapshotInfo {
                 })
                 .collect(),
         );
-        let successful = if d.state == SnapshotState::InProgress { 0 } else { total.saturating_sub(failed) };
-        info.shards = Some(ShardsSummary { total, failed, successful });
+        let successful = if d.state == SnapshotState::InProgress {
+            0
+        } else {
+            total.saturating_sub(failed)
+        };
+        info.shards = Some(ShardsSummary {
+            total,
+            failed,
+            successful,
+        });
         info.feature_states = Some(Vec::new());
         info.encryption_keys = Some(d.key_names.clone());
         info
@@ -237,7 +245,9 @@ fn add_stats(into: &mut StatusStats, s: &ShardStats) {
     into.incremental.size_in_bytes += s.incremental_size_in_bytes;
     into.total.file_count += s.total_file_count;
     into.total.size_in_bytes += s.total_size_in_bytes;
-    if into.start_time_in_millis == 0 || (s.start_time_millis > 0 && s.start_time_millis < into.start_time_in_millis) {
+    if into.start_time_in_millis == 0
+        || (s.start_time_millis > 0 && s.start_time_millis < into.start_time_in_millis)
+    {
         into.start_time_in_millis = s.start_time_millis;
     }
     into.time_in_millis = into.time_in_millis.max(s.time_in_millis);
@@ -277,7 +287,11 @@ impl SnapshotStatus {
             add_stats(&mut shard_stats, &p.stats);
             index.shards.insert(
                 p.stats.shard.to_string(),
-                ShardStatus { stage: p.stage.into(), stats: shard_stats, reason: p.stats.failure.clone() },
+                ShardStatus {
+                    stage: p.stage.into(),
+                    stats: shard_stats,
+                    reason: p.stats.failure.clone(),
+                },
             );
         }
         if d.state != SnapshotState::InProgress && d.end_time_millis > 0 {

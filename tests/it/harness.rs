@@ -1,0 +1,270 @@
+//! Typed helpers: start a real server on 127.0.0.1:0 over a data
+//! directory, talk HTTP to it, restart it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use snapvault::{Config, Node, Overrides};
+use tokio::sync::oneshot;
+
+pub struct Server {
+    pub base: String,
+    pub data_dir: PathBuf,
+    pub node: Arc<Node>,
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Resp {
+    /// Asserts the Elasticsearch error shape and returns the error type.
+    pub fn error_type(&self) -> String {
+        let e = &self.body["error"];
+        assert_eq!(
+            e["root_cause"][0]["type"], e["type"],
+            "root_cause mirrors the error: {}",
+            self.text
+        );
+        assert!(
+            e["reason"].as_str().is_some_and(|r| !r.is_empty()),
+            "error has a reason: {}",
+            self.text
+        );
+        assert_eq!(
+            self.body["status"].as_u64(),
+            Some(self.status as u64),
+            "status in body: {}",
+            self.text
+        );
+        e["type"].as_str().unwrap_or_default().to_string()
+    }
+
+    pub fn reason(&self) -> String {
+        self.body["error"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+impl Server {
+    pub async fn start(data_dir: &Path) -> Server {
+        Self::start_with(data_dir, None).await
+    }
+
+    /// Starts a server; `config_toml` is written as its config file.
+    pub async fn start_with(data_dir: &Path, config_toml: Option<&str>) -> Server {
+        let config_file = config_toml.map(|text| {
+            let p = data_dir.with_extension("toml");
+            std::fs::write(&p, text).unwrap();
+            p
+        });
+        let o = Overrides {
+            config_file,
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+            data_dir: Some(data_dir.to_path_buf()),
+        };
+        let config = Config::load(&o).unwrap();
+        let (node, _) = Node::start(config).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let app = snapvault::api::app(node.clone());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+        });
+        Server {
+            base: format!("http://{addr}"),
+            data_dir: data_dir.to_path_buf(),
+            node,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .unwrap(),
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the server the way SIGTERM does: stop accepting, let requests
+    /// and operations finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap();
+        }
+        self.node.shutdown(Duration::from_secs(30)).await;
+    }
+
+    pub async fn restart(self) -> Server {
+        let dir = self.data_dir.clone();
+        self.stop().await;
+        Server::start(&dir).await
+    }
+
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.client.request(m, format!("{}{}", self.base, path));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        assert_eq!(
+            r.headers()
+                .get("x-elastic-product")
+                .map(|v| v.to_str().unwrap()),
+            Some("Elasticsearch")
+        );
+        let text = r.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp { status, body, text }
+    }
+
+    pub async fn raw(&self, method: &str, path: &str, content_type: &str, body: Vec<u8>) -> Resp {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let r = self
+            .client
+            .request(m, format!("{}{}", self.base, path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp { status, body, text }
+    }
+
+    /// Asserts a 2xx answer and returns its body.
+    pub async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let r = self.call(method, path, body).await;
+        assert!(
+            (200..300).contains(&r.status),
+            "{method} {path} -> {} {}",
+            r.status,
+            r.text
+        );
+        r.body
+    }
+
+    pub async fn create_index(&self, name: &str, shards: u32) {
+        self.ok(
+            "PUT",
+            &format!("/{name}"),
+            Some(json!({"settings": {"number_of_shards": shards}})),
+        )
+        .await;
+    }
+
+    /// Bulk-loads `docs` (id, source) into `index`.
+    pub async fn bulk(&self, index: &str, docs: &[(String, Value)]) {
+        let mut nd = String::new();
+        for (id, src) in docs {
+            nd.push_str(&json!({"index": {"_index": index, "_id": id}}).to_string());
+            nd.push('\n');
+            nd.push_str(&src.to_string());
+            nd.push('\n');
+        }
+        let r = self
+            .raw("POST", "/_bulk", "application/x-ndjson", nd.into_bytes())
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["errors"], false, "{}", r.text);
+    }
+
+    pub async fn put_fs_repository(&self, name: &str, location: &str) {
+        self.ok(
+            "PUT",
+            &format!("/_snapshot/{name}"),
+            Some(json!({"type": "fs", "settings": {"location": location}})),
+        )
+        .await;
+    }
+
+    pub async fn create_snapshot(&self, repo: &str, snap: &str, indices: &str) -> Value {
+        let body = self
+            .ok(
+                "PUT",
+                &format!("/_snapshot/{repo}/{snap}?wait_for_completion=true"),
+                Some(json!({"indices": indices})),
+            )
+            .await;
+        assert_eq!(body["snapshot"]["state"], "SUCCESS", "{body}");
+        body
+    }
+
+    pub async fn restore(&self, repo: &str, snap: &str, body: Value) -> Value {
+        self.ok(
+            "POST",
+            &format!("/_snapshot/{repo}/{snap}/_restore?wait_for_completion=true"),
+            Some(body),
+        )
+        .await
+    }
+
+    /// Every document of an index, by id.
+    pub async fn all_docs(&self, index: &str) -> std::collections::BTreeMap<String, Value> {
+        let r = self
+            .ok(
+                "POST",
+                &format!("/{index}/_search"),
+                Some(json!({"size": 100000, "query": {"match_all": {}}})),
+            )
+            .await;
+        r["hits"]["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| (h["_id"].as_str().unwrap().to_string(), h["_source"].clone()))
+            .collect()
+    }
+
+    pub fn repo_dir(&self, location: &str) -> PathBuf {
+        self.data_dir.join("repos").join(location)
+    }
+}
+
+/// `n` documents with ids `prefix-i` and a recognisable body.
+pub fn docs(prefix: &str, n: usize) -> Vec<(String, Value)> {
+    (0..n)
+        .map(|i| (format!("{prefix}-{i}"), json!({"n": i, "title": format!("document {prefix} number {i}"), "tags": ["a", "b"]})))
+        .collect()
+}
+
+/// All files under a directory, with sizes.
+pub fn files_under(dir: &Path) -> Vec<(PathBuf, u64)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.clone(), e.metadata().unwrap().len()));
+            }
+        }
+    }
+    out.sort();
+    out
+}

@@ -1,0 +1,10 @@
+mod harness;
+
+mod cleanup;
+mod errors;
+mod fixtures;
+mod packaging;
+mod restart;
+mod security;
+mod snapshots;
+mod walkthrough;
