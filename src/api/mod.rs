@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod indices;
 pub mod model;
+pub mod pending;
 pub mod present;
 pub mod repositories;
 pub mod restore;
@@ -35,7 +36,7 @@ use error::ApiError;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "snapvault", description = "Elasticsearch-compatible snapshot API with client-side encrypted repositories"),
-    tags((name = "repositories"), (name = "snapshots"), (name = "indices"), (name = "documents"), (name = "cat"), (name = "node"))
+    tags((name = "repositories"), (name = "snapshots"), (name = "indices"), (name = "documents"), (name = "cat"), (name = "node"), (name = "not implemented"))
 )]
 struct ApiDoc;
 
@@ -91,6 +92,12 @@ fn routes() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(indices::refresh))
         .routes(routes!(indices::search, indices::search_get))
         .routes(routes!(indices::count, indices::count_post))
+        .routes(routes!(pending::rotate_key, pending::rotate_key_status))
+        .routes(routes!(pending::pause))
+        .routes(routes!(pending::resume))
+        .routes(routes!(pending::analyze))
+        .routes(routes!(pending::recovery))
+        .routes(routes!(pending::slm_policies))
 }
 
 /// The OpenAPI document, as served at `/_openapi.json` and checked in.

@@ -1,0 +1,50 @@
+//! Routes of features still being built (key rotation, pause/resume, SLM,
+//! recovery): they answer a clear `not_implemented_exception` (501) instead
+//! of falling through to another route or a generic 400.
+
+use axum::http::{StatusCode, Uri};
+
+use super::error::{ApiError, ErrorBody};
+
+fn pending(uri: &Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "not_implemented_exception",
+        format!("[{}] is not implemented by snapvault yet", uri.path()),
+    )
+}
+
+#[utoipa::path(post, path = "/_snapshot/{repository}/_rotate_key", tag = "not implemented", params(("repository" = String, Path, description = "Repository name")), responses((status = 501, body = ErrorBody)))]
+pub async fn rotate_key(uri: Uri) -> ApiError {
+    pending(&uri)
+}
+
+#[utoipa::path(get, path = "/_snapshot/{repository}/_rotate_key", tag = "not implemented", params(("repository" = String, Path, description = "Repository name")), responses((status = 501, body = ErrorBody)))]
+pub async fn rotate_key_status(uri: Uri) -> ApiError {
+    pending(&uri)
+}
+
+#[utoipa::path(post, path = "/_snapshot/{repository}/_pause", tag = "not implemented", params(("repository" = String, Path, description = "Repository name")), responses((status = 501, body = ErrorBody)))]
+pub async fn pause(uri: Uri) -> ApiError {
+    pending(&uri)
+}
+
+#[utoipa::path(post, path = "/_snapshot/{repository}/_resume", tag = "not implemented", params(("repository" = String, Path, description = "Repository name")), responses((status = 501, body = ErrorBody)))]
+pub async fn resume(uri: Uri) -> ApiError {
+    pending(&uri)
+}
+
+#[utoipa::path(post, path = "/_snapshot/{repository}/_analyze", tag = "not implemented", params(("repository" = String, Path, description = "Repository name")), responses((status = 501, body = ErrorBody)))]
+pub async fn analyze(uri: Uri) -> ApiError {
+    pending(&uri)
+}
+
+#[utoipa::path(get, path = "/_recovery", tag = "not implemented", responses((status = 501, body = ErrorBody)))]
+pub async fn recovery(uri: Uri) -> ApiError {
+    pending(&uri)
+}
+
+#[utoipa::path(get, path = "/_slm/policy", tag = "not implemented", responses((status = 501, body = ErrorBody)))]
+pub async fn slm_policies(uri: Uri) -> ApiError {
+    pending(&uri)
+}
