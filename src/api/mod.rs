@@ -10,6 +10,7 @@ pub mod indices;
 pub mod model;
 pub mod pending;
 pub mod present;
+pub mod recovery;
 pub mod repositories;
 pub mod restore;
 pub mod root;
@@ -96,7 +97,8 @@ fn routes() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(pending::pause))
         .routes(routes!(pending::resume))
         .routes(routes!(pending::analyze))
-        .routes(routes!(pending::recovery))
+        .routes(routes!(recovery::recovery))
+        .routes(routes!(recovery::index_recovery))
         .routes(routes!(pending::slm_policies))
 }
 

@@ -1,5 +1,5 @@
 //! Routes of features still being built (key rotation, pause/resume, SLM,
-//! recovery): they answer a clear `not_implemented_exception` (501) instead
+//! repository analysis): they answer a clear `not_implemented_exception` (501) instead
 //! of falling through to another route or a generic 400.
 
 use axum::http::{StatusCode, Uri};
@@ -36,11 +36,6 @@ pub async fn resume(uri: Uri) -> ApiError {
 
 #[utoipa::path(post, path = "/_snapshot/{repository}/_analyze", tag = "not implemented", params(("repository" = String, Path, description = "Repository name")), responses((status = 501, body = ErrorBody)))]
 pub async fn analyze(uri: Uri) -> ApiError {
-    pending(&uri)
-}
-
-#[utoipa::path(get, path = "/_recovery", tag = "not implemented", responses((status = 501, body = ErrorBody)))]
-pub async fn recovery(uri: Uri) -> ApiError {
     pending(&uri)
 }
 

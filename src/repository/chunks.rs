@@ -33,11 +33,6 @@ pub fn cut(data: &[u8]) -> Vec<(usize, usize)> {
 }
 
 impl Repository {
-    /// Keyed hash of a chunk's plaintext: its id.
-    pub fn chunk_id(&self, data: &[u8]) -> String {
-        self.chunk_key().keyed_hash(data)
-    }
-
     /// The CPU part of storing a chunk (hash, compress, seal), packaged to
     /// run off the async runtime with `spawn_blocking`.
     pub fn seal_chunk_job(
@@ -114,13 +109,26 @@ impl Repository {
     pub async fn get_chunk(&self, r: &ChunkRef) -> Result<Vec<u8>> {
         let path = layout::chunk(&r.id);
         let bytes = self.store().read(&path).await?;
-        let (_, plain) = self.open_object(&path, &bytes).await?;
-        if plain.len() as u64 != r.len || self.chunk_id(&plain) != r.id {
-            return Err(RepoError::Corrupt {
-                path,
-                reason: "content does not match its id".into(),
-            });
-        }
-        Ok(plain)
+        let dek = self
+            .dek(Header::parse(&path, &bytes)?.key_id, &path)
+            .await?;
+        let (uuid, chunk_key, expected) =
+            (self.uuid().to_string(), self.chunk_key().clone(), r.clone());
+        // Decryption, decompression and hashing are CPU work: off the runtime.
+        tokio::task::spawn_blocking(move || {
+            let plain = super::open_bytes(&dek, &uuid, &path, &bytes)?;
+            if plain.len() as u64 != expected.len || chunk_key.keyed_hash(&plain) != expected.id {
+                return Err(RepoError::Corrupt {
+                    path,
+                    reason: "content does not match its id".into(),
+                });
+            }
+            Ok(plain)
+        })
+        .await
+        .map_err(|e| RepoError::Corrupt {
+            path: layout::chunk(&r.id),
+            reason: e.to_string(),
+        })?
     }
 }

@@ -273,14 +273,7 @@ impl Repository {
     pub async fn open_object(&self, path: &str, object: &[u8]) -> Result<(Header, Vec<u8>)> {
         let header = Header::parse(path, object)?;
         let dek = self.dek(header.key_id, path).await?;
-        let (header, plain) = crypto::open(&dek, self.uuid(), path, object)?;
-        let plain = match header.compression {
-            Compression::None => plain,
-            Compression::Zstd => {
-                zstd::stream::decode_all(plain.as_slice()).map_err(|e| corrupt(path, e))?
-            }
-        };
-        Ok((header, plain))
+        Ok((header, open_bytes(&dek, self.uuid(), path, object)?))
     }
 
     /// Writes a sealed JSON document (overwriting: for objects named by a
@@ -387,6 +380,18 @@ impl Repository {
                 }
                 Err(e) => return Err(RepoError::from(e).into()),
             }
+        }
+    }
+}
+
+/// Opens then decompresses (when the header says so): the one way bytes
+/// leave the format.
+pub(crate) fn open_bytes(dek: &Dek, uuid: &str, path: &str, object: &[u8]) -> Result<Vec<u8>> {
+    let (header, plain) = crypto::open(dek, uuid, path, object)?;
+    match header.compression {
+        Compression::None => Ok(plain),
+        Compression::Zstd => {
+            zstd::stream::decode_all(plain.as_slice()).map_err(|e| corrupt(path, e))
         }
     }
 }

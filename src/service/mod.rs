@@ -12,6 +12,7 @@ pub mod delete;
 pub mod error;
 pub mod names;
 pub mod ops;
+pub mod recovery;
 pub mod repositories;
 pub mod restore;
 pub mod snapshots;
@@ -40,6 +41,7 @@ pub struct Node {
     pub indices: Indices,
     repos: tokio::sync::Mutex<HashMap<String, Arc<OpenRepository>>>,
     pub tasks: ops::TaskTracker,
+    recoveries: std::sync::Mutex<std::collections::BTreeMap<String, recovery::Recovery>>,
 }
 
 impl Node {
@@ -75,6 +77,7 @@ impl Node {
             indices,
             repos: tokio::sync::Mutex::new(HashMap::new()),
             tasks: ops::TaskTracker::default(),
+            recoveries: Default::default(),
         });
         node.recover_interrupted().await;
         Ok((node, created))

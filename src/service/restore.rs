@@ -203,8 +203,9 @@ impl Node {
         let throttle = Throttle::new(open.settings.max_restore_bytes_per_sec);
         let mut staged: Vec<IndexMetadata> = Vec::new();
         let result: std::result::Result<(), RepoError> = async {
-            for (_, target, index_uuid, shards) in plan {
+            for (source, target, index_uuid, shards) in plan {
                 let stage = self.indices.staging_uuid();
+                self.recovery_start(target, &req.repository, &req.snapshot, source, *shards);
                 let (meta, _) = open
                     .repo
                     .read_doc::<IndexMeta>(&layout::index_meta(index_uuid, snapshot_uuid))
@@ -224,6 +225,11 @@ impl Node {
                             snapshot_uuid,
                         ))
                         .await?;
+                    self.recovery_update(target, shard, |r| {
+                        r.stage = "INDEX";
+                        r.total_files = m.files.len() as u64;
+                        r.total_bytes = m.files.iter().map(|f| f.size).sum();
+                    });
                     for file in m.files {
                         let fetches: Vec<_> = file
                             .chunks
@@ -251,6 +257,10 @@ impl Node {
                                 path: file.name.clone(),
                                 reason: e.to_string(),
                             })?;
+                        self.recovery_update(target, shard, |r| {
+                            r.recovered_files += 1;
+                            r.recovered_bytes += file.size;
+                        });
                     }
                 }
             }
@@ -261,15 +271,26 @@ impl Node {
             for m in &staged {
                 self.indices.discard_staged(&m.uuid).await;
             }
+            for (_, target, ..) in plan {
+                self.recovery_forget(target);
+            }
             return Err(e);
         }
         for m in staged {
-            let uuid = m.uuid.clone();
+            let (uuid, name, shards) = (m.uuid.clone(), m.name.clone(), m.number_of_shards);
             if let Err(e) = self.indices.publish(m).await {
                 self.indices.discard_staged(&uuid).await;
+                self.recovery_forget(&name);
                 return Err(RepoError::Corrupt {
                     path: uuid,
                     reason: e.to_string(),
+                });
+            }
+            let now = super::now_millis();
+            for shard in 0..shards {
+                self.recovery_update(&name, shard, |r| {
+                    r.stage = "DONE";
+                    r.stop_millis = now;
                 });
             }
         }

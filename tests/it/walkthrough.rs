@@ -37,6 +37,23 @@ async fn readme_walkthrough_restores_identical_documents_with_and_without_rename
     assert_eq!(restored["snapshot"]["indices"], json!(["library"]));
     assert_eq!(s.ok("GET", "/library/_count", None).await["count"], 500);
     assert_eq!(s.all_docs("library").await, before);
+    let recovery = s.ok("GET", "/library/_recovery", None).await;
+    let shards = recovery["library"]["shards"].as_array().unwrap();
+    assert_eq!(shards.len(), 3);
+    for shard in shards {
+        assert_eq!(shard["type"], "SNAPSHOT");
+        assert_eq!(shard["stage"], "DONE");
+        assert_eq!(shard["source"]["snapshot"], "snapshot_1");
+        assert_eq!(shard["index"]["files"]["percent"], "100.0%");
+        assert_eq!(
+            shard["index"]["size"]["recovered_in_bytes"],
+            shard["index"]["size"]["total_in_bytes"]
+        );
+    }
+    assert_eq!(
+        s.ok("GET", "/_recovery?active_only=true", None).await,
+        json!({})
+    );
 
     // Restoring again over the open index is refused; with a rename it works.
     let refused = s

@@ -1,0 +1,98 @@
+//! Restore progress per index, as `GET /_recovery` reports it. Kept in
+//! memory on the node that ran the restore, for the life of the index.
+
+use std::collections::BTreeMap;
+
+use super::{now_millis, Node};
+
+#[derive(Debug, Clone, Default)]
+pub struct ShardRecovery {
+    pub shard: u32,
+    /// `INIT`, `INDEX` or `DONE`.
+    pub stage: &'static str,
+    pub total_files: u64,
+    pub recovered_files: u64,
+    pub total_bytes: u64,
+    pub recovered_bytes: u64,
+    pub start_millis: i64,
+    pub stop_millis: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Recovery {
+    pub repository: String,
+    pub snapshot: String,
+    pub source_index: String,
+    pub shards: Vec<ShardRecovery>,
+}
+
+impl Node {
+    pub(crate) fn recovery_start(
+        &self,
+        index: &str,
+        repository: &str,
+        snapshot: &str,
+        source_index: &str,
+        shards: u32,
+    ) {
+        let now = now_millis();
+        let r = Recovery {
+            repository: repository.into(),
+            snapshot: snapshot.into(),
+            source_index: source_index.into(),
+            shards: (0..shards)
+                .map(|shard| ShardRecovery {
+                    shard,
+                    stage: "INIT",
+                    start_millis: now,
+                    ..Default::default()
+                })
+                .collect(),
+        };
+        self.recoveries
+            .lock()
+            .expect("recoveries")
+            .insert(index.into(), r);
+    }
+
+    pub(crate) fn recovery_update(
+        &self,
+        index: &str,
+        shard: u32,
+        f: impl FnOnce(&mut ShardRecovery),
+    ) {
+        if let Some(r) = self.recoveries.lock().expect("recoveries").get_mut(index) {
+            if let Some(s) = r.shards.get_mut(shard as usize) {
+                f(s);
+            }
+        }
+    }
+
+    pub(crate) fn recovery_forget(&self, index: &str) {
+        self.recoveries.lock().expect("recoveries").remove(index);
+    }
+
+    /// Recoveries of existing indices matching `expr`, optionally only the
+    /// ones still running.
+    pub async fn recoveries(
+        &self,
+        expr: &str,
+        active_only: bool,
+    ) -> super::Result<BTreeMap<String, Recovery>> {
+        let existing = self.indices.names().await;
+        let resolved = crate::indices::names::resolve(expr, &existing);
+        if let Some(missing) = resolved.missing.first() {
+            return Err(super::ServiceError::IndexNotFound {
+                index: missing.clone(),
+            });
+        }
+        let all = self.recoveries.lock().expect("recoveries").clone();
+        Ok(all
+            .into_iter()
+            .filter(|(name, r)| {
+                resolved.names.contains(name)
+                    && (!active_only || r.shards.iter().any(|s| s.stage != "DONE"))
+            })
+            .collect())
+    }
+}
