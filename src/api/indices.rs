@@ -387,6 +387,27 @@ pub async fn bulk(
     run_bulk(&node, None, q, body).await
 }
 
+#[utoipa::path(put, path = "/_bulk", tag = "documents", request_body(content = String, content_type = "application/x-ndjson"),
+    responses((status = 200, body = Value), (status = 400, body = ErrorBody)))]
+pub async fn bulk_put(
+    state: State<Arc<Node>>,
+    q: EsQuery<BulkQuery>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    bulk(state, q, body).await
+}
+
+#[utoipa::path(put, path = "/{index}/_bulk", tag = "documents", params(("index" = String, Path, description = "Default index")),
+    request_body(content = String, content_type = "application/x-ndjson"), responses((status = 200, body = Value)))]
+pub async fn bulk_index_put(
+    state: State<Arc<Node>>,
+    path: Path<String>,
+    q: EsQuery<BulkQuery>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    bulk_index(state, path, q, body).await
+}
+
 #[utoipa::path(post, path = "/{index}/_bulk", tag = "documents", params(("index" = String, Path, description = "Default index")),
     request_body(content = String, content_type = "application/x-ndjson"), responses((status = 200, body = Value)))]
 pub async fn bulk_index(

@@ -1,6 +1,7 @@
 mod harness;
 
 mod cleanup;
+mod clients;
 mod errors;
 mod fixtures;
 mod packaging;

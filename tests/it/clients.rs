@@ -1,0 +1,45 @@
+//! The official Elasticsearch Python client against a real server. The
+//! test command (`bash tests/run.sh`) installs the client into
+//! `target/venv`; a missing client fails the test, never skips it.
+
+use super::harness::Server;
+
+fn python() -> String {
+    if let Ok(p) = std::env::var("SNAPVAULT_TEST_PYTHON") {
+        return p;
+    }
+    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/target/venv/bin/python");
+    if std::path::Path::new(venv).exists() {
+        venv.to_string()
+    } else {
+        "python3".to_string()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn official_python_client_drives_the_snapshot_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/python_client.py"
+    );
+    let out = tokio::process::Command::new(python())
+        .arg(script)
+        .arg(&s.base)
+        .output()
+        .await
+        .expect("python3 runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("No module named 'elasticsearch'"),
+        "the elasticsearch client is not installed: run `bash tests/run.sh`, which installs it into target/venv"
+    );
+    assert!(
+        out.status.success(),
+        "python client failed:\n{}\n{stderr}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("all checks passed"));
+    s.stop().await;
+}
