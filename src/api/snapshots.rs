@@ -141,13 +141,9 @@ pub async fn get_snapshot(
             "Validation Failed: 1: can't use after together with offset or from_sort_value;",
         ));
     }
-    let _ = (
-        &q.index_details,
-        &q.include_repository,
-        &q.slm_policy_filter,
-        &q.index_names,
-    );
+    let _ = (&q.include_repository, &q.slm_policy_filter, &q.index_names);
     let verbose = flag(&q.verbose, "verbose", true)?;
+    let index_details = flag(&q.index_details, "index_details", false)?;
     let listing = node
         .get_snapshots(ListSnapshots {
             repositories: repository,
@@ -166,7 +162,14 @@ pub async fn get_snapshot(
         snapshots: listing
             .snapshots
             .iter()
-            .map(|v| SnapshotInfo::from_view(v, verbose))
+            .map(|v| {
+                let info = SnapshotInfo::from_view(v, verbose);
+                if index_details {
+                    info.with_index_details(v)
+                } else {
+                    info
+                }
+            })
             .collect(),
         total: listing.total,
         remaining: listing.remaining,

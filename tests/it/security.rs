@@ -211,3 +211,22 @@ async fn wrong_key_is_refused_and_the_same_key_reads_from_a_second_deployment() 
     twin.stop().await;
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reload_secure_settings_picks_up_a_new_key_without_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server_with_secret_docs(dir.path()).await;
+    let path = dir.path().join("keystore.json");
+    let mut ks = snapvault::crypto::Keystore::load(&path).unwrap();
+    ks.insert(snapvault::crypto::MasterKey::generate("second"));
+    ks.save(&path).unwrap();
+    let body = json!({"type": "fs", "settings": {"location": "second", "key_id": "second"}});
+    let before = s.call("PUT", "/_snapshot/second", Some(body.clone())).await;
+    assert_eq!(before.error_type(), "repository_exception");
+    let reloaded = s.ok("POST", "/_nodes/reload_secure_settings", None).await;
+    assert_eq!(reloaded["_nodes"]["successful"], 1);
+    s.ok("PUT", "/_snapshot/second", Some(body)).await;
+    let snap = s.create_snapshot("second", "s", "secrets").await;
+    assert_eq!(snap["snapshot"]["encryption_keys"], json!(["second"]));
+    s.stop().await;
+}

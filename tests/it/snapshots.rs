@@ -172,6 +172,12 @@ async fn listing_sorting_paging_date_math_and_clone() {
         )
         .await;
     assert_eq!(by_shards["snapshots"][0]["shards"]["total"], 3);
+    let details = s
+        .ok("GET", "/_snapshot/repo/s2?index_details=true", None)
+        .await;
+    let b = &details["snapshots"][0]["index_details"]["b"];
+    assert_eq!(b["shard_count"], 2, "{details}");
+    assert!(b["size_in_bytes"].as_u64().unwrap() > 0);
     let short = s.ok("GET", "/_snapshot/repo/s1?verbose=false", None).await;
     assert!(short["snapshots"][0].get("start_time").is_none());
     assert_eq!(short["snapshots"][0]["state"], "SUCCESS");

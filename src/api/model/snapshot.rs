@@ -93,12 +93,43 @@ pub struct SnapshotInfo {
     pub shards: Option<ShardsSummary>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub feature_states: Option<Vec<serde_json::Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index_details: Option<BTreeMap<String, IndexDetails>>,
     /// Master key names that protect this snapshot's data keys (snapvault).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub encryption_keys: Option<Vec<String>>,
 }
 
+/// Per-index sizes, shown with `index_details=true`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct IndexDetails {
+    pub shard_count: u32,
+    pub size_in_bytes: u64,
+    pub max_segments_per_shard: u64,
+}
+
 impl SnapshotInfo {
+    /// Adds `index_details` from the per-shard statistics.
+    pub fn with_index_details(mut self, v: &SnapshotView) -> SnapshotInfo {
+        let mut out = BTreeMap::new();
+        for (name, index) in &v.details.indices {
+            let shards = v.details.shards.iter().filter(|s| &s.index == name);
+            let (size, max) = shards.fold((0, 0), |(size, max), s| {
+                (size + s.total_size_in_bytes, max.max(s.total_file_count))
+            });
+            out.insert(
+                name.clone(),
+                IndexDetails {
+                    shard_count: index.shards,
+                    size_in_bytes: size,
+                    max_segments_per_shard: max,
+                },
+            );
+        }
+        self.index_details = Some(out);
+        self
+    }
+
     pub fn from_view(v: &SnapshotView, verbose: bool) -> SnapshotInfo {
         let d = &v.details;
         let mut info = SnapshotInfo {
@@ -122,6 +153,7 @@ impl SnapshotInfo {
             shards: None,
             feature_states: None,
             encryption_keys: None,
+            index_details: None,
         };
         if !verbose {
             return info;
