@@ -58,6 +58,8 @@ def main():
     )
     try:
         line = server.stdout.readline()
+        while "listening on" not in line:
+            line = server.stdout.readline()
         base = line.strip().rsplit(" ", 1)[-1]
         pid = server.pid
         results = {"index_bytes_target": target}

@@ -170,6 +170,7 @@ fn healthcheck(addr: SocketAddr) -> Result<(), String> {
 
 fn serve(o: Overrides) -> Result<(), String> {
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,opendal=warn".into()),

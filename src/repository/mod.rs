@@ -114,7 +114,7 @@ impl Repository {
         }
         let keyring = match store.read_opt(layout::KEYRING).await? {
             Some(bytes) => parse_json::<Keyring>(layout::KEYRING, &bytes)?,
-            None => return Err(corrupt(layout::KEYRING, "missing")),
+            None => Self::repair_keyring(&store, &identity, key).await?,
         };
         let active = key.derive_kek(&identity.uuid);
         let mut keks = HashMap::new();
@@ -184,12 +184,56 @@ impl Repository {
             .await
         {
             Ok(()) => {
-                store.write(layout::KEYRING, to_json(&keyring)).await?;
-                Ok(identity)
+                match store
+                    .write_if_absent(layout::KEYRING, to_json(&keyring))
+                    .await
+                {
+                    Ok(()) | Err(StorageError::AlreadyExists(_)) => Ok(identity),
+                    Err(e) => Err(e.into()),
+                }
             }
             Err(StorageError::AlreadyExists(_)) => {
                 let bytes = store.read(layout::IDENTITY).await?;
                 parse_json(layout::IDENTITY, &bytes)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A creator that died between `snapvault.json` and the keyring leaves
+    /// no keyring. The creating key can prove itself by unwrapping the
+    /// chunk-id key, and then writes the keyring it would have written.
+    async fn repair_keyring(
+        store: &Store,
+        identity: &Identity,
+        key: &MasterKey,
+    ) -> Result<Keyring> {
+        let kek = key.derive_kek(&identity.uuid);
+        let dek_id = KeyId::from_hex(&identity.chunk_key_id)
+            .ok_or_else(|| corrupt(layout::IDENTITY, "bad chunk_key_id"))?;
+        let path = layout::wrapped_key(kek.fingerprint(), dek_id);
+        let Some(wrapped) = store.read_opt(&path).await? else {
+            return Err(corrupt(
+                layout::KEYRING,
+                "missing, and the given master key did not create this repository",
+            ));
+        };
+        crypto::unwrap(&kek, &identity.uuid, &path, &wrapped)?;
+        let key_ref = KeyRef {
+            name: key.name().to_string(),
+            fingerprint: kek.fingerprint().to_hex(),
+        };
+        let keyring = Keyring {
+            active: key_ref.clone(),
+            needed: vec![key_ref],
+        };
+        match store
+            .write_if_absent(layout::KEYRING, to_json(&keyring))
+            .await
+        {
+            Ok(()) => Ok(keyring),
+            Err(StorageError::AlreadyExists(_)) => {
+                parse_json(layout::KEYRING, &store.read(layout::KEYRING).await?)
             }
             Err(e) => Err(e.into()),
         }
@@ -418,4 +462,110 @@ fn to_json<T: Serialize>(doc: &T) -> Bytes {
 
 fn parse_json<T: DeserializeOwned>(path: &str, bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| corrupt(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{Backend, Limits};
+
+    fn key(name: &str, byte: u8) -> MasterKey {
+        MasterKey::from_bytes(name, [byte; 32])
+    }
+
+    fn opts() -> OpenOptions {
+        OpenOptions {
+            compress: true,
+            readonly: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn racing_creators_agree_on_one_repository() {
+        let store = Store::open(Backend::Memory("race-create".into()), &Limits::default()).unwrap();
+        let k = key("default", 1);
+        let mut ks = Keystore::default();
+        ks.insert(k.clone());
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let (store, k, ks) = (store.clone(), k.clone(), ks.clone());
+            tasks.push(tokio::spawn(async move {
+                Repository::open(store, &k, &ks, opts())
+                    .await
+                    .unwrap()
+                    .uuid()
+                    .to_string()
+            }));
+        }
+        let mut uuids = Vec::new();
+        for t in tasks {
+            uuids.push(t.await.unwrap());
+        }
+        uuids.dedup();
+        assert_eq!(uuids.len(), 1, "one identity wins");
+    }
+
+    #[tokio::test]
+    async fn missing_keyring_is_repaired_only_by_the_creating_key() {
+        let store =
+            Store::open(Backend::Memory("repair-keyring".into()), &Limits::default()).unwrap();
+        let (k, other) = (key("default", 1), key("default", 2));
+        let mut ks = Keystore::default();
+        ks.insert(k.clone());
+        let uuid = Repository::open(store.clone(), &k, &ks, opts())
+            .await
+            .unwrap()
+            .uuid()
+            .to_string();
+        store.delete(layout::KEYRING).await.unwrap();
+        let mut other_ks = Keystore::default();
+        other_ks.insert(other.clone());
+        assert!(Repository::open(store.clone(), &other, &other_ks, opts())
+            .await
+            .is_err());
+        assert!(
+            store.read_opt(layout::KEYRING).await.unwrap().is_none(),
+            "a wrong key writes nothing"
+        );
+        let repo = Repository::open(store.clone(), &k, &ks, opts())
+            .await
+            .unwrap();
+        assert_eq!(repo.uuid(), uuid);
+        assert!(store.read_opt(layout::KEYRING).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn concurrent_commits_all_land_in_order() {
+        let store = Store::open(Backend::Memory("commit-race".into()), &Limits::default()).unwrap();
+        let k = key("default", 3);
+        let mut ks = Keystore::default();
+        ks.insert(k.clone());
+        let repo = std::sync::Arc::new(Repository::open(store, &k, &ks, opts()).await.unwrap());
+        let mut tasks = Vec::new();
+        for i in 0..12 {
+            let repo = repo.clone();
+            tasks.push(tokio::spawn(async move {
+                let dek = repo.new_dek().await.unwrap();
+                repo.update(&dek, |data| {
+                    data.snapshots.push(model::SnapshotEntry {
+                        name: format!("s{i}"),
+                        uuid: format!("u{i}"),
+                        state: model::SnapshotState::Success,
+                        start_time_millis: 0,
+                        end_time_millis: 0,
+                        indices: Default::default(),
+                    });
+                    Ok::<_, RepoError>(())
+                })
+                .await
+                .unwrap();
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let (data, _) = repo.latest().await.unwrap();
+        assert_eq!(data.generation, 12);
+        assert_eq!(data.snapshots.len(), 12);
+    }
 }
