@@ -33,20 +33,17 @@ pub fn cut(data: &[u8]) -> Vec<(usize, usize)> {
 }
 
 impl Repository {
-    /// The CPU part of storing a chunk (hash, compress, seal), packaged to
+    /// The CPU part of storing a chunk whose id (keyed hash) is known:
+    /// compress and seal, packaged to
     /// run off the async runtime with `spawn_blocking`.
     pub fn seal_chunk_job(
         &self,
         dek: Dek,
+        id: String,
         data: Bytes,
     ) -> impl FnOnce() -> PreparedChunk + Send + 'static {
-        let (uuid, compress, key) = (
-            self.uuid().to_string(),
-            self.compress(),
-            self.chunk_key().clone(),
-        );
+        let (uuid, compress) = (self.uuid().to_string(), self.compress());
         move || {
-            let id = key.keyed_hash(&data);
             let sealed = super::seal_bytes(&dek, compress, &uuid, &layout::chunk(&id), &data);
             PreparedChunk {
                 id,

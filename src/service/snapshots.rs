@@ -356,39 +356,23 @@ impl Node {
             p.stats.total_file_count = files.len() as u64;
             p.stats.total_size_in_bytes = files.iter().map(|f| f.size).sum();
         }
+        // Two files at a time: one is chunked and hashed while the other's
+        // chunks are sealed and uploaded, which keeps both cores busy while
+        // memory stays bounded by two segment files.
+        let jobs: Vec<_> = files
+            .iter()
+            .map(|file| self.snapshot_file(open, dek, index_uuid, shard, file, previous, throttle))
+            .collect();
+        let mut done = futures::stream::iter(jobs).buffered(2);
         let mut manifest = ShardManifest::default();
-        for file in files {
-            if let Some(prev) = previous
-                .and_then(|p| p.get(&file.name))
-                .filter(|p| p.size == file.size)
-            {
-                manifest.files.push(prev.clone());
-                continue;
+        while let Some(result) = done.next().await {
+            let (entry, uploaded) = result?;
+            if uploaded {
+                let mut progress = run.shards.lock().expect("progress");
+                progress[slot].stats.incremental_file_count += 1;
+                progress[slot].stats.incremental_size_in_bytes += entry.size;
             }
-            let data = self
-                .indices
-                .read_segment(index_uuid, shard, &file.name)
-                .await
-                .map_err(|e| RepoError::Corrupt {
-                    path: file.name.clone(),
-                    reason: e.to_string(),
-                })?;
-            let chunks = store_file(
-                &open.repo,
-                dek,
-                data,
-                self.config.snapshot_upload_concurrency,
-                throttle,
-            )
-            .await?;
-            manifest.files.push(FileEntry {
-                name: file.name.clone(),
-                size: file.size,
-                chunks,
-            });
-            let mut progress = run.shards.lock().expect("progress");
-            progress[slot].stats.incremental_file_count += 1;
-            progress[slot].stats.incremental_size_in_bytes += file.size;
+            manifest.files.push(entry);
         }
         open.repo
             .write_doc(
@@ -397,6 +381,52 @@ impl Node {
                 &manifest,
             )
             .await
+    }
+
+    /// One file of a shard: reused from the previous snapshot when it has
+    /// the same name and size (segments are immutable), else stored.
+    /// Returns the entry and whether it was uploaded.
+    #[allow(clippy::too_many_arguments)]
+    async fn snapshot_file(
+        &self,
+        open: &OpenRepository,
+        dek: &Dek,
+        index_uuid: &str,
+        shard: u32,
+        file: &crate::indices::SegmentFile,
+        previous: Option<&HashMap<String, FileEntry>>,
+        throttle: &Throttle,
+    ) -> std::result::Result<(FileEntry, bool), RepoError> {
+        if let Some(prev) = previous
+            .and_then(|p| p.get(&file.name))
+            .filter(|p| p.size == file.size)
+        {
+            return Ok((prev.clone(), false));
+        }
+        let data = self
+            .indices
+            .read_segment(index_uuid, shard, &file.name)
+            .await
+            .map_err(|e| RepoError::Corrupt {
+                path: file.name.clone(),
+                reason: e.to_string(),
+            })?;
+        let chunks = store_file(
+            &open.repo,
+            dek,
+            data,
+            self.config.snapshot_upload_concurrency,
+            throttle,
+        )
+        .await?;
+        Ok((
+            FileEntry {
+                name: file.name.clone(),
+                size: file.size,
+                chunks,
+            },
+            true,
+        ))
     }
 
     /// Records snapshots that this node left in flight (it stopped or
@@ -536,7 +566,7 @@ async fn store_chunk(
     if let Some(existing) = repo.existing_chunk(&id, piece.len() as u64).await? {
         return Ok(existing);
     }
-    let job = repo.seal_chunk_job(dek.clone(), piece);
+    let job = repo.seal_chunk_job(dek.clone(), id.clone(), piece);
     let prepared = tokio::task::spawn_blocking(job)
         .await
         .map_err(|e| RepoError::Corrupt {
