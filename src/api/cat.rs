@@ -224,11 +224,16 @@ pub async fn cat_repositories(
     EsQuery(q): EsQuery<CatQuery>,
 ) -> Result<Response, ApiError> {
     let repos = node.get_repositories("_all").await?;
-    let rows = repos
-        .into_iter()
-        .map(|(id, m)| row(&[("id", id), ("type", m.kind)]))
-        .collect();
-    render(&q, &["id", "type"], rows)
+    let mut rows = Vec::new();
+    for (id, m) in repos {
+        let paused = node.pause_of(&id).await.is_some();
+        rows.push(row(&[
+            ("id", id),
+            ("type", m.kind),
+            ("paused", paused.to_string()),
+        ]));
+    }
+    render(&q, &["id", "type", "paused"], rows)
 }
 
 const SNAPSHOT_COLUMNS: &[&str] = &[

@@ -99,6 +99,7 @@ impl From<ServiceError> for ApiError {
                 "repository_verification_exception",
             ),
             E::SnapshotMissing { .. } => (S::NOT_FOUND, "snapshot_missing_exception"),
+            E::RepositoryPaused { .. } => (S::CONFLICT, "repository_paused_exception"),
             E::InvalidSnapshotName { .. } => (S::BAD_REQUEST, "invalid_snapshot_name_exception"),
             E::ConcurrentSnapshotExecution { .. } => (
                 S::SERVICE_UNAVAILABLE,

@@ -1,4 +1,4 @@
-//! Routes of features still being built (key rotation, pause/resume, SLM,
+//! Routes of features still being built (key rotation, SLM,
 //! repository analysis): they answer a clear `not_implemented_exception` (501) instead
 //! of falling through to another route or a generic 400.
 
@@ -21,16 +21,6 @@ pub async fn rotate_key(uri: Uri) -> ApiError {
 
 #[utoipa::path(get, path = "/_snapshot/{repository}/_rotate_key", tag = "not implemented", params(("repository" = String, Path, description = "Repository name")), responses((status = 501, body = ErrorBody)))]
 pub async fn rotate_key_status(uri: Uri) -> ApiError {
-    pending(&uri)
-}
-
-#[utoipa::path(post, path = "/_snapshot/{repository}/_pause", tag = "not implemented", params(("repository" = String, Path, description = "Repository name")), responses((status = 501, body = ErrorBody)))]
-pub async fn pause(uri: Uri) -> ApiError {
-    pending(&uri)
-}
-
-#[utoipa::path(post, path = "/_snapshot/{repository}/_resume", tag = "not implemented", params(("repository" = String, Path, description = "Repository name")), responses((status = 501, body = ErrorBody)))]
-pub async fn resume(uri: Uri) -> ApiError {
     pending(&uri)
 }
 

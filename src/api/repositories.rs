@@ -10,8 +10,8 @@ use serde::Deserialize;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{flag, EsJson, EsQuery};
 use super::model::snapshot::{
-    CleanupResponse, CleanupResults, PutRepositoryBody, RepositoryBody, VerifiedNode,
-    VerifyResponse,
+    CleanupResponse, CleanupResults, PauseBody, PauseRequest, PauseResponse, PutRepositoryBody,
+    RepositoryBody, VerifiedNode, VerifyResponse,
 };
 use super::model::Acknowledged;
 use crate::service::repositories::PutRepository;
@@ -108,21 +108,19 @@ async fn render_repositories(
     node: &Node,
     expr: &str,
 ) -> Result<Json<BTreeMap<String, RepositoryBody>>, ApiError> {
-    let repos = node.get_repositories(expr).await?;
-    Ok(Json(
-        repos
-            .into_iter()
-            .map(|(name, meta)| {
-                (
-                    name,
-                    RepositoryBody {
-                        kind: meta.kind,
-                        settings: meta.settings,
-                    },
-                )
-            })
-            .collect(),
-    ))
+    let mut out = BTreeMap::new();
+    for (name, meta) in node.get_repositories(expr).await? {
+        let paused = node.pause_of(&name).await.as_ref().map(PauseBody::from);
+        out.insert(
+            name,
+            RepositoryBody {
+                kind: meta.kind,
+                settings: meta.settings,
+                paused,
+            },
+        );
+    }
+    Ok(Json(out))
 }
 
 #[utoipa::path(get, path = "/_snapshot", tag = "repositories",
@@ -185,5 +183,37 @@ pub async fn cleanup_repository(
             deleted_bytes: r.deleted_bytes,
             deleted_blobs: r.deleted_blobs,
         },
+    }))
+}
+
+#[utoipa::path(post, path = "/_snapshot/{repository}/_pause", tag = "repositories",
+    params(("repository" = String, Path, description = "Repository name")),
+    request_body = PauseRequest,
+    responses((status = 200, body = PauseResponse), (status = 404, body = ErrorBody)))]
+pub async fn pause_repository(
+    State(node): State<Arc<Node>>,
+    Path(repository): Path<String>,
+    EsJson(body): EsJson<PauseRequest>,
+) -> Result<Json<PauseResponse>, ApiError> {
+    let (pause, changed) = node.pause_repository(&repository, body.reason).await?;
+    Ok(Json(PauseResponse {
+        acknowledged: true,
+        changed,
+        paused: Some(PauseBody::from(&pause)),
+    }))
+}
+
+#[utoipa::path(post, path = "/_snapshot/{repository}/_resume", tag = "repositories",
+    params(("repository" = String, Path, description = "Repository name")),
+    responses((status = 200, body = PauseResponse), (status = 404, body = ErrorBody)))]
+pub async fn resume_repository(
+    State(node): State<Arc<Node>>,
+    Path(repository): Path<String>,
+) -> Result<Json<PauseResponse>, ApiError> {
+    let changed = node.resume_repository(&repository).await?;
+    Ok(Json(PauseResponse {
+        acknowledged: true,
+        changed,
+        paused: None,
     }))
 }

@@ -23,6 +23,7 @@ pub struct CleanupResult {
 impl Node {
     pub async fn cleanup_repository(&self, repository: &str) -> Result<CleanupResult> {
         let open = self.repo(repository).await?;
+        self.check_not_paused(repository).await?;
         if open.repo.readonly() {
             return Err(ServiceError::Repository {
                 repository: repository.into(),

@@ -17,6 +17,7 @@ impl Node {
         indices: &str,
     ) -> Result<()> {
         let open = self.repo(repository).await?;
+        self.check_not_paused(repository).await?;
         let invalid = |reason: &str| ServiceError::InvalidSnapshotName {
             repository: repository.into(),
             snapshot: target.into(),

@@ -10,6 +10,7 @@ use crate::repository::model::SnapshotEntry;
 impl Node {
     pub async fn delete_snapshots(&self, repository: &str, expr: &str) -> Result<Vec<String>> {
         let open = self.repo(repository).await?;
+        self.check_not_paused(repository).await?;
         if open.repo.readonly() {
             return Err(ServiceError::Repository {
                 repository: repository.into(),

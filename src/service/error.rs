@@ -16,6 +16,12 @@ pub enum ServiceError {
     RepositoryFailure { repository: String, reason: String },
     #[error("[{repository}] {reason}")]
     RepositoryVerification { repository: String, reason: String },
+    #[error("[{repository}] repository is paused since [{since}]{}; resume it with POST /_snapshot/{repository}/_resume", reason.as_ref().map(|r| format!(" (reason: {r})")).unwrap_or_default())]
+    RepositoryPaused {
+        repository: String,
+        reason: Option<String>,
+        since: String,
+    },
     #[error("[{repository}:{snapshot}] is missing")]
     SnapshotMissing {
         repository: String,

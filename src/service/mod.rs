@@ -12,6 +12,7 @@ pub mod delete;
 pub mod error;
 pub mod names;
 pub mod ops;
+pub mod pause;
 pub mod recovery;
 pub mod repositories;
 pub mod restore;
@@ -131,4 +132,12 @@ fn read_or_create_id(path: PathBuf) -> std::result::Result<String, String> {
 /// Milliseconds since the epoch, the unit of every persisted time.
 pub fn now_millis() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+/// Elasticsearch's date rendering: `2026-11-25T22:40:00.123Z`.
+pub fn format_millis(millis: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(millis)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
 }

@@ -322,6 +322,7 @@ impl Node {
             .update(|doc| {
                 for n in &names {
                     doc.repositories.remove(n);
+                    doc.paused.remove(n);
                 }
                 Ok::<_, StateError>(())
             })

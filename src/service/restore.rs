@@ -67,6 +67,7 @@ impl Node {
         req: RestoreSnapshot,
     ) -> Result<Option<RestoreOutcome>> {
         let open = self.repo(&req.repository).await?;
+        self.check_not_paused(&req.repository).await?;
         let fail = |reason: String| ServiceError::SnapshotRestore {
             repository: req.repository.clone(),
             snapshot: req.snapshot.clone(),

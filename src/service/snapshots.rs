@@ -73,6 +73,7 @@ impl Throttle {
 impl Node {
     pub async fn create_snapshot(self: &Arc<Self>, req: CreateSnapshot) -> Result<Created> {
         let open = self.repo(&req.repository).await?;
+        self.check_not_paused(&req.repository).await?;
         let repository = req.repository.clone();
         let raw = req.snapshot.clone();
         let name = names::resolve_date_math(&raw, chrono::Utc::now()).map_err(|reason| {

@@ -31,6 +31,13 @@ pub struct InFlight {
     pub start_millis: i64,
 }
 
+/// A repository paused for maintenance.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Pause {
+    pub reason: Option<String>,
+    pub since_millis: i64,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct StateDoc {
     pub version: u64,
@@ -38,6 +45,9 @@ pub struct StateDoc {
     /// In-flight snapshots by snapshot uuid.
     #[serde(default)]
     pub in_flight: BTreeMap<String, InFlight>,
+    /// Paused repositories by name.
+    #[serde(default)]
+    pub paused: BTreeMap<String, Pause>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -5,6 +5,7 @@ mod clients;
 mod errors;
 mod fixtures;
 mod packaging;
+mod pause;
 mod restart;
 mod security;
 mod snapshots;

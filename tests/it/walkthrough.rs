@@ -104,7 +104,10 @@ async fn readme_walkthrough_restores_identical_documents_with_and_without_rename
     assert!(cat.text.starts_with("id"), "{}", cat.text);
     assert!(cat.text.contains("snapshot_1 SUCCESS"), "{}", cat.text);
     let cat_json = s.ok("GET", "/_cat/repositories?format=json", None).await;
-    assert_eq!(cat_json, json!([{"id": "my_backup", "type": "fs"}]));
+    assert_eq!(
+        cat_json,
+        json!([{"id": "my_backup", "type": "fs", "paused": "false"}])
+    );
     s.stop().await;
 }
 

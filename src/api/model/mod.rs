@@ -26,10 +26,7 @@ pub struct Accepted {
 
 /// Elasticsearch's date rendering: `2026-11-25T22:40:00.123Z`.
 pub fn es_time(millis: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(millis)
-        .unwrap_or_default()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
+    crate::service::format_millis(millis)
 }
 
 /// Accepts `"a,b"` or `["a", "b"]` in bodies, like Elasticsearch.

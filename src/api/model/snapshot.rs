@@ -373,6 +373,41 @@ pub struct RepositoryBody {
     #[serde(rename = "type")]
     pub kind: String,
     pub settings: BTreeMap<String, String>,
+    /// Present while the repository is paused (snapvault).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused: Option<PauseBody>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PauseBody {
+    pub reason: Option<String>,
+    pub since: String,
+    pub since_in_millis: i64,
+}
+
+impl From<&crate::state::Pause> for PauseBody {
+    fn from(p: &crate::state::Pause) -> PauseBody {
+        PauseBody {
+            reason: p.reason.clone(),
+            since: super::es_time(p.since_millis),
+            since_in_millis: p.since_millis,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PauseRequest {
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PauseResponse {
+    pub acknowledged: bool,
+    /// False when the repository was already paused (or already running).
+    pub changed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused: Option<PauseBody>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
