@@ -4,7 +4,23 @@
 use crate::crypto::KeyId;
 
 pub const IDENTITY: &str = "snapvault.json";
+/// The first keyring, written at creation (generation 0).
 pub const KEYRING: &str = "keys/keyring.json";
+pub const KEYRING_LATEST: &str = "keys/keyring.latest";
+
+/// Keyring generation `n` (n >= 1), committed by create-if-absent.
+pub fn keyring(n: u64) -> String {
+    if n == 0 {
+        KEYRING.to_string()
+    } else {
+        format!("keys/keyring-{n}.json")
+    }
+}
+
+/// True for every keyring object (generations and the hint).
+pub fn is_keyring(path: &str) -> bool {
+    path.starts_with("keys/keyring")
+}
 pub const KEYS_DIR: &str = "keys/";
 pub const INDEX_LATEST: &str = "index.latest";
 pub const INDEX_PREFIX: &str = "index-";

@@ -8,6 +8,7 @@
 //! writers can never overwrite each other's commit.
 
 pub mod chunks;
+pub mod keyring;
 pub mod layout;
 pub mod model;
 
@@ -31,8 +32,12 @@ pub enum RepoError {
     Crypto(#[from] CryptoError),
     #[error("object [{path}] is corrupt: {reason}")]
     Corrupt { path: String, reason: String },
-    #[error("the master key [{key}] does not open this repository: it holds no data keys wrapped by that key (keys it needs: {needed})")]
+    #[error("the master key [{key}] does not open this repository: this node holds none of the master keys it needs ({needed})")]
     WrongKey { key: String, needed: String },
+    #[error("this node holds no master key [{0}] to create the repository with")]
+    NoCreationKey(String),
+    #[error("master key [{0}] is active in this repository but this node does not hold it; add it to the keystore and reload secure settings")]
+    ActiveKeyMissing(String),
     #[error(
         "data key [{dek}] needed by [{path}] is not wrapped by any master key this node holds"
     )]
@@ -53,10 +58,9 @@ pub type Result<T> = std::result::Result<T, RepoError>;
 pub struct Repository {
     store: Store,
     identity: Identity,
-    /// KEK that wraps new data keys.
-    active: Kek,
-    active_name: String,
-    /// KEKs this node can derive for reading, by fingerprint.
+    /// The keyring as last read: it names the KEK for new data keys.
+    keyring_cache: Mutex<Keyring>,
+    /// KEKs this node can derive, by fingerprint.
     keks: HashMap<KeyId, Kek>,
     deks: Mutex<HashMap<KeyId, Dek>>,
     chunk_key: Dek,
@@ -100,23 +104,29 @@ impl Repository {
     /// race leaves only unreferenced objects, which cleanup removes.
     pub async fn open(
         store: Store,
-        key: &MasterKey,
+        key_name: &str,
         keystore: &Keystore,
         opts: OpenOptions,
     ) -> Result<Repository> {
+        let key = keystore.get(key_name);
         let identity = match store.read_opt(layout::IDENTITY).await? {
             Some(bytes) => parse_json::<Identity>(layout::IDENTITY, &bytes)?,
             None if opts.readonly => return Err(RepoError::ReadOnly),
-            None => Self::create(&store, key).await?,
+            None => {
+                let key = key.ok_or_else(|| RepoError::NoCreationKey(key_name.to_string()))?;
+                Self::create(&store, key).await?
+            }
         };
         if identity.format_version > FORMAT_VERSION {
             return Err(RepoError::UnsupportedFormat(identity.format_version));
         }
         let keyring = match store.read_opt(layout::KEYRING).await? {
             Some(bytes) => parse_json::<Keyring>(layout::KEYRING, &bytes)?,
-            None => Self::repair_keyring(&store, &identity, key).await?,
+            None => match key {
+                Some(key) => Self::repair_keyring(&store, &identity, key).await?,
+                None => return Err(corrupt(layout::KEYRING, "missing")),
+            },
         };
-        let active = key.derive_kek(&identity.uuid);
         let mut keks = HashMap::new();
         for name in keystore.names() {
             let kek = keystore
@@ -125,31 +135,31 @@ impl Repository {
                 .derive_kek(&identity.uuid);
             keks.insert(kek.fingerprint(), kek);
         }
-        keks.insert(active.fingerprint(), active.clone());
-        let needed: Vec<String> = keyring.needed.iter().map(|k| k.name.clone()).collect();
-        if !keyring
-            .needed
-            .iter()
-            .any(|k| k.fingerprint == active.fingerprint().to_hex())
-        {
-            return Err(RepoError::WrongKey {
-                key: key.name().to_string(),
-                needed: needed.join(", "),
-            });
-        }
         let chunk_key_id = KeyId::from_hex(&identity.chunk_key_id)
             .ok_or_else(|| corrupt(layout::IDENTITY, "bad chunk_key_id"))?;
         let mut repo = Repository {
             store,
             identity,
-            active,
-            active_name: key.name().to_string(),
+            keyring_cache: Mutex::new(keyring),
             keks,
             deks: Mutex::new(HashMap::new()),
             chunk_key: Dek::generate(),
             compress: opts.compress,
             readonly: opts.readonly,
         };
+        // The newest keyring decides which keys are needed.
+        let (_, keyring) = repo.keyring().await?;
+        if !keyring
+            .needed
+            .iter()
+            .any(|k| repo.kek(&k.fingerprint).is_some())
+        {
+            let needed: Vec<String> = keyring.needed.iter().map(|k| k.name.clone()).collect();
+            return Err(RepoError::WrongKey {
+                key: key_name.to_string(),
+                needed: needed.join(", "),
+            });
+        }
         repo.chunk_key = repo.dek(chunk_key_id, layout::IDENTITY).await?;
         Ok(repo)
     }
@@ -172,6 +182,7 @@ impl Repository {
         let keyring = Keyring {
             active: key_ref.clone(),
             needed: vec![key_ref],
+            rotation: None,
         };
         let identity = Identity {
             format_version: FORMAT_VERSION,
@@ -226,6 +237,7 @@ impl Repository {
         let keyring = Keyring {
             active: key_ref.clone(),
             needed: vec![key_ref],
+            rotation: None,
         };
         match store
             .write_if_absent(layout::KEYRING, to_json(&keyring))
@@ -251,8 +263,9 @@ impl Repository {
         self.readonly
     }
 
-    pub fn active_key_name(&self) -> &str {
-        &self.active_name
+    /// Name of the master key that wraps new data keys, as last read.
+    pub fn active_key_name(&self) -> String {
+        self.cached_keyring().active.name
     }
 
     pub fn chunk_key(&self) -> &Dek {
@@ -273,19 +286,42 @@ impl Repository {
 
     /// Creates a data key for one unit of writing work and stores it wrapped
     /// under the active KEK before anything is sealed with it.
+    ///
+    /// Closes the race with a rotation that starts meanwhile: after writing,
+    /// the keyring is read again, and if the active key changed the data key
+    /// is wrapped under the new one too (the rotation's final pass would
+    /// also catch it).
     pub async fn new_dek(&self) -> Result<Dek> {
         self.check_writable()?;
         let dek = Dek::generate();
-        let path = layout::wrapped_key(self.active.fingerprint(), dek.id());
-        let wrapped = crypto::wrap(&self.active, &dek, self.uuid(), &path);
-        self.store
-            .write_if_absent(&path, Bytes::from(wrapped))
-            .await?;
+        let (_, before) = self.keyring().await?;
+        self.wrap_under(&dek, &before.active).await?;
+        let (_, after) = self.keyring().await?;
+        if after.active.fingerprint != before.active.fingerprint {
+            self.wrap_under(&dek, &after.active).await?;
+        }
         self.deks
             .lock()
             .expect("dek cache")
             .insert(dek.id(), dek.clone());
         Ok(dek)
+    }
+
+    /// Stores `dek` wrapped under the KEK `key` names (if absent).
+    pub async fn wrap_under(&self, dek: &Dek, key: &KeyRef) -> Result<()> {
+        let kek = self
+            .kek(&key.fingerprint)
+            .ok_or_else(|| RepoError::ActiveKeyMissing(key.name.clone()))?;
+        let path = layout::wrapped_key(kek.fingerprint(), dek.id());
+        let wrapped = crypto::wrap(kek, dek, self.uuid(), &path);
+        match self
+            .store
+            .write_if_absent(&path, Bytes::from(wrapped))
+            .await
+        {
+            Ok(()) | Err(StorageError::AlreadyExists(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Finds a data key by id: from the cache, else from its wrapped copy
@@ -490,7 +526,7 @@ mod tests {
         for _ in 0..8 {
             let (store, k, ks) = (store.clone(), k.clone(), ks.clone());
             tasks.push(tokio::spawn(async move {
-                Repository::open(store, &k, &ks, opts())
+                Repository::open(store, k.name(), &ks, opts())
                     .await
                     .unwrap()
                     .uuid()
@@ -512,7 +548,7 @@ mod tests {
         let (k, other) = (key("default", 1), key("default", 2));
         let mut ks = Keystore::default();
         ks.insert(k.clone());
-        let uuid = Repository::open(store.clone(), &k, &ks, opts())
+        let uuid = Repository::open(store.clone(), k.name(), &ks, opts())
             .await
             .unwrap()
             .uuid()
@@ -520,14 +556,16 @@ mod tests {
         store.delete(layout::KEYRING).await.unwrap();
         let mut other_ks = Keystore::default();
         other_ks.insert(other.clone());
-        assert!(Repository::open(store.clone(), &other, &other_ks, opts())
-            .await
-            .is_err());
+        assert!(
+            Repository::open(store.clone(), other.name(), &other_ks, opts())
+                .await
+                .is_err()
+        );
         assert!(
             store.read_opt(layout::KEYRING).await.unwrap().is_none(),
             "a wrong key writes nothing"
         );
-        let repo = Repository::open(store.clone(), &k, &ks, opts())
+        let repo = Repository::open(store.clone(), k.name(), &ks, opts())
             .await
             .unwrap();
         assert_eq!(repo.uuid(), uuid);
@@ -540,7 +578,11 @@ mod tests {
         let k = key("default", 3);
         let mut ks = Keystore::default();
         ks.insert(k.clone());
-        let repo = std::sync::Arc::new(Repository::open(store, &k, &ks, opts()).await.unwrap());
+        let repo = std::sync::Arc::new(
+            Repository::open(store, k.name(), &ks, opts())
+                .await
+                .unwrap(),
+        );
         let mut tasks = Vec::new();
         for i in 0..12 {
             let repo = repo.clone();

@@ -25,6 +25,53 @@ pub struct Identity {
 pub struct Keyring {
     pub active: KeyRef,
     pub needed: Vec<KeyRef>,
+    /// The latest key rotation, running or finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<Rotation>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RotationPhase {
+    Rewrapping,
+    Completed,
+    Failed,
+}
+
+impl RotationPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RotationPhase::Rewrapping => "rewrapping",
+            RotationPhase::Completed => "completed",
+            RotationPhase::Failed => "failed",
+        }
+    }
+}
+
+/// A key rotation: every data key wrapped under a `from` key is wrapped
+/// again under `to`. Progress is checkpointed here so another node (or this
+/// one after a restart) continues from `cursor` once the owner's lease has
+/// expired.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Rotation {
+    pub id: String,
+    /// `rewrap` today; a later mode re-encrypts data under new data keys.
+    pub mode: String,
+    pub from: Vec<KeyRef>,
+    pub to: KeyRef,
+    pub phase: RotationPhase,
+    pub started_millis: i64,
+    #[serde(default)]
+    pub finished_millis: Option<i64>,
+    pub total: u64,
+    pub done: u64,
+    /// Last wrapped key handled, as `<kek>/<dek>`; keys are handled in order.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    pub owner: String,
+    pub lease_expires_millis: i64,
+    #[serde(default)]
+    pub failures: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

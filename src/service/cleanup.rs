@@ -88,6 +88,14 @@ impl Node {
                 }
             }
         }
+        // Wrapped keys survive only under master keys the keyring still
+        // needs: after a completed rotation the old wrappings go.
+        let (_, keyring) = repo.keyring().await?;
+        let needed: HashSet<String> = keyring
+            .needed
+            .iter()
+            .map(|k| k.fingerprint.clone())
+            .collect();
         let mut result = CleanupResult::default();
         for obj in repo.store().list("/").await? {
             if layout::parse_generation(&obj.path).is_some_and(|n| n < generation) {
@@ -103,7 +111,8 @@ impl Node {
                 continue;
             }
             let referenced = keep.contains(&obj.path)
-                || layout::parse_wrapped_key(&obj.path).is_some_and(|(_, dek)| keys.contains(&dek.to_hex()))
+                || layout::is_keyring(&obj.path)
+                || layout::parse_wrapped_key(&obj.path).is_some_and(|(kek, dek)| keys.contains(&dek.to_hex()) && needed.contains(&kek.to_hex()))
                 // A generation newer than the one read belongs to a commit
                 // that raced this cleanup: never touch it.
                 || layout::parse_generation(&obj.path).is_some_and(|n| n > generation);

@@ -87,12 +87,14 @@ impl ServiceError {
     /// the lower layers name objects, never keys, so they may be shown.
     pub fn repo(repository: &str, e: RepoError) -> ServiceError {
         match e {
-            RepoError::WrongKey { .. } | RepoError::ReadOnly | RepoError::UnsupportedFormat(_) => {
-                ServiceError::Repository {
-                    repository: repository.to_string(),
-                    reason: e.to_string(),
-                }
-            }
+            RepoError::WrongKey { .. }
+            | RepoError::ReadOnly
+            | RepoError::UnsupportedFormat(_)
+            | RepoError::NoCreationKey(_)
+            | RepoError::ActiveKeyMissing(_) => ServiceError::Repository {
+                repository: repository.to_string(),
+                reason: e.to_string(),
+            },
             _ => ServiceError::RepositoryFailure {
                 repository: repository.to_string(),
                 reason: e.to_string(),

@@ -161,13 +161,9 @@ impl Node {
                     }),
             }
         };
+        // The master key that creates the repository; once it exists, its
+        // keyring decides which keys wrap and read (rotation changes them).
         let key_id = s.get("key_id").cloned().unwrap_or_else(|| "default".into());
-        if self.keystore().get(&key_id).is_none() {
-            return Err(format!(
-                "the keystore of node [{}] holds no master key [{key_id}]",
-                self.config.node_name
-            ));
-        }
         Ok(RepoSettings {
             backend,
             compress: s
@@ -205,14 +201,11 @@ impl Node {
         )
         .map_err(|e| err(e.to_string()))?;
         let keystore = self.keystore();
-        let key = keystore
-            .get(&settings.key_id)
-            .expect("checked by parse_settings");
         let opts = OpenOptions {
             compress: settings.compress,
             readonly: settings.readonly,
         };
-        let repo = Repository::open(store, key, &keystore, opts)
+        let repo = Repository::open(store, &settings.key_id, &keystore, opts)
             .await
             .map_err(|e| ServiceError::repo(name, e))?;
         Ok(OpenRepository {

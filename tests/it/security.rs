@@ -155,9 +155,24 @@ async fn wrong_key_is_refused_and_the_same_key_reads_from_a_second_deployment() 
         )
         .await;
     assert!(
-        unknown.reason().contains("holds no master key [nope]"),
+        unknown
+            .reason()
+            .contains("[nope] does not open this repository"),
         "{}",
         unknown.text
+    );
+    let fresh = other
+        .call(
+            "PUT",
+            "/_snapshot/fresh",
+            Some(json!({"type": "fs", "settings": {"location": "fresh", "key_id": "nope"}})),
+        )
+        .await;
+    assert_eq!(fresh.error_type(), "repository_exception");
+    assert!(
+        fresh.reason().contains("holds no master key [nope]"),
+        "{}",
+        fresh.text
     );
     other.stop().await;
 
