@@ -23,6 +23,10 @@ pub struct FileConfig {
     pub storage_timeout_secs: Option<u64>,
     pub storage_concurrency: Option<usize>,
     pub snapshot_upload_concurrency: Option<usize>,
+    pub state_dir: Option<PathBuf>,
+    pub rotation_lease_secs: Option<u64>,
+    pub rotation_keys_per_sec: Option<u64>,
+    pub heartbeat_secs: Option<u64>,
 }
 
 /// The effective configuration of a node.
@@ -41,6 +45,14 @@ pub struct Config {
     pub storage_timeout_secs: u64,
     pub storage_concurrency: usize,
     pub snapshot_upload_concurrency: usize,
+    /// The state store; replicas of one deployment share it.
+    pub state_dir: PathBuf,
+    /// How long a node owns a key rotation without renewing it.
+    pub rotation_lease_secs: u64,
+    /// Pace of rewrapping (0: as fast as storage allows).
+    pub rotation_keys_per_sec: u64,
+    /// How often a node publishes its liveness and key fingerprints.
+    pub heartbeat_secs: u64,
 }
 
 /// What flags and environment variables set.
@@ -63,6 +75,10 @@ impl Config {
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from("./data"));
         let default_repo = data_dir.join("repos");
+        let state_dir = file
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("state"));
         let mut path_repo = file.path_repo.unwrap_or_else(|| vec![default_repo]);
         if path_repo.is_empty() {
             return Err("path_repo must name at least one directory".into());
@@ -92,6 +108,10 @@ impl Config {
             storage_timeout_secs: file.storage_timeout_secs.unwrap_or(60),
             storage_concurrency: file.storage_concurrency.unwrap_or(64),
             snapshot_upload_concurrency: file.snapshot_upload_concurrency.unwrap_or(4),
+            state_dir,
+            rotation_lease_secs: file.rotation_lease_secs.unwrap_or(30).max(1),
+            rotation_keys_per_sec: file.rotation_keys_per_sec.unwrap_or(0),
+            heartbeat_secs: file.heartbeat_secs.unwrap_or(2).max(1),
         })
     }
 

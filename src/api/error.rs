@@ -100,6 +100,7 @@ impl From<ServiceError> for ApiError {
             ),
             E::SnapshotMissing { .. } => (S::NOT_FOUND, "snapshot_missing_exception"),
             E::RepositoryPaused { .. } => (S::CONFLICT, "repository_paused_exception"),
+            E::ConcurrentKeyRotation { .. } => (S::CONFLICT, "concurrent_key_rotation_exception"),
             E::InvalidSnapshotName { .. } => (S::BAD_REQUEST, "invalid_snapshot_name_exception"),
             E::ConcurrentSnapshotExecution { .. } => (
                 S::SERVICE_UNAVAILABLE,

@@ -7,6 +7,7 @@ pub mod cat;
 pub mod error;
 pub mod extract;
 pub mod indices;
+pub mod keys;
 pub mod model;
 pub mod pending;
 pub mod present;
@@ -37,7 +38,7 @@ use error::ApiError;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "snapvault", description = "Elasticsearch-compatible snapshot API with client-side encrypted repositories"),
-    tags((name = "repositories"), (name = "snapshots"), (name = "indices"), (name = "documents"), (name = "cat"), (name = "node"), (name = "not implemented"))
+    tags((name = "repositories"), (name = "snapshots"), (name = "indices"), (name = "documents"), (name = "cat"), (name = "node"), (name = "keys"), (name = "not implemented"))
 )]
 struct ApiDoc;
 
@@ -93,7 +94,8 @@ fn routes() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(indices::refresh))
         .routes(routes!(indices::search, indices::search_get))
         .routes(routes!(indices::count, indices::count_post))
-        .routes(routes!(pending::rotate_key, pending::rotate_key_status))
+        .routes(routes!(keys::rotate_key, keys::rotate_key_status))
+        .routes(routes!(keys::all_rotations))
         .routes(routes!(repositories::pause_repository))
         .routes(routes!(repositories::resume_repository))
         .routes(routes!(pending::analyze))

@@ -1,5 +1,5 @@
-//! Routes of features still being built (key rotation, SLM,
-//! repository analysis): they answer a clear `not_implemented_exception` (501) instead
+//! Routes of features still being built (SLM, repository
+//! analysis): they answer a clear `not_implemented_exception` (501) instead
 //! of falling through to another route or a generic 400.
 
 use axum::http::{StatusCode, Uri};
@@ -12,16 +12,6 @@ fn pending(uri: &Uri) -> ApiError {
         "not_implemented_exception",
         format!("[{}] is not implemented by snapvault yet", uri.path()),
     )
-}
-
-#[utoipa::path(post, path = "/_snapshot/{repository}/_rotate_key", tag = "not implemented", params(("repository" = String, Path, description = "Repository name")), responses((status = 501, body = ErrorBody)))]
-pub async fn rotate_key(uri: Uri) -> ApiError {
-    pending(&uri)
-}
-
-#[utoipa::path(get, path = "/_snapshot/{repository}/_rotate_key", tag = "not implemented", params(("repository" = String, Path, description = "Repository name")), responses((status = 501, body = ErrorBody)))]
-pub async fn rotate_key_status(uri: Uri) -> ApiError {
-    pending(&uri)
 }
 
 #[utoipa::path(post, path = "/_snapshot/{repository}/_analyze", tag = "not implemented", params(("repository" = String, Path, description = "Repository name")), responses((status = 501, body = ErrorBody)))]

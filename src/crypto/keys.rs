@@ -89,6 +89,16 @@ impl MasterKey {
         &self.name
     }
 
+    /// A fingerprint nodes publish to show which keys they hold: a keyed
+    /// hash of the secret under a fixed label, from which the key cannot be
+    /// recovered.
+    pub fn fingerprint(&self) -> String {
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.secret.0).expect("any key length");
+        mac.update(b"snapvault/v1/master-key-fingerprint");
+        hex::encode(&mac.finalize().into_bytes()[..16])
+    }
+
     /// The secret as hex, for the keystore file only.
     pub(crate) fn secret_hex(&self) -> String {
         hex::encode(self.secret.0)

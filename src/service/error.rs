@@ -22,6 +22,8 @@ pub enum ServiceError {
         reason: Option<String>,
         since: String,
     },
+    #[error("[{repository}] {reason}")]
+    ConcurrentKeyRotation { repository: String, reason: String },
     #[error("[{repository}:{snapshot}] is missing")]
     SnapshotMissing {
         repository: String,

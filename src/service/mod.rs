@@ -16,6 +16,7 @@ pub mod pause;
 pub mod recovery;
 pub mod repositories;
 pub mod restore;
+pub mod rotation;
 pub mod snapshots;
 pub mod status;
 
@@ -43,6 +44,10 @@ pub struct Node {
     repos: tokio::sync::Mutex<HashMap<String, Arc<OpenRepository>>>,
     pub tasks: ops::TaskTracker,
     recoveries: std::sync::Mutex<std::collections::BTreeMap<String, recovery::Recovery>>,
+    /// Repositories whose key rotation runs on this node.
+    rotating: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Tells background loops and rewraps to stop.
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl Node {
@@ -61,7 +66,9 @@ impl Node {
         let open = |sub: &str| {
             Store::open(Backend::Fs(config.data_dir.join(sub)), &limits).map_err(|e| e.to_string())
         };
-        let state = StateStore::open(open("state")?)
+        let state_store = Store::open(Backend::Fs(config.state_dir.clone()), &limits)
+            .map_err(|e| e.to_string())?;
+        let state = StateStore::open(state_store)
             .await
             .map_err(|e| e.to_string())?;
         let indices = Indices::load(open("data")?)
@@ -79,8 +86,11 @@ impl Node {
             repos: tokio::sync::Mutex::new(HashMap::new()),
             tasks: ops::TaskTracker::default(),
             recoveries: Default::default(),
+            rotating: Default::default(),
+            shutdown: tokio::sync::watch::channel(false).0,
         });
         node.recover_interrupted().await;
+        node.start_background();
         Ok((node, created))
     }
 
@@ -101,6 +111,7 @@ impl Node {
 
     /// Waits for background operations to finish, up to `timeout`.
     pub async fn shutdown(&self, timeout: std::time::Duration) {
+        self.shutdown.send_replace(true);
         if tokio::time::timeout(timeout, self.tasks.wait_idle())
             .await
             .is_err()

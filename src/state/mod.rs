@@ -12,6 +12,8 @@ use tokio::sync::RwLock;
 
 use crate::storage::{StorageError, Store};
 
+pub mod nodes;
+
 /// A registered repository.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RepositoryMetadata {

@@ -262,6 +262,55 @@ async fn every_error_type_has_elasticsearch_shape_and_status() {
             400,
             "repository_exception",
         ),
+        (
+            "POST",
+            "/_snapshot/repo/_rotate_key",
+            Some(json!({"key_id": "k2"})),
+            400,
+            "illegal_argument_exception",
+        ),
+        (
+            "POST",
+            "/_snapshot/repo/_rotate_key",
+            Some(json!({})),
+            400,
+            "action_request_validation_exception",
+        ),
+        (
+            "POST",
+            "/_snapshot/repo/_rotate_key",
+            Some(json!({"key_id": "default", "mode": "reencrypt"})),
+            501,
+            "not_implemented_exception",
+        ),
+        (
+            "POST",
+            "/_snapshot/nope/_rotate_key",
+            Some(json!({"key_id": "default"})),
+            404,
+            "repository_missing_exception",
+        ),
+        (
+            "GET",
+            "/_snapshot/nope/_rotate_key",
+            None,
+            404,
+            "repository_missing_exception",
+        ),
+        (
+            "POST",
+            "/_snapshot/nope/_pause",
+            None,
+            404,
+            "repository_missing_exception",
+        ),
+        (
+            "GET",
+            "/_slm/policy",
+            None,
+            501,
+            "not_implemented_exception",
+        ),
     ];
     for (method, path, body, status, kind) in cases {
         let r = s.call(method, path, body).await;

@@ -268,3 +268,129 @@ pub fn files_under(dir: &Path) -> Vec<(PathBuf, u64)> {
     out.sort();
     out
 }
+
+/// A real `snapvault serve` process, for tests that kill it.
+pub struct Proc {
+    pub base: String,
+    child: std::process::Child,
+}
+
+impl Proc {
+    /// Starts the binary on 127.0.0.1:0 over `data_dir` with `config_toml`;
+    /// its log goes to `<data_dir>.log`.
+    pub async fn spawn(data_dir: &Path, config_toml: &str) -> Proc {
+        use std::io::BufRead;
+        let config = data_dir.with_extension("toml");
+        std::fs::write(&config, config_toml).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.with_extension("log"))
+            .unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_snapvault"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .arg("--config")
+            .arg(&config)
+            .stdout(std::process::Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let base = tokio::task::spawn_blocking(move || {
+            let mut lines = std::io::BufReader::new(stdout).lines();
+            loop {
+                let line = lines.next().expect("server printed its address").unwrap();
+                if let Some(addr) = line.strip_prefix("snapvault listening on ") {
+                    return addr.trim().to_string();
+                }
+            }
+        })
+        .await
+        .unwrap();
+        Proc { base, child }
+    }
+
+    /// SIGKILL: no shutdown hook runs.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
+        let client = reqwest::Client::new();
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = client.request(m, format!("{}{}", self.base, path));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp { status, body, text }
+    }
+
+    pub async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let r = self.call(method, path, body).await;
+        assert!(
+            (200..300).contains(&r.status),
+            "{method} {path} -> {} {}",
+            r.status,
+            r.text
+        );
+        r.body
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Adds a random master key named `name` to the keystore of `data_dir`.
+pub fn add_key(data_dir: &Path, name: &str) {
+    let path = data_dir.join("keystore.json");
+    let mut ks = snapvault::crypto::Keystore::load(&path).unwrap();
+    ks.insert(snapvault::crypto::MasterKey::generate(name));
+    ks.save(&path).unwrap();
+}
+
+/// Removes master key `name` from the keystore of `data_dir`.
+pub fn remove_key(data_dir: &Path, name: &str) {
+    let path = data_dir.join("keystore.json");
+    let mut ks = snapvault::crypto::Keystore::load(&path).unwrap();
+    assert!(ks.remove(name));
+    ks.save(&path).unwrap();
+}
+
+/// Polls `GET /_snapshot/{repo}/_rotate_key` until `pred` holds.
+pub async fn wait_rotation(
+    base: &str,
+    repo: &str,
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    let client = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    loop {
+        let v: Value = client
+            .get(format!("{base}/_snapshot/{repo}/_rotate_key"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if pred(&v) {
+            return v;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "timed out waiting for {what}: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -7,6 +7,7 @@ mod fixtures;
 mod packaging;
 mod pause;
 mod restart;
+mod rotation;
 mod security;
 mod snapshots;
 mod walkthrough;
