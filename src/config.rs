@@ -65,15 +65,7 @@ pub struct Overrides {
 
 impl Config {
     pub fn load(o: &Overrides) -> Result<Config, String> {
-        let file = match &o.config_file {
-            Some(path) => read_file(path)?,
-            None => FileConfig::default(),
-        };
-        let data_dir = o
-            .data_dir
-            .clone()
-            .or(file.data_dir)
-            .unwrap_or_else(|| PathBuf::from("./data"));
+        let (file, data_dir) = file_and_data_dir(o)?;
         let default_repo = data_dir.join("repos");
         let state_dir = file
             .state_dir
@@ -117,19 +109,25 @@ impl Config {
 
     /// Keystore path for the `keystore` subcommands, which need no repos.
     pub fn keystore_path(o: &Overrides) -> Result<PathBuf, String> {
-        let file = match &o.config_file {
-            Some(path) => read_file(path)?,
-            None => FileConfig::default(),
-        };
-        let data_dir = o
-            .data_dir
-            .clone()
-            .or(file.data_dir)
-            .unwrap_or_else(|| PathBuf::from("./data"));
+        let (file, data_dir) = file_and_data_dir(o)?;
         Ok(file
             .keystore
             .unwrap_or_else(|| data_dir.join("keystore.json")))
     }
+}
+
+/// The config file (if any) and the data directory, which flags override.
+fn file_and_data_dir(o: &Overrides) -> Result<(FileConfig, PathBuf), String> {
+    let mut file = match &o.config_file {
+        Some(path) => read_file(path)?,
+        None => FileConfig::default(),
+    };
+    let data_dir = o
+        .data_dir
+        .clone()
+        .or(file.data_dir.take())
+        .unwrap_or_else(|| PathBuf::from("./data"));
+    Ok((file, data_dir))
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, String> {

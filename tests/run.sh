@@ -11,4 +11,5 @@ if [ ! -x target/venv/bin/python ] || ! target/venv/bin/python -c 'import elasti
   target/venv/bin/pip install --quiet --disable-pip-version-check 'elasticsearch>=8.19,<9'
 fi
 export SNAPVAULT_TEST_PYTHON="$PWD/target/venv/bin/python"
-cargo test --locked --all-targets
+# Benchmarks are not tests: they run with `cargo bench` and bench/run.sh.
+cargo test --locked --lib --bins --tests

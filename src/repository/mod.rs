@@ -175,15 +175,7 @@ impl Repository {
                 Bytes::from(crypto::wrap(&kek, &chunk_key, &uuid, &path)),
             )
             .await?;
-        let key_ref = KeyRef {
-            name: key.name().to_string(),
-            fingerprint: kek.fingerprint().to_hex(),
-        };
-        let keyring = Keyring {
-            active: key_ref.clone(),
-            needed: vec![key_ref],
-            rotation: None,
-        };
+        let keyring = Keyring::first(key.name(), &kek);
         let identity = Identity {
             format_version: FORMAT_VERSION,
             uuid,
@@ -230,15 +222,7 @@ impl Repository {
             ));
         };
         crypto::unwrap(&kek, &identity.uuid, &path, &wrapped)?;
-        let key_ref = KeyRef {
-            name: key.name().to_string(),
-            fingerprint: kek.fingerprint().to_hex(),
-        };
-        let keyring = Keyring {
-            active: key_ref.clone(),
-            needed: vec![key_ref],
-            rotation: None,
-        };
+        let keyring = Keyring::first(key.name(), &kek);
         match store
             .write_if_absent(layout::KEYRING, to_json(&keyring))
             .await

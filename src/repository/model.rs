@@ -30,6 +30,21 @@ pub struct Keyring {
     pub rotation: Option<Rotation>,
 }
 
+impl Keyring {
+    /// The keyring of a new repository: one key, active and needed.
+    pub fn first(name: &str, kek: &crate::crypto::Kek) -> Keyring {
+        let key = KeyRef {
+            name: name.to_string(),
+            fingerprint: kek.fingerprint().to_hex(),
+        };
+        Keyring {
+            active: key.clone(),
+            needed: vec![key],
+            rotation: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum RotationPhase {

@@ -18,12 +18,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+
 use super::{now_millis, Node, Result, ServiceError};
 use crate::crypto;
 use crate::repository::layout;
 use crate::repository::model::{KeyRef, Keyring, Rotation, RotationPhase};
 use crate::repository::{RepoError, Repository};
 use crate::state::nodes::NodeRecord;
+
+/// Wrapped keys rewrapped at once: storage round trips (and an fsync per
+/// new object on `fs`) dominate, so a few in flight multiply throughput.
+const REWRAP_CONCURRENCY: usize = 8;
 
 /// What `POST _rotate_key` did.
 pub enum RotateOutcome {
@@ -277,21 +283,36 @@ impl Node {
                 .list(&format!("{}{fp}/", layout::KEYS_DIR))
                 .await
                 .map_err(|e| e.to_string())?;
-            for obj in listed {
-                let cursor = obj.path.trim_start_matches(layout::KEYS_DIR).to_string();
-                if p.cursor.as_ref().is_some_and(|c| *c >= cursor) {
-                    continue;
+            // Up to REWRAP_CONCURRENCY keys in flight; results are taken in
+            // order, so the cursor only ever passes keys that are done.
+            let pending: Vec<_> = listed
+                .into_iter()
+                .map(|obj| obj.path)
+                .filter(|path| {
+                    p.cursor
+                        .as_ref()
+                        .is_none_or(|c| c.as_str() < path.trim_start_matches(layout::KEYS_DIR))
+                })
+                .map(|path| {
+                    let to = &rot.to;
+                    async move {
+                        let result = rewrap(repo, kek, to, &path).await;
+                        (path, result)
+                    }
+                })
+                .collect();
+            let mut results = futures::stream::iter(pending).buffered(REWRAP_CONCURRENCY);
+            while let Some((path, result)) = results.next().await {
+                if let Err(e) = result {
+                    p.failures.push(e);
                 }
+                p.done += 1;
+                p.cursor = Some(path.trim_start_matches(layout::KEYS_DIR).to_string());
                 if *self.shutdown.borrow() {
                     // Stop between steps; the next start resumes from the checkpoint.
                     self.checkpoint(repo, &rot, &p).await?;
                     return Ok(());
                 }
-                if let Err(e) = rewrap(repo, kek, &rot.to, &obj.path).await {
-                    p.failures.push(e);
-                }
-                p.done += 1;
-                p.cursor = Some(cursor);
                 if let Some(d) = pace {
                     tokio::time::sleep(d).await;
                 }
@@ -352,17 +373,10 @@ impl Node {
         let lease = self.config.rotation_lease_secs as i64 * 1000;
         let (owned, _) = repo
             .update_keyring(|k| {
-                let Some(r) = k.rotation.as_mut().filter(|r| {
-                    r.id == rot.id
-                        && r.owner == self.node_id
-                        && r.phase == RotationPhase::Rewrapping
-                }) else {
+                let Some(r) = owned_rotation(k, &rot.id, &self.node_id) else {
                     return Ok::<_, RepoError>(false);
                 };
-                r.total = p.total.max(p.done);
-                r.done = p.done;
-                r.cursor = p.cursor.clone();
-                r.failures = p.failures.clone();
+                p.record(r);
                 r.lease_expires_millis = now_millis() + lease;
                 Ok(true)
             })
@@ -380,17 +394,10 @@ impl Node {
         let ok = p.failures.is_empty();
         let (owned, _) = repo
             .update_keyring(|k| {
-                let Some(r) = k.rotation.as_mut().filter(|r| {
-                    r.id == rot.id
-                        && r.owner == self.node_id
-                        && r.phase == RotationPhase::Rewrapping
-                }) else {
+                let Some(r) = owned_rotation(k, &rot.id, &self.node_id) else {
                     return Ok::<_, RepoError>(false);
                 };
-                r.total = p.total.max(p.done);
-                r.done = p.done;
-                r.cursor = p.cursor.clone();
-                r.failures = p.failures.clone();
+                p.record(r);
                 r.finished_millis = Some(now_millis());
                 r.phase = if ok {
                     RotationPhase::Completed
@@ -514,6 +521,23 @@ impl Node {
             }
         }
     }
+}
+
+impl Progress {
+    /// Copies local progress into the persisted rotation.
+    fn record(&self, r: &mut Rotation) {
+        r.total = self.total.max(self.done);
+        r.done = self.done;
+        r.cursor = self.cursor.clone();
+        r.failures = self.failures.clone();
+    }
+}
+
+/// The running rotation `id`, if `node` still owns it.
+fn owned_rotation<'a>(k: &'a mut Keyring, id: &str, node: &str) -> Option<&'a mut Rotation> {
+    k.rotation
+        .as_mut()
+        .filter(|r| r.id == id && r.owner == node && r.phase == RotationPhase::Rewrapping)
 }
 
 /// Wraps the data key stored at `path` (under `kek`) again under `to`.

@@ -203,14 +203,7 @@ impl Store {
         match &self.backend {
             Backend::Fs(root) => {
                 let target = root.join(path);
-                let p = path.to_string();
-                tokio::task::spawn_blocking(move || replace_file(&target, &data))
-                    .await
-                    .map_err(|e| StorageError::Backend {
-                        path: p.clone(),
-                        message: e.to_string(),
-                    })?
-                    .map_err(|e| StorageError::from_io(&p, e))
+                blocking_fs(path, move || replace_file(&target, &data)).await
             }
             Backend::Memory(_) => {
                 self.op
@@ -229,14 +222,7 @@ impl Store {
         match &self.backend {
             Backend::Fs(root) => {
                 let target = root.join(path);
-                let p = path.to_string();
-                tokio::task::spawn_blocking(move || link_new(&target, &data))
-                    .await
-                    .map_err(|e| StorageError::Backend {
-                        path: p.clone(),
-                        message: e.to_string(),
-                    })?
-                    .map_err(|e| StorageError::from_io(&p, e))
+                blocking_fs(path, move || link_new(&target, &data)).await
             }
             Backend::Memory(_) => {
                 let _guard = self.memory_lock.lock().await;
@@ -310,6 +296,20 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Runs blocking filesystem work for the object `path` off the async runtime.
+async fn blocking_fs(
+    path: &str,
+    work: impl FnOnce() -> std::io::Result<()> + Send + 'static,
+) -> Result<()> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StorageError::Backend {
+            path: path.to_string(),
+            message: e.to_string(),
+        })?
+        .map_err(|e| StorageError::from_io(path, e))
 }
 
 /// Writes a fresh temporary file beside `target` and fsyncs it; returns

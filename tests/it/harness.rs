@@ -118,22 +118,7 @@ impl Server {
     }
 
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
-        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self.client.request(m, format!("{}{}", self.base, path));
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await.unwrap();
-        let status = r.status().as_u16();
-        assert_eq!(
-            r.headers()
-                .get("x-elastic-product")
-                .map(|v| v.to_str().unwrap()),
-            Some("Elasticsearch")
-        );
-        let text = r.text().await.unwrap();
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Resp { status, body, text }
+        request(&self.client, &self.base, method, path, body).await
     }
 
     pub async fn raw(&self, method: &str, path: &str, content_type: &str, body: Vec<u8>) -> Resp {
@@ -318,17 +303,7 @@ impl Proc {
     }
 
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
-        let client = reqwest::Client::new();
-        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = client.request(m, format!("{}{}", self.base, path));
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await.unwrap();
-        let status = r.status().as_u16();
-        let text = r.text().await.unwrap();
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Resp { status, body, text }
+        request(&reqwest::Client::new(), &self.base, method, path, body).await
     }
 
     pub async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
@@ -393,4 +368,31 @@ pub async fn wait_rotation(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// One JSON request; every answer must carry the product header that the
+/// official clients check.
+async fn request(
+    client: &reqwest::Client,
+    base: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Resp {
+    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut req = client.request(m, format!("{base}{path}"));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    assert_eq!(
+        r.headers()
+            .get("x-elastic-product")
+            .map(|v| v.to_str().unwrap()),
+        Some("Elasticsearch")
+    );
+    let text = r.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Resp { status, body, text }
 }
