@@ -25,7 +25,7 @@ pub struct CatQuery {
 }
 
 /// Renders rows (column name to value) as Elasticsearch's cat output.
-fn render(
+pub(crate) fn render_rows(
     q: &CatQuery,
     columns: &[&str],
     mut rows: Vec<Vec<(String, String)>>,
@@ -198,7 +198,7 @@ async fn cat_indices_of(node: &Node, expr: &str, q: &CatQuery) -> Result<Respons
             ("pri.store.size", format!("{}b", s.store_bytes)),
         ]));
     }
-    render(q, INDEX_COLUMNS, rows)
+    render_rows(q, INDEX_COLUMNS, rows)
 }
 
 #[utoipa::path(get, path = "/_cat/indices", tag = "cat", responses((status = 200, body = String)))]
@@ -233,7 +233,7 @@ pub async fn cat_repositories(
             ("paused", paused.to_string()),
         ]));
     }
-    render(&q, &["id", "type", "paused"], rows)
+    render_rows(&q, &["id", "type", "paused"], rows)
 }
 
 const SNAPSHOT_COLUMNS: &[&str] = &[
@@ -305,7 +305,7 @@ async fn cat_snapshots_of(node: &Node, repos: &str, q: &CatQuery) -> Result<Resp
             ])
         })
         .collect();
-    render(q, SNAPSHOT_COLUMNS, rows)
+    render_rows(q, SNAPSHOT_COLUMNS, rows)
 }
 
 #[utoipa::path(get, path = "/_cat/snapshots", tag = "cat", responses((status = 200, body = String)))]

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod indices;
 pub mod keys;
 pub mod model;
+pub mod nodes;
 pub mod pending;
 pub mod present;
 pub mod recovery;
@@ -47,6 +48,8 @@ fn routes() -> OpenApiRouter<Arc<Node>> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(root::root, root::root_head))
         .routes(routes!(root::health))
+        .routes(routes!(nodes::nodes))
+        .routes(routes!(nodes::cat_nodes))
         .routes(routes!(root::reload_secure_settings))
         .routes(routes!(repositories::get_all_repositories))
         .routes(routes!(

@@ -458,6 +458,14 @@ impl Node {
         });
     }
 
+    /// Nodes that published a heartbeat recently (this one included).
+    pub async fn live_nodes(&self) -> Result<Vec<NodeRecord>> {
+        Ok(self
+            .state
+            .live_nodes(now_millis(), self.liveness_window_millis())
+            .await?)
+    }
+
     async fn heartbeat(&self) {
         let keystore = self.keystore();
         let record = NodeRecord {

@@ -4,6 +4,7 @@ mod cleanup;
 mod clients;
 mod errors;
 mod fixtures;
+mod nodes;
 mod packaging;
 mod pause;
 mod restart;
