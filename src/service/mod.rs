@@ -46,6 +46,8 @@ pub struct Node {
     recoveries: std::sync::Mutex<std::collections::BTreeMap<String, recovery::Recovery>>,
     /// Repositories whose key rotation runs on this node.
     rotating: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Running operations per repository name, shared by every handle.
+    ops: std::sync::Mutex<HashMap<String, Arc<std::sync::Mutex<ops::Ops>>>>,
     /// Tells background loops and rewraps to stop.
     shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -87,6 +89,7 @@ impl Node {
             tasks: ops::TaskTracker::default(),
             recoveries: Default::default(),
             rotating: Default::default(),
+            ops: Default::default(),
             shutdown: tokio::sync::watch::channel(false).0,
         });
         node.recover_interrupted().await;
@@ -107,6 +110,16 @@ impl Node {
         *self.keystore.write().expect("keystore lock") = ks;
         self.repos.lock().await.clear();
         Ok(n)
+    }
+
+    /// The running-operations record of repository `name` on this node.
+    pub(crate) fn ops_for(&self, name: &str) -> Arc<std::sync::Mutex<ops::Ops>> {
+        self.ops
+            .lock()
+            .expect("ops registry")
+            .entry(name.to_string())
+            .or_default()
+            .clone()
     }
 
     /// Waits for background operations to finish, up to `timeout`.

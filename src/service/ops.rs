@@ -68,6 +68,11 @@ impl Ops {
         !self.snapshots.is_empty() || !self.deleting.is_empty() || !self.clones.is_empty()
     }
 
+    /// True when anything at all runs: writers, a cleanup or a restore.
+    pub fn in_use(&self) -> bool {
+        self.busy() || self.cleanup || !self.restoring.is_empty()
+    }
+
     pub fn in_progress_name(&self, name: &str) -> bool {
         self.snapshots.contains_key(name) || self.clones.contains(name)
     }

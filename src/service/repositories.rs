@@ -30,7 +30,9 @@ pub struct OpenRepository {
     pub meta: RepositoryMetadata,
     pub settings: RepoSettings,
     pub repo: Repository,
-    pub ops: Mutex<Ops>,
+    /// Shared by every handle of this repository name on this node, so a
+    /// reopen (new settings, reloaded keystore) never forgets running work.
+    pub ops: Arc<Mutex<Ops>>,
 }
 
 impl OpenRepository {
@@ -213,7 +215,7 @@ impl Node {
             meta: meta.clone(),
             settings,
             repo,
-            ops: Mutex::new(Ops::default()),
+            ops: self.ops_for(name),
         })
     }
 
@@ -246,14 +248,11 @@ impl Node {
             repository: req.name.clone(),
             reason,
         })?;
-        if let Some(open) = self.repos.lock().await.get(&req.name) {
-            if open.ops().busy() {
-                return Err(ServiceError::Repository {
-                    repository: req.name.clone(),
-                    reason: "trying to modify or unregister a repository that is currently used"
-                        .into(),
-                });
-            }
+        if self.ops_for(&req.name).lock().expect("ops lock").in_use() {
+            return Err(ServiceError::Repository {
+                repository: req.name.clone(),
+                reason: "trying to modify or unregister a repository that is currently used".into(),
+            });
         }
         let meta = RepositoryMetadata {
             kind: req.kind.clone(),
@@ -300,15 +299,12 @@ impl Node {
     pub async fn delete_repository(&self, expr: &str) -> Result<()> {
         let names: Vec<String> = self.get_repositories(expr).await?.into_keys().collect();
         for name in &names {
-            if let Some(open) = self.repos.lock().await.get(name) {
-                if open.ops().busy() || open.ops().cleanup {
-                    return Err(ServiceError::Repository {
-                        repository: name.clone(),
-                        reason:
-                            "trying to modify or unregister a repository that is currently used"
-                                .into(),
-                    });
-                }
+            if self.ops_for(name).lock().expect("ops lock").in_use() {
+                return Err(ServiceError::Repository {
+                    repository: name.clone(),
+                    reason: "trying to modify or unregister a repository that is currently used"
+                        .into(),
+                });
             }
         }
         self.state

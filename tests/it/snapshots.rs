@@ -261,6 +261,22 @@ async fn rate_limited_snapshot_shows_progress_while_running() {
     assert_eq!(current["snapshots"][0]["state"], "IN_PROGRESS", "{current}");
     let status = s.ok("GET", "/_snapshot/_status", None).await;
     assert_eq!(status["snapshots"][0]["snapshot"], "running");
+    // Reopening the repository (a keystore reload) must not forget the
+    // running snapshot, nor may its settings change under it.
+    s.ok("POST", "/_nodes/reload_secure_settings", None).await;
+    let modify = s
+        .call(
+            "PUT",
+            "/_snapshot/throttled",
+            Some(json!({"type": "fs", "settings": {"location": "throttled"}})),
+        )
+        .await;
+    assert_eq!(modify.error_type(), "repository_exception");
+    assert!(
+        modify.reason().contains("currently used"),
+        "{}",
+        modify.text
+    );
     let conflict = s.call("POST", "/_snapshot/throttled/_cleanup", None).await;
     assert_eq!(conflict.status, 503);
     assert_eq!(
