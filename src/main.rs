@@ -60,8 +60,11 @@ enum KeystoreAction {
         #[arg(long)]
         from_stdin: bool,
     },
-    /// Remove a key.
+    /// Remove a key or a secure setting.
     Remove { id: String },
+    /// Set a secure setting (such as `s3.client.default.secret_key`) to the
+    /// value read from standard input.
+    Set { name: String },
 }
 
 fn main() -> std::process::ExitCode {
@@ -100,6 +103,9 @@ fn keystore(o: Overrides, action: KeystoreAction) -> Result<(), String> {
             for name in ks.names() {
                 println!("{name}");
             }
+            for name in ks.setting_names() {
+                println!("{name} (setting)");
+            }
             return Ok(());
         }
         KeystoreAction::Add { id, from_stdin } => {
@@ -127,6 +133,24 @@ fn keystore(o: Overrides, action: KeystoreAction) -> Result<(), String> {
                 MasterKey::generate(&id)
             };
             ks.insert(key);
+        }
+        KeystoreAction::Set { name } => {
+            let valid = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+            if !valid {
+                return Err(format!("invalid setting name [{name}]: use [a-z0-9._-], such as s3.client.default.secret_key"));
+            }
+            let mut value = String::new();
+            std::io::stdin()
+                .read_to_string(&mut value)
+                .map_err(|e| e.to_string())?;
+            let value = value.trim_end_matches(['\n', '\r']).to_string();
+            if value.is_empty() {
+                return Err("standard input held no value".into());
+            }
+            ks.set_setting(&name, value);
         }
         KeystoreAction::Remove { id } => {
             if !ks.remove(&id) {
@@ -173,7 +197,7 @@ fn serve(o: Overrides) -> Result<(), String> {
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,opendal=warn".into()),
+                .unwrap_or_else(|_| "info,opendal=error".into()),
         )
         .init();
     let config = Config::load(&o)?;

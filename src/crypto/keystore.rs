@@ -17,12 +17,44 @@ const ENV_PREFIX: &str = "SNAPVAULT_MASTER_KEY_";
 struct KeystoreFile {
     /// Key name to 64 hex characters.
     keys: BTreeMap<String, String>,
+    /// Secure settings such as `s3.client.default.secret_key`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    settings: BTreeMap<String, String>,
 }
 
-/// Master keys held by this node.
+/// A secret string (a storage credential): wiped on drop, printed redacted.
+#[derive(Clone, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
+pub struct SecureSetting(String);
+
+impl SecureSetting {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecureSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Master keys and secure settings held by this node.
 #[derive(Clone, Debug, Default)]
 pub struct Keystore {
     keys: BTreeMap<String, MasterKey>,
+    settings: BTreeMap<String, SecureSetting>,
+}
+
+/// Environment variables that set S3 client credentials:
+/// `SNAPVAULT_S3_<CLIENT>_ACCESS_KEY` and `SNAPVAULT_S3_<CLIENT>_SECRET_KEY`.
+fn setting_from_env(var: &str) -> Option<String> {
+    let rest = var.strip_prefix("SNAPVAULT_S3_")?;
+    for (suffix, name) in [("_ACCESS_KEY", "access_key"), ("_SECRET_KEY", "secret_key")] {
+        if let Some(client) = rest.strip_suffix(suffix) {
+            return Some(format!("s3.client.{}.{name}", client.to_ascii_lowercase()));
+        }
+    }
+    None
 }
 
 /// Key names follow the id rule of the design: `[a-z0-9_-]{1,64}`.
@@ -60,8 +92,14 @@ impl Keystore {
             for (name, secret) in file.keys {
                 ks.keys.insert(name.clone(), parse_secret(&name, &secret)?);
             }
+            for (name, value) in file.settings {
+                ks.settings.insert(name, SecureSetting(value));
+            }
         }
         for (var, value) in std::env::vars() {
+            if let Some(name) = setting_from_env(&var) {
+                ks.settings.insert(name, SecureSetting(value.clone()));
+            }
             if let Some(name) = var.strip_prefix(ENV_PREFIX) {
                 let name = name.to_ascii_lowercase();
                 if valid_key_name(&name) {
@@ -97,7 +135,20 @@ impl Keystore {
     }
 
     pub fn remove(&mut self, name: &str) -> bool {
-        self.keys.remove(name).is_some()
+        self.keys.remove(name).is_some() || self.settings.remove(name).is_some()
+    }
+
+    /// A secure setting such as `s3.client.default.access_key`.
+    pub fn setting(&self, name: &str) -> Option<&SecureSetting> {
+        self.settings.get(name)
+    }
+
+    pub fn setting_names(&self) -> Vec<String> {
+        self.settings.keys().cloned().collect()
+    }
+
+    pub fn set_setting(&mut self, name: &str, value: String) {
+        self.settings.insert(name.to_string(), SecureSetting(value));
     }
 
     /// Writes the file atomically (temp file, then rename) with mode 0600.
@@ -107,6 +158,11 @@ impl Keystore {
                 .keys
                 .iter()
                 .map(|(n, k)| (n.clone(), k.secret_hex()))
+                .collect(),
+            settings: self
+                .settings
+                .iter()
+                .map(|(n, v)| (n.clone(), v.0.clone()))
                 .collect(),
         };
         let text = serde_json::to_string_pretty(&file).expect("keystore serialises");

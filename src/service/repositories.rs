@@ -10,7 +10,7 @@ use super::ops::Ops;
 use super::{names, Node, Result, ServiceError};
 use crate::repository::{layout, OpenOptions, Repository};
 use crate::state::{RepositoryMetadata, StateError};
-use crate::storage::{Backend, Store};
+use crate::storage::{Backend, S3Config, Store};
 
 /// Settings of a repository, parsed and validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,8 +50,8 @@ pub struct PutRepository {
     pub verify: bool,
 }
 
-const KNOWN_SETTINGS: &[&str] = &[
-    "location",
+/// Settings every repository type takes.
+const COMMON_SETTINGS: &[&str] = &[
     "compress",
     "chunk_size",
     "readonly",
@@ -59,6 +59,22 @@ const KNOWN_SETTINGS: &[&str] = &[
     "max_restore_bytes_per_sec",
     "key_id",
 ];
+
+/// Settings of each repository type, besides the common ones.
+fn type_settings(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "fs" | "memory" => &["location"],
+        "s3" => &[
+            "bucket",
+            "base_path",
+            "region",
+            "endpoint",
+            "path_style_access",
+            "client",
+        ],
+        _ => &[],
+    }
+}
 
 /// Parses `10mb`, `1gb`, `512kb`, `100b` or a bare number of bytes.
 pub fn parse_byte_size(value: &str) -> Option<u64> {
@@ -129,7 +145,8 @@ impl Node {
         kind: &str,
         s: &BTreeMap<String, String>,
     ) -> std::result::Result<RepoSettings, String> {
-        if let Some(unknown) = s.keys().find(|k| !KNOWN_SETTINGS.contains(&k.as_str())) {
+        let known = |k: &str| COMMON_SETTINGS.contains(&k) || type_settings(kind).contains(&k);
+        if let Some(unknown) = s.keys().find(|k| !known(k)) {
             return Err(format!(
                 "unknown setting [{unknown}] for a repository of type [{kind}]"
             ));
@@ -144,7 +161,8 @@ impl Node {
                 &self.config.path_repo,
             )?),
             "memory" => Backend::Memory(location.unwrap_or("default").to_string()),
-            "s3" | "gcs" | "azure" | "url" | "hdfs" | "source" => {
+            "s3" => Backend::S3(self.s3_config(s)?),
+            "gcs" | "azure" | "url" | "hdfs" | "source" => {
                 return Err(format!(
                     "repository type [{kind}] is not implemented by snapvault yet"
                 ))
@@ -182,6 +200,42 @@ impl Node {
             max_snapshot_bytes_per_sec: bytes("max_snapshot_bytes_per_sec")?,
             max_restore_bytes_per_sec: bytes("max_restore_bytes_per_sec")?,
             key_id,
+        })
+    }
+
+    /// S3 settings; credentials come from the keystore's
+    /// `s3.client.<client>.access_key` and `.secret_key` (or environment),
+    /// never from repository settings.
+    fn s3_config(&self, s: &BTreeMap<String, String>) -> std::result::Result<S3Config, String> {
+        let bucket = s
+            .get("bucket")
+            .filter(|b| !b.is_empty())
+            .ok_or("missing bucket")?;
+        let client = s.get("client").map(String::as_str).unwrap_or("default");
+        let keystore = self.keystore();
+        let secret = |what: &str| {
+            let name = format!("s3.client.{client}.{what}");
+            keystore
+                .setting(&name)
+                .map(|v| v.expose().to_string())
+                .ok_or_else(|| format!("no credentials for s3 client [{client}]: set [{name}] in the keystore of node [{}]", self.config.node_name))
+        };
+        Ok(S3Config {
+            bucket: bucket.clone(),
+            root: s.get("base_path").cloned().unwrap_or_default(),
+            region: s
+                .get("region")
+                .cloned()
+                .unwrap_or_else(|| "us-east-1".into()),
+            endpoint: s.get("endpoint").cloned(),
+            access_key: secret("access_key")?,
+            secret_key: secret("secret_key")?,
+            // Like Elasticsearch: virtual-host style unless path style is asked for.
+            virtual_host: !s
+                .get("path_style_access")
+                .map(|v| parse_bool("path_style_access", v))
+                .transpose()?
+                .unwrap_or(false),
         })
     }
 

@@ -68,6 +68,35 @@ pub enum Backend {
     /// Process memory, shared by every store opened with the same name (so a
     /// repository re-registered under the same name finds its data again).
     Memory(String),
+    /// An S3 bucket (or an S3-compatible service at `endpoint`).
+    S3(S3Config),
+}
+
+/// Where and how to reach an S3 bucket. Prints without its secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct S3Config {
+    pub bucket: String,
+    /// Prefix of every object, like Elasticsearch's `base_path`.
+    pub root: String,
+    pub region: String,
+    pub endpoint: Option<String>,
+    pub access_key: String,
+    pub secret_key: String,
+    /// Virtual-host style requests (`bucket.host`) instead of path style.
+    pub virtual_host: bool,
+}
+
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("bucket", &self.bucket)
+            .field("root", &self.root)
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("access_key", &"[redacted]")
+            .field("secret_key", &"[redacted]")
+            .finish()
+    }
 }
 
 /// Limits for the layers stacked on every operator.
@@ -137,6 +166,27 @@ impl Store {
                 Operator::new(builder)
             }
             Backend::Memory(_) => Operator::new(opendal::services::Memory::default()),
+            Backend::S3(c) => {
+                static HTTP: std::sync::Once = std::sync::Once::new();
+                HTTP.call_once(opendal::install_default);
+                // Credentials come only from the configuration: no profile
+                // files, no instance metadata service.
+                let mut b = opendal::services::S3::default()
+                    .bucket(&c.bucket)
+                    .root(&format!("/{}", c.root.trim_matches('/')))
+                    .region(&c.region)
+                    .access_key_id(&c.access_key)
+                    .secret_access_key(&c.secret_key)
+                    .disable_config_load()
+                    .disable_ec2_metadata();
+                if let Some(e) = &c.endpoint {
+                    b = b.endpoint(e);
+                }
+                if c.virtual_host {
+                    b = b.enable_virtual_host_style();
+                }
+                Operator::new(b)
+            }
         }
         .map_err(|e| StorageError::from_opendal("/", e))?
         .layer(ConcurrentLimitLayer::new(limits.concurrency))
@@ -205,7 +255,8 @@ impl Store {
                 let target = root.join(path);
                 blocking_fs(path, move || replace_file(&target, &data)).await
             }
-            Backend::Memory(_) => {
+            // Object stores replace whole objects atomically.
+            Backend::Memory(_) | Backend::S3(_) => {
                 self.op
                     .write(path, data)
                     .await
@@ -230,6 +281,15 @@ impl Store {
                     return Err(StorageError::AlreadyExists(path.to_string()));
                 }
                 self.write(path, data).await
+            }
+            // `If-None-Match: *`: the service refuses when the name exists.
+            Backend::S3(_) => {
+                self.op
+                    .write_with(path, data)
+                    .if_not_exists(true)
+                    .await
+                    .map_err(|e| StorageError::from_opendal(path, e))?;
+                Ok(())
             }
         }
     }

@@ -9,6 +9,7 @@ mod packaging;
 mod pause;
 mod restart;
 mod rotation;
+mod s3;
 mod security;
 mod snapshots;
 mod walkthrough;

@@ -144,6 +144,26 @@ fn keystore_commands_never_print_secrets() {
     assert!(!ok && msg.contains("invalid key name"));
     let (ok, msg) = run(&["keystore", "add", "short", "--from-stdin"], Some("abcd"));
     assert!(!ok && msg.contains("64 hex"));
+    assert!(
+        run(
+            &["keystore", "set", "s3.client.default.secret_key"],
+            Some("very-secret-value\n")
+        )
+        .0
+    );
+    let (_, listed) = run(&["keystore", "list"], None);
+    assert!(
+        listed.contains("s3.client.default.secret_key (setting)"),
+        "{listed}"
+    );
+    assert!(!listed.contains("very-secret-value"));
+    assert!(
+        run(
+            &["keystore", "remove", "s3.client.default.secret_key"],
+            None
+        )
+        .0
+    );
     assert!(run(&["keystore", "remove", "prod"], None).0);
     assert_eq!(run(&["keystore", "list"], None).1.trim(), "imported");
 }
