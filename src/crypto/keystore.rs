@@ -45,13 +45,28 @@ pub struct Keystore {
     settings: BTreeMap<String, SecureSetting>,
 }
 
-/// Environment variables that set S3 client credentials:
-/// `SNAPVAULT_S3_<CLIENT>_ACCESS_KEY` and `SNAPVAULT_S3_<CLIENT>_SECRET_KEY`.
+/// Environment variables that set storage credentials:
+/// `SNAPVAULT_S3_<CLIENT>_ACCESS_KEY`, `SNAPVAULT_S3_<CLIENT>_SECRET_KEY`,
+/// `SNAPVAULT_AZURE_<CLIENT>_ACCOUNT` and `SNAPVAULT_AZURE_<CLIENT>_KEY`.
 fn setting_from_env(var: &str) -> Option<String> {
-    let rest = var.strip_prefix("SNAPVAULT_S3_")?;
-    for (suffix, name) in [("_ACCESS_KEY", "access_key"), ("_SECRET_KEY", "secret_key")] {
+    let (kind, rest, pairs): (&str, &str, &[(&str, &str)]) =
+        if let Some(rest) = var.strip_prefix("SNAPVAULT_S3_") {
+            (
+                "s3",
+                rest,
+                &[("_ACCESS_KEY", "access_key"), ("_SECRET_KEY", "secret_key")],
+            )
+        } else if let Some(rest) = var.strip_prefix("SNAPVAULT_AZURE_") {
+            ("azure", rest, &[("_ACCOUNT", "account"), ("_KEY", "key")])
+        } else {
+            return None;
+        };
+    for (suffix, name) in pairs {
         if let Some(client) = rest.strip_suffix(suffix) {
-            return Some(format!("s3.client.{}.{name}", client.to_ascii_lowercase()));
+            return Some(format!(
+                "{kind}.client.{}.{name}",
+                client.to_ascii_lowercase()
+            ));
         }
     }
     None

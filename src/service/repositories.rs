@@ -10,7 +10,7 @@ use super::ops::Ops;
 use super::{names, Node, Result, ServiceError};
 use crate::repository::{layout, OpenOptions, Repository};
 use crate::state::{RepositoryMetadata, StateError};
-use crate::storage::{Backend, S3Config, Store};
+use crate::storage::{AzureConfig, Backend, S3Config, Store};
 
 /// Settings of a repository, parsed and validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,6 +72,7 @@ fn type_settings(kind: &str) -> &'static [&'static str] {
             "path_style_access",
             "client",
         ],
+        "azure" => &["container", "base_path", "endpoint", "client"],
         _ => &[],
     }
 }
@@ -162,7 +163,8 @@ impl Node {
             )?),
             "memory" => Backend::Memory(location.unwrap_or("default").to_string()),
             "s3" => Backend::S3(self.s3_config(s)?),
-            "gcs" | "azure" | "url" | "hdfs" | "source" => {
+            "azure" => Backend::Azure(self.azure_config(s)?),
+            "gcs" | "url" | "hdfs" | "source" => {
                 return Err(format!(
                     "repository type [{kind}] is not implemented by snapvault yet"
                 ))
@@ -203,6 +205,46 @@ impl Node {
         })
     }
 
+    /// A secure setting from the keystore, or a clear error naming it.
+    fn credential(
+        &self,
+        kind: &str,
+        client: &str,
+        what: &str,
+    ) -> std::result::Result<String, String> {
+        let name = format!("{kind}.client.{client}.{what}");
+        self.keystore()
+            .setting(&name)
+            .map(|v| v.expose().to_string())
+            .ok_or_else(|| format!("no credentials for {kind} client [{client}]: set [{name}] in the keystore of node [{}]", self.config.node_name))
+    }
+
+    /// Azure settings; the account name and key come from the keystore's
+    /// `azure.client.<client>.account` and `.key` (or environment).
+    fn azure_config(
+        &self,
+        s: &BTreeMap<String, String>,
+    ) -> std::result::Result<AzureConfig, String> {
+        let container = s
+            .get("container")
+            .filter(|c| !c.is_empty())
+            .ok_or("missing container")?;
+        let client = s.get("client").map(String::as_str).unwrap_or("default");
+        let account = self.credential("azure", client, "account")?;
+        let key = self.credential("azure", client, "key")?;
+        let endpoint = s
+            .get("endpoint")
+            .cloned()
+            .unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"));
+        Ok(AzureConfig {
+            container: container.clone(),
+            root: s.get("base_path").cloned().unwrap_or_default(),
+            endpoint,
+            account,
+            key,
+        })
+    }
+
     /// S3 settings; credentials come from the keystore's
     /// `s3.client.<client>.access_key` and `.secret_key` (or environment),
     /// never from repository settings.
@@ -212,14 +254,7 @@ impl Node {
             .filter(|b| !b.is_empty())
             .ok_or("missing bucket")?;
         let client = s.get("client").map(String::as_str).unwrap_or("default");
-        let keystore = self.keystore();
-        let secret = |what: &str| {
-            let name = format!("s3.client.{client}.{what}");
-            keystore
-                .setting(&name)
-                .map(|v| v.expose().to_string())
-                .ok_or_else(|| format!("no credentials for s3 client [{client}]: set [{name}] in the keystore of node [{}]", self.config.node_name))
-        };
+        let secret = |what: &str| self.credential("s3", client, what);
         Ok(S3Config {
             bucket: bucket.clone(),
             root: s.get("base_path").cloned().unwrap_or_default(),

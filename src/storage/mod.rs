@@ -70,6 +70,31 @@ pub enum Backend {
     Memory(String),
     /// An S3 bucket (or an S3-compatible service at `endpoint`).
     S3(S3Config),
+    /// An Azure Blob Storage container.
+    Azure(AzureConfig),
+}
+
+/// Where and how to reach an Azure Blob container. Prints without its key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AzureConfig {
+    pub container: String,
+    pub root: String,
+    /// `https://<account>.blob.core.windows.net`, or an emulator's URL.
+    pub endpoint: String,
+    pub account: String,
+    pub key: String,
+}
+
+impl std::fmt::Debug for AzureConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AzureConfig")
+            .field("container", &self.container)
+            .field("root", &self.root)
+            .field("endpoint", &self.endpoint)
+            .field("account", &self.account)
+            .field("key", &"[redacted]")
+            .finish()
+    }
 }
 
 /// Where and how to reach an S3 bucket. Prints without its secret.
@@ -166,9 +191,18 @@ impl Store {
                 Operator::new(builder)
             }
             Backend::Memory(_) => Operator::new(opendal::services::Memory::default()),
+            Backend::Azure(c) => {
+                install_http();
+                let b = opendal::services::Azblob::default()
+                    .container(&c.container)
+                    .root(&format!("/{}", c.root.trim_matches('/')))
+                    .endpoint(&c.endpoint)
+                    .account_name(&c.account)
+                    .account_key(&c.key);
+                Operator::new(b)
+            }
             Backend::S3(c) => {
-                static HTTP: std::sync::Once = std::sync::Once::new();
-                HTTP.call_once(opendal::install_default);
+                install_http();
                 // Credentials come only from the configuration: no profile
                 // files, no instance metadata service.
                 let mut b = opendal::services::S3::default()
@@ -256,7 +290,7 @@ impl Store {
                 blocking_fs(path, move || replace_file(&target, &data)).await
             }
             // Object stores replace whole objects atomically.
-            Backend::Memory(_) | Backend::S3(_) => {
+            Backend::Memory(_) | Backend::S3(_) | Backend::Azure(_) => {
                 self.op
                     .write(path, data)
                     .await
@@ -283,7 +317,7 @@ impl Store {
                 self.write(path, data).await
             }
             // `If-None-Match: *`: the service refuses when the name exists.
-            Backend::S3(_) => {
+            Backend::S3(_) | Backend::Azure(_) => {
                 self.op
                     .write_with(path, data)
                     .if_not_exists(true)
@@ -356,6 +390,12 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Installs OpenDAL's HTTP transport once, for the cloud services.
+fn install_http() {
+    static HTTP: std::sync::Once = std::sync::Once::new();
+    HTTP.call_once(opendal::install_default);
 }
 
 /// Runs blocking filesystem work for the object `path` off the async runtime.

@@ -1,5 +1,6 @@
 mod harness;
 
+mod azure;
 mod cleanup;
 mod clients;
 mod errors;

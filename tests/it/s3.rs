@@ -101,30 +101,46 @@ async fn s3_repository_snapshot_restore_delete_cleanup_and_rotation() {
         missing.text
     );
 
+    scenario(&s, &data, "s3", "prod/snapshots", s3_store(&bucket, "")).await;
+    s.stop().await;
+}
+
+/// The whole repository life on a cloud backend: snapshot, incremental,
+/// restore, no plaintext in any object under `base_path`, delete and
+/// cleanup, rotation and removal of the old key. `store` sees the bucket
+/// or container from its root.
+pub(super) async fn scenario(
+    s: &Server,
+    data: &std::path::Path,
+    repo: &str,
+    base_path: &str,
+    store: Store,
+) {
     s.create_index("logs", 2).await;
-    let marker = "s3-plaintext-marker-77";
+    let marker = "cloud-plaintext-marker-77";
     let mut logs = docs("l", 200);
     logs.push(("secret".into(), json!({"text": marker})));
     s.bulk("logs", &logs).await;
     let expected = s.all_docs("logs").await;
-    s.create_snapshot("s3", "one", "logs").await;
-    s.create_snapshot("s3", "two", "logs").await;
-    let two = s.ok("GET", "/_snapshot/s3/two/_status", None).await;
+    s.create_snapshot(repo, "one", "logs").await;
+    s.create_snapshot(repo, "two", "logs").await;
+    let two = s
+        .ok("GET", &format!("/_snapshot/{repo}/two/_status"), None)
+        .await;
     assert_eq!(
         two["snapshots"][0]["stats"]["incremental"]["file_count"], 0,
         "incremental on S3 too"
     );
 
     s.ok("DELETE", "/logs", None).await;
-    s.restore("s3", "one", json!({})).await;
+    s.restore(repo, "one", json!({})).await;
     assert_eq!(s.all_docs("logs").await, expected);
 
     // Everything sits under base_path and holds no plaintext.
-    let store = s3_store(&bucket, "");
     let objects = store.list("/").await.unwrap();
     assert!(objects.len() > 5);
     for o in &objects {
-        assert!(o.path.starts_with("prod/snapshots/"), "{}", o.path);
+        assert!(o.path.starts_with(&format!("{base_path}/")), "{}", o.path);
         let bytes = store.read(&o.path).await.unwrap();
         assert!(
             !bytes.windows(marker.len()).any(|w| w == marker.as_bytes()),
@@ -135,33 +151,34 @@ async fn s3_repository_snapshot_restore_delete_cleanup_and_rotation() {
 
     // Delete and cleanup reclaim objects; the other snapshot still restores.
     s.bulk("logs", &docs("extra", 50)).await;
-    s.create_snapshot("s3", "three", "logs").await;
+    s.create_snapshot(repo, "three", "logs").await;
     let before = store.list("/").await.unwrap().len();
-    s.ok("DELETE", "/_snapshot/s3/three", None).await;
-    s.ok("POST", "/_snapshot/s3/_cleanup", None).await;
+    s.ok("DELETE", &format!("/_snapshot/{repo}/three"), None)
+        .await;
+    s.ok("POST", &format!("/_snapshot/{repo}/_cleanup"), None)
+        .await;
     assert!(store.list("/").await.unwrap().len() < before);
 
     // Rotation on S3, then the old key goes.
-    add_key(&data, "k2");
+    add_key(data, "k2");
     s.ok("POST", "/_nodes/reload_secure_settings", None).await;
     s.ok(
         "POST",
-        "/_snapshot/s3/_rotate_key?wait_for_completion=true",
+        &format!("/_snapshot/{repo}/_rotate_key?wait_for_completion=true"),
         Some(json!({"key_id": "k2"})),
     )
     .await;
-    wait_rotation(&s.base, "s3", "completion", |v| {
+    wait_rotation(&s.base, repo, "completion", |v| {
         v["rotation"]["phase"] == "completed"
     })
     .await;
-    remove_key(&data, "default");
+    remove_key(data, "default");
     s.ok("POST", "/_nodes/reload_secure_settings", None).await;
     s.restore(
-        "s3",
+        repo,
         "two",
         json!({"rename_pattern": "logs", "rename_replacement": "after-rotation"}),
     )
     .await;
     assert_eq!(s.all_docs("after-rotation").await, expected);
-    s.stop().await;
 }

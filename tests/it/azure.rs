@@ -1,0 +1,115 @@
+//! The Azure Blob backend against Azurite, which the test command starts
+//! (`SNAPVAULT_TEST_AZURE_ENDPOINT`). A missing emulator fails these tests.
+
+use bytes::Bytes;
+use serde_json::json;
+use snapvault::crypto::{Keystore, MasterKey};
+use snapvault::storage::{AzureConfig, Backend, Limits, StorageError, Store};
+
+use super::harness::Server;
+
+/// Azurite's well-known development account.
+const ACCOUNT: &str = "devstoreaccount1";
+const KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+fn endpoint() -> String {
+    let base = std::env::var("SNAPVAULT_TEST_AZURE_ENDPOINT")
+        .expect("SNAPVAULT_TEST_AZURE_ENDPOINT is not set: run the suite with `bash tests/run.sh`, which starts Azurite");
+    format!("{base}/{ACCOUNT}")
+}
+
+/// A fresh container on Azurite, created with the official Python SDK that
+/// the test command installs.
+async fn container() -> String {
+    let name = format!("snapvault-{}", uuid::Uuid::new_v4().simple());
+    let python = std::env::var("SNAPVAULT_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let conn = format!(
+        "DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};BlobEndpoint={};",
+        endpoint()
+    );
+    let script = "import sys; from azure.storage.blob import BlobServiceClient as C; C.from_connection_string(sys.argv[1]).create_container(sys.argv[2])";
+    let out = tokio::process::Command::new(python)
+        .args(["-c", script, &conn, &name])
+        .output()
+        .await
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "create container: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    name
+}
+
+fn azure_store(container: &str, root: &str) -> Store {
+    let config = AzureConfig {
+        container: container.into(),
+        root: root.into(),
+        endpoint: endpoint(),
+        account: ACCOUNT.into(),
+        key: KEY.into(),
+    };
+    Store::open(Backend::Azure(config), &Limits::default()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn azure_create_if_absent_has_one_winner_per_round() {
+    let store = azure_store(&container().await, "race");
+    for round in 0..15 {
+        let path = format!("index-{round}");
+        let mut tasks = Vec::new();
+        for writer in 0..8 {
+            let (s, p) = (store.clone(), path.clone());
+            tasks.push(tokio::spawn(async move {
+                s.write_if_absent(&p, Bytes::from(format!("w{writer}")))
+                    .await
+            }));
+        }
+        let mut winners = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(()) => winners += 1,
+                Err(StorageError::AlreadyExists(_)) => {}
+                Err(e) => panic!("unexpected: {e}"),
+            }
+        }
+        assert_eq!(winners, 1, "round {round}");
+    }
+    assert_eq!(store.list("/").await.unwrap().len(), 15);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn azure_repository_snapshot_restore_delete_cleanup_and_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    std::fs::create_dir_all(&data).unwrap();
+    let mut ks = Keystore::default();
+    ks.insert(MasterKey::generate("default"));
+    ks.set_setting("azure.client.default.account", ACCOUNT.into());
+    ks.set_setting("azure.client.default.key", KEY.into());
+    ks.save(&data.join("keystore.json")).unwrap();
+    let s = Server::start_with(&data, Some("heartbeat_secs = 1\n")).await;
+    let container = container().await;
+    let settings = json!({"container": container, "base_path": "backups", "endpoint": endpoint()});
+    s.ok(
+        "PUT",
+        "/_snapshot/az",
+        Some(json!({"type": "azure", "settings": settings})),
+    )
+    .await;
+    let shown = s.ok("GET", "/_snapshot/az", None).await.to_string();
+    assert!(!shown.contains(KEY), "the account key is never echoed");
+    let missing = s
+        .call("PUT", "/_snapshot/other", Some(json!({"type": "azure", "settings": {"container": container, "endpoint": endpoint(), "client": "other"}})))
+        .await;
+    assert!(
+        missing
+            .reason()
+            .contains("no credentials for azure client [other]"),
+        "{}",
+        missing.text
+    );
+    super::s3::scenario(&s, &data, "az", "backups", azure_store(&container, "")).await;
+    s.stop().await;
+}
