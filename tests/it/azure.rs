@@ -1,10 +1,9 @@
 //! The Azure Blob backend against Azurite, which the test command starts
 //! (`SNAPVAULT_TEST_AZURE_ENDPOINT`). A missing emulator fails these tests.
 
-use bytes::Bytes;
 use serde_json::json;
 use snapvault::crypto::{Keystore, MasterKey};
-use snapvault::storage::{AzureConfig, Backend, Limits, StorageError, Store};
+use snapvault::storage::{AzureConfig, Backend, Limits, Store};
 
 use super::harness::Server;
 
@@ -55,28 +54,7 @@ fn azure_store(container: &str, root: &str) -> Store {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn azure_create_if_absent_has_one_winner_per_round() {
-    let store = azure_store(&container().await, "race");
-    for round in 0..15 {
-        let path = format!("index-{round}");
-        let mut tasks = Vec::new();
-        for writer in 0..8 {
-            let (s, p) = (store.clone(), path.clone());
-            tasks.push(tokio::spawn(async move {
-                s.write_if_absent(&p, Bytes::from(format!("w{writer}")))
-                    .await
-            }));
-        }
-        let mut winners = 0;
-        for t in tasks {
-            match t.await.unwrap() {
-                Ok(()) => winners += 1,
-                Err(StorageError::AlreadyExists(_)) => {}
-                Err(e) => panic!("unexpected: {e}"),
-            }
-        }
-        assert_eq!(winners, 1, "round {round}");
-    }
-    assert_eq!(store.list("/").await.unwrap().len(), 15);
+    super::s3::one_winner_per_round(azure_store(&container().await, "race")).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -40,28 +40,7 @@ fn s3_store(bucket: &str, root: &str) -> Store {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_create_if_absent_has_one_winner_per_round() {
-    let store = s3_store(&bucket().await, "race");
-    for round in 0..15 {
-        let path = format!("index-{round}");
-        let mut tasks = Vec::new();
-        for writer in 0..8 {
-            let (s, p) = (store.clone(), path.clone());
-            tasks.push(tokio::spawn(async move {
-                s.write_if_absent(&p, Bytes::from(format!("w{writer}")))
-                    .await
-            }));
-        }
-        let mut winners = 0;
-        for t in tasks {
-            match t.await.unwrap() {
-                Ok(()) => winners += 1,
-                Err(StorageError::AlreadyExists(_)) => {}
-                Err(e) => panic!("unexpected: {e}"),
-            }
-        }
-        assert_eq!(winners, 1, "round {round}");
-    }
-    assert_eq!(store.list("/").await.unwrap().len(), 15);
+    one_winner_per_round(s3_store(&bucket().await, "race")).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -181,4 +160,30 @@ pub(super) async fn scenario(
     )
     .await;
     assert_eq!(s.all_docs("after-rotation").await, expected);
+}
+
+/// Create-if-absent under contention: eight writers race for each of 15
+/// names and exactly one wins each time.
+pub(super) async fn one_winner_per_round(store: Store) {
+    for round in 0..15 {
+        let path = format!("index-{round}");
+        let mut tasks = Vec::new();
+        for writer in 0..8 {
+            let (s, p) = (store.clone(), path.clone());
+            tasks.push(tokio::spawn(async move {
+                s.write_if_absent(&p, Bytes::from(format!("w{writer}")))
+                    .await
+            }));
+        }
+        let mut winners = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(()) => winners += 1,
+                Err(StorageError::AlreadyExists(_)) => {}
+                Err(e) => panic!("unexpected: {e}"),
+            }
+        }
+        assert_eq!(winners, 1, "round {round}");
+    }
+    assert_eq!(store.list("/").await.unwrap().len(), 15);
 }
