@@ -47,6 +47,17 @@ impl Resp {
         e["type"].as_str().unwrap_or_default().to_string()
     }
 
+    /// Asserts a 2xx answer and returns its body.
+    pub fn expect_ok(self, method: &str, path: &str) -> Value {
+        assert!(
+            (200..300).contains(&self.status),
+            "{method} {path} -> {} {}",
+            self.status,
+            self.text
+        );
+        self.body
+    }
+
     pub fn reason(&self) -> String {
         self.body["error"]["reason"]
             .as_str()
@@ -139,14 +150,7 @@ impl Server {
 
     /// Asserts a 2xx answer and returns its body.
     pub async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let r = self.call(method, path, body).await;
-        assert!(
-            (200..300).contains(&r.status),
-            "{method} {path} -> {} {}",
-            r.status,
-            r.text
-        );
-        r.body
+        self.call(method, path, body).await.expect_ok(method, path)
     }
 
     pub async fn create_index(&self, name: &str, shards: u32) {
@@ -307,14 +311,7 @@ impl Proc {
     }
 
     pub async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let r = self.call(method, path, body).await;
-        assert!(
-            (200..300).contains(&r.status),
-            "{method} {path} -> {} {}",
-            r.status,
-            r.text
-        );
-        r.body
+        self.call(method, path, body).await.expect_ok(method, path)
     }
 }
 
