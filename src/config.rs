@@ -24,6 +24,8 @@ pub struct FileConfig {
     pub storage_concurrency: Option<usize>,
     pub snapshot_upload_concurrency: Option<usize>,
     pub state_dir: Option<PathBuf>,
+    pub state_store: Option<String>,
+    pub data_store: Option<String>,
     pub rotation_lease_secs: Option<u64>,
     pub rotation_keys_per_sec: Option<u64>,
     pub heartbeat_secs: Option<u64>,
@@ -45,8 +47,13 @@ pub struct Config {
     pub storage_timeout_secs: u64,
     pub storage_concurrency: usize,
     pub snapshot_upload_concurrency: usize,
-    /// The state store; replicas of one deployment share it.
+    /// The state store directory when `state_store` is not set.
     pub state_dir: PathBuf,
+    /// The state store (a path or a store URI); replicas share it.
+    pub state_store: String,
+    /// The data store holding the indices (a path or a store URI);
+    /// replicas share it.
+    pub data_store: String,
     /// How long a node owns a key rotation without renewing it.
     pub rotation_lease_secs: u64,
     /// Pace of rewrapping (0: as fast as storage allows).
@@ -71,6 +78,10 @@ impl Config {
             .state_dir
             .clone()
             .unwrap_or_else(|| data_dir.join("state"));
+        let data_store = file
+            .data_store
+            .clone()
+            .unwrap_or_else(|| data_dir.join("data").display().to_string());
         let mut path_repo = file.path_repo.unwrap_or_else(|| vec![default_repo]);
         if path_repo.is_empty() {
             return Err("path_repo must name at least one directory".into());
@@ -100,6 +111,10 @@ impl Config {
             storage_timeout_secs: file.storage_timeout_secs.unwrap_or(60),
             storage_concurrency: file.storage_concurrency.unwrap_or(64),
             snapshot_upload_concurrency: file.snapshot_upload_concurrency.unwrap_or(4),
+            state_store: file
+                .state_store
+                .unwrap_or_else(|| state_dir.display().to_string()),
+            data_store,
             state_dir,
             rotation_lease_secs: file.rotation_lease_secs.unwrap_or(30).max(1),
             rotation_keys_per_sec: file.rotation_keys_per_sec.unwrap_or(0),

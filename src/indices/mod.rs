@@ -8,6 +8,16 @@
 //! `indices/<uuid>/meta.json` and `indices/<uuid>/<shard>/seg-<N>.ndjson`.
 //! An index becomes visible when its `meta.json` is written, which is what
 //! lets restore write every segment first and publish the index last.
+//!
+//! Several replicas may share one data store. Every change ends by
+//! overwriting `indices.changed` with a fresh token; every request first
+//! compares that token with the one this node last synchronised at and, if
+//! it differs, re-lists the store and applies what it lacks (new or removed
+//! indices, changed metadata, new segments). A node never records its own
+//! token as seen, so a change made elsewhere between two of its own writes
+//! is never missed. Segments are created with create-if-absent, so two
+//! replicas writing one shard at once never overwrite each other: the loser
+//! catches up and applies its batch again.
 
 pub mod names;
 pub mod segment;
@@ -139,7 +149,13 @@ pub struct IndexSummary {
 pub struct Indices {
     store: Store,
     by_name: RwLock<BTreeMap<String, Arc<Index>>>,
+    /// The change token this node last synchronised at; the lock also
+    /// keeps two synchronisations from running at once.
+    seen: Mutex<Option<Bytes>>,
 }
+
+/// Overwritten with a fresh token after every change to the data store.
+const CHANGED: &str = "indices.changed";
 
 fn meta_path(uuid: &str) -> String {
     format!("indices/{uuid}/meta.json")
@@ -163,46 +179,114 @@ impl Indices {
     /// Loads every index found in the store, rebuilding each shard's map
     /// from its segments.
     pub async fn load(store: Store) -> Result<Indices> {
+        let indices = Indices {
+            store,
+            by_name: RwLock::new(BTreeMap::new()),
+            seen: Mutex::new(None),
+        };
+        if indices.store.read_opt(CHANGED).await?.is_none() {
+            indices.note_change().await;
+        }
+        indices.sync().await?;
+        Ok(indices)
+    }
+
+    /// Every published index's metadata by name. Two metas with one name can
+    /// only be a crash during a replacing restore (or a replica reading in
+    /// the middle of one): the newer one wins.
+    async fn scan_metas(&self) -> Result<BTreeMap<String, IndexMetadata>> {
+        let store = &self.store;
         let mut metas: BTreeMap<String, IndexMetadata> = BTreeMap::new();
         let listed = store.list("indices/").await?;
         for obj in listed.iter().filter(|o| o.path.ends_with("/meta.json")) {
-            let bytes = store.read(&obj.path).await?;
+            // Removed between the listing and this read: not published.
+            let Some(bytes) = store.read_opt(&obj.path).await? else {
+                continue;
+            };
             let meta: IndexMetadata = serde_json::from_slice(&bytes)
                 .map_err(|_| IndexError::Corrupt(obj.path.clone()))?;
-            // Two metas with one name can only be a crash during a replacing
-            // restore: the newer one wins, the older one is removed.
             if let Some(prev) = metas.get(&meta.name) {
+                // The older one is what a replacing restore removes anyway.
                 let (loser, keep) = if prev.creation_date_millis <= meta.creation_date_millis {
                     (prev.uuid.clone(), meta)
                 } else {
                     (meta.uuid.clone(), prev.clone())
                 };
+                store.delete(&meta_path(&loser)).await?;
                 store.delete_all(&format!("indices/{loser}/")).await?;
                 metas.insert(keep.name.clone(), keep);
             } else {
                 metas.insert(meta.name.clone(), meta);
             }
         }
-        let indices = Indices {
-            store,
-            by_name: RwLock::new(BTreeMap::new()),
-        };
-        for (name, meta) in metas {
-            let index = indices.open_index(meta).await?;
-            indices.by_name.write().await.insert(name, Arc::new(index));
-        }
-        Ok(indices)
+        Ok(metas)
     }
 
-    async fn open_index(&self, meta: IndexMetadata) -> Result<Index> {
-        let mut shards = Vec::new();
-        for shard in 0..meta.number_of_shards {
-            let mut s = Shard::default();
-            let prefix = format!("indices/{}/{shard}/", meta.uuid);
-            let mut files: Vec<(u64, SegmentFile)> = Vec::new();
-            for obj in self.store.list(&prefix).await? {
-                let name = obj.path.rsplit('/').next().unwrap_or_default().to_string();
-                if let Some(n) = segment::parse_segment_number(&name) {
+    /// Brings this node's view up to date with the data store when another
+    /// node (or this one) changed it since the last synchronisation.
+    async fn sync(&self) -> Result<()> {
+        let mut seen = self.seen.lock().await;
+        let token = self.store.read_opt(CHANGED).await?;
+        if *seen == token {
+            return Ok(());
+        }
+        let metas = self.scan_metas().await?;
+        let current: Vec<(String, Arc<Index>)> = self
+            .by_name
+            .read()
+            .await
+            .iter()
+            .map(|(n, i)| (n.clone(), i.clone()))
+            .collect();
+        let mut gone: Vec<String> = Vec::new();
+        for (name, index) in &current {
+            let mut meta = index.meta.write().await;
+            match metas.get(name) {
+                Some(m) if m.uuid == meta.uuid => {
+                    if meta.state != m.state {
+                        meta.state = m.state;
+                    }
+                    let uuid = meta.uuid.clone();
+                    drop(meta);
+                    for (no, shard) in index.shards.iter().enumerate() {
+                        self.catch_up(&uuid, no as u32, &mut *shard.lock().await)
+                            .await?;
+                    }
+                }
+                _ => gone.push(name.clone()),
+            }
+        }
+        let mut fresh = Vec::new();
+        for (name, meta) in metas {
+            if gone.contains(&name) || !current.iter().any(|(n, _)| *n == name) {
+                fresh.push((name, Arc::new(self.open_index(meta).await?)));
+            }
+        }
+        let mut map = self.by_name.write().await;
+        for name in gone {
+            map.remove(&name);
+        }
+        map.extend(fresh);
+        *seen = token;
+        Ok(())
+    }
+
+    /// Records that the data store changed, for the other replicas.
+    async fn note_change(&self) {
+        let token = Bytes::from(new_doc_id());
+        if let Err(e) = self.store.write(CHANGED, token).await {
+            tracing::warn!(error = %e, "could not publish a data store change; other replicas see it at their next change");
+        }
+    }
+
+    /// Applies the segments of one shard that this node has not seen yet.
+    async fn catch_up(&self, uuid: &str, shard_no: u32, s: &mut Shard) -> Result<()> {
+        let prefix = format!("indices/{uuid}/{shard_no}/");
+        let mut files: Vec<(u64, SegmentFile)> = Vec::new();
+        for obj in self.store.list(&prefix).await? {
+            let name = obj.path.rsplit('/').next().unwrap_or_default().to_string();
+            if let Some(n) = segment::parse_segment_number(&name) {
+                if n >= s.next_segment {
                     files.push((
                         n,
                         SegmentFile {
@@ -212,29 +296,37 @@ impl Indices {
                     ));
                 }
             }
-            files.sort_by_key(|(n, _)| *n);
-            for (n, file) in files {
-                let data = self.store.read(&format!("{prefix}{}", file.name)).await?;
-                let seg: Arc<str> = Arc::from(file.name.as_str());
-                for entry in segment::entries(&data) {
-                    let (offset, len, e) =
-                        entry.map_err(|_| IndexError::Corrupt(file.name.clone()))?;
-                    s.next_seq_no = s.next_seq_no.max(e.seq_no + 1);
-                    s.apply(
-                        &e.id,
-                        e.source.is_some(),
-                        DocLoc {
-                            segment: seg.clone(),
-                            offset,
-                            len,
-                            version: e.version,
-                            seq_no: e.seq_no,
-                        },
-                    );
-                }
-                s.next_segment = n + 1;
-                s.segments.push(file);
+        }
+        files.sort_by_key(|(n, _)| *n);
+        for (n, file) in files {
+            let data = self.store.read(&format!("{prefix}{}", file.name)).await?;
+            let seg: Arc<str> = Arc::from(file.name.as_str());
+            for entry in segment::entries(&data) {
+                let (offset, len, e) = entry.map_err(|_| IndexError::Corrupt(file.name.clone()))?;
+                s.next_seq_no = s.next_seq_no.max(e.seq_no + 1);
+                s.apply(
+                    &e.id,
+                    e.source.is_some(),
+                    DocLoc {
+                        segment: seg.clone(),
+                        offset,
+                        len,
+                        version: e.version,
+                        seq_no: e.seq_no,
+                    },
+                );
             }
+            s.next_segment = n + 1;
+            s.segments.push(file);
+        }
+        Ok(())
+    }
+
+    async fn open_index(&self, meta: IndexMetadata) -> Result<Index> {
+        let mut shards = Vec::new();
+        for shard in 0..meta.number_of_shards {
+            let mut s = Shard::default();
+            self.catch_up(&meta.uuid, shard, &mut s).await?;
             shards.push(Mutex::new(s));
         }
         Ok(Index {
@@ -244,10 +336,14 @@ impl Indices {
     }
 
     pub async fn names(&self) -> Vec<String> {
+        if let Err(e) = self.sync().await {
+            tracing::warn!(error = %e, "could not synchronise with the data store");
+        }
         self.by_name.read().await.keys().cloned().collect()
     }
 
     pub async fn get(&self, name: &str) -> Result<Arc<Index>> {
+        self.sync().await?;
         self.by_name
             .read()
             .await
@@ -257,6 +353,7 @@ impl Indices {
     }
 
     pub async fn exists(&self, name: &str) -> bool {
+        let _ = self.sync().await;
         self.by_name.read().await.contains_key(name)
     }
 
@@ -276,6 +373,7 @@ impl Indices {
                 "Failed to parse value [{shards}] for setting [index.number_of_shards] must be >= 1 and <= 1024"
             )));
         }
+        self.sync().await?;
         let mut map = self.by_name.write().await;
         if map.contains_key(name) {
             return Err(IndexError::AlreadyExists(name.into()));
@@ -299,11 +397,14 @@ impl Indices {
                 shards,
             }),
         );
+        drop(map);
+        self.note_change().await;
         Ok(meta)
     }
 
     /// Deletes an index: unpublish (meta first), then remove its files.
     pub async fn delete(&self, name: &str) -> Result<()> {
+        self.sync().await?;
         let index = self
             .by_name
             .write()
@@ -312,6 +413,7 @@ impl Indices {
             .ok_or_else(|| IndexError::NotFound(name.into()))?;
         let uuid = index.meta.read().await.uuid.clone();
         self.store.delete(&meta_path(&uuid)).await?;
+        self.note_change().await;
         self.store.delete_all(&format!("indices/{uuid}/")).await?;
         Ok(())
     }
@@ -323,6 +425,8 @@ impl Indices {
         self.store
             .write(&meta_path(&meta.uuid), meta_json(&meta))
             .await?;
+        drop(meta);
+        self.note_change().await;
         Ok(())
     }
 
@@ -349,12 +453,59 @@ impl Indices {
         let mut results: Vec<Option<Result<DocResult>>> = (0..n).map(|_| None).collect();
         for (shard_no, ops) in by_shard {
             let mut shard = index.shards[shard_no as usize].lock().await;
+            let mut attempts = 0;
+            loop {
+                let (seq_no, segment) = (shard.next_seq_no, shard.next_segment);
+                match self
+                    .write_shard(&meta.uuid, shard_no, &mut shard, &ops, &mut results)
+                    .await
+                {
+                    // Another replica created this segment first: nothing of
+                    // this batch is applied yet, so catch up and redo it.
+                    Err(IndexError::Storage(StorageError::AlreadyExists(_)))
+                        if shard.next_segment == segment && attempts < 8 =>
+                    {
+                        attempts += 1;
+                        shard.next_seq_no = seq_no;
+                        self.catch_up(&meta.uuid, shard_no, &mut shard).await?;
+                    }
+                    Err(IndexError::Storage(StorageError::AlreadyExists(_))) => {
+                        self.note_change().await;
+                        return Err(IndexError::Invalid(format!(
+                            "shard [{shard_no}] of [{name}] was written by another node during this request; part of the batch is applied, retry the rest"
+                        )));
+                    }
+                    other => {
+                        other?;
+                        break;
+                    }
+                }
+            }
+        }
+        self.note_change().await;
+        Ok(results
+            .into_iter()
+            .map(|r| r.expect("every op has a result"))
+            .collect())
+    }
+
+    /// One shard's part of a batch, flushed as one or more new segments.
+    async fn write_shard(
+        &self,
+        uuid: &str,
+        shard_no: u32,
+        shard: &mut Shard,
+        ops: &[(usize, DocOp)],
+        results: &mut [Option<Result<DocResult>>],
+    ) -> Result<()> {
+        {
             let mut pending = Vec::new();
             let mut buf = Vec::new();
             // Versions as this batch sees them, before it is applied.
             let mut staged: HashMap<String, (u64, bool)> = HashMap::new();
             for (i, op) in ops {
-                let (id, source, create_only) = match &op {
+                let i = *i;
+                let (id, source, create_only) = match op {
                     DocOp::Index {
                         id,
                         source,
@@ -386,7 +537,7 @@ impl Indices {
                     continue;
                 }
                 if buf.len() >= segment::MAX_SEGMENT_BYTES {
-                    self.flush_segment(&meta.uuid, shard_no, &mut shard, &mut buf, &mut pending)
+                    self.flush_segment(uuid, shard_no, shard, &mut buf, &mut pending)
                         .await?;
                 }
                 let seq_no = shard.next_seq_no;
@@ -413,13 +564,10 @@ impl Indices {
                     seq_no,
                 ));
             }
-            self.flush_segment(&meta.uuid, shard_no, &mut shard, &mut buf, &mut pending)
+            self.flush_segment(uuid, shard_no, shard, &mut buf, &mut pending)
                 .await?;
         }
-        Ok(results
-            .into_iter()
-            .map(|r| r.expect("every op has a result"))
-            .collect())
+        Ok(())
     }
 
     async fn flush_segment(
@@ -598,6 +746,7 @@ impl Indices {
     /// Open indices of the same name are refused by the caller beforehand;
     /// here a race that opened one is refused again.
     pub async fn publish(&self, meta: IndexMetadata) -> Result<()> {
+        self.sync().await?;
         let loaded = self.open_index(meta.clone()).await?;
         let mut map = self.by_name.write().await;
         let replaced = match map.get(&meta.name) {
@@ -619,6 +768,7 @@ impl Indices {
             self.store.delete(&meta_path(&old)).await?;
             self.store.delete_all(&format!("indices/{old}/")).await?;
         }
+        self.note_change().await;
         Ok(())
     }
 

@@ -46,6 +46,9 @@ pub enum RepoError {
     Pruned,
     #[error("repository is read-only")]
     ReadOnly,
+    /// A long operation stopped because its node lost the lease on it.
+    #[error("{0}")]
+    LeaseLost(String),
     #[error(
         "repository format version [{0}] is newer than this node understands ({FORMAT_VERSION})"
     )]

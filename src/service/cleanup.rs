@@ -4,7 +4,8 @@
 //! every snapshot document and shard manifest; if any of them cannot be
 //! read, nothing is deleted (never collect on incomplete knowledge). Data
 //! keys stay while any referenced object names them. Refused while any
-//! snapshot, delete or clone runs on the repository, as in Elasticsearch.
+//! other operation runs on the repository on any replica, as in
+//! Elasticsearch.
 
 use std::collections::HashSet;
 
@@ -13,6 +14,10 @@ use super::{Node, Result, ServiceError};
 use crate::repository::layout;
 use crate::repository::model::{IndexMeta, ShardManifest, SnapshotDetails};
 use crate::repository::RepoError;
+use crate::state::OpKind;
+
+/// Objects examined between two checks that the lease still holds.
+const FENCE_EVERY: usize = 256;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CleanupResult {
@@ -30,26 +35,27 @@ impl Node {
                 reason: "cannot run cleanup on readonly repository".into(),
             });
         }
-        {
-            let mut ops = open.ops();
-            if ops.busy() || ops.cleanup || !ops.restoring.is_empty() {
-                return Err(ServiceError::ConcurrentSnapshotExecution {
-                    repository: repository.into(),
-                    snapshot: String::new(),
-                    reason: "cannot cleanup - a snapshot, delete, clone, restore or cleanup is currently running".into(),
-                });
-            }
-            ops.cleanup = true;
-        }
-        let result = self.collect_garbage(&open).await;
-        open.ops().cleanup = false;
+        let id = crate::indices::new_doc_id();
+        let busy = || ServiceError::ConcurrentSnapshotExecution {
+            repository: repository.into(),
+            snapshot: String::new(),
+            reason: "cannot cleanup - another cleanup is currently running".into(),
+        };
+        self.begin_op(repository, &id, OpKind::Cleanup, busy)
+            .await?;
+        let result = self.collect_garbage(&open, &id).await;
+        self.end_op(&id).await;
         result.map_err(|e| ServiceError::repo(repository, e))
     }
 
-    /// Deletes unreferenced objects. The caller holds the `cleanup` flag.
+    /// Deletes unreferenced objects. The caller holds operation `op_id`
+    /// (a cleanup or a collection), which excludes every data writer; the
+    /// record is checked again before deleting and every [`FENCE_EVERY`]
+    /// deletions, so a node that was taken for dead stops at once.
     pub(crate) async fn collect_garbage(
         &self,
         open: &OpenRepository,
+        op_id: &str,
     ) -> std::result::Result<CleanupResult, RepoError> {
         let repo = &open.repo;
         let generation = repo.latest_generation().await?;
@@ -97,7 +103,15 @@ impl Node {
             .map(|k| k.fingerprint.clone())
             .collect();
         let mut result = CleanupResult::default();
-        for obj in repo.store().list("/").await? {
+        let lost = || {
+            RepoError::LeaseLost(
+                "this node lost its lease on the cleanup (its heartbeat was late) and stopped; the repository is consistent, run _cleanup again".into(),
+            )
+        };
+        for (n, obj) in repo.store().list("/").await?.into_iter().enumerate() {
+            if n % FENCE_EVERY == 0 && !self.holds_op(op_id).await {
+                return Err(lost());
+            }
             if layout::parse_generation(&obj.path).is_some_and(|n| n < generation) {
                 // Old generations are emptied, never deleted (see layout).
                 let tomb = layout::GENERATION_TOMBSTONE;

@@ -7,6 +7,7 @@ use crate::repository::layout;
 use crate::repository::model::{
     IndexMeta, ShardManifest, ShardStats, SnapshotDetails, SnapshotState,
 };
+use crate::state::OpKind;
 
 impl Node {
     pub async fn clone_snapshot(
@@ -65,36 +66,19 @@ impl Node {
         if resolved.names.is_empty() {
             return Err(ServiceError::IllegalArgument(format!("No indices in the source snapshot [{source}] matched requested pattern [{indices}]")));
         }
-        {
-            let mut ops = open.ops();
-            if ops.in_progress_name(target) {
-                return Err(invalid(
-                    "snapshot with the same name is already in-progress",
-                ));
-            }
-            if ops.deleting.contains(source) || ops.cleanup {
-                return Err(ServiceError::ConcurrentSnapshotExecution {
-                    repository: repository.into(),
-                    snapshot: source.into(),
-                    reason:
-                        "cannot clone from a snapshot that is being deleted, or during a cleanup"
-                            .into(),
-                });
-            }
-            ops.clones.insert(target.into());
-            *ops.clone_sources.entry(source.into()).or_default() += 1;
-        }
+        let op_id = crate::indices::new_doc_id();
+        let kind = OpKind::Clone {
+            source: source.into(),
+            target: target.into(),
+        };
+        self.begin_op(repository, &op_id, kind, || {
+            invalid("snapshot with the same name is already in-progress")
+        })
+        .await?;
         let result = self
             .run_clone(&open, &src.uuid, target, &resolved.names)
             .await;
-        let mut ops = open.ops();
-        ops.clones.remove(target);
-        if let Some(n) = ops.clone_sources.get_mut(source) {
-            *n -= 1;
-            if *n == 0 {
-                ops.clone_sources.remove(source);
-            }
-        }
+        self.end_op(&op_id).await;
         result
     }
 

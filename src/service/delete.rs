@@ -1,11 +1,13 @@
 //! Deleting snapshots: remove them from the generation (a compare-and-swap
 //! commit), then their own documents; chunks nobody references any more are
-//! collected right away when the repository is otherwise idle, else left to
-//! `_cleanup`.
+//! collected right away when nothing that writes data runs on any replica,
+//! else left to `_cleanup`.
 
+use super::leases::Refusal;
 use super::{Node, Result, ServiceError};
 use crate::repository::layout;
 use crate::repository::model::SnapshotEntry;
+use crate::state::OpKind;
 
 impl Node {
     pub async fn delete_snapshots(&self, repository: &str, expr: &str) -> Result<Vec<String>> {
@@ -23,7 +25,13 @@ impl Node {
             .await
             .map_err(|e| ServiceError::repo(repository, e))?;
         let mut known: Vec<String> = data.snapshots.iter().map(|s| s.name.clone()).collect();
-        known.extend(open.ops().snapshots.keys().cloned());
+        // Running snapshots resolve too, so that deleting one is refused
+        // with the reason rather than reported missing.
+        for op in self.running_ops(repository).await? {
+            if let OpKind::Snapshot { snapshot } = op.kind {
+                known.push(snapshot);
+            }
+        }
         let resolved = crate::indices::names::resolve(expr, &known);
         if let Some(missing) = resolved.missing.first() {
             return Err(ServiceError::SnapshotMissing {
@@ -32,72 +40,40 @@ impl Node {
             });
         }
         let names = resolved.names;
-        let concurrent = |snapshot: &str, reason: &str| ServiceError::ConcurrentSnapshotExecution {
+        let id = crate::indices::new_doc_id();
+        let kind = OpKind::Delete {
+            snapshots: names.clone(),
+        };
+        // Names in progress are not in the generation, so a name-in-progress
+        // conflict cannot arise here; the record excludes everything else.
+        self.begin_op(repository, &id, kind, || ServiceError::SnapshotMissing {
             repository: repository.into(),
-            snapshot: snapshot.into(),
-            reason: reason.into(),
-        };
-        {
-            let mut ops = open.ops();
-            for n in &names {
-                if ops.snapshots.contains_key(n) {
-                    return Err(concurrent(
-                        n,
-                        "cannot delete a snapshot while it is being created; wait for it to finish",
-                    ));
-                }
-                if ops.clone_sources.contains_key(n) || ops.clones.contains(n) {
-                    return Err(concurrent(
-                        n,
-                        "cannot delete a snapshot while it is being cloned",
-                    ));
-                }
-                if ops.restoring.contains_key(n) {
-                    return Err(concurrent(
-                        n,
-                        "cannot delete snapshot during a restore in progress",
-                    ));
-                }
-                if ops.deleting.contains(n) {
-                    return Err(concurrent(
-                        n,
-                        "cannot delete - another delete of this snapshot is in progress",
-                    ));
-                }
-            }
-            if ops.cleanup {
-                return Err(concurrent(
-                    &names.join(","),
-                    "cannot delete snapshots while a repository cleanup is in-progress",
-                ));
-            }
-            ops.deleting.extend(names.iter().cloned());
-        }
+            snapshot: names.join(","),
+        })
+        .await?;
         let result = self.delete_committed(&open, &names).await;
-        {
-            let mut ops = open.ops();
-            for n in &names {
-                ops.deleting.remove(n);
-            }
-        }
+        self.end_op(&id).await;
         result?;
-        // Collect unreferenced data now if nothing else runs here.
-        let idle = {
-            let mut ops = open.ops();
-            let idle = !ops.busy() && !ops.cleanup && ops.restoring.is_empty();
-            if idle {
-                ops.cleanup = true;
-            }
-            idle
-        };
-        if idle {
-            let gc = self.collect_garbage(&open).await;
-            open.ops().cleanup = false;
-            if let Err(e) = gc {
-                tracing::warn!(repository, error = %e, "could not collect data after a delete; _cleanup will");
+        self.collect_after_delete(&open).await;
+        Ok(names)
+    }
+
+    /// Collects the data a delete freed, when nothing that writes data runs
+    /// anywhere in the deployment (else `_cleanup` will).
+    async fn collect_after_delete(&self, open: &super::repositories::OpenRepository) {
+        let id = crate::indices::new_doc_id();
+        match self.try_begin_op(&open.name, &id, OpKind::Collect).await {
+            Ok(()) => {}
+            Err(Refusal::Conflict(_)) => return,
+            Err(Refusal::State(e)) => {
+                tracing::warn!(repository = %open.name, error = %e, "could not collect data after a delete; _cleanup will");
+                return;
             }
         }
-        Ok(names)
+        if let Err(e) = self.collect_garbage(open, &id).await {
+            tracing::warn!(repository = %open.name, error = %e, "could not collect data after a delete; _cleanup will");
+        }
+        self.end_op(&id).await;
     }
 
     async fn delete_committed(

@@ -10,6 +10,8 @@ pub mod cleanup;
 pub mod clone;
 pub mod delete;
 pub mod error;
+pub mod leases;
+pub mod locations;
 pub mod names;
 pub mod ops;
 pub mod pause;
@@ -30,7 +32,7 @@ use crate::config::Config;
 use crate::crypto::Keystore;
 use crate::indices::Indices;
 use crate::state::StateStore;
-use crate::storage::{Backend, Limits, Store};
+use crate::storage::{Limits, Store};
 use repositories::OpenRepository;
 
 /// Everything one snapvault process serves.
@@ -65,19 +67,22 @@ impl Node {
         let created = Keystore::create_if_missing(&config.keystore).map_err(|e| e.to_string())?;
         let keystore = Keystore::load(&config.keystore).map_err(|e| e.to_string())?;
         let limits = storage_limits(&config);
-        let open = |sub: &str| {
-            Store::open(Backend::Fs(config.data_dir.join(sub)), &limits).map_err(|e| e.to_string())
+        let open = |what: &str, uri: &str| {
+            let backend = locations::store_backend(uri, &keystore)
+                .map_err(|e| format!("{what} store: {e}"))?;
+            Store::open(backend, &limits).map_err(|e| format!("{what} store: {e}"))
         };
-        let state_store = Store::open(Backend::Fs(config.state_dir.clone()), &limits)
-            .map_err(|e| e.to_string())?;
-        let state = StateStore::open(state_store)
+        let state = StateStore::open(open("state", &config.state_store)?)
             .await
-            .map_err(|e| e.to_string())?;
-        let indices = Indices::load(open("data")?)
+            .map_err(|e| format!("state store: {e}"))?;
+        let indices = Indices::load(open("data", &config.data_store)?)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("data store: {e}"))?;
         let node_id = read_or_create_id(config.data_dir.join("node.id"))?;
-        let cluster_uuid = read_or_create_id(config.data_dir.join("cluster.id"))?;
+        let cluster_uuid = state
+            .cluster_uuid(read_or_create_id(config.data_dir.join("cluster.id"))?)
+            .await
+            .map_err(|e| format!("state store: {e}"))?;
         let node = Arc::new(Node {
             config,
             node_id,

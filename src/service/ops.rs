@@ -1,8 +1,8 @@
-//! Operations running on this node, per repository: what is in progress, so
-//! that conflicting requests are refused the way Elasticsearch refuses them,
-//! and so that status and listing can show in-progress work.
+//! Operations running on this node, per repository, so that status and
+//! listing can show the progress of in-progress work; and the tracker that
+//! lets shutdown wait for background tasks.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -49,33 +49,12 @@ impl RunningSnapshot {
     }
 }
 
+/// What runs on this node for one repository, for progress reporting.
+/// Conflicts between operations are decided in the shared state (see
+/// [`crate::state::operations`]), never here.
 #[derive(Default)]
 pub struct Ops {
     pub snapshots: BTreeMap<String, Arc<RunningSnapshot>>,
-    pub deleting: BTreeSet<String>,
-    /// Clone targets in progress.
-    pub clones: BTreeSet<String>,
-    /// Source snapshots of clones in progress, with a count.
-    pub clone_sources: BTreeMap<String, usize>,
-    pub cleanup: bool,
-    /// Snapshots being restored, with a count.
-    pub restoring: BTreeMap<String, usize>,
-}
-
-impl Ops {
-    /// True when any operation that writes the repository is running.
-    pub fn busy(&self) -> bool {
-        !self.snapshots.is_empty() || !self.deleting.is_empty() || !self.clones.is_empty()
-    }
-
-    /// True when anything at all runs: writers, a cleanup or a restore.
-    pub fn in_use(&self) -> bool {
-        self.busy() || self.cleanup || !self.restoring.is_empty()
-    }
-
-    pub fn in_progress_name(&self, name: &str) -> bool {
-        self.snapshots.contains_key(name) || self.clones.contains(name)
-    }
 }
 
 /// Counts background tasks so shutdown can wait for them.

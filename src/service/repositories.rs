@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 
 use super::ops::Ops;
-use super::{names, Node, Result, ServiceError};
+use super::{locations, names, Node, Result, ServiceError};
 use crate::repository::{layout, OpenOptions, Repository};
-use crate::state::{RepositoryMetadata, StateError};
-use crate::storage::{AzureConfig, Backend, S3Config, Store};
+use crate::state::{RepositoryMetadata, StateDoc};
+use crate::storage::{Backend, Store};
 
 /// Settings of a repository, parsed and validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,12 +97,23 @@ pub fn parse_byte_size(value: &str) -> Option<u64> {
     (n >= 0.0).then_some((n * mult as f64) as u64)
 }
 
-fn parse_bool(name: &str, value: &str) -> std::result::Result<bool, String> {
+pub(crate) fn parse_bool(name: &str, value: &str) -> std::result::Result<bool, String> {
     match value {
         "true" => Ok(true),
         "false" => Ok(false),
         _ => Err(format!("Failed to parse value [{value}] as only [true] or [false] are allowed for setting [{name}]")),
     }
+}
+
+/// Refuses to change a repository that an operation uses on any replica.
+fn check_unused(doc: &StateDoc, name: &str) -> Result<()> {
+    if doc.operations.values().any(|op| op.repository == name) {
+        return Err(ServiceError::Repository {
+            repository: name.into(),
+            reason: "trying to modify or unregister a repository that is currently used".into(),
+        });
+    }
+    Ok(())
 }
 
 /// Resolves an `fs` location inside one of the `path.repo` directories,
@@ -162,8 +173,8 @@ impl Node {
                 &self.config.path_repo,
             )?),
             "memory" => Backend::Memory(location.unwrap_or("default").to_string()),
-            "s3" => Backend::S3(self.s3_config(s)?),
-            "azure" => Backend::Azure(self.azure_config(s)?),
+            "s3" => Backend::S3(locations::s3_config(&self.keystore(), s)?),
+            "azure" => Backend::Azure(locations::azure_config(&self.keystore(), s)?),
             "gcs" | "url" | "hdfs" | "source" => {
                 return Err(format!(
                     "repository type [{kind}] is not implemented by snapvault yet"
@@ -202,75 +213,6 @@ impl Node {
             max_snapshot_bytes_per_sec: bytes("max_snapshot_bytes_per_sec")?,
             max_restore_bytes_per_sec: bytes("max_restore_bytes_per_sec")?,
             key_id,
-        })
-    }
-
-    /// A secure setting from the keystore, or a clear error naming it.
-    fn credential(
-        &self,
-        kind: &str,
-        client: &str,
-        what: &str,
-    ) -> std::result::Result<String, String> {
-        let name = format!("{kind}.client.{client}.{what}");
-        self.keystore()
-            .setting(&name)
-            .map(|v| v.expose().to_string())
-            .ok_or_else(|| format!("no credentials for {kind} client [{client}]: set [{name}] in the keystore of node [{}]", self.config.node_name))
-    }
-
-    /// Azure settings; the account name and key come from the keystore's
-    /// `azure.client.<client>.account` and `.key` (or environment).
-    fn azure_config(
-        &self,
-        s: &BTreeMap<String, String>,
-    ) -> std::result::Result<AzureConfig, String> {
-        let container = s
-            .get("container")
-            .filter(|c| !c.is_empty())
-            .ok_or("missing container")?;
-        let client = s.get("client").map(String::as_str).unwrap_or("default");
-        let account = self.credential("azure", client, "account")?;
-        let key = self.credential("azure", client, "key")?;
-        let endpoint = s
-            .get("endpoint")
-            .cloned()
-            .unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"));
-        Ok(AzureConfig {
-            container: container.clone(),
-            root: s.get("base_path").cloned().unwrap_or_default(),
-            endpoint,
-            account,
-            key,
-        })
-    }
-
-    /// S3 settings; credentials come from the keystore's
-    /// `s3.client.<client>.access_key` and `.secret_key` (or environment),
-    /// never from repository settings.
-    fn s3_config(&self, s: &BTreeMap<String, String>) -> std::result::Result<S3Config, String> {
-        let bucket = s
-            .get("bucket")
-            .filter(|b| !b.is_empty())
-            .ok_or("missing bucket")?;
-        let client = s.get("client").map(String::as_str).unwrap_or("default");
-        let secret = |what: &str| self.credential("s3", client, what);
-        Ok(S3Config {
-            bucket: bucket.clone(),
-            root: s.get("base_path").cloned().unwrap_or_default(),
-            region: s
-                .get("region")
-                .cloned()
-                .unwrap_or_else(|| "us-east-1".into()),
-            endpoint: s.get("endpoint").cloned(),
-            access_key: secret("access_key")?,
-            secret_key: secret("secret_key")?,
-            // Like Elasticsearch: virtual-host style unless path style is asked for.
-            virtual_host: !s
-                .get("path_style_access")
-                .map(|v| parse_bool("path_style_access", v))
-                .transpose()?
-                .unwrap_or(false),
         })
     }
 
@@ -337,12 +279,7 @@ impl Node {
             repository: req.name.clone(),
             reason,
         })?;
-        if self.ops_for(&req.name).lock().expect("ops lock").in_use() {
-            return Err(ServiceError::Repository {
-                repository: req.name.clone(),
-                reason: "trying to modify or unregister a repository that is currently used".into(),
-            });
-        }
+        check_unused(&self.state.refresh().await?, &req.name)?;
         let meta = RepositoryMetadata {
             kind: req.kind.clone(),
             settings: req.settings.clone(),
@@ -353,8 +290,9 @@ impl Node {
         }
         self.state
             .update(|doc| {
+                check_unused(doc, &req.name)?;
                 doc.repositories.insert(req.name.clone(), meta.clone());
-                Ok::<_, StateError>(())
+                Ok::<_, ServiceError>(())
             })
             .await?;
         self.repos
@@ -387,22 +325,16 @@ impl Node {
     /// `DELETE /_snapshot/{repository}`: unregisters (data stays in storage).
     pub async fn delete_repository(&self, expr: &str) -> Result<()> {
         let names: Vec<String> = self.get_repositories(expr).await?.into_keys().collect();
-        for name in &names {
-            if self.ops_for(name).lock().expect("ops lock").in_use() {
-                return Err(ServiceError::Repository {
-                    repository: name.clone(),
-                    reason: "trying to modify or unregister a repository that is currently used"
-                        .into(),
-                });
-            }
-        }
         self.state
             .update(|doc| {
+                for n in &names {
+                    check_unused(doc, n)?;
+                }
                 for n in &names {
                     doc.repositories.remove(n);
                     doc.paused.remove(n);
                 }
-                Ok::<_, StateError>(())
+                Ok::<_, ServiceError>(())
             })
             .await?;
         let mut repos = self.repos.lock().await;

@@ -22,6 +22,7 @@ use crate::indices::{IndexMetadata, IndexState, Indices};
 use crate::repository::layout;
 use crate::repository::model::{IndexMeta, ShardManifest, SnapshotState};
 use crate::repository::RepoError;
+use crate::state::OpKind;
 
 #[derive(Debug, Clone, Default)]
 pub struct RestoreSnapshot {
@@ -149,17 +150,16 @@ impl Node {
             let r = &entry.indices[name];
             plan.push((name.clone(), target, r.uuid.clone(), r.shards));
         }
-        {
-            let mut ops = open.ops();
-            if ops.deleting.contains(&req.snapshot) {
-                return Err(ServiceError::ConcurrentSnapshotExecution {
-                    repository: req.repository.clone(),
-                    snapshot: req.snapshot.clone(),
-                    reason: "cannot restore a snapshot while it is being deleted".into(),
-                });
-            }
-            *ops.restoring.entry(req.snapshot.clone()).or_default() += 1;
-        }
+        let op_id = crate::indices::new_doc_id();
+        let kind = OpKind::Restore {
+            snapshot: req.snapshot.clone(),
+        };
+        let missing = || ServiceError::SnapshotMissing {
+            repository: req.repository.clone(),
+            snapshot: req.snapshot.clone(),
+        };
+        self.begin_op(&req.repository, &op_id, kind, missing)
+            .await?;
         let outcome = RestoreOutcome {
             snapshot: req.snapshot.clone(),
             indices: plan.iter().map(|p| p.1.clone()).collect(),
@@ -169,13 +169,7 @@ impl Node {
         let node = self.clone();
         let task = async move {
             let result = node.run_restore(&open, &entry.uuid, &plan, &req).await;
-            let mut ops = open.ops();
-            if let Some(n) = ops.restoring.get_mut(&req.snapshot) {
-                *n -= 1;
-                if *n == 0 {
-                    ops.restoring.remove(&req.snapshot);
-                }
-            }
+            node.end_op(&op_id).await;
             result.map_err(|e| ServiceError::SnapshotRestoreFailed {
                 repository: req.repository.clone(),
                 snapshot: req.snapshot.clone(),

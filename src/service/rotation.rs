@@ -68,7 +68,7 @@ struct Progress {
 }
 
 impl Node {
-    fn liveness_window_millis(&self) -> i64 {
+    pub(crate) fn liveness_window_millis(&self) -> i64 {
         (self.config.heartbeat_secs * 5 * 1000) as i64
     }
 
@@ -446,6 +446,7 @@ impl Node {
             let mut stop = node.shutdown.subscribe();
             loop {
                 node.heartbeat().await;
+                node.reap_orphans().await;
                 node.adopt_rotations().await;
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(node.config.heartbeat_secs)) => {}

@@ -24,7 +24,7 @@ use crate::repository::model::{
     ShardStats, SnapshotDetails, SnapshotEntry, SnapshotState,
 };
 use crate::repository::{chunks, layout, RepoError, Repository};
-use crate::state::{InFlight, StateError};
+use crate::state::OpKind;
 
 #[derive(Debug, Clone)]
 pub struct CreateSnapshot {
@@ -122,52 +122,23 @@ impl Node {
             shards: Default::default(),
             done: tokio::sync::watch::channel(None).0,
         });
-        {
-            let mut ops = open.ops();
-            if ops.in_progress_name(&name) {
-                return Err(invalid(
-                    "snapshot with the same name is already in-progress",
-                ));
-            }
-            if ops.cleanup {
-                return Err(ServiceError::ConcurrentSnapshotExecution {
-                    repository,
-                    snapshot: name,
-                    reason: "cannot snapshot while a repository cleanup is in-progress".into(),
-                });
-            }
-            ops.snapshots.insert(name.clone(), running.clone());
-        }
-        let record = InFlight {
-            repository: repository.clone(),
+        // The record is the snapshot's lease in the shared state: it
+        // excludes cleanups and same-name snapshots on every replica.
+        let kind = OpKind::Snapshot {
             snapshot: name.clone(),
-            node_id: self.node_id.clone(),
-            start_millis: running.start_millis,
         };
-        if let Err(e) = self
-            .state
-            .update(|doc| {
-                doc.in_flight.insert(uuid.clone(), record.clone());
-                Ok::<_, StateError>(())
-            })
-            .await
-        {
-            open.ops().snapshots.remove(&name);
-            return Err(e.into());
-        }
+        self.begin_op(&repository, &uuid, kind, || {
+            invalid("snapshot with the same name is already in-progress")
+        })
+        .await?;
+        open.ops().snapshots.insert(name.clone(), running.clone());
         let (node, task_open, task_run) = (self.clone(), open.clone(), running.clone());
         self.tasks.spawn(async move {
             let outcome = node.run_snapshot(&task_open, &task_run, req.partial).await;
             if let Err(e) = &outcome {
                 tracing::error!(repository = %task_open.name, snapshot = %task_run.name, error = %e, "snapshot failed");
             }
-            let _ = node
-                .state
-                .update(|doc| {
-                    doc.in_flight.remove(&task_run.uuid);
-                    Ok::<_, StateError>(())
-                })
-                .await;
+            node.end_op(&task_run.uuid).await;
             task_open.ops().snapshots.remove(&task_run.name);
             task_run.done.send_replace(Some(outcome));
         });
@@ -428,65 +399,6 @@ impl Node {
             },
             true,
         ))
-    }
-
-    /// Records snapshots that this node left in flight (it stopped or
-    /// crashed mid-way) as FAILED in their repositories.
-    pub(crate) async fn recover_interrupted(&self) {
-        let mine: Vec<(String, InFlight)> = self
-            .state
-            .current()
-            .await
-            .in_flight
-            .into_iter()
-            .filter(|(_, f)| f.node_id == self.node_id)
-            .collect();
-        for (uuid, f) in mine {
-            let result: std::result::Result<(), String> = async {
-                let open = self.repo(&f.repository).await.map_err(|e| e.to_string())?;
-                let (data, _) = open.repo.latest().await.map_err(|e| e.to_string())?;
-                if data.find(&f.snapshot).is_none() {
-                    let dek = open.repo.new_dek().await.map_err(|e| e.to_string())?;
-                    let details = SnapshotDetails {
-                        name: f.snapshot.clone(),
-                        uuid: uuid.clone(),
-                        state: SnapshotState::Failed,
-                        indices: BTreeMap::new(),
-                        include_global_state: false,
-                        metadata: None,
-                        start_time_millis: f.start_millis,
-                        end_time_millis: now_millis(),
-                        shards: Vec::new(),
-                        failures: Vec::new(),
-                        reason: Some(format!(
-                            "node [{}] stopped while the snapshot was running",
-                            self.config.node_name
-                        )),
-                        key_names: vec![open.repo.active_key_name().to_string()],
-                    };
-                    self.commit_snapshot(&open.repo, &dek, &details)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                }
-                Ok(())
-            }
-            .await;
-            match result {
-                Ok(()) => {
-                    tracing::warn!(repository = %f.repository, snapshot = %f.snapshot, "recorded an interrupted snapshot as FAILED")
-                }
-                Err(e) => {
-                    tracing::error!(repository = %f.repository, snapshot = %f.snapshot, error = %e, "could not record an interrupted snapshot")
-                }
-            }
-            let _ = self
-                .state
-                .update(|doc| {
-                    doc.in_flight.remove(&uuid);
-                    Ok::<_, StateError>(())
-                })
-                .await;
-        }
     }
 }
 

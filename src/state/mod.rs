@@ -13,6 +13,9 @@ use tokio::sync::RwLock;
 use crate::storage::{StorageError, Store};
 
 pub mod nodes;
+pub mod operations;
+
+pub use operations::{OpKind, Operation};
 
 /// A registered repository.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -23,8 +26,8 @@ pub struct RepositoryMetadata {
     pub settings: BTreeMap<String, String>,
 }
 
-/// A snapshot that a node has started and not yet recorded in its
-/// repository; if the node dies, the next start records it as failed.
+/// A snapshot in flight as format v1 recorded it; read only, to migrate
+/// into [`StateDoc::operations`].
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct InFlight {
     pub repository: String,
@@ -44,9 +47,13 @@ pub struct Pause {
 pub struct StateDoc {
     pub version: u64,
     pub repositories: BTreeMap<String, RepositoryMetadata>,
-    /// In-flight snapshots by snapshot uuid.
-    #[serde(default)]
+    /// Legacy in-flight snapshots by snapshot uuid, moved into
+    /// `operations` when read.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub in_flight: BTreeMap<String, InFlight>,
+    /// Running operations by id (a snapshot's id is its uuid).
+    #[serde(default)]
+    pub operations: BTreeMap<String, Operation>,
     /// Paused repositories by name.
     #[serde(default)]
     pub paused: BTreeMap<String, Pause>,
@@ -116,10 +123,46 @@ impl StateStore {
             if bytes.as_ref() == TOMBSTONE {
                 return Err(StateError::Pruned);
             }
-            serde_json::from_slice(&bytes).map_err(|_| StateError::Corrupt(path))?
+            let mut doc: StateDoc =
+                serde_json::from_slice(&bytes).map_err(|_| StateError::Corrupt(path))?;
+            for (uuid, f) in std::mem::take(&mut doc.in_flight) {
+                doc.operations.insert(
+                    uuid,
+                    Operation {
+                        repository: f.repository,
+                        node_id: f.node_id,
+                        start_millis: f.start_millis,
+                        kind: OpKind::Snapshot {
+                            snapshot: f.snapshot,
+                        },
+                    },
+                );
+            }
+            doc
         };
         *self.cache.write().await = doc.clone();
         Ok(doc)
+    }
+
+    /// The deployment's cluster uuid: the first node to start proposes
+    /// one, create-if-absent makes every replica agree on it.
+    pub async fn cluster_uuid(&self, proposal: String) -> Result<String, StateError> {
+        const PATH: &str = "cluster.id";
+        if let Some(b) = self.store.read_opt(PATH).await? {
+            return Ok(String::from_utf8_lossy(&b).trim().to_string());
+        }
+        match self
+            .store
+            .write_if_absent(PATH, Bytes::from(proposal.clone()))
+            .await
+        {
+            Ok(()) => Ok(proposal),
+            Err(StorageError::AlreadyExists(_)) => {
+                let b = self.store.read(PATH).await?;
+                Ok(String::from_utf8_lossy(&b).trim().to_string())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The cached document.

@@ -1,0 +1,163 @@
+//! Where data lives: cloud settings (repository settings or a store URI)
+//! turned into storage backends, with credentials taken from the keystore's
+//! secure settings (or environment), never from settings or URIs.
+//!
+//! A store URI names the state store or the data store that replicas
+//! share: a plain path (or `file://PATH`), `s3://BUCKET/BASE?region=…&
+//! endpoint=…&path_style_access=true&client=…`, or `azure://CONTAINER/BASE?
+//! endpoint=…&client=…`. Its query takes the repository settings of the same
+//! type; anything else is refused.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::repositories::parse_bool;
+use crate::crypto::Keystore;
+use crate::storage::{AzureConfig, Backend, S3Config};
+
+/// A secure setting from the keystore, or a clear error naming it.
+fn credential(keystore: &Keystore, kind: &str, client: &str, what: &str) -> Result<String, String> {
+    let name = format!("{kind}.client.{client}.{what}");
+    keystore
+        .setting(&name)
+        .map(|v| v.expose().to_string())
+        .ok_or_else(|| {
+            format!("no credentials for {kind} client [{client}]: set [{name}] in the keystore")
+        })
+}
+
+/// Azure settings; the account name and key come from the keystore's
+/// `azure.client.<client>.account` and `.key` (or environment).
+pub fn azure_config(
+    keystore: &Keystore,
+    s: &BTreeMap<String, String>,
+) -> Result<AzureConfig, String> {
+    let container = s
+        .get("container")
+        .filter(|c| !c.is_empty())
+        .ok_or("missing container")?;
+    let client = s.get("client").map(String::as_str).unwrap_or("default");
+    let account = credential(keystore, "azure", client, "account")?;
+    let key = credential(keystore, "azure", client, "key")?;
+    let endpoint = s
+        .get("endpoint")
+        .cloned()
+        .unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"));
+    Ok(AzureConfig {
+        container: container.clone(),
+        root: s.get("base_path").cloned().unwrap_or_default(),
+        endpoint,
+        account,
+        key,
+    })
+}
+
+/// S3 settings; credentials come from the keystore's
+/// `s3.client.<client>.access_key` and `.secret_key` (or environment).
+pub fn s3_config(keystore: &Keystore, s: &BTreeMap<String, String>) -> Result<S3Config, String> {
+    let bucket = s
+        .get("bucket")
+        .filter(|b| !b.is_empty())
+        .ok_or("missing bucket")?;
+    let client = s.get("client").map(String::as_str).unwrap_or("default");
+    let secret = |what: &str| credential(keystore, "s3", client, what);
+    Ok(S3Config {
+        bucket: bucket.clone(),
+        root: s.get("base_path").cloned().unwrap_or_default(),
+        region: s
+            .get("region")
+            .cloned()
+            .unwrap_or_else(|| "us-east-1".into()),
+        endpoint: s.get("endpoint").cloned(),
+        access_key: secret("access_key")?,
+        secret_key: secret("secret_key")?,
+        // Like Elasticsearch: virtual-host style unless path style is asked for.
+        virtual_host: !s
+            .get("path_style_access")
+            .map(|v| parse_bool("path_style_access", v))
+            .transpose()?
+            .unwrap_or(false),
+    })
+}
+
+/// The settings a store URI carries: its scheme, then the repository
+/// settings of that type (the host and path become bucket or container and
+/// `base_path`).
+pub fn parse_store_uri(uri: &str) -> Result<(String, BTreeMap<String, String>), String> {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return Ok(("file".into(), BTreeMap::from([("path".into(), uri.into())])));
+    };
+    let (place, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let mut settings: BTreeMap<String, String> = serde_urlencoded::from_str(query)
+        .map_err(|e| format!("a store URI has a malformed query: {e}"))?;
+    let (top, path) = place.split_once('/').unwrap_or((place, ""));
+    let allowed: &[&str] = match scheme {
+        "file" => {
+            settings.insert("path".into(), format!("/{path}"));
+            &["path"]
+        }
+        "s3" => &["region", "endpoint", "path_style_access", "client"],
+        "azure" => &["endpoint", "client"],
+        other => {
+            return Err(format!(
+                "a store URI has an unsupported scheme [{other}]: use a path, file://, s3:// or azure://"
+            ))
+        }
+    };
+    if let Some(bad) = settings.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(format!("a store URI has an unknown parameter [{bad}]"));
+    }
+    match scheme {
+        "s3" => settings.insert("bucket".into(), top.into()),
+        "azure" => settings.insert("container".into(), top.into()),
+        _ => None,
+    };
+    if scheme != "file" && !path.is_empty() {
+        settings.insert("base_path".into(), path.trim_end_matches('/').into());
+    }
+    Ok((scheme.into(), settings))
+}
+
+/// The backend a store URI names.
+pub fn store_backend(uri: &str, keystore: &Keystore) -> Result<Backend, String> {
+    let (scheme, s) = parse_store_uri(uri)?;
+    Ok(match scheme.as_str() {
+        "s3" => Backend::S3(s3_config(keystore, &s)?),
+        "azure" => Backend::Azure(azure_config(keystore, &s)?),
+        _ => Backend::Fs(PathBuf::from(&s["path"])),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_uris() {
+        let (k, s) = parse_store_uri("/var/lib/snapvault/state").unwrap();
+        assert_eq!(
+            (k.as_str(), s["path"].as_str()),
+            ("file", "/var/lib/snapvault/state")
+        );
+        let (k, s) = parse_store_uri("file:///srv/state").unwrap();
+        assert_eq!((k.as_str(), s["path"].as_str()), ("file", "/srv/state"));
+        let (k, s) = parse_store_uri(
+            "s3://bucket/deploy/state/?region=eu-west-1&endpoint=http%3A%2F%2F127.0.0.1%3A9000&path_style_access=true",
+        )
+        .unwrap();
+        assert_eq!(k, "s3");
+        assert_eq!(s["bucket"], "bucket");
+        assert_eq!(s["base_path"], "deploy/state");
+        assert_eq!(s["endpoint"], "http://127.0.0.1:9000");
+        assert_eq!(s["path_style_access"], "true");
+        let (k, s) = parse_store_uri("azure://box?client=ops").unwrap();
+        assert_eq!((k.as_str(), s["container"].as_str()), ("azure", "box"));
+        assert!(!s.contains_key("base_path"));
+        assert!(parse_store_uri("s3://b?secret_key=x")
+            .unwrap_err()
+            .contains("unknown parameter [secret_key]"));
+        assert!(parse_store_uri("ftp://x")
+            .unwrap_err()
+            .contains("unsupported scheme"));
+    }
+}
