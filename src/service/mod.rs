@@ -142,6 +142,7 @@ impl Node {
 pub fn storage_limits(config: &Config) -> Limits {
     Limits {
         retries: config.storage_retries,
+        retry_min_delay: std::time::Duration::from_millis(config.storage_retry_min_delay_ms),
         timeout: std::time::Duration::from_secs(config.storage_timeout_secs),
         concurrency: config.storage_concurrency,
     }

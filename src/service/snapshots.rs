@@ -293,18 +293,29 @@ impl Node {
             end_time_millis: details.end_time_millis,
             indices: details.indices.clone(),
         };
-        repo.update(dek, |data| {
-            if data.find(&entry.name).is_some() {
-                return Err(RepoError::Corrupt {
-                    path: layout::generation(data.generation),
-                    reason: format!("snapshot [{}] was committed twice", entry.name),
-                });
-            }
-            data.snapshots.push(entry.clone());
-            Ok(())
-        })
-        .await?;
-        Ok(())
+        let committed = repo
+            .update(dek, |data| {
+                if data.find(&entry.name).is_some() {
+                    return Err(RepoError::Corrupt {
+                        path: layout::generation(data.generation),
+                        reason: format!("snapshot [{}] was committed twice", entry.name),
+                    });
+                }
+                data.snapshots.push(entry.clone());
+                Ok(())
+            })
+            .await;
+        match committed {
+            Ok(_) => Ok(()),
+            // A write whose answer was lost may have landed: then the
+            // generation holds this very snapshot, and all is well.
+            Err(e) => match repo.latest().await {
+                Ok((data, _)) if data.find(&entry.name).is_some_and(|s| s.uuid == entry.uuid) => {
+                    Ok(())
+                }
+                _ => Err(e),
+            },
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

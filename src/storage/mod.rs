@@ -128,6 +128,9 @@ impl std::fmt::Debug for S3Config {
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub retries: usize,
+    /// First retry delay; it doubles (with jitter) up to 20 s, like the
+    /// AWS SDK's standard retry mode.
+    pub retry_min_delay: Duration,
     pub timeout: Duration,
     pub concurrency: usize,
 }
@@ -136,6 +139,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             retries: 4,
+            retry_min_delay: Duration::from_millis(100),
             timeout: Duration::from_secs(60),
             concurrency: 64,
         }
@@ -228,6 +232,8 @@ impl Store {
         .layer(
             RetryLayer::new()
                 .with_jitter()
+                .with_min_delay(limits.retry_min_delay)
+                .with_max_delay(std::time::Duration::from_secs(20))
                 .with_max_times(limits.retries),
         )
         .layer(LoggingLayer::default());

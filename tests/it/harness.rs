@@ -9,11 +9,17 @@ use serde_json::{json, Value};
 use snapvault::{Config, Node, Overrides};
 use tokio::sync::oneshot;
 
-pub struct Server {
+/// HTTP to one server: the typed helpers every test uses, shared by the
+/// in-process [`Server`] and the [`Proc`] process (both deref to it).
+pub struct Api {
     pub base: String,
+    pub client: reqwest::Client,
+}
+
+pub struct Server {
+    api: Api,
     pub data_dir: PathBuf,
     pub node: Arc<Node>,
-    pub client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -66,66 +72,15 @@ impl Resp {
     }
 }
 
-impl Server {
-    pub async fn start(data_dir: &Path) -> Server {
-        Self::start_with(data_dir, None).await
-    }
-
-    /// Starts a server; `config_toml` is written as its config file.
-    pub async fn start_with(data_dir: &Path, config_toml: Option<&str>) -> Server {
-        let config_file = config_toml.map(|text| {
-            let p = data_dir.with_extension("toml");
-            std::fs::write(&p, text).unwrap();
-            p
-        });
-        let o = Overrides {
-            config_file,
-            listen: Some("127.0.0.1:0".parse().unwrap()),
-            data_dir: Some(data_dir.to_path_buf()),
-        };
-        let config = Config::load(&o).unwrap();
-        let (node, _) = Node::start(config).await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = oneshot::channel::<()>();
-        let app = snapvault::api::app(node.clone());
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
-        });
-        Server {
-            base: format!("http://{addr}"),
-            data_dir: data_dir.to_path_buf(),
-            node,
+impl Api {
+    pub fn new(base: String) -> Api {
+        Api {
+            base,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(120))
                 .build()
                 .unwrap(),
-            stop: Some(tx),
-            task: Some(task),
         }
-    }
-
-    /// Stops the server the way SIGTERM does: stop accepting, let requests
-    /// and operations finish.
-    pub async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.task.take() {
-            t.await.unwrap();
-        }
-        self.node.shutdown(Duration::from_secs(30)).await;
-    }
-
-    pub async fn restart(self) -> Server {
-        let dir = self.data_dir.clone();
-        self.stop().await;
-        Server::start(&dir).await
     }
 
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
@@ -224,6 +179,79 @@ impl Server {
             .map(|h| (h["_id"].as_str().unwrap().to_string(), h["_source"].clone()))
             .collect()
     }
+}
+
+impl std::ops::Deref for Server {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl std::ops::Deref for Proc {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl Server {
+    pub async fn start(data_dir: &Path) -> Server {
+        Self::start_with(data_dir, None).await
+    }
+
+    /// Starts a server; `config_toml` is written as its config file.
+    pub async fn start_with(data_dir: &Path, config_toml: Option<&str>) -> Server {
+        let config_file = config_toml.map(|text| {
+            let p = data_dir.with_extension("toml");
+            std::fs::write(&p, text).unwrap();
+            p
+        });
+        let o = Overrides {
+            config_file,
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+            data_dir: Some(data_dir.to_path_buf()),
+        };
+        let config = Config::load(&o).unwrap();
+        let (node, _) = Node::start(config).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let app = snapvault::api::app(node.clone());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+        });
+        Server {
+            api: Api::new(format!("http://{addr}")),
+            data_dir: data_dir.to_path_buf(),
+            node,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the server the way SIGTERM does: stop accepting, let requests
+    /// and operations finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap();
+        }
+        self.node.shutdown(Duration::from_secs(30)).await;
+    }
+
+    pub async fn restart(self) -> Server {
+        let dir = self.data_dir.clone();
+        self.stop().await;
+        Server::start(&dir).await
+    }
 
     pub fn repo_dir(&self, location: &str) -> PathBuf {
         self.data_dir.join("repos").join(location)
@@ -260,7 +288,7 @@ pub fn files_under(dir: &Path) -> Vec<(PathBuf, u64)> {
 
 /// A real `snapvault serve` process, for tests that kill it.
 pub struct Proc {
-    pub base: String,
+    api: Api,
     child: std::process::Child,
 }
 
@@ -297,21 +325,16 @@ impl Proc {
         })
         .await
         .unwrap();
-        Proc { base, child }
+        Proc {
+            api: Api::new(base),
+            child,
+        }
     }
 
     /// SIGKILL: no shutdown hook runs.
     pub fn kill(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
-    }
-
-    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
-        request(&reqwest::Client::new(), &self.base, method, path, body).await
-    }
-
-    pub async fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        self.call(method, path, body).await.expect_ok(method, path)
     }
 }
 

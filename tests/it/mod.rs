@@ -8,6 +8,7 @@ mod fixtures;
 mod nodes;
 mod packaging;
 mod pause;
+mod replicas;
 mod restart;
 mod rotation;
 mod s3;

@@ -261,6 +261,7 @@ async fn rate_limited_snapshot_shows_progress_while_running() {
     assert_eq!(current["snapshots"][0]["state"], "IN_PROGRESS", "{current}");
     let status = s.ok("GET", "/_snapshot/_status", None).await;
     assert_eq!(status["snapshots"][0]["snapshot"], "running");
+    assert_eq!(status["snapshots"][0]["state"], "STARTED", "{status}");
     // Reopening the repository (a keystore reload) must not forget the
     // running snapshot, nor may its settings change under it.
     s.ok("POST", "/_nodes/reload_secure_settings", None).await;

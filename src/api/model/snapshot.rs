@@ -303,7 +303,12 @@ impl SnapshotStatus {
             snapshot: d.name.clone(),
             repository: v.repository.clone(),
             uuid: d.uuid.clone(),
-            state: d.state.as_str().into(),
+            // `_status` names a running snapshot by its in-progress state,
+            // STARTED, where listings say IN_PROGRESS.
+            state: match d.state {
+                SnapshotState::InProgress => "STARTED".into(),
+                other => other.as_str().into(),
+            },
             include_global_state: d.include_global_state,
             shards_stats: ShardsStats::default(),
             stats: StatusStats::default(),
