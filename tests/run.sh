@@ -49,4 +49,4 @@ export SNAPVAULT_TEST_S3_ENDPOINT="http://127.0.0.1:$s3_port"
 export SNAPVAULT_TEST_AZURE_ENDPOINT="http://127.0.0.1:$az_port"
 
 # Benchmarks are not tests: they run with `cargo bench` and bench/run.sh.
-cargo test --locked --lib --bins --tests
+cargo test --locked --lib --bins --tests "$@"

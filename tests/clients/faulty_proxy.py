@@ -10,6 +10,9 @@ request to UPSTREAM_URL. Faults are set at run time by a control request
    "ambiguous_rate": 0.05, fraction forwarded, then answered 500 (the
                            change happened but the client cannot know)
    "max_delay_ms": 50,     uniform random delay before forwarding
+   "commit_path": "/index-", "commit_ambiguous_rate": 0.5,
+                           PUTs whose path contains commit_path are lost
+                           after the change at this rate instead
    "seed": 7}
 `GET /__faults` returns the settings and counters of injected faults.
 """
@@ -25,8 +28,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 UPSTREAM = urllib.parse.urlparse(sys.argv[1])
 LOCK = threading.Lock()
-FAULTS = {"error_rate": 0.0, "ambiguous_rate": 0.0, "max_delay_ms": 0}
-COUNTS = {"requests": 0, "errors": 0, "ambiguous": 0}
+FAULTS = {
+    "error_rate": 0.0,
+    "ambiguous_rate": 0.0,
+    "max_delay_ms": 0,
+    "commit_path": "",
+    "commit_ambiguous_rate": 0.0,
+}
+COUNTS = {"requests": 0, "errors": 0, "ambiguous": 0, "ambiguous_commits": 0}
 RNG = random.Random(0)
 HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection"}
 
@@ -51,7 +60,7 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 if self.command == "PUT":
                     cfg = json.loads(body or b"{}")
-                    FAULTS.update({k: cfg.get(k, 0) for k in FAULTS})
+                    FAULTS.update({k: cfg.get(k, type(v)()) for k, v in FAULTS.items()})
                     RNG.seed(cfg.get("seed", 0))
                     for k in COUNTS:
                         COUNTS[k] = 0
@@ -63,6 +72,15 @@ class Handler(BaseHTTPRequestHandler):
             delay = RNG.random() * FAULTS["max_delay_ms"] / 1000.0
             fail = roll < FAULTS["error_rate"]
             ambiguous = not fail and roll < FAULTS["error_rate"] + FAULTS["ambiguous_rate"]
+            commit = (
+                self.command == "PUT"
+                and FAULTS["commit_path"]
+                and FAULTS["commit_path"] in self.path
+            )
+            if commit and not fail:
+                ambiguous = RNG.random() < FAULTS["commit_ambiguous_rate"]
+                if ambiguous:
+                    COUNTS["ambiguous_commits"] += 1
             if fail:
                 COUNTS["errors"] += 1
             if ambiguous:

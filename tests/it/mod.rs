@@ -4,6 +4,7 @@ mod azure;
 mod cleanup;
 mod clients;
 mod errors;
+mod faults;
 mod fixtures;
 mod nodes;
 mod packaging;

@@ -8,13 +8,13 @@ use snapvault::storage::{Backend, Limits, S3Config, StorageError, Store};
 
 use super::harness::{add_key, docs, remove_key, wait_rotation, Server};
 
-fn endpoint() -> String {
+pub(super) fn endpoint() -> String {
     std::env::var("SNAPVAULT_TEST_S3_ENDPOINT")
         .expect("SNAPVAULT_TEST_S3_ENDPOINT is not set: run the suite with `bash tests/run.sh`, which starts the S3 emulator")
 }
 
 /// A fresh bucket on the emulator.
-async fn bucket() -> String {
+pub(super) async fn bucket() -> String {
     let name = format!("snapvault-{}", uuid::Uuid::new_v4().simple());
     let r = reqwest::Client::new()
         .put(format!("{}/{name}", endpoint()))
