@@ -187,3 +187,74 @@ pub(super) async fn one_winner_per_round(store: Store) {
     }
     assert_eq!(store.list("/").await.unwrap().len(), 15);
 }
+
+/// Two replicas whose state store and data store both live in one bucket
+/// (store URIs in the config): registrations, pauses, indices and running
+/// operations are shared through S3 alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_share_state_and_data_stores_on_s3() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = bucket().await;
+    let query = format!(
+        "endpoint={}&path_style_access=true",
+        endpoint().replace(':', "%3A").replace('/', "%2F")
+    );
+    let config = format!(
+        "heartbeat_secs = 1\nstate_store = \"s3://{bucket}/deploy/state?{query}\"\ndata_store = \"s3://{bucket}/deploy/data?{query}\"\n"
+    );
+    // Replicas hold one keystore (a mounted secret).
+    let mut ks = Keystore::default();
+    ks.insert(MasterKey::generate("default"));
+    ks.set_setting("s3.client.default.access_key", "test".into());
+    ks.set_setting("s3.client.default.secret_key", "test".into());
+    let mut nodes = Vec::new();
+    for name in ["a", "b"] {
+        let data = dir.path().join(name);
+        std::fs::create_dir_all(&data).unwrap();
+        ks.save(&data.join("keystore.json")).unwrap();
+        nodes.push(Server::start_with(&data, Some(&config)).await);
+    }
+    let (a, b) = (&nodes[0], &nodes[1]);
+    assert_eq!(a.node.cluster_uuid, b.node.cluster_uuid);
+    a.create_index("shared", 1).await;
+    a.bulk("shared", &docs("s", 30)).await;
+    assert_eq!(b.ok("GET", "/shared/_count", None).await["count"], 30);
+    a.ok(
+        "PUT",
+        "/_snapshot/mem",
+        Some(json!({"type": "memory", "settings": {"location": "s3-state"}})),
+    )
+    .await;
+    b.ok(
+        "POST",
+        "/_snapshot/mem/_pause",
+        Some(json!({"reason": "shared"})),
+    )
+    .await;
+    let refused = a
+        .call("PUT", "/_snapshot/mem/x?wait_for_completion=true", None)
+        .await;
+    assert_eq!(refused.error_type(), "repository_paused_exception");
+    // Nothing of either store is on local disk.
+    let state = super::harness::files_under(&dir.path().join("a/state"));
+    assert!(state.is_empty(), "{state:?}");
+    let store = s3_store(&bucket, "deploy");
+    let objects: Vec<String> = store
+        .list("/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.path)
+        .collect();
+    assert!(
+        objects.iter().any(|p| p.starts_with("state/state-")),
+        "{objects:?}"
+    );
+    assert!(
+        objects.iter().any(|p| p.starts_with("data/indices/")),
+        "{objects:?}"
+    );
+    for n in nodes {
+        n.stop().await;
+    }
+}
