@@ -3,17 +3,19 @@
 # (real servers on 127.0.0.1:0, real HTTP, real storage). First it installs
 # and starts what the tests need, under target/:
 # - a Python virtual environment with the official Elasticsearch client,
-#   moto (an S3 emulator that honours conditional writes) and the Azure Blob
-#   SDK (to create test containers); Azurite (the Azure Blob emulator) from npm;
-# - moto's and Azurite's servers on free loopback ports, stopped when the
-#   tests end.
+#   moto (an S3 emulator that honours conditional writes), gcp-storage-emulator
+#   (a GCS emulator that ignores them) and the Azure Blob SDK (to create test
+#   containers); Azurite (the Azure Blob emulator) from npm;
+# - the three emulators on free loopback ports, stopped when the tests end.
+# Arguments go to `cargo test` (a test name filter, say).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p target
-if ! target/venv/bin/python -c 'import elasticsearch, moto, azure.storage.blob' 2>/dev/null; then
+if ! target/venv/bin/python -c 'import elasticsearch, moto, azure.storage.blob, gcp_storage_emulator' 2>/dev/null; then
   python3 -m venv target/venv
   target/venv/bin/pip install --quiet --disable-pip-version-check \
-    'elasticsearch>=8.19,<9' 'moto[server]>=5,<6' 'azure-storage-blob>=12,<13'
+    'elasticsearch>=8.19,<9' 'moto[server]>=5,<6' 'azure-storage-blob>=12,<13' \
+    'gcp-storage-emulator>=2024,<2027'
 fi
 if [ ! -x target/node/node_modules/.bin/azurite-blob ]; then
   mkdir -p target/node
@@ -43,10 +45,16 @@ rm -rf target/azurite
 target/node/node_modules/.bin/azurite-blob --blobHost 127.0.0.1 --blobPort "$az_port" \
   --location target/azurite --silent --disableTelemetry --skipApiVersionCheck > target/azurite.log 2>&1 &
 pids="$pids $!"
+gcs_port=$(free_port)
+target/venv/bin/gcp-storage-emulator start --host 127.0.0.1 --port "$gcs_port" --in-memory \
+  > target/gcs-emulator.log 2>&1 &
+pids="$pids $!"
 wait_port "$s3_port"
 wait_port "$az_port"
+wait_port "$gcs_port"
 export SNAPVAULT_TEST_S3_ENDPOINT="http://127.0.0.1:$s3_port"
 export SNAPVAULT_TEST_AZURE_ENDPOINT="http://127.0.0.1:$az_port"
+export SNAPVAULT_TEST_GCS_ENDPOINT="http://127.0.0.1:$gcs_port"
 
 # Benchmarks are not tests: they run with `cargo bench` and bench/run.sh.
 cargo test --locked --lib --bins --tests "$@"

@@ -19,6 +19,21 @@ use crate::state::{OpKind, Operation, StateError};
 /// How long a snapshot or clone waits for a collection after a delete.
 const COLLECT_WAIT: Duration = Duration::from_secs(60);
 
+/// Whether `repository` is registered with `conditional_writes: emulated`
+/// (its storage cannot refuse a second create, so writers go one at a
+/// time).
+pub(crate) fn emulated_cas(doc: &crate::state::StateDoc, repository: &str) -> bool {
+    doc.repositories
+        .get(repository)
+        .and_then(|m| m.settings.get("conditional_writes"))
+        .is_some_and(|v| v == "emulated")
+}
+
+/// The operation id of a repository's key rotation.
+pub(crate) fn rotation_op_id(repository: &str) -> String {
+    format!("rotation-{repository}")
+}
+
 /// Why [`Node::begin_op`] could not register an operation.
 pub enum Refusal {
     Conflict(Conflict),
@@ -57,7 +72,7 @@ impl Node {
                         .values()
                         .filter(|op| op.repository == repository)
                         .map(|op| &op.kind);
-                    if let Some(c) = conflict(running, &kind) {
+                    if let Some(c) = conflict(running, &kind, emulated_cas(doc, repository)) {
                         return Ok(Err(c));
                     }
                     doc.operations.insert(id.into(), record.clone());

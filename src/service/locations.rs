@@ -4,8 +4,8 @@
 //!
 //! A store URI names the state store or the data store that replicas
 //! share: a plain path (or `file://PATH`), `s3://BUCKET/BASE?region=…&
-//! endpoint=…&path_style_access=true&client=…`, or `azure://CONTAINER/BASE?
-//! endpoint=…&client=…`. Its query takes the repository settings of the same
+//! endpoint=…&path_style_access=true&client=…`, `gcs://BUCKET/BASE?
+//! endpoint=…&client=…`, or `azure://CONTAINER/BASE?endpoint=…&client=…`. Its query takes the repository settings of the same
 //! type; anything else is refused.
 
 use std::collections::BTreeMap;
@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use super::repositories::parse_bool;
 use crate::crypto::Keystore;
-use crate::storage::{AzureConfig, Backend, S3Config};
+use crate::storage::{AzureConfig, Backend, GcsConfig, S3Config};
 
 /// A secure setting from the keystore, or a clear error naming it.
 fn credential(keystore: &Keystore, kind: &str, client: &str, what: &str) -> Result<String, String> {
@@ -80,6 +80,40 @@ pub fn s3_config(keystore: &Keystore, s: &BTreeMap<String, String>) -> Result<S3
     })
 }
 
+/// GCS settings; a service account key comes from the keystore's
+/// `gcs.client.<client>.credentials_file` (Elasticsearch's name for it) or
+/// the environment. Without one, requests go unsigned, which only an
+/// emulator (an explicit `endpoint`) accepts.
+pub fn gcs_config(keystore: &Keystore, s: &BTreeMap<String, String>) -> Result<GcsConfig, String> {
+    let bucket = s
+        .get("bucket")
+        .filter(|b| !b.is_empty())
+        .ok_or("missing bucket")?;
+    let client = s.get("client").map(String::as_str).unwrap_or("default");
+    let endpoint = s.get("endpoint").cloned();
+    let credentials_json = match credential(keystore, "gcs", client, "credentials_file") {
+        Ok(json) => Some(json),
+        Err(_) if endpoint.is_some() => None,
+        Err(e) => return Err(e),
+    };
+    let emulate_create_if_absent = match s.get("conditional_writes").map(String::as_str) {
+        None | Some("required") => false,
+        Some("emulated") => true,
+        Some(other) => {
+            return Err(format!(
+                "unknown value [{other}] for setting [conditional_writes]: use [required] or [emulated]"
+            ))
+        }
+    };
+    Ok(GcsConfig {
+        bucket: bucket.clone(),
+        root: s.get("base_path").cloned().unwrap_or_default(),
+        endpoint,
+        credentials_json,
+        emulate_create_if_absent,
+    })
+}
+
 /// The settings a store URI carries: its scheme, then the repository
 /// settings of that type (the host and path become bucket or container and
 /// `base_path`).
@@ -98,9 +132,10 @@ pub fn parse_store_uri(uri: &str) -> Result<(String, BTreeMap<String, String>), 
         }
         "s3" => &["region", "endpoint", "path_style_access", "client"],
         "azure" => &["endpoint", "client"],
+        "gcs" => &["endpoint", "client"],
         other => {
             return Err(format!(
-                "a store URI has an unsupported scheme [{other}]: use a path, file://, s3:// or azure://"
+                "a store URI has an unsupported scheme [{other}]: use a path, file://, s3://, gcs:// or azure://"
             ))
         }
     };
@@ -110,6 +145,7 @@ pub fn parse_store_uri(uri: &str) -> Result<(String, BTreeMap<String, String>), 
     match scheme {
         "s3" => settings.insert("bucket".into(), top.into()),
         "azure" => settings.insert("container".into(), top.into()),
+        "gcs" => settings.insert("bucket".into(), top.into()),
         _ => None,
     };
     if scheme != "file" && !path.is_empty() {
@@ -124,6 +160,7 @@ pub fn store_backend(uri: &str, keystore: &Keystore) -> Result<Backend, String> 
     Ok(match scheme.as_str() {
         "s3" => Backend::S3(s3_config(keystore, &s)?),
         "azure" => Backend::Azure(azure_config(keystore, &s)?),
+        "gcs" => Backend::Gcs(gcs_config(keystore, &s)?),
         _ => Backend::Fs(PathBuf::from(&s["path"])),
     })
 }

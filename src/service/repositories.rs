@@ -73,6 +73,13 @@ fn type_settings(kind: &str) -> &'static [&'static str] {
             "client",
         ],
         "azure" => &["container", "base_path", "endpoint", "client"],
+        "gcs" => &[
+            "bucket",
+            "base_path",
+            "endpoint",
+            "client",
+            "conditional_writes",
+        ],
         _ => &[],
     }
 }
@@ -175,7 +182,8 @@ impl Node {
             "memory" => Backend::Memory(location.unwrap_or("default").to_string()),
             "s3" => Backend::S3(locations::s3_config(&self.keystore(), s)?),
             "azure" => Backend::Azure(locations::azure_config(&self.keystore(), s)?),
-            "gcs" | "url" | "hdfs" | "source" => {
+            "gcs" => Backend::Gcs(locations::gcs_config(&self.keystore(), s)?),
+            "url" | "hdfs" | "source" => {
                 return Err(format!(
                     "repository type [{kind}] is not implemented by snapvault yet"
                 ))
@@ -285,7 +293,14 @@ impl Node {
             settings: req.settings.clone(),
         };
         let open = self.open_repository(&req.name, &meta).await?;
-        if req.verify {
+        // On an object store the compare-and-swap probe runs even when
+        // verification is not asked for: a service that ignores conditional
+        // writes must never be used as if it honoured them.
+        let object_store = matches!(
+            open.settings.backend,
+            Backend::S3(_) | Backend::Azure(_) | Backend::Gcs(_)
+        );
+        if req.verify || object_store {
             self.verify_open(&open).await?;
         }
         self.state
@@ -389,7 +404,12 @@ impl Node {
             return Err(fail("a test object did not read back as written".into()));
         }
         if cas.is_ok() {
-            return Err(fail("the storage overwrote an existing object on a create-if-absent write; it cannot protect commits".into()));
+            let hint = if matches!(open.settings.backend, Backend::Gcs(_)) {
+                ", or set [conditional_writes] to [emulated] if every writer of this repository is a replica of this deployment"
+            } else {
+                ""
+            };
+            return Err(fail(format!("the storage overwrote an existing object on a create-if-absent write, so it cannot protect commits; use a service that honours conditional writes, register the repository with [readonly] true{hint}")));
         }
         Ok(())
     }

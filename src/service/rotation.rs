@@ -14,6 +14,8 @@
 //!
 //! Snapshot, restore, delete, clone and cleanup never wait for any of this.
 
+use super::leases::{emulated_cas, rotation_op_id};
+use crate::state::OpKind;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -112,7 +114,19 @@ impl Node {
             fingerprint: key.derive_kek(open.repo.uuid()).fingerprint().to_hex(),
         };
         let lease = self.config.rotation_lease_secs as i64 * 1000;
-        let (outcome, _) = open
+        // Without conditional writes a rotation is one more writer that
+        // must run alone; it holds an operation record from here.
+        let op_id = rotation_op_id(repository);
+        let exclusive = emulated_cas(&self.state.current().await, repository);
+        if exclusive {
+            let busy = || ServiceError::ConcurrentKeyRotation {
+                repository: repository.into(),
+                reason: "a key rotation is already running".into(),
+            };
+            self.begin_op(repository, &op_id, OpKind::Rotation, busy)
+                .await?;
+        }
+        let started = open
             .repo
             .update_keyring(|k| {
                 if let Some(r) = k.rotation.as_ref().filter(|r| r.phase == RotationPhase::Rewrapping) {
@@ -154,7 +168,11 @@ impl Node {
             .map_err(|e| match e {
                 StartError::Repo(r) => ServiceError::repo(repository, r),
                 StartError::Service(e) => e,
-            })?;
+            });
+        if exclusive && !matches!(started, Ok((RotateOutcome::Started(_), _))) {
+            self.end_op(&op_id).await;
+        }
+        let (outcome, _) = started?;
         if let RotateOutcome::Started(_) = &outcome {
             tracing::info!(repository, key = key_id, "key rotation started");
             self.spawn_rotation(repository);
@@ -227,8 +245,23 @@ impl Node {
         }
         let (node, name) = (self.clone(), repository.to_string());
         self.tasks.spawn(async move {
-            if let Err(e) = node.run_rotation(&name).await {
-                tracing::error!(repository = %name, error = %e, "key rotation stopped");
+            let op_id = rotation_op_id(&name);
+            let exclusive = emulated_cas(&node.state.current().await, &name);
+            // Taken over from a stopped node: wait until no other writer
+            // runs (the next heartbeat tries again).
+            let may_run = !exclusive
+                || node.holds_op(&op_id).await
+                || node
+                    .try_begin_op(&name, &op_id, OpKind::Rotation)
+                    .await
+                    .is_ok();
+            if may_run {
+                if let Err(e) = node.run_rotation(&name).await {
+                    tracing::error!(repository = %name, error = %e, "key rotation stopped");
+                }
+                if exclusive {
+                    node.end_op(&op_id).await;
+                }
             }
             node.rotating.lock().expect("rotating").remove(&name);
         });

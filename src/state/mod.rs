@@ -72,6 +72,8 @@ pub enum StateError {
     Corrupt(String),
     #[error("the state generation read was pruned by a newer commit")]
     Pruned,
+    #[error("the state store overwrote an existing object on a create-if-absent write; it cannot protect the deployment's state: use a path or a service that honours conditional writes")]
+    NoConditionalWrites,
 }
 
 pub struct StateStore {
@@ -93,8 +95,28 @@ impl StateStore {
             store,
             cache: RwLock::new(StateDoc::default()),
         };
+        s.probe_conditional_writes().await?;
         s.refresh().await?;
         Ok(s)
+    }
+
+    /// Every commit relies on create-if-absent: a store that lets a second
+    /// create of one name succeed is refused before anything is written.
+    async fn probe_conditional_writes(&self) -> Result<(), StateError> {
+        let path = format!("probe/{}", crate::indices::new_doc_id());
+        self.store
+            .write_if_absent(&path, Bytes::from_static(b"1"))
+            .await?;
+        let second = self
+            .store
+            .write_if_absent(&path, Bytes::from_static(b"2"))
+            .await;
+        let _ = self.store.delete(&path).await;
+        match second {
+            Err(StorageError::AlreadyExists(_)) => Ok(()),
+            Ok(()) => Err(StateError::NoConditionalWrites),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Reads the newest generation from storage into the cache.

@@ -30,6 +30,16 @@ pub enum OpKind {
     Cleanup,
     /// The collection of unreferenced data that follows a delete.
     Collect,
+    /// A key rotation, recorded only on repositories whose storage has no
+    /// conditional writes (elsewhere the keyring's lease governs it).
+    Rotation,
+}
+
+impl OpKind {
+    /// Whether the operation writes the repository.
+    fn writes(&self) -> bool {
+        !matches!(self, OpKind::Restore { .. })
+    }
 }
 
 /// One running operation on one repository.
@@ -66,11 +76,39 @@ fn refused(snapshot: &str, reason: &str) -> Option<Conflict> {
 /// repository). Chunks are deduplicated by their presence in storage, so
 /// anything that deletes unreferenced data (cleanup, collect) must never
 /// overlap anything that writes data (snapshot, clone).
+///
+/// `exclusive` is set for repositories whose storage cannot refuse a second
+/// create of one name: there, writing operations run one at a time.
 pub fn conflict<'a>(
     running: impl IntoIterator<Item = &'a OpKind>,
     new: &OpKind,
+    exclusive: bool,
 ) -> Option<Conflict> {
     let running: Vec<&OpKind> = running.into_iter().collect();
+    if exclusive && new.writes() {
+        let writers: Vec<&&OpKind> = running.iter().filter(|op| op.writes()).collect();
+        if !writers.is_empty() {
+            if matches!(new, OpKind::Snapshot { .. } | OpKind::Clone { .. })
+                && writers.iter().all(|op| matches!(op, OpKind::Collect))
+            {
+                return Some(Conflict::Wait);
+            }
+            if matches!(new, OpKind::Collect) {
+                return Some(Conflict::Skip);
+            }
+            let busy = match writers[0] {
+                OpKind::Snapshot { snapshot } => format!("snapshot [{snapshot}] is being created"),
+                OpKind::Clone { target, .. } => format!("snapshot [{target}] is being cloned"),
+                OpKind::Delete { snapshots } => {
+                    format!("snapshots [{}] are being deleted", snapshots.join(","))
+                }
+                OpKind::Cleanup | OpKind::Collect => "a cleanup is running".to_string(),
+                OpKind::Rotation => "a key rotation is running".to_string(),
+                OpKind::Restore { .. } => unreachable!("restores do not write"),
+            };
+            return refused("", &format!("{busy}; this repository's storage has no conditional writes, so its writing operations run one at a time"));
+        }
+    }
     let name_taken = |name: &str| {
         running.iter().any(|op| match op {
             OpKind::Snapshot { snapshot } => snapshot == name,
@@ -148,8 +186,15 @@ pub fn conflict<'a>(
         }),
         OpKind::Collect => running
             .iter()
-            .any(|op| !matches!(op, OpKind::Delete { .. } | OpKind::Restore { .. }))
+            .any(|op| !matches!(op, OpKind::Delete { .. } | OpKind::Restore { .. } | OpKind::Rotation))
             .then_some(Conflict::Skip),
+        OpKind::Rotation => running
+            .iter()
+            .any(|op| matches!(op, OpKind::Rotation))
+            .then(|| Conflict::Refused {
+                snapshot: String::new(),
+                reason: "a key rotation is already running".into(),
+            }),
     }
 }
 
@@ -157,56 +202,48 @@ pub fn conflict<'a>(
 mod tests {
     use super::*;
 
+    fn c<'a>(running: impl IntoIterator<Item = &'a OpKind>, new: &OpKind) -> Option<Conflict> {
+        conflict(running, new, false)
+    }
+
     fn snap(n: &str) -> OpKind {
         OpKind::Snapshot { snapshot: n.into() }
     }
 
     #[test]
     fn writers_and_collectors_exclude_each_other() {
-        assert_eq!(
-            conflict([&OpKind::Collect], &snap("a")),
-            Some(Conflict::Wait)
-        );
-        assert_eq!(
-            conflict([&snap("a")], &OpKind::Collect),
-            Some(Conflict::Skip)
-        );
+        assert_eq!(c([&OpKind::Collect], &snap("a")), Some(Conflict::Wait));
+        assert_eq!(c([&snap("a")], &OpKind::Collect), Some(Conflict::Skip));
         assert!(matches!(
-            conflict([&OpKind::Cleanup], &snap("a")),
+            c([&OpKind::Cleanup], &snap("a")),
             Some(Conflict::Refused { .. })
         ));
         assert!(matches!(
-            conflict([&snap("a")], &OpKind::Cleanup),
+            c([&snap("a")], &OpKind::Cleanup),
             Some(Conflict::Refused { .. })
         ));
         let restore = OpKind::Restore {
             snapshot: "a".into(),
         };
         assert!(matches!(
-            conflict([&restore], &OpKind::Cleanup),
+            c([&restore], &OpKind::Cleanup),
             Some(Conflict::Refused { .. })
         ));
         // Reading committed data is safe beside a collection.
-        assert_eq!(conflict([&restore], &OpKind::Collect), None);
-        assert_eq!(conflict([&OpKind::Collect], &restore), None);
-        assert_eq!(conflict([], &OpKind::Cleanup), None);
+        assert_eq!(c([&restore], &OpKind::Collect), None);
+        assert_eq!(c([&OpKind::Collect], &restore), None);
+        assert_eq!(c([], &OpKind::Cleanup), None);
     }
 
     #[test]
     fn names_and_deletes() {
-        assert_eq!(
-            conflict([&snap("a")], &snap("a")),
-            Some(Conflict::NameInProgress)
-        );
-        assert_eq!(conflict([&snap("a")], &snap("b")), None);
+        assert_eq!(c([&snap("a")], &snap("a")), Some(Conflict::NameInProgress));
+        assert_eq!(c([&snap("a")], &snap("b")), None);
         let clone = OpKind::Clone {
             source: "a".into(),
             target: "c".into(),
         };
-        assert_eq!(
-            conflict([&clone], &snap("c")),
-            Some(Conflict::NameInProgress)
-        );
+        assert_eq!(c([&clone], &snap("c")), Some(Conflict::NameInProgress));
         let delete = |n: &str| OpKind::Delete {
             snapshots: vec![n.into()],
         };
@@ -219,13 +256,13 @@ mod tests {
             delete("a"),
         ] {
             assert!(
-                matches!(conflict([&running], &delete("a")), Some(Conflict::Refused { ref snapshot, .. }) if snapshot == "a"),
+                matches!(c([&running], &delete("a")), Some(Conflict::Refused { ref snapshot, .. }) if snapshot == "a"),
                 "{running:?}"
             );
         }
-        assert_eq!(conflict([&snap("a")], &delete("b")), None);
+        assert_eq!(c([&snap("a")], &delete("b")), None);
         assert!(matches!(
-            conflict(
+            c(
                 [&delete("a")],
                 &OpKind::Restore {
                     snapshot: "a".into()
@@ -234,9 +271,43 @@ mod tests {
             Some(Conflict::Refused { .. })
         ));
         assert!(matches!(
-            conflict([&delete("a")], &clone),
+            c([&delete("a")], &clone),
             Some(Conflict::Refused { .. })
         ));
-        assert_eq!(conflict([&delete("a")], &OpKind::Collect), None);
+        assert_eq!(c([&delete("a")], &OpKind::Collect), None);
+    }
+
+    #[test]
+    fn without_conditional_writes_writers_run_one_at_a_time() {
+        let x = |running: &[&OpKind], new: &OpKind| conflict(running.iter().copied(), new, true);
+        let delete = OpKind::Delete {
+            snapshots: vec!["a".into()],
+        };
+        let restore = OpKind::Restore {
+            snapshot: "b".into(),
+        };
+        assert!(matches!(
+            x(&[&snap("a")], &snap("b")),
+            Some(Conflict::Refused { .. })
+        ));
+        assert!(matches!(
+            x(&[&delete], &snap("b")),
+            Some(Conflict::Refused { .. })
+        ));
+        assert!(matches!(
+            x(&[&OpKind::Rotation], &delete),
+            Some(Conflict::Refused { .. })
+        ));
+        assert!(matches!(
+            x(&[&snap("a")], &OpKind::Rotation),
+            Some(Conflict::Refused { .. })
+        ));
+        assert_eq!(x(&[&OpKind::Collect], &snap("b")), Some(Conflict::Wait));
+        assert_eq!(x(&[&delete], &OpKind::Collect), Some(Conflict::Skip));
+        // Reads still run beside anything.
+        assert_eq!(x(&[&snap("a")], &restore), None);
+        assert_eq!(x(&[&restore], &snap("c")), None);
+        // Without the flag, snapshots run side by side.
+        assert_eq!(conflict([&snap("a")], &snap("b"), false), None);
     }
 }

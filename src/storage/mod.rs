@@ -72,6 +72,39 @@ pub enum Backend {
     S3(S3Config),
     /// An Azure Blob Storage container.
     Azure(AzureConfig),
+    /// A Google Cloud Storage bucket (or an emulator at `endpoint`).
+    Gcs(GcsConfig),
+}
+
+/// Where and how to reach a GCS bucket. Prints without its credentials.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GcsConfig {
+    pub bucket: String,
+    pub root: String,
+    pub endpoint: Option<String>,
+    /// A service account's JSON key; `None` sends unsigned requests, which
+    /// only emulators and public buckets accept.
+    pub credentials_json: Option<String>,
+    /// The service ignores `ifGenerationMatch`, so create-if-absent is done
+    /// here (a check then a write, serialised in this process). Safe only
+    /// when this process is the repository's sole writer at any moment,
+    /// which the service layer guarantees across replicas.
+    pub emulate_create_if_absent: bool,
+}
+
+impl std::fmt::Debug for GcsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GcsConfig")
+            .field("bucket", &self.bucket)
+            .field("root", &self.root)
+            .field("endpoint", &self.endpoint)
+            .field(
+                "credentials_json",
+                &self.credentials_json.as_ref().map(|_| "[redacted]"),
+            )
+            .field("emulate_create_if_absent", &self.emulate_create_if_absent)
+            .finish()
+    }
 }
 
 /// Where and how to reach an Azure Blob container. Prints without its key.
@@ -124,6 +157,8 @@ impl std::fmt::Debug for S3Config {
     }
 }
 
+const OCTET_STREAM: &str = "application/octet-stream";
+
 /// Limits for the layers stacked on every operator.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -159,8 +194,9 @@ pub struct Listed {
 pub struct Store {
     op: Operator,
     backend: Backend,
-    /// Serialises create-if-absent on memory stores (one process owns them).
-    memory_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Serialise create-if-absent where the service cannot (memory stores,
+    /// and GCS services that ignore generation preconditions).
+    write_locks: Arc<Vec<tokio::sync::Mutex<()>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -205,6 +241,27 @@ impl Store {
                     .account_key(&c.key);
                 Operator::new(b)
             }
+            Backend::Gcs(c) => {
+                install_http();
+                use base64::Engine;
+                // No metadata server, no ambient configuration: credentials
+                // come only from the keystore.
+                let mut b = opendal::services::Gcs::default()
+                    .bucket(&c.bucket)
+                    .root(&format!("/{}", c.root.trim_matches('/')))
+                    .disable_vm_metadata()
+                    .disable_config_load();
+                if let Some(e) = &c.endpoint {
+                    b = b.endpoint(e);
+                }
+                b = match &c.credentials_json {
+                    Some(json) => b.credential(
+                        &base64::engine::general_purpose::STANDARD.encode(json.as_bytes()),
+                    ),
+                    None => b.skip_signature(),
+                };
+                Operator::new(b)
+            }
             Backend::S3(c) => {
                 install_http();
                 // Credentials come only from the configuration: no profile
@@ -240,7 +297,7 @@ impl Store {
         let store = Store {
             op,
             backend: backend.clone(),
-            memory_lock: Arc::default(),
+            write_locks: Arc::new((0..32).map(|_| tokio::sync::Mutex::new(())).collect()),
         };
         if let Backend::Memory(name) = backend {
             memory_registry()
@@ -249,6 +306,20 @@ impl Store {
                 .insert(name, store.clone());
         }
         Ok(store)
+    }
+
+    /// Create-if-absent for stores where this process is the only writer:
+    /// a check then a write, under one of a few locks picked by name.
+    async fn check_then_write(&self, path: &str, data: Bytes) -> Result<()> {
+        let stripe = path
+            .bytes()
+            .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize))
+            % self.write_locks.len();
+        let _guard = self.write_locks[stripe].lock().await;
+        if self.exists(path).await? {
+            return Err(StorageError::AlreadyExists(path.to_string()));
+        }
+        self.write(path, data).await
     }
 
     pub fn backend(&self) -> &Backend {
@@ -303,6 +374,16 @@ impl Store {
                     .map_err(|e| StorageError::from_opendal(path, e))?;
                 Ok(())
             }
+            // An explicit content type: some GCS emulators refuse writes
+            // without one.
+            Backend::Gcs(_) => {
+                self.op
+                    .write_with(path, data)
+                    .content_type(OCTET_STREAM)
+                    .await
+                    .map_err(|e| StorageError::from_opendal(path, e))?;
+                Ok(())
+            }
         }
     }
 
@@ -315,12 +396,19 @@ impl Store {
                 let target = root.join(path);
                 blocking_fs(path, move || link_new(&target, &data)).await
             }
-            Backend::Memory(_) => {
-                let _guard = self.memory_lock.lock().await;
-                if self.exists(path).await? {
-                    return Err(StorageError::AlreadyExists(path.to_string()));
-                }
-                self.write(path, data).await
+            Backend::Memory(_) => self.check_then_write(path, data).await,
+            Backend::Gcs(c) if c.emulate_create_if_absent => {
+                self.check_then_write(path, data).await
+            }
+            // `ifGenerationMatch=0`: the service refuses when the name exists.
+            Backend::Gcs(_) => {
+                self.op
+                    .write_with(path, data)
+                    .content_type(OCTET_STREAM)
+                    .if_not_exists(true)
+                    .await
+                    .map_err(|e| StorageError::from_opendal(path, e))?;
+                Ok(())
             }
             // `If-None-Match: *`: the service refuses when the name exists.
             Backend::S3(_) | Backend::Azure(_) => {

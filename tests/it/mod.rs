@@ -6,6 +6,7 @@ mod clients;
 mod errors;
 mod faults;
 mod fixtures;
+mod gcs;
 mod nodes;
 mod packaging;
 mod pause;
