@@ -3,6 +3,7 @@
 //! call one service method and render; `error` maps every failure to an
 //! Elasticsearch error body.
 
+pub mod analyze;
 pub mod cat;
 pub mod error;
 pub mod extract;
@@ -101,7 +102,7 @@ fn routes() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(keys::all_rotations))
         .routes(routes!(repositories::pause_repository))
         .routes(routes!(repositories::resume_repository))
-        .routes(routes!(pending::analyze))
+        .routes(routes!(analyze::analyze_repository))
         .routes(routes!(recovery::recovery))
         .routes(routes!(recovery::index_recovery))
         .routes(routes!(pending::slm_policies))

@@ -40,6 +40,8 @@ pub async fn common_params(mut req: Request, next: Next) -> Response {
     let pairs: Vec<(String, String)> =
         serde_urlencoded::from_str(req.uri().query().unwrap_or("")).unwrap_or_default();
     let is_cat = req.uri().path().starts_with("/_cat");
+    // Repository analysis reads its own `timeout`: how long it may run.
+    let is_analyze = req.uri().path().ends_with("/_analyze");
     for (k, v) in pairs {
         match k.as_str() {
             "pretty" => pretty = v != "false",
@@ -53,6 +55,7 @@ pub async fn common_params(mut req: Request, next: Next) -> Response {
                 .into_response());
             }
             "format" if is_cat => kept.push((k, v)),
+            "timeout" if is_analyze => kept.push((k, v)),
             _ if COMMON.contains(&k.as_str()) => {}
             _ => kept.push((k, v)),
         }

@@ -6,6 +6,7 @@
 //! as background tasks tracked per repository in [`ops::Ops`], which is also
 //! where conflicting operations are refused, as Elasticsearch does.
 
+pub mod analyze;
 pub mod cleanup;
 pub mod clone;
 pub mod delete;

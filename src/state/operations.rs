@@ -33,6 +33,8 @@ pub enum OpKind {
     /// A key rotation, recorded only on repositories whose storage has no
     /// conditional writes (elsewhere the keyring's lease governs it).
     Rotation,
+    /// `_analyze`: writes and deletes its own temporary objects only.
+    Analyze,
 }
 
 impl OpKind {
@@ -104,6 +106,7 @@ pub fn conflict<'a>(
                 }
                 OpKind::Cleanup | OpKind::Collect => "a cleanup is running".to_string(),
                 OpKind::Rotation => "a key rotation is running".to_string(),
+                OpKind::Analyze => "a repository analysis is running".to_string(),
                 OpKind::Restore { .. } => unreachable!("restores do not write"),
             };
             return refused("", &format!("{busy}; this repository's storage has no conditional writes, so its writing operations run one at a time"));
@@ -188,6 +191,10 @@ pub fn conflict<'a>(
             .iter()
             .any(|op| !matches!(op, OpKind::Delete { .. } | OpKind::Restore { .. } | OpKind::Rotation))
             .then_some(Conflict::Skip),
+        // A cleanup would delete the analysis' own objects under it.
+        OpKind::Analyze => (cleaning || collecting)
+            .then(|| refused("", "cannot analyze while a cleanup is running"))
+            .flatten(),
         OpKind::Rotation => running
             .iter()
             .any(|op| matches!(op, OpKind::Rotation))

@@ -22,7 +22,7 @@ fn endpoint() -> String {
 }
 
 /// A fresh bucket on the emulator, through the JSON API.
-async fn bucket() -> String {
+pub(super) async fn bucket() -> String {
     let name = format!("snapvault-{}", uuid::Uuid::new_v4().simple());
     let r = reqwest::Client::new()
         .post(format!("{}/storage/v1/b?project=test", endpoint()))
@@ -34,7 +34,7 @@ async fn bucket() -> String {
     name
 }
 
-fn gcs_store(bucket: &str, root: &str, emulate: bool) -> Store {
+pub(super) fn gcs_store(bucket: &str, root: &str, emulate: bool) -> Store {
     let config = GcsConfig {
         bucket: bucket.into(),
         root: root.into(),

@@ -1,5 +1,6 @@
 mod harness;
 
+mod analyze;
 mod azure;
 mod cleanup;
 mod clients;

@@ -95,6 +95,22 @@ pub(super) async fn scenario(
     base_path: &str,
     store: Store,
 ) {
+    // The storage passes a small analysis, contended register included.
+    let analysis = s
+        .ok(
+            "POST",
+            &format!("/_snapshot/{repo}/_analyze?blob_count=12&max_blob_size=32kb&concurrency=4&register_operation_count=20&rare_action_probability=0.2&seed=5"),
+            None,
+        )
+        .await;
+    assert_eq!(analysis["issues_detected"], json!([]), "{analysis}");
+    assert_eq!(analysis["summary"]["register"]["operation_count"], 20);
+    assert!(store
+        .list("/")
+        .await
+        .unwrap()
+        .iter()
+        .all(|o| !o.path.contains("temp-analysis")));
     s.create_index("logs", 2).await;
     let marker = "cloud-plaintext-marker-77";
     let mut logs = docs("l", 200);

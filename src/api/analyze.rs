@@ -1,0 +1,383 @@
+//! `POST /_snapshot/{repository}/_analyze`: parameters as Elasticsearch
+//! names them, bounded so one request cannot flood the storage; the
+//! response follows Elasticsearch's shape, plus throughput per operation
+//! kind and the register's figures.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::{flag, EsQuery};
+use crate::service::analyze::{
+    AnalyzeOutcome, AnalyzeRequest, OpSummary, MAX_BLOB_COUNT, MAX_CONCURRENCY,
+    MAX_REGISTER_OPERATIONS,
+};
+use crate::service::repositories::parse_byte_size;
+use crate::Node;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AnalyzeQuery {
+    blob_count: Option<String>,
+    concurrency: Option<String>,
+    detailed: Option<String>,
+    early_read_node_count: Option<String>,
+    max_blob_size: Option<String>,
+    max_total_data_size: Option<String>,
+    rare_action_probability: Option<String>,
+    rarely_abort_writes: Option<String>,
+    read_node_count: Option<String>,
+    register_operation_count: Option<String>,
+    seed: Option<String>,
+    timeout: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct NodeRef {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WriteSummary {
+    pub count: u64,
+    pub total_size: String,
+    pub total_size_bytes: u64,
+    pub total_throttled: String,
+    pub total_throttled_nanos: u64,
+    pub total_elapsed: String,
+    pub total_elapsed_nanos: u64,
+    /// Bytes written per wall-clock second of the write phase (snapvault).
+    pub throughput_bytes_per_sec: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReadSummary {
+    pub count: u64,
+    pub total_size: String,
+    pub total_size_bytes: u64,
+    pub total_wait: String,
+    pub total_wait_nanos: u64,
+    pub max_wait: String,
+    pub max_wait_nanos: u64,
+    pub total_throttled: String,
+    pub total_throttled_nanos: u64,
+    pub total_elapsed: String,
+    pub total_elapsed_nanos: u64,
+    /// Bytes read per wall-clock second of the read phase (snapvault).
+    pub throughput_bytes_per_sec: u64,
+}
+
+/// The contended compare-and-swap register (snapvault).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RegisterSummary {
+    pub operation_count: u64,
+    pub contended_retries: u64,
+    pub elapsed: String,
+    pub elapsed_nanos: u64,
+    /// True when snapvault performs create-if-absent itself
+    /// (`conditional_writes: emulated`): the register then says nothing
+    /// about the service.
+    pub emulated: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AnalyzeSummary {
+    pub write: WriteSummary,
+    pub read: ReadSummary,
+    pub register: RegisterSummary,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BlobDetails {
+    pub name: String,
+    pub size: String,
+    pub size_bytes: u64,
+    pub overwritten: bool,
+    pub read_count: u64,
+    pub write_elapsed: String,
+    pub write_elapsed_nanos: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AnalyzeResponse {
+    pub coordinating_node: NodeRef,
+    pub repository: String,
+    pub blob_count: u64,
+    pub concurrency: usize,
+    pub read_node_count: u64,
+    pub early_read_node_count: u64,
+    pub max_blob_size: String,
+    pub max_blob_size_bytes: u64,
+    pub max_total_data_size: String,
+    pub max_total_data_size_bytes: u64,
+    pub seed: u64,
+    pub rare_action_probability: f64,
+    pub blob_path: String,
+    pub issues_detected: Vec<String>,
+    pub summary: AnalyzeSummary,
+    pub listing_elapsed: String,
+    pub listing_elapsed_nanos: u64,
+    pub delete_elapsed: String,
+    pub delete_elapsed_nanos: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Vec<BlobDetails>>,
+}
+
+/// `10mb`, `1gb`, `1536b`: Elasticsearch's byte sizes.
+fn human_bytes(n: u64) -> String {
+    for (unit, shift) in [("tb", 40), ("gb", 30), ("mb", 20), ("kb", 10)] {
+        if n >= 1 << shift && n % (1 << shift) == 0 {
+            return format!("{}{unit}", n >> shift);
+        }
+    }
+    if n >= 1 << 20 {
+        return format!("{:.1}mb", n as f64 / (1u64 << 20) as f64);
+    }
+    format!("{n}b")
+}
+
+/// `350ms`, `1.2s`, `2.5m`: Elasticsearch's time values.
+fn human_time(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 1.0 {
+        format!("{}micros", d.as_micros())
+    } else if ms < 1000.0 {
+        format!("{}ms", ms as u64)
+    } else if ms < 60_000.0 {
+        format!("{:.1}s", ms / 1000.0)
+    } else {
+        format!("{:.1}m", ms / 60_000.0)
+    }
+}
+
+/// `30s`, `500ms`, `2m`, `1h`: a positive time value.
+fn parse_time(v: &str) -> Option<Duration> {
+    let split = v.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = v.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    Some(match unit {
+        "nanos" => Duration::from_nanos(n),
+        "micros" => Duration::from_micros(n),
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        "d" => Duration::from_secs(n * 86_400),
+        _ => return None,
+    })
+}
+
+fn rate(bytes: u64, elapsed: Duration) -> u64 {
+    if elapsed.is_zero() {
+        return 0;
+    }
+    (bytes as f64 / elapsed.as_secs_f64()) as u64
+}
+
+impl AnalyzeQuery {
+    fn into_request(self) -> Result<(AnalyzeRequest, u64, u64), ApiError> {
+        let bad = |name: &str, v: &str, why: &str| {
+            ApiError::bad_request(format!("invalid value [{v}] for parameter [{name}]: {why}"))
+        };
+        let int =
+            |v: &Option<String>, name: &str, default: u64, max: u64| -> Result<u64, ApiError> {
+                match v.as_deref() {
+                    None => Ok(default),
+                    Some(s) => match s.parse::<u64>() {
+                        Ok(n) if (1..=max).contains(&n) => Ok(n),
+                        _ => Err(bad(name, s, &format!("must be an integer from 1 to {max}"))),
+                    },
+                }
+            };
+        let size = |v: &Option<String>, name: &str, default: u64| -> Result<u64, ApiError> {
+            match v.as_deref() {
+                None => Ok(default),
+                Some(s) => match parse_byte_size(s) {
+                    Some(n) if (1..=1 << 40).contains(&n) => Ok(n),
+                    _ => Err(bad(
+                        name,
+                        s,
+                        "must be a byte size such as 10mb, at most 1tb",
+                    )),
+                },
+            }
+        };
+        let probability = match self.rare_action_probability.as_deref() {
+            None => 0.02,
+            Some(s) => match s.parse::<f64>() {
+                Ok(p) if (0.0..=1.0).contains(&p) => p,
+                _ => return Err(bad("rare_action_probability", s, "must be from 0 to 1")),
+            },
+        };
+        let timeout = match self.timeout.as_deref() {
+            None => Duration::from_secs(30),
+            Some(s) => parse_time(s)
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| bad("timeout", s, "must be a positive time value such as 30s"))?,
+        };
+        let seed = match self.seed.as_deref() {
+            None => rand::random::<u32>() as u64,
+            Some(s) => s
+                .parse()
+                .map_err(|_| bad("seed", s, "must be an integer"))?,
+        };
+        flag(&self.rarely_abort_writes, "rarely_abort_writes", true)?;
+        let max_blob_size = size(&self.max_blob_size, "max_blob_size", 10 << 20)?;
+        if max_blob_size > 1 << 30 {
+            return Err(bad(
+                "max_blob_size",
+                self.max_blob_size.as_deref().unwrap_or_default(),
+                "snapvault analyses blobs of at most 1gb (each is held in memory once)",
+            ));
+        }
+        let blob_count = int(&self.blob_count, "blob_count", 100, MAX_BLOB_COUNT)?;
+        let max_total_data_size = size(&self.max_total_data_size, "max_total_data_size", 1 << 30)?;
+        if max_total_data_size < 2 * blob_count {
+            return Err(bad(
+                "max_total_data_size",
+                self.max_total_data_size.as_deref().unwrap_or_default(),
+                "must allow at least two bytes per blob",
+            ));
+        }
+        let request = AnalyzeRequest {
+            blob_count,
+            concurrency: int(&self.concurrency, "concurrency", 10, MAX_CONCURRENCY as u64)?
+                as usize,
+            max_blob_size,
+            max_total_data_size,
+            register_operation_count: int(
+                &self.register_operation_count,
+                "register_operation_count",
+                10,
+                MAX_REGISTER_OPERATIONS,
+            )?,
+            rare_action_probability: probability,
+            seed,
+            timeout,
+            detailed: flag(&self.detailed, "detailed", false)?,
+        };
+        let read_nodes = int(&self.read_node_count, "read_node_count", 10, 1000)?;
+        let early = int(
+            &self.early_read_node_count,
+            "early_read_node_count",
+            2,
+            1000,
+        )?;
+        Ok((request, read_nodes, early))
+    }
+}
+
+fn render(
+    node: &Node,
+    repository: &str,
+    o: AnalyzeOutcome,
+    read_nodes: u64,
+    early: u64,
+) -> AnalyzeResponse {
+    let OpSummary {
+        count,
+        bytes,
+        elapsed,
+        ..
+    } = o.write;
+    let r = &o.read;
+    AnalyzeResponse {
+        coordinating_node: NodeRef {
+            id: node.node_id.clone(),
+            name: node.config.node_name.clone(),
+        },
+        repository: repository.into(),
+        blob_count: o.request.blob_count,
+        concurrency: o.request.concurrency,
+        // One node performs the reads; the figures are echoed as asked.
+        read_node_count: read_nodes,
+        early_read_node_count: early,
+        max_blob_size: human_bytes(o.request.max_blob_size),
+        max_blob_size_bytes: o.request.max_blob_size,
+        max_total_data_size: human_bytes(o.request.max_total_data_size),
+        max_total_data_size_bytes: o.request.max_total_data_size,
+        seed: o.request.seed,
+        rare_action_probability: o.request.rare_action_probability,
+        blob_path: o.blob_path.clone(),
+        issues_detected: o.issues.clone(),
+        summary: AnalyzeSummary {
+            write: WriteSummary {
+                count,
+                total_size: human_bytes(bytes),
+                total_size_bytes: bytes,
+                total_throttled: "0s".into(),
+                total_throttled_nanos: 0,
+                total_elapsed: human_time(elapsed),
+                total_elapsed_nanos: elapsed.as_nanos() as u64,
+                throughput_bytes_per_sec: rate(o.write_phase_bytes, o.write_wall),
+            },
+            read: ReadSummary {
+                count: r.count,
+                total_size: human_bytes(r.bytes),
+                total_size_bytes: r.bytes,
+                total_wait: human_time(r.total_wait),
+                total_wait_nanos: r.total_wait.as_nanos() as u64,
+                max_wait: human_time(r.max_wait),
+                max_wait_nanos: r.max_wait.as_nanos() as u64,
+                total_throttled: "0s".into(),
+                total_throttled_nanos: 0,
+                total_elapsed: human_time(r.elapsed),
+                total_elapsed_nanos: r.elapsed.as_nanos() as u64,
+                throughput_bytes_per_sec: rate(r.bytes, o.read_wall),
+            },
+            register: RegisterSummary {
+                operation_count: o.request.register_operation_count,
+                contended_retries: o.register_retries,
+                elapsed: human_time(o.register_elapsed),
+                elapsed_nanos: o.register_elapsed.as_nanos() as u64,
+                emulated: o.register_emulated,
+            },
+        },
+        listing_elapsed: human_time(o.listing_elapsed),
+        listing_elapsed_nanos: o.listing_elapsed.as_nanos() as u64,
+        delete_elapsed: human_time(o.delete_elapsed),
+        delete_elapsed_nanos: o.delete_elapsed.as_nanos() as u64,
+        details: o.request.detailed.then(|| {
+            o.blobs
+                .iter()
+                .map(|b| BlobDetails {
+                    name: b.name.clone(),
+                    size: human_bytes(b.size),
+                    size_bytes: b.size,
+                    overwritten: b.overwritten,
+                    read_count: b.reads,
+                    write_elapsed: human_time(b.write_elapsed),
+                    write_elapsed_nanos: b.write_elapsed.as_nanos() as u64,
+                })
+                .collect()
+        }),
+    }
+}
+
+#[utoipa::path(post, path = "/_snapshot/{repository}/_analyze", tag = "repositories",
+    params(("repository" = String, Path, description = "Repository name"),
+        ("blob_count" = Option<u64>, Query, description = "Blobs to write (default 100, at most 100000)"),
+        ("concurrency" = Option<u64>, Query, description = "Operations in flight (default 10, at most 256)"),
+        ("max_blob_size" = Option<String>, Query, description = "Largest blob (default 10mb, at most 1gb)"),
+        ("max_total_data_size" = Option<String>, Query, description = "All blobs together (default 1gb)"),
+        ("register_operation_count" = Option<u64>, Query, description = "Register increments (default 10)"),
+        ("rare_action_probability" = Option<f64>, Query, description = "Chance of an overwrite during reads (default 0.02)"),
+        ("seed" = Option<u64>, Query, description = "Seed of the plan"),
+        ("timeout" = Option<String>, Query, description = "Cancel after this long (default 30s)"),
+        ("detailed" = Option<bool>, Query, description = "Report every blob")),
+    responses((status = 200, body = AnalyzeResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 500, body = ErrorBody)))]
+pub async fn analyze_repository(
+    State(node): State<Arc<Node>>,
+    Path(repository): Path<String>,
+    EsQuery(q): EsQuery<AnalyzeQuery>,
+) -> Result<Json<AnalyzeResponse>, ApiError> {
+    let (request, read_nodes, early) = q.into_request()?;
+    let outcome = node.analyze_repository(&repository, request).await?;
+    Ok(Json(render(&node, &repository, outcome, read_nodes, early)))
+}
