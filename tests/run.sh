@@ -1,60 +1,12 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit tests and the one integration test binary
 # (real servers on 127.0.0.1:0, real HTTP, real storage). First it installs
-# and starts what the tests need, under target/:
-# - a Python virtual environment with the official Elasticsearch client,
-#   moto (an S3 emulator that honours conditional writes), gcp-storage-emulator
-#   (a GCS emulator that ignores them) and the Azure Blob SDK (to create test
-#   containers); Azurite (the Azure Blob emulator) from npm;
-# - the three emulators on free loopback ports, stopped when the tests end.
+# and starts what the tests need (tests/emulators.sh): the official
+# Elasticsearch client, and S3 (moto), GCS (gcp-storage-emulator) and Azure
+# Blob (Azurite) emulators on free loopback ports, stopped when the tests end.
 # Arguments go to `cargo test` (a test name filter, say).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mkdir -p target
-if ! target/venv/bin/python -c 'import elasticsearch, moto, azure.storage.blob, gcp_storage_emulator' 2>/dev/null; then
-  python3 -m venv target/venv
-  target/venv/bin/pip install --quiet --disable-pip-version-check \
-    'elasticsearch>=8.19,<9' 'moto[server]>=5,<6' 'azure-storage-blob>=12,<13' \
-    'gcp-storage-emulator>=2024,<2027'
-fi
-if [ ! -x target/node/node_modules/.bin/azurite-blob ]; then
-  mkdir -p target/node
-  npm install --silent --no-audit --no-fund --prefix target/node 'azurite@3'
-fi
-export SNAPVAULT_TEST_PYTHON="$PWD/target/venv/bin/python"
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-wait_port() {
-  for _ in $(seq 1 60); do
-    if python3 -c "import socket; socket.create_connection(('127.0.0.1', $1), 1)" 2>/dev/null; then
-      return 0
-    fi
-    sleep 0.5
-  done
-  echo "emulator on port $1 did not start" >&2
-  return 1
-}
-s3_port=$(free_port)
-target/venv/bin/moto_server -H 127.0.0.1 -p "$s3_port" > target/moto.log 2>&1 &
-pids=$!
-trap 'kill $pids 2>/dev/null || true' EXIT
-az_port=$(free_port)
-rm -rf target/azurite
-target/node/node_modules/.bin/azurite-blob --blobHost 127.0.0.1 --blobPort "$az_port" \
-  --location target/azurite --silent --disableTelemetry --skipApiVersionCheck > target/azurite.log 2>&1 &
-pids="$pids $!"
-gcs_port=$(free_port)
-target/venv/bin/gcp-storage-emulator start --host 127.0.0.1 --port "$gcs_port" --in-memory \
-  > target/gcs-emulator.log 2>&1 &
-pids="$pids $!"
-wait_port "$s3_port"
-wait_port "$az_port"
-wait_port "$gcs_port"
-export SNAPVAULT_TEST_S3_ENDPOINT="http://127.0.0.1:$s3_port"
-export SNAPVAULT_TEST_AZURE_ENDPOINT="http://127.0.0.1:$az_port"
-export SNAPVAULT_TEST_GCS_ENDPOINT="http://127.0.0.1:$gcs_port"
-
+source tests/emulators.sh
 # Benchmarks are not tests: they run with `cargo bench` and bench/run.sh.
 cargo test --locked --lib --bins --tests "$@"

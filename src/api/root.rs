@@ -14,9 +14,13 @@ use crate::Node;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
+    /// `green`, or `red` when the shared state store cannot be read.
     pub status: String,
     pub node: String,
     pub running_operations: usize,
+    /// Why the node is unhealthy, when it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[utoipa::path(get, path = "/", tag = "node", responses((status = 200, body = Value)))]
@@ -47,13 +51,29 @@ pub async fn root_head() -> axum::http::StatusCode {
 }
 
 /// For load balancers: 200 while the node serves requests.
-#[utoipa::path(get, path = "/_health", tag = "node", responses((status = 200, body = Health)))]
-pub async fn health(State(node): State<Arc<Node>>) -> Json<Health> {
-    Json(Health {
-        status: "green".into(),
+/// The load balancer's health check: 200 while this node can read the
+/// shared state store (without which it could serve nothing consistent),
+/// 503 otherwise.
+#[utoipa::path(get, path = "/_health", tag = "node", responses((status = 200, body = Health), (status = 503, body = Health)))]
+pub async fn health(State(node): State<Arc<Node>>) -> (axum::http::StatusCode, Json<Health>) {
+    let reason = node
+        .state
+        .refresh()
+        .await
+        .err()
+        .map(|e| format!("the state store cannot be read: {e}"));
+    let status = if reason.is_some() {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        axum::http::StatusCode::OK
+    };
+    let health = Health {
+        status: if reason.is_some() { "red" } else { "green" }.into(),
         node: node.config.node_name.clone(),
         running_operations: node.tasks.running(),
-    })
+        reason,
+    };
+    (status, Json(health))
 }
 
 #[utoipa::path(post, path = "/_nodes/reload_secure_settings", tag = "node", responses((status = 200, body = Value), (status = 400, body = ErrorBody)))]

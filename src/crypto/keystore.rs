@@ -47,7 +47,9 @@ pub struct Keystore {
 
 /// Environment variables that set storage credentials:
 /// `SNAPVAULT_S3_<CLIENT>_ACCESS_KEY`, `SNAPVAULT_S3_<CLIENT>_SECRET_KEY`,
-/// `SNAPVAULT_AZURE_<CLIENT>_ACCOUNT` and `SNAPVAULT_AZURE_<CLIENT>_KEY`.
+/// `SNAPVAULT_AZURE_<CLIENT>_ACCOUNT`, `SNAPVAULT_AZURE_<CLIENT>_KEY` and
+/// `SNAPVAULT_GCS_<CLIENT>_CREDENTIALS_FILE` (a service account's JSON key,
+/// the content, not a path).
 fn setting_from_env(var: &str) -> Option<String> {
     let (kind, rest, pairs): (&str, &str, &[(&str, &str)]) =
         if let Some(rest) = var.strip_prefix("SNAPVAULT_S3_") {
@@ -58,6 +60,8 @@ fn setting_from_env(var: &str) -> Option<String> {
             )
         } else if let Some(rest) = var.strip_prefix("SNAPVAULT_AZURE_") {
             ("azure", rest, &[("_ACCOUNT", "account"), ("_KEY", "key")])
+        } else if let Some(rest) = var.strip_prefix("SNAPVAULT_GCS_") {
+            ("gcs", rest, &[("_CREDENTIALS_FILE", "credentials_file")])
         } else {
             return None;
         };

@@ -49,3 +49,30 @@ async fn nodes_sharing_a_state_store_see_each_other() {
     }
     a.stop().await;
 }
+
+/// The load balancer's health check follows the shared state store.
+#[tokio::test(flavor = "multi_thread")]
+async fn health_check_fails_while_the_state_store_is_unreadable() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let config = format!("state_dir = \"{}\"\n", state.display());
+    let data = dir.path().join("node");
+    std::fs::create_dir_all(&data).unwrap();
+    let s = Server::start_with(&data, Some(&config)).await;
+    let ok = s.call("GET", "/_health", None).await;
+    assert_eq!(
+        (ok.status, ok.body["status"].as_str()),
+        (200, Some("green"))
+    );
+    let aside = dir.path().join("state-aside");
+    std::fs::rename(&state, &aside).unwrap();
+    std::fs::write(&state, b"not a directory").unwrap();
+    let bad = s.call("GET", "/_health", None).await;
+    assert_eq!(bad.status, 503, "{}", bad.text);
+    assert_eq!(bad.body["status"], "red");
+    assert!(bad.body["reason"].as_str().unwrap().contains("state store"));
+    std::fs::remove_file(&state).unwrap();
+    std::fs::rename(&aside, &state).unwrap();
+    assert_eq!(s.call("GET", "/_health", None).await.status, 200);
+    s.stop().await;
+}

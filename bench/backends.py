@@ -1,0 +1,128 @@
+"""Snapshot and restore throughput of one generated index into a repository
+on each backend: fs on the local disk, S3 on moto, Azure Blob on Azurite,
+GCS on gcp-storage-emulator (with `conditional_writes: emulated`). The
+emulators are single-process Python or Node servers on loopback, so the
+figures measure snapvault plus the emulator, not a cloud service. Also runs
+a small `_analyze` on each and reports its throughput and register time."""
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+
+from run import MIB, call, dir_size  # noqa: E402  (bench/run.py)
+
+AZ_ACCOUNT = "devstoreaccount1"
+AZ_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def make_buckets(name):
+    s3 = os.environ["SNAPVAULT_TEST_S3_ENDPOINT"]
+    urllib.request.urlopen(urllib.request.Request(f"{s3}/{name}", method="PUT")).read()
+    gcs = os.environ["SNAPVAULT_TEST_GCS_ENDPOINT"]
+    req = urllib.request.Request(
+        f"{gcs}/storage/v1/b?project=bench",
+        data=json.dumps({"name": name}).encode(),
+        method="POST",
+        headers={"content-type": "application/json"},
+    )
+    urllib.request.urlopen(req).read()
+    from azure.storage.blob import BlobServiceClient
+
+    az = os.environ["SNAPVAULT_TEST_AZURE_ENDPOINT"] + "/" + AZ_ACCOUNT
+    conn = f"DefaultEndpointsProtocol=http;AccountName={AZ_ACCOUNT};AccountKey={AZ_KEY};BlobEndpoint={az};"
+    BlobServiceClient.from_connection_string(conn).create_container(name)
+    return az
+
+
+def main():
+    target = int(sys.argv[1]) * MIB
+    work = tempfile.mkdtemp(prefix="snapvault-bench-")
+    name = "bench-" + uuid.uuid4().hex[:12]
+    az = make_buckets(name)
+    env = dict(os.environ)
+    env.update(
+        {
+            "SNAPVAULT_S3_DEFAULT_ACCESS_KEY": "bench",
+            "SNAPVAULT_S3_DEFAULT_SECRET_KEY": "bench",
+            "SNAPVAULT_AZURE_DEFAULT_ACCOUNT": AZ_ACCOUNT,
+            "SNAPVAULT_AZURE_DEFAULT_KEY": AZ_KEY,
+        }
+    )
+    server = subprocess.Popen(
+        ["target/release/snapvault", "serve", "--listen", "127.0.0.1:0", "--data-dir", work],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        line = server.stdout.readline()
+        while "listening on" not in line:
+            line = server.stdout.readline()
+        base = line.strip().rsplit(" ", 1)[-1]
+        call(base, "PUT", "/bench", {"settings": {"number_of_shards": 2}})
+        rng = random.Random(7)
+        words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 10))) for _ in range(5000)]
+        loaded, doc_id = 0, 0
+        while loaded < target:
+            lines, batch = [], 0
+            while batch < 8 * MIB:
+                src = json.dumps({"n": doc_id, "text": " ".join(rng.choice(words) for _ in range(600)), "rand": rng.getrandbits(64)})
+                lines.append('{"index":{"_id":"%d"}}' % doc_id)
+                lines.append(src)
+                batch += len(src)
+                doc_id += 1
+            r = call(base, "POST", "/bench/_bulk", ("\n".join(lines) + "\n").encode(), "application/x-ndjson")
+            assert not r["errors"]
+            loaded += batch
+        mib = dir_size(os.path.join(work, "data")) / MIB
+        repos = {
+            "fs": {"type": "fs", "settings": {"location": "bench"}},
+            "s3 (moto 5)": {"type": "s3", "settings": {"bucket": name, "endpoint": os.environ["SNAPVAULT_TEST_S3_ENDPOINT"], "path_style_access": "true"}},
+            "azure (Azurite 3)": {"type": "azure", "settings": {"container": name, "endpoint": az}},
+            "gcs (gcp-storage-emulator, emulated)": {"type": "gcs", "settings": {"bucket": name, "endpoint": os.environ["SNAPVAULT_TEST_GCS_ENDPOINT"], "conditional_writes": "emulated"}},
+        }
+        rows = []
+        for i, (label, body) in enumerate(repos.items()):
+            repo = f"r{i}"
+            call(base, "PUT", f"/_snapshot/{repo}", body)
+            t0 = time.time()
+            snap = call(base, "PUT", f"/_snapshot/{repo}/s?wait_for_completion=true", {"indices": "bench"})
+            assert snap["snapshot"]["state"] == "SUCCESS", snap
+            snap_s = time.time() - t0
+            t0 = time.time()
+            call(base, "POST", f"/_snapshot/{repo}/s/_restore?wait_for_completion=true",
+                 {"rename_pattern": "bench", "rename_replacement": f"restored-{i}"})
+            restore_s = time.time() - t0
+            assert call(base, "GET", f"/restored-{i}/_count")["count"] == doc_id
+            call(base, "DELETE", f"/restored-{i}")
+            a = call(base, "POST", f"/_snapshot/{repo}/_analyze?blob_count=50&max_blob_size=1mb&concurrency=8&register_operation_count=50&seed=1&timeout=10m")
+            rows.append({
+                "backend": label,
+                "index_mib": round(mib, 1),
+                "snapshot_s": round(snap_s, 2),
+                "snapshot_mib_s": round(mib / snap_s, 1),
+                "restore_s": round(restore_s, 2),
+                "restore_mib_s": round(mib / restore_s, 1),
+                "analyze_write_mib_s": round(a["summary"]["write"]["throughput_bytes_per_sec"] / MIB, 1),
+                "analyze_read_mib_s": round(a["summary"]["read"]["throughput_bytes_per_sec"] / MIB, 1),
+                "register_50_ops_ms": round(a["summary"]["register"]["elapsed_nanos"] / 1e6),
+                "issues": a["issues_detected"],
+            })
+            print(json.dumps(rows[-1]), flush=True)
+    finally:
+        server.terminate()
+        server.wait(timeout=120)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(__file__))
+    main()
