@@ -1,5 +1,6 @@
 //! Reading snapshots: `GET /_snapshot/{repo}/{snapshot}` and `_status`.
 
+use crate::state::{OpKind, StateDoc};
 use std::sync::Arc;
 
 use super::ops::ShardProgress;
@@ -51,7 +52,41 @@ pub struct Listing {
     pub next: Option<String>,
 }
 
-fn running_views(open: &OpenRepository) -> Vec<SnapshotView> {
+/// Running snapshots of a repository: those of this node with their
+/// progress, then those other replicas run (from the shared state), with
+/// what their records tell: name, uuid, start time.
+fn running_views(open: &OpenRepository, state: &StateDoc) -> Vec<SnapshotView> {
+    let mut views = local_running_views(open);
+    for (uuid, op) in &state.operations {
+        let OpKind::Snapshot { snapshot } = &op.kind else {
+            continue;
+        };
+        if op.repository != open.name || views.iter().any(|v| v.details.uuid == *uuid) {
+            continue;
+        }
+        views.push(SnapshotView {
+            repository: open.name.clone(),
+            details: SnapshotDetails {
+                name: snapshot.clone(),
+                uuid: uuid.clone(),
+                state: SnapshotState::InProgress,
+                indices: Default::default(),
+                include_global_state: false,
+                metadata: None,
+                start_time_millis: op.start_millis,
+                end_time_millis: 0,
+                shards: Vec::new(),
+                failures: Vec::new(),
+                reason: None,
+                key_names: vec![open.repo.active_key_name().to_string()],
+            },
+            shards: Vec::new(),
+        });
+    }
+    views
+}
+
+fn local_running_views(open: &OpenRepository) -> Vec<SnapshotView> {
     open.ops()
         .snapshots
         .values()
@@ -149,7 +184,7 @@ impl Node {
         ignore_unavailable: bool,
         verbose: bool,
     ) -> Result<Vec<SnapshotView>> {
-        let running = running_views(open);
+        let running = running_views(open, &self.state.current().await);
         if expr == "_current" {
             return Ok(running);
         }
@@ -291,7 +326,7 @@ impl Node {
         for name in repos {
             let open = self.repo(&name).await?;
             match snapshots {
-                None => out.extend(running_views(&open)),
+                None => out.extend(running_views(&open, &self.state.current().await)),
                 Some(expr) => out.extend(
                     self.select_snapshots(&open, expr, ignore_unavailable, true)
                         .await?,

@@ -230,7 +230,10 @@ async fn replica_killed_mid_snapshot_and_mid_rotation_is_taken_over() {
     .await;
     let status = a.ok("GET", "/_snapshot/repo/doomed/_status", None).await;
     assert_eq!(status["snapshots"][0]["state"], "STARTED", "{status}");
-    // While A lives, B refuses what A's snapshot excludes.
+    // B lists A's running snapshot, and refuses what it excludes.
+    let current = b.ok("GET", "/_snapshot/repo/_current", None).await;
+    assert_eq!(current["snapshots"][0]["snapshot"], "doomed", "{current}");
+    assert_eq!(current["snapshots"][0]["state"], "IN_PROGRESS");
     let refused = b.call("POST", "/_snapshot/repo/_cleanup", None).await;
     assert_eq!(refused.status, 503, "{}", refused.text);
     assert_eq!(
