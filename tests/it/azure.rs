@@ -54,7 +54,7 @@ fn azure_store(container: &str, root: &str) -> Store {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn azure_create_if_absent_has_one_winner_per_round() {
-    super::s3::one_winner_per_round(azure_store(&container().await, "race")).await;
+    super::backends::one_winner_per_round(azure_store(&container().await, "race")).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -88,6 +88,6 @@ async fn azure_repository_snapshot_restore_delete_cleanup_and_rotation() {
         "{}",
         missing.text
     );
-    super::s3::scenario(&s, &data, "az", "backups", azure_store(&container, "")).await;
+    super::backends::scenario(&s, &data, "az", "backups", azure_store(&container, "")).await;
     s.stop().await;
 }

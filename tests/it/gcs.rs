@@ -160,7 +160,7 @@ async fn gcs_repository_snapshot_restore_delete_cleanup_and_rotation() {
         Some(json!({"type": "gcs", "settings": settings})),
     )
     .await;
-    super::s3::scenario(
+    super::backends::scenario(
         &s,
         &data,
         "gcs",

@@ -2,6 +2,7 @@ mod harness;
 
 mod analyze;
 mod azure;
+mod backends;
 mod cleanup;
 mod clients;
 mod errors;
