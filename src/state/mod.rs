@@ -208,14 +208,21 @@ impl StateStore {
     }
 
     /// Applies `change` to the newest document and commits it as the next
-    /// generation; `change` runs again if another writer committed first.
+    /// generation (unless it changed nothing); `change` runs again if
+    /// another writer committed first.
     pub async fn update<T, E: From<StateError>>(
         &self,
         mut change: impl FnMut(&mut StateDoc) -> Result<T, E>,
     ) -> Result<T, E> {
         loop {
             let mut doc = self.refresh().await?;
+            let before = doc.clone();
             let out = change(&mut doc)?;
+            // Nothing changed (a refused operation, an already removed
+            // record): no generation to write.
+            if doc == before {
+                return Ok(out);
+            }
             doc.version += 1;
             doc.commit_id = crate::indices::new_doc_id();
             let bytes = Bytes::from(serde_json::to_vec_pretty(&doc).expect("state serialises"));
@@ -257,6 +264,33 @@ impl StateStore {
 mod tests {
     use super::*;
     use crate::storage::{Backend, Limits};
+
+    #[tokio::test]
+    async fn an_update_that_changes_nothing_writes_no_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(Backend::Fs(dir.path().to_path_buf()), &Limits::default()).unwrap();
+        let s = StateStore::open(store).await.unwrap();
+        s.update(|doc| {
+            doc.paused.insert(
+                "r".into(),
+                Pause {
+                    reason: None,
+                    since_millis: 1,
+                },
+            );
+            Ok::<_, StateError>(())
+        })
+        .await
+        .unwrap();
+        s.update(|doc| {
+            doc.operations.remove("absent");
+            Ok::<_, StateError>(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(s.current().await.version, 1);
+        assert!(!s.store.exists(&doc_path(2)).await.unwrap());
+    }
 
     #[tokio::test]
     async fn concurrent_updates_all_land() {
