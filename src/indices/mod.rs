@@ -742,6 +742,16 @@ impl Indices {
         }
     }
 
+    /// Removes a restore's staged files unless they were published (a node
+    /// taking over the restore of a node that stopped).
+    pub async fn discard_unpublished(&self, uuid: &str) -> Result<()> {
+        if self.store.exists(&meta_path(uuid)).await? {
+            return Ok(());
+        }
+        self.store.delete_all(&format!("indices/{uuid}/")).await?;
+        Ok(())
+    }
+
     /// Publishes a staged index, replacing a closed index of the same name.
     /// Open indices of the same name are refused by the caller beforehand;
     /// here a race that opened one is refused again.

@@ -3,7 +3,8 @@
 //! rules; ending it removes the record. A record is held for as long as its
 //! node's heartbeat is fresh. Every node, every heartbeat, takes over the
 //! records of nodes that stopped: a snapshot is recorded FAILED in its
-//! repository (so its name is never left half-made), anything else is
+//! repository (so its name is never left half-made), a restore's staged,
+//! unpublished files are removed from the data store, anything else is
 //! dropped (its effects are either committed by compare-and-swap or
 //! unreferenced data that the next cleanup removes). A node restarting
 //! does the same at once for its own records.
@@ -198,6 +199,15 @@ impl Node {
     }
 
     async fn take_over(&self, id: &str, op: &Operation, owner: &str) {
+        if let OpKind::Restore { staging, .. } = &op.kind {
+            for uuid in staging {
+                if let Err(e) = self.indices.discard_unpublished(uuid).await {
+                    // Keep the record: the next heartbeat tries again.
+                    tracing::error!(repository = %op.repository, error = %e, "could not remove an interrupted restore's staged files");
+                    return;
+                }
+            }
+        }
         if let OpKind::Snapshot { snapshot } = &op.kind {
             match self.fail_snapshot(id, op, snapshot, owner).await {
                 Ok(()) => {

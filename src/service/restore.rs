@@ -151,8 +151,10 @@ impl Node {
             plan.push((name.clone(), target, r.uuid.clone(), r.shards));
         }
         let op_id = crate::indices::new_doc_id();
+        let stages: Vec<String> = plan.iter().map(|_| self.indices.staging_uuid()).collect();
         let kind = OpKind::Restore {
             snapshot: req.snapshot.clone(),
+            staging: stages.clone(),
         };
         let missing = || ServiceError::SnapshotMissing {
             repository: req.repository.clone(),
@@ -168,7 +170,9 @@ impl Node {
         let req_wait = req.wait_for_completion;
         let node = self.clone();
         let task = async move {
-            let result = node.run_restore(&open, &entry.uuid, &plan, &req).await;
+            let result = node
+                .run_restore(&open, &entry.uuid, &plan, &stages, &req, &op_id)
+                .await;
             node.end_op(&op_id).await;
             result.map_err(|e| ServiceError::SnapshotRestoreFailed {
                 repository: req.repository.clone(),
@@ -193,13 +197,14 @@ impl Node {
         open: &OpenRepository,
         snapshot_uuid: &str,
         plan: &Plan,
+        stages: &[String],
         req: &RestoreSnapshot,
+        op_id: &str,
     ) -> std::result::Result<(), RepoError> {
         let throttle = Throttle::new(open.settings.max_restore_bytes_per_sec);
         let mut staged: Vec<IndexMetadata> = Vec::new();
         let result: std::result::Result<(), RepoError> = async {
-            for (source, target, index_uuid, shards) in plan {
-                let stage = self.indices.staging_uuid();
+            for ((source, target, index_uuid, shards), stage) in plan.iter().zip(stages) {
                 self.recovery_start(target, &req.repository, &req.snapshot, source, *shards);
                 let (meta, _) = open
                     .repo
@@ -210,7 +215,7 @@ impl Node {
                     settings.remove(key);
                 }
                 settings.extend(req.index_settings.clone());
-                staged.push(Indices::new_metadata(target, &stage, *shards, settings));
+                staged.push(Indices::new_metadata(target, stage, *shards, settings));
                 for shard in 0..*shards {
                     let (m, _) = open
                         .repo
@@ -246,7 +251,7 @@ impl Node {
                             });
                         }
                         self.indices
-                            .write_staged_segment(&stage, shard, &file.name, Bytes::from(buf))
+                            .write_staged_segment(stage, shard, &file.name, Bytes::from(buf))
                             .await
                             .map_err(|e| RepoError::Corrupt {
                                 path: file.name.clone(),
@@ -262,6 +267,14 @@ impl Node {
             Ok(())
         }
         .await;
+        // Taken for dead meanwhile, the staged files may be gone: never
+        // publish then.
+        let result = match result {
+            Ok(()) if !self.holds_op(op_id).await => Err(RepoError::LeaseLost(
+                "this node lost its lease on the restore (its heartbeat was late); nothing was published, restore again".into(),
+            )),
+            other => other,
+        };
         if let Err(e) = result {
             for m in &staged {
                 self.indices.discard_staged(&m.uuid).await;

@@ -25,6 +25,11 @@ pub enum OpKind {
     },
     Restore {
         snapshot: String,
+        /// Data store uuids the restore stages its indices under, so that
+        /// a node taking the restore over can remove what was never
+        /// published.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        staging: Vec<String>,
     },
     /// `_cleanup`, asked for by a user.
     Cleanup,
@@ -161,7 +166,7 @@ pub fn conflict<'a>(
                         OpKind::Clone { source, target } if source == n || target == n => {
                             "cannot delete a snapshot while it is being cloned"
                         }
-                        OpKind::Restore { snapshot } if snapshot == n => {
+                        OpKind::Restore { snapshot, .. } if snapshot == n => {
                             "cannot delete snapshot during a restore in progress"
                         }
                         OpKind::Delete { snapshots } if snapshots.contains(n) => {
@@ -180,7 +185,7 @@ pub fn conflict<'a>(
             }
             None
         }
-        OpKind::Restore { snapshot } => deleting(snapshot)
+        OpKind::Restore { snapshot, .. } => deleting(snapshot)
             .then(|| refused(snapshot, "cannot restore a snapshot while it is being deleted"))
             .flatten(),
         OpKind::Cleanup => (!running.is_empty()).then(|| Conflict::Refused {
@@ -231,6 +236,7 @@ mod tests {
         ));
         let restore = OpKind::Restore {
             snapshot: "a".into(),
+            staging: vec![],
         };
         assert!(matches!(
             c([&restore], &OpKind::Cleanup),
@@ -259,6 +265,7 @@ mod tests {
             clone.clone(),
             OpKind::Restore {
                 snapshot: "a".into(),
+                staging: vec![],
             },
             delete("a"),
         ] {
@@ -272,7 +279,8 @@ mod tests {
             c(
                 [&delete("a")],
                 &OpKind::Restore {
-                    snapshot: "a".into()
+                    snapshot: "a".into(),
+                    staging: vec![]
                 }
             ),
             Some(Conflict::Refused { .. })
@@ -292,6 +300,7 @@ mod tests {
         };
         let restore = OpKind::Restore {
             snapshot: "b".into(),
+            staging: vec![],
         };
         assert!(matches!(
             x(&[&snap("a")], &snap("b")),

@@ -49,6 +49,18 @@ async fn wait_nodes(p: &Proc, n: u64) {
     }
 }
 
+/// Index directories of a data store that hold files but no `meta.json`:
+/// a restore's staged, unpublished data.
+fn unpublished(data_store: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(data_store.join("indices")) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| !p.join("meta.json").exists())
+        .collect()
+}
+
 fn names(listing: &Value) -> Vec<String> {
     let mut v: Vec<String> = listing["snapshots"]
         .as_array()
@@ -184,12 +196,17 @@ async fn replica_killed_mid_snapshot_and_mid_rotation_is_taken_over() {
     s.create_index("small", 1).await;
     s.bulk("small", &docs("d", 100)).await;
     s.create_index("big", 1).await;
-    let big: Vec<_> = (0..3000)
-        .map(|i| (format!("{i}"), json!({"blob": format!("{i:0>1000}")})))
-        .collect();
-    s.bulk("big", &big).await;
+    // Six batches: six segment files, so a restore stages files one by one.
+    for batch in 0..6 {
+        let big: Vec<_> = (batch * 500..(batch + 1) * 500)
+            .map(|i| (format!("{i}"), json!({"blob": format!("{i:0>1000}")})))
+            .collect();
+        s.bulk("big", &big).await;
+    }
     s.ok("PUT", "/_snapshot/repo", Some(json!({"type": "fs", "settings": {"location": "repo", "compress": false, "max_snapshot_bytes_per_sec": "300kb"}}))).await;
     s.create_snapshot("repo", "before", "small").await;
+    s.ok("PUT", "/_snapshot/bigrepo", Some(json!({"type": "fs", "settings": {"location": "bigrepo", "compress": false, "max_restore_bytes_per_sec": "300kb"}}))).await;
+    s.create_snapshot("bigrepo", "bigsnap", "big").await;
     let open = s.node.repo("repo").await.unwrap();
     for _ in 0..2500 {
         open.repo.new_dek().await.unwrap();
@@ -206,7 +223,15 @@ async fn replica_killed_mid_snapshot_and_mid_rotation_is_taken_over() {
     let b = Proc::spawn(&b_dir, &config).await;
     wait_nodes(&b, 2).await;
 
-    // A owns both a running snapshot and a running rotation.
+    // A owns a running snapshot, a running restore and a running rotation.
+    let restoring = a
+        .call(
+            "POST",
+            "/_snapshot/bigrepo/bigsnap/_restore",
+            Some(json!({"rename_pattern": "big", "rename_replacement": "big-restored"})),
+        )
+        .await;
+    assert_eq!(restoring.status, 200, "{}", restoring.text);
     let started = a
         .call(
             "PUT",
@@ -240,6 +265,10 @@ async fn replica_killed_mid_snapshot_and_mid_rotation_is_taken_over() {
         refused.error_type(),
         "concurrent_snapshot_execution_exception"
     );
+    assert!(
+        !unpublished(&dir.path().join("data")).is_empty(),
+        "the restore is staging files when A dies"
+    );
     a.kill();
 
     // B completes the rotation and records the snapshot FAILED.
@@ -260,6 +289,16 @@ async fn replica_killed_mid_snapshot_and_mid_rotation_is_taken_over() {
     };
     let snap = &failed["snapshots"][0];
     assert_eq!(snap["state"], "FAILED", "{failed}");
+    // The restore A ran is released and its staged files removed; nothing
+    // was published under its name.
+    let started = Instant::now();
+    while !unpublished(&dir.path().join("data")).is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(b.call("GET", "/big-restored", None).await.status, 404);
+    let again = b.call("POST", "/_snapshot/bigrepo/_cleanup", None).await;
+    assert_eq!(again.status, 200, "restore record released: {}", again.text);
     assert!(
         snap["reason"].as_str().unwrap().contains("stopped"),
         "{failed}"
