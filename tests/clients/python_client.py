@@ -53,6 +53,11 @@ except BadRequestError as e:
     assert e.body["error"]["type"] == "invalid_snapshot_name_exception", e.body
 
 es.snapshot.delete(repository="py-repo", snapshot="nightly")
+analysis = es.snapshot.repository_analyze(
+    name="py-repo", blob_count=8, max_blob_size="32kb", register_operation_count=5, seed=3, timeout="60s"
+)
+assert analysis["issues_detected"] == [], analysis
+assert analysis["blob_count"] == 8 and analysis["seed"] == 3, analysis
 cleaned = es.snapshot.cleanup_repository(name="py-repo")
 assert "deleted_bytes" in cleaned["results"], cleaned
 es.snapshot.delete_repository(name="py-repo")
