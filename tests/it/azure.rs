@@ -91,3 +91,45 @@ async fn azure_repository_snapshot_restore_delete_cleanup_and_rotation() {
     super::backends::scenario(&s, &data, "az", "backups", azure_store(&container, "")).await;
     s.stop().await;
 }
+
+/// The state store in an Azure container (a store URI): a second node sees
+/// what the first registered, and nothing of the state is on local disk.
+#[tokio::test(flavor = "multi_thread")]
+async fn state_store_in_an_azure_container() {
+    let dir = tempfile::tempdir().unwrap();
+    let container = container().await;
+    let endpoint = endpoint().replace(':', "%3A").replace('/', "%2F");
+    let config = format!(
+        "heartbeat_secs = 1\nstate_store = \"azure://{container}/state?endpoint={endpoint}\"\n"
+    );
+    let mut ks = Keystore::default();
+    ks.insert(MasterKey::generate("default"));
+    ks.set_setting("azure.client.default.account", ACCOUNT.into());
+    ks.set_setting("azure.client.default.key", KEY.into());
+    let mut nodes = Vec::new();
+    for name in ["a", "b"] {
+        let data = dir.path().join(name);
+        std::fs::create_dir_all(&data).unwrap();
+        ks.save(&data.join("keystore.json")).unwrap();
+        nodes.push(Server::start_with(&data, Some(&config)).await);
+    }
+    nodes[0]
+        .ok(
+            "PUT",
+            "/_snapshot/shared",
+            Some(json!({"type": "memory", "settings": {"location": "azure-state"}})),
+        )
+        .await;
+    let seen = nodes[1].ok("GET", "/_snapshot/shared", None).await;
+    assert_eq!(seen["shared"]["type"], "memory");
+    assert!(super::harness::files_under(&dir.path().join("a/state")).is_empty());
+    let objects = azure_store(&container, "state").list("/").await.unwrap();
+    assert!(
+        objects.iter().any(|o| o.path.starts_with("state-")),
+        "{:?}",
+        objects.iter().map(|o| &o.path).collect::<Vec<_>>()
+    );
+    for n in nodes {
+        n.stop().await;
+    }
+}
