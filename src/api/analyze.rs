@@ -129,6 +129,11 @@ pub struct AnalyzeResponse {
     pub details: Option<Vec<BlobDetails>>,
 }
 
+/// The largest blob an analysis writes.
+const MAX_BLOB_SIZE: u64 = 256 << 20;
+/// The most blob bytes in flight at once (each held up to four times).
+const MAX_BYTES_IN_FLIGHT: u64 = 512 << 20;
+
 /// `10mb`, `1gb`, `1536b`: Elasticsearch's byte sizes.
 fn human_bytes(n: u64) -> String {
     for (unit, shift) in [("tb", 40), ("gb", 30), ("mb", 20), ("kb", 10)] {
@@ -229,11 +234,11 @@ impl AnalyzeQuery {
         };
         flag(&self.rarely_abort_writes, "rarely_abort_writes", true)?;
         let max_blob_size = size(&self.max_blob_size, "max_blob_size", 10 << 20)?;
-        if max_blob_size > 1 << 30 {
+        if max_blob_size > MAX_BLOB_SIZE {
             return Err(bad(
                 "max_blob_size",
                 self.max_blob_size.as_deref().unwrap_or_default(),
-                "snapvault analyses blobs of at most 1gb (each is held in memory once)",
+                "snapvault analyses blobs of at most 256mb (blobs are held in memory)",
             ));
         }
         let blob_count = int(&self.blob_count, "blob_count", 100, MAX_BLOB_COUNT)?;
@@ -245,10 +250,22 @@ impl AnalyzeQuery {
                 "must allow at least two bytes per blob",
             ));
         }
+        let concurrency = int(&self.concurrency, "concurrency", 10, MAX_CONCURRENCY as u64)?;
+        // A blob in flight is held up to four times (written, read back,
+        // overwritten, read during the overwrite): bound the product.
+        if concurrency.saturating_mul(max_blob_size) > MAX_BYTES_IN_FLIGHT {
+            return Err(bad(
+                "concurrency",
+                &concurrency.to_string(),
+                &format!(
+                    "concurrency times max_blob_size must stay within {}; lower either",
+                    human_bytes(MAX_BYTES_IN_FLIGHT)
+                ),
+            ));
+        }
         let request = AnalyzeRequest {
             blob_count,
-            concurrency: int(&self.concurrency, "concurrency", 10, MAX_CONCURRENCY as u64)?
-                as usize,
+            concurrency: concurrency as usize,
             max_blob_size,
             max_total_data_size,
             register_operation_count: int(
@@ -364,7 +381,7 @@ fn render(
     params(("repository" = String, Path, description = "Repository name"),
         ("blob_count" = Option<u64>, Query, description = "Blobs to write (default 100, at most 100000)"),
         ("concurrency" = Option<u64>, Query, description = "Operations in flight (default 10, at most 256)"),
-        ("max_blob_size" = Option<String>, Query, description = "Largest blob (default 10mb, at most 1gb)"),
+        ("max_blob_size" = Option<String>, Query, description = "Largest blob (default 10mb, at most 256mb; concurrency times max_blob_size at most 512mb)"),
         ("max_total_data_size" = Option<String>, Query, description = "All blobs together (default 1gb)"),
         ("register_operation_count" = Option<u64>, Query, description = "Register increments (default 10)"),
         ("rare_action_probability" = Option<f64>, Query, description = "Chance of an overwrite during reads (default 0.02)"),

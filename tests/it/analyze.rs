@@ -71,6 +71,7 @@ async fn analysis_of_a_sound_repository_reports_throughput_and_leaves_nothing() 
         "rare_action_probability=2",
         "timeout=soon",
         "concurrency=100000",
+        "concurrency=100&max_blob_size=100mb",
         "detailed=maybe",
         "unknown=1",
     ] {
