@@ -60,22 +60,10 @@ impl Repository {
         loop {
             let (n, mut keyring) = self.keyring().await?;
             let out = change(&mut keyring)?;
-            keyring.commit_id = crate::indices::new_doc_id();
             let path = layout::keyring(n + 1);
             let json =
                 Bytes::from(serde_json::to_vec_pretty(&keyring).expect("keyring serialises"));
-            let mut written = self.store().write_if_absent(&path, json).await;
-            if let Err(StorageError::AlreadyExists(_)) = written {
-                // A lost answer to our own create: the object is ours.
-                if let Ok(Some(b)) = self.store().read_opt(&path).await {
-                    if parse_json::<Keyring>(&path, &b)
-                        .is_ok_and(|k| k.commit_id == keyring.commit_id)
-                    {
-                        written = Ok(());
-                    }
-                }
-            }
-            match written {
+            match self.store().write_if_absent(&path, json).await {
                 Ok(()) => {
                     let store = self.store();
                     store

@@ -434,20 +434,10 @@ impl Repository {
             let (mut data, _) = self.latest().await?;
             let out = change(&mut data)?;
             data.generation += 1;
-            data.commit_id = crate::indices::new_doc_id();
             let path = layout::generation(data.generation);
             let json = serde_json::to_vec(&data).expect("documents serialise");
             let sealed = Bytes::from(self.seal(dek, &path, &json));
-            let mut written = self.store.write_if_absent(&path, sealed).await;
-            if let Err(StorageError::AlreadyExists(_)) = written {
-                // A lost answer to our own create: the object is ours.
-                if let Ok((theirs, _)) = self.read_generation(data.generation).await {
-                    if theirs.commit_id == data.commit_id {
-                        written = Ok(());
-                    }
-                }
-            }
-            match written {
+            match self.store.write_if_absent(&path, sealed).await {
                 Ok(()) => {
                     let hint = Bytes::from(data.generation.to_string());
                     self.store

@@ -28,11 +28,6 @@ pub struct Keyring {
     /// The latest key rotation, running or finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotation: Option<Rotation>,
-    /// A fresh random id per commit attempt: a writer whose create-if-absent
-    /// answer was lost (a retried request that met its own object) tells
-    /// its own commit from a rival's by it.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub commit_id: String,
 }
 
 impl Keyring {
@@ -46,7 +41,6 @@ impl Keyring {
             active: key.clone(),
             needed: vec![key],
             rotation: None,
-            commit_id: String::new(),
         }
     }
 }
@@ -147,11 +141,6 @@ pub struct SnapshotEntry {
 pub struct RepositoryData {
     pub generation: u64,
     pub snapshots: Vec<SnapshotEntry>,
-    /// A fresh random id per commit attempt: a writer whose create-if-absent
-    /// answer was lost (a retried request that met its own object) tells
-    /// its own commit from a rival's by it.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub commit_id: String,
 }
 
 impl RepositoryData {

@@ -395,7 +395,10 @@ impl Node {
             .list(&dir)
             .await
             .map_err(|e| fail(format!("cannot list [{dir}]: {e}")))?;
-        let cas = store.write_if_absent(&path, payload.clone()).await;
+        // Other bytes: a create that meets identical bytes counts as the
+        // writer's own (a retried request), which this must not be.
+        let rival = Bytes::from(uuid::Uuid::new_v4().to_string());
+        let cas = store.write_if_absent(&path, rival).await;
         store
             .delete_all(&dir)
             .await

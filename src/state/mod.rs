@@ -57,11 +57,6 @@ pub struct StateDoc {
     /// Paused repositories by name.
     #[serde(default)]
     pub paused: BTreeMap<String, Pause>,
-    /// A fresh random id per commit attempt: a writer whose create-if-absent
-    /// answer was lost (a retried request that met its own object) tells
-    /// its own commit from a rival's by it.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub commit_id: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -192,16 +187,6 @@ impl StateStore {
         }
     }
 
-    /// True when generation `path` is this writer's own commit.
-    async fn commit_landed(&self, path: &str, commit_id: &str) -> bool {
-        match self.store.read_opt(path).await {
-            Ok(Some(b)) => {
-                serde_json::from_slice::<StateDoc>(&b).is_ok_and(|d| d.commit_id == commit_id)
-            }
-            _ => false,
-        }
-    }
-
     /// The cached document.
     pub async fn current(&self) -> StateDoc {
         self.cache.read().await.clone()
@@ -224,16 +209,12 @@ impl StateStore {
                 return Ok(out);
             }
             doc.version += 1;
-            doc.commit_id = crate::indices::new_doc_id();
             let bytes = Bytes::from(serde_json::to_vec_pretty(&doc).expect("state serialises"));
-            let path = doc_path(doc.version);
-            let mut written = self.store.write_if_absent(&path, bytes).await;
-            if let Err(StorageError::AlreadyExists(_)) = written {
-                if self.commit_landed(&path, &doc.commit_id).await {
-                    written = Ok(());
-                }
-            }
-            match written {
+            match self
+                .store
+                .write_if_absent(&doc_path(doc.version), bytes)
+                .await
+            {
                 Ok(()) => {
                     let hint = Bytes::from(doc.version.to_string());
                     self.store

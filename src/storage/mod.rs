@@ -400,24 +400,24 @@ impl Store {
             Backend::Gcs(c) if c.emulate_create_if_absent => {
                 self.check_then_write(path, data).await
             }
-            // `ifGenerationMatch=0`: the service refuses when the name exists.
-            Backend::Gcs(_) => {
-                self.op
-                    .write_with(path, data)
-                    .content_type(OCTET_STREAM)
-                    .if_not_exists(true)
-                    .await
-                    .map_err(|e| StorageError::from_opendal(path, e))?;
-                Ok(())
-            }
-            // `If-None-Match: *`: the service refuses when the name exists.
-            Backend::S3(_) | Backend::Azure(_) => {
-                self.op
-                    .write_with(path, data)
-                    .if_not_exists(true)
-                    .await
-                    .map_err(|e| StorageError::from_opendal(path, e))?;
-                Ok(())
+            // `ifGenerationMatch=0` (GCS) or `If-None-Match: *` (S3, Azure):
+            // the service refuses when the name exists.
+            Backend::Gcs(_) | Backend::S3(_) | Backend::Azure(_) => {
+                let mut write = self.op.write_with(path, data.clone()).if_not_exists(true);
+                if matches!(self.backend, Backend::Gcs(_)) {
+                    write = write.content_type(OCTET_STREAM);
+                }
+                match write.await.map_err(|e| StorageError::from_opendal(path, e)) {
+                    // A retried request can meet the object its own first
+                    // attempt created, whose answer was lost: the same
+                    // bytes (every sealed object has a random nonce) mean
+                    // the create was ours.
+                    Err(StorageError::AlreadyExists(p)) => match self.read_opt(path).await {
+                        Ok(Some(found)) if found == data => Ok(()),
+                        _ => Err(StorageError::AlreadyExists(p)),
+                    },
+                    other => other.map(|_| ()),
+                }
             }
         }
     }
