@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{flag, EsQuery};
+use super::present::parse_time_value;
 use crate::service::analyze::{
     AnalyzeOutcome, AnalyzeRequest, OpSummary, MAX_BLOB_COUNT, MAX_CONCURRENCY,
     MAX_REGISTER_OPERATIONS,
@@ -161,23 +162,6 @@ fn human_time(d: Duration) -> String {
     }
 }
 
-/// `30s`, `500ms`, `2m`, `1h`: a positive time value.
-fn parse_time(v: &str) -> Option<Duration> {
-    let split = v.find(|c: char| !c.is_ascii_digit())?;
-    let (n, unit) = v.split_at(split);
-    let n: u64 = n.parse().ok()?;
-    Some(match unit {
-        "nanos" => Duration::from_nanos(n),
-        "micros" => Duration::from_micros(n),
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        "d" => Duration::from_secs(n * 86_400),
-        _ => return None,
-    })
-}
-
 fn rate(bytes: u64, elapsed: Duration) -> u64 {
     if elapsed.is_zero() {
         return 0;
@@ -222,7 +206,7 @@ impl AnalyzeQuery {
         };
         let timeout = match self.timeout.as_deref() {
             None => Duration::from_secs(30),
-            Some(s) => parse_time(s)
+            Some(s) => parse_time_value(s)
                 .filter(|d| !d.is_zero())
                 .ok_or_else(|| bad("timeout", s, "must be a positive time value such as 30s"))?,
         };

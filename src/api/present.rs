@@ -23,14 +23,36 @@ const COMMON: &[&str] = &[
     "format",
 ];
 
-/// Elasticsearch time values: `30s`, `1m`, `500ms`, `-1`, `0`.
-pub fn valid_time_value(v: &str) -> bool {
-    if v == "-1" || v == "0" {
-        return true;
-    }
+/// Units of Elasticsearch time values, with their length in nanoseconds.
+const TIME_UNITS: &[(&str, u64)] = &[
+    ("nanos", 1),
+    ("micros", 1_000),
+    ("ms", 1_000_000),
+    ("s", 1_000_000_000),
+    ("m", 60_000_000_000),
+    ("h", 3_600_000_000_000),
+    ("d", 86_400_000_000_000),
+];
+
+/// The digits and the unit's length of a time value such as `30s`.
+fn split_time_value(v: &str) -> Option<(&str, u64)> {
     let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
     let (num, unit) = v.split_at(split);
-    !num.is_empty() && ["nanos", "micros", "ms", "s", "m", "h", "d"].contains(&unit)
+    let nanos = TIME_UNITS.iter().find(|(u, _)| *u == unit)?.1;
+    (!num.is_empty()).then_some((num, nanos))
+}
+
+/// Elasticsearch time values: `30s`, `1m`, `500ms`, `-1`, `0`.
+pub fn valid_time_value(v: &str) -> bool {
+    v == "-1" || v == "0" || split_time_value(v).is_some()
+}
+
+/// A time value with a unit as a duration; `None` when malformed or too
+/// large to represent.
+pub fn parse_time_value(v: &str) -> Option<std::time::Duration> {
+    let (num, nanos) = split_time_value(v)?;
+    let total = num.parse::<u64>().ok()?.checked_mul(nanos)?;
+    Some(std::time::Duration::from_nanos(total))
 }
 
 pub async fn common_params(mut req: Request, next: Next) -> Response {
@@ -187,5 +209,15 @@ mod tests {
         assert!(valid_time_value("-1"));
         assert!(!valid_time_value("soon"));
         assert!(!valid_time_value("10"));
+        assert_eq!(
+            parse_time_value("90s"),
+            Some(std::time::Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse_time_value("2m"),
+            Some(std::time::Duration::from_secs(120))
+        );
+        assert_eq!(parse_time_value("18446744073709551615d"), None);
+        assert_eq!(parse_time_value("-1"), None);
     }
 }
