@@ -2,10 +2,9 @@
 //! (`SNAPVAULT_TEST_AZURE_ENDPOINT`). A missing emulator fails these tests.
 
 use serde_json::json;
-use snapvault::crypto::{Keystore, MasterKey};
 use snapvault::storage::{AzureConfig, Backend, Limits, Store};
 
-use super::harness::Server;
+use super::harness::{keystore_with, Server};
 
 /// Azurite's well-known development account.
 const ACCOUNT: &str = "devstoreaccount1";
@@ -62,10 +61,10 @@ async fn azure_repository_snapshot_restore_delete_cleanup_and_rotation() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("node");
     std::fs::create_dir_all(&data).unwrap();
-    let mut ks = Keystore::default();
-    ks.insert(MasterKey::generate("default"));
-    ks.set_setting("azure.client.default.account", ACCOUNT.into());
-    ks.set_setting("azure.client.default.key", KEY.into());
+    let ks = keystore_with(&[
+        ("azure.client.default.account", ACCOUNT),
+        ("azure.client.default.key", KEY),
+    ]);
     ks.save(&data.join("keystore.json")).unwrap();
     let s = Server::start_with(&data, Some("heartbeat_secs = 1\n")).await;
     let container = container().await;
@@ -102,10 +101,10 @@ async fn state_store_in_an_azure_container() {
     let config = format!(
         "heartbeat_secs = 1\nstate_store = \"azure://{container}/state?endpoint={endpoint}\"\n"
     );
-    let mut ks = Keystore::default();
-    ks.insert(MasterKey::generate("default"));
-    ks.set_setting("azure.client.default.account", ACCOUNT.into());
-    ks.set_setting("azure.client.default.key", KEY.into());
+    let ks = keystore_with(&[
+        ("azure.client.default.account", ACCOUNT),
+        ("azure.client.default.key", KEY),
+    ]);
     let mut nodes = Vec::new();
     for name in ["a", "b"] {
         let data = dir.path().join(name);

@@ -9,9 +9,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use snapvault::crypto::{Keystore, MasterKey};
 
-use super::harness::{docs, Server};
+use super::harness::{docs, keystore_with, Server};
 
 /// The proxy process; killed when dropped.
 struct FaultyProxy {
@@ -87,10 +86,10 @@ async fn storage_faults_are_retried_and_leave_the_repository_consistent() {
     let proxy = FaultyProxy::start(&upstream, dir.path()).await;
     let data = dir.path().join("node");
     std::fs::create_dir_all(&data).unwrap();
-    let mut ks = Keystore::default();
-    ks.insert(MasterKey::generate("default"));
-    ks.set_setting("s3.client.default.access_key", "test".into());
-    ks.set_setting("s3.client.default.secret_key", "test".into());
+    let ks = keystore_with(&[
+        ("s3.client.default.access_key", "test"),
+        ("s3.client.default.secret_key", "test"),
+    ]);
     ks.save(&data.join("keystore.json")).unwrap();
     let s = Server::start_with(
         &data,

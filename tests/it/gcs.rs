@@ -10,10 +10,9 @@
 
 use bytes::Bytes;
 use serde_json::json;
-use snapvault::crypto::{Keystore, MasterKey};
 use snapvault::storage::{Backend, GcsConfig, Limits, Store};
 
-use super::harness::Server;
+use super::harness::{keystore_with, Server};
 
 fn endpoint() -> String {
     std::env::var("SNAPVAULT_TEST_GCS_ENDPOINT").expect(
@@ -48,9 +47,9 @@ pub(super) fn gcs_store(bucket: &str, root: &str, emulate: bool) -> Store {
 fn node_dir(root: &std::path::Path) -> std::path::PathBuf {
     let data = root.join("node");
     std::fs::create_dir_all(&data).unwrap();
-    let mut ks = Keystore::default();
-    ks.insert(MasterKey::generate("default"));
-    ks.save(&data.join("keystore.json")).unwrap();
+    keystore_with(&[])
+        .save(&data.join("keystore.json"))
+        .unwrap();
     data
 }
 

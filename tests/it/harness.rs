@@ -345,6 +345,17 @@ impl Drop for Proc {
     }
 }
 
+/// A keystore with a fresh master key `default` and the secure `settings`
+/// (storage credentials) a test needs.
+pub fn keystore_with(settings: &[(&str, &str)]) -> snapvault::crypto::Keystore {
+    let mut ks = snapvault::crypto::Keystore::default();
+    ks.insert(snapvault::crypto::MasterKey::generate("default"));
+    for (name, value) in settings {
+        ks.set_setting(name, value.to_string());
+    }
+    ks
+}
+
 /// Adds a random master key named `name` to the keystore of `data_dir`.
 pub fn add_key(data_dir: &Path, name: &str) {
     let path = data_dir.join("keystore.json");

@@ -2,11 +2,10 @@
 //! (`SNAPVAULT_TEST_S3_ENDPOINT`). A missing emulator fails these tests.
 
 use serde_json::json;
-use snapvault::crypto::{Keystore, MasterKey};
 use snapvault::storage::{Backend, Limits, S3Config, Store};
 
 use super::backends::{one_winner_per_round, scenario};
-use super::harness::{docs, Server};
+use super::harness::{docs, keystore_with, Server};
 
 pub(super) fn endpoint() -> String {
     std::env::var("SNAPVAULT_TEST_S3_ENDPOINT")
@@ -48,10 +47,10 @@ async fn s3_repository_snapshot_restore_delete_cleanup_and_rotation() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("node");
     std::fs::create_dir_all(&data).unwrap();
-    let mut ks = Keystore::default();
-    ks.insert(MasterKey::generate("default"));
-    ks.set_setting("s3.client.default.access_key", "test".into());
-    ks.set_setting("s3.client.default.secret_key", "test".into());
+    let ks = keystore_with(&[
+        ("s3.client.default.access_key", "test"),
+        ("s3.client.default.secret_key", "test"),
+    ]);
     ks.save(&data.join("keystore.json")).unwrap();
     let s = Server::start_with(&data, Some("heartbeat_secs = 1\n")).await;
     let bucket = bucket().await;
@@ -99,10 +98,10 @@ async fn replicas_share_state_and_data_stores_on_s3() {
         "heartbeat_secs = 1\nstate_store = \"s3://{bucket}/deploy/state?{query}\"\ndata_store = \"s3://{bucket}/deploy/data?{query}\"\n"
     );
     // Replicas hold one keystore (a mounted secret).
-    let mut ks = Keystore::default();
-    ks.insert(MasterKey::generate("default"));
-    ks.set_setting("s3.client.default.access_key", "test".into());
-    ks.set_setting("s3.client.default.secret_key", "test".into());
+    let ks = keystore_with(&[
+        ("s3.client.default.access_key", "test"),
+        ("s3.client.default.secret_key", "test"),
+    ]);
     let mut nodes = Vec::new();
     for name in ["a", "b"] {
         let data = dir.path().join(name);
