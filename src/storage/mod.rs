@@ -466,12 +466,14 @@ impl Store {
         Ok(out)
     }
 
-    /// Deletes an object; deleting a missing object succeeds.
+    /// Deletes an object; deleting a missing object succeeds, including
+    /// one that another deleter removes at the same moment (OpenDAL's `fs`
+    /// checks, then removes, and reports the loser of that race NotFound).
     pub async fn delete(&self, path: &str) -> Result<()> {
-        self.op
-            .delete(path)
-            .await
-            .map_err(|e| StorageError::from_opendal(path, e))
+        match self.op.delete(path).await {
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(StorageError::from_opendal(path, e)),
+            _ => Ok(()),
+        }
     }
 
     /// Deletes everything under a directory prefix.
@@ -553,6 +555,32 @@ fn link_new(target: &Path, data: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn racing_deletes_of_the_same_objects_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(Backend::Fs(dir.path().to_path_buf()), &Limits::default()).unwrap();
+        for round in 0..20 {
+            let paths: Vec<String> = (0..50).map(|i| format!("r{round}/k/{i}")).collect();
+            for p in &paths {
+                store.write(p, Bytes::from_static(b"x")).await.unwrap();
+            }
+            let deleters: Vec<_> = (0..4)
+                .map(|_| {
+                    let (s, ps) = (store.clone(), paths.clone());
+                    tokio::spawn(async move {
+                        for p in ps {
+                            s.delete(&p).await?;
+                        }
+                        Ok::<_, StorageError>(())
+                    })
+                })
+                .collect();
+            for d in deleters {
+                d.await.unwrap().unwrap();
+            }
+        }
+    }
 
     #[tokio::test]
     async fn fs_create_if_absent_has_one_winner_per_round() {
