@@ -55,8 +55,16 @@ def main():
             "SNAPVAULT_AZURE_DEFAULT_KEY": AZ_KEY,
         }
     )
+    # Endpoints are the operator's client settings, not repository settings.
+    config = os.path.join(work, "snapvault.toml")
+    with open(config, "w") as f:
+        f.write(
+            f'[s3.client.default]\nendpoint = "{os.environ["SNAPVAULT_TEST_S3_ENDPOINT"]}"\npath_style_access = true\n'
+            f'[azure.client.default]\nendpoint = "{az}"\n'
+            f'[gcs.client.default]\nendpoint = "{os.environ["SNAPVAULT_TEST_GCS_ENDPOINT"]}"\n'
+        )
     server = subprocess.Popen(
-        ["target/release/snapvault", "serve", "--listen", "127.0.0.1:0", "--data-dir", work],
+        ["target/release/snapvault", "serve", "--listen", "127.0.0.1:0", "--data-dir", work, "--config", config],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -85,9 +93,9 @@ def main():
         mib = dir_size(os.path.join(work, "data")) / MIB
         repos = {
             "fs": {"type": "fs", "settings": {"location": "bench"}},
-            "s3 (moto 5)": {"type": "s3", "settings": {"bucket": name, "endpoint": os.environ["SNAPVAULT_TEST_S3_ENDPOINT"], "path_style_access": "true"}},
-            "azure (Azurite 3)": {"type": "azure", "settings": {"container": name, "endpoint": az}},
-            "gcs (gcp-storage-emulator, emulated)": {"type": "gcs", "settings": {"bucket": name, "endpoint": os.environ["SNAPVAULT_TEST_GCS_ENDPOINT"], "conditional_writes": "emulated"}},
+            "s3 (moto 5)": {"type": "s3", "settings": {"bucket": name}},
+            "azure (Azurite 3)": {"type": "azure", "settings": {"container": name}},
+            "gcs (gcp-storage-emulator, emulated)": {"type": "gcs", "settings": {"bucket": name, "conditional_writes": "emulated"}},
         }
         rows = []
         for i, (label, body) in enumerate(repos.items()):

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::clients::{AzureClient, Clients, CloudClients, GcsClient, S3Client};
+
 /// Options as they may appear in the TOML file; all optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,6 +32,12 @@ pub struct FileConfig {
     pub rotation_lease_secs: Option<u64>,
     pub rotation_keys_per_sec: Option<u64>,
     pub heartbeat_secs: Option<u64>,
+    /// `[s3.client.<name>]`: where each S3 client connects.
+    pub s3: Option<Clients<S3Client>>,
+    /// `[azure.client.<name>]`.
+    pub azure: Option<Clients<AzureClient>>,
+    /// `[gcs.client.<name>]`.
+    pub gcs: Option<Clients<GcsClient>>,
 }
 
 /// The effective configuration of a node.
@@ -63,6 +71,8 @@ pub struct Config {
     pub rotation_keys_per_sec: u64,
     /// How often a node publishes its liveness and key fingerprints.
     pub heartbeat_secs: u64,
+    /// Endpoints of the cloud clients repositories name.
+    pub clients: CloudClients,
 }
 
 /// What flags and environment variables set.
@@ -96,6 +106,12 @@ impl Config {
                 .canonicalize()
                 .map_err(|e| format!("cannot resolve path_repo {}: {e}", p.display()))?;
         }
+        let clients = CloudClients {
+            s3: file.s3.map(|c| c.client).unwrap_or_default(),
+            azure: file.azure.map(|c| c.client).unwrap_or_default(),
+            gcs: file.gcs.map(|c| c.client).unwrap_or_default(),
+        };
+        clients.validate()?;
         Ok(Config {
             listen: o
                 .listen
@@ -123,6 +139,7 @@ impl Config {
             rotation_lease_secs: file.rotation_lease_secs.unwrap_or(30).max(1),
             rotation_keys_per_sec: file.rotation_keys_per_sec.unwrap_or(0),
             heartbeat_secs: file.heartbeat_secs.unwrap_or(2).max(1),
+            clients,
         })
     }
 

@@ -13,14 +13,18 @@
 //!   that snapshots protect.
 //! - [`crypto`]: envelope encryption (HKDF-derived KEKs, AES-256-GCM-SIV).
 //! - [`storage`]: OpenDAL operators, layers, and atomic create-if-absent.
+//! - [`config`] and [`clients`]: the operator's configuration, including
+//!   where each named cloud client connects (never a repository setting).
 //!
 //! Everything that must survive a restart is a persisted document updated
 //! by create-if-absent of its next generation; memory holds caches only.
 
 pub mod api;
+pub mod clients;
 pub mod config;
 pub mod crypto;
 pub mod indices;
+pub mod logging;
 pub mod repository;
 pub mod service;
 pub mod state;

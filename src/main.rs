@@ -193,13 +193,7 @@ fn healthcheck(addr: SocketAddr) -> Result<(), String> {
 }
 
 fn serve(o: Overrides) -> Result<(), String> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,opendal=error".into()),
-        )
-        .init();
+    snapvault::logging::init();
     let config = Config::load(&o)?;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async move {

@@ -79,6 +79,111 @@ pub fn verify_dir(seed: &str) -> String {
     format!("{VERIFY_DIR}{seed}/")
 }
 
+/// Prefix of the scratch blobs `_analyze` writes.
+pub const ANALYSIS_PREFIX: &str = "temp-analysis-";
+
+pub fn analysis_dir(seed: &str) -> String {
+    format!("{ANALYSIS_PREFIX}{seed}/")
+}
+
+/// The directories under which the format keeps objects, each listed on
+/// its own by anything that walks the repository. Nothing walks the root
+/// recursively: a location that happens to hold other files (or, through a
+/// mistake in registration, another repository) is never descended into.
+pub const OBJECT_DIRS: &[&str] = &[SNAPSHOTS_DIR, INDICES_DIR, CHUNKS_DIR, KEYS_DIR];
+
+/// Every kind of object the repository format writes. An object that
+/// classifies as none of these is not the repository's: nothing deletes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Identity,
+    /// `index-<N>`.
+    Generation(u64),
+    GenerationLatest,
+    Keyring,
+    WrappedKey(KeyId, KeyId),
+    Snapshot,
+    IndexMeta,
+    ShardManifest,
+    Chunk,
+    /// Scratch objects of `_verify` (`tests-<seed>/…`).
+    Verify,
+    /// Scratch objects of `_analyze` (`temp-analysis-<seed>/…`).
+    Analysis,
+}
+
+/// Ids the format generates: uuids and base64url document ids.
+fn is_id(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A scratch directory's seed: a simple uuid.
+fn is_seed(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// What kind of repository object `path` is, by its exact name shape;
+/// `None` for anything the format never writes.
+pub fn classify(path: &str) -> Option<Kind> {
+    match path {
+        IDENTITY => return Some(Kind::Identity),
+        INDEX_LATEST => return Some(Kind::GenerationLatest),
+        KEYRING | KEYRING_LATEST => return Some(Kind::Keyring),
+        _ => {}
+    }
+    if let Some(n) = path.strip_prefix(INDEX_PREFIX) {
+        return (n.bytes().all(|b| b.is_ascii_digit()) && !n.is_empty())
+            .then(|| n.parse().ok().map(Kind::Generation))
+            .flatten();
+    }
+    if let Some(rest) = path.strip_prefix("keys/keyring-") {
+        let n = rest.strip_suffix(".json")?;
+        return (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then_some(Kind::Keyring);
+    }
+    if let Some((kek, dek)) = parse_wrapped_key(path) {
+        return Some(Kind::WrappedKey(kek, dek));
+    }
+    if let Some(uuid) = path.strip_prefix(SNAPSHOTS_DIR) {
+        return is_id(uuid).then_some(Kind::Snapshot);
+    }
+    if let Some(rest) = path.strip_prefix(INDICES_DIR) {
+        let parts: Vec<&str> = rest.split('/').collect();
+        return match parts.as_slice() {
+            [index, meta] if is_id(index) => meta
+                .strip_prefix("meta-")
+                .filter(|s| is_id(s))
+                .map(|_| Kind::IndexMeta),
+            [index, shard, manifest] if is_id(index) => {
+                let shard_ok = !shard.is_empty()
+                    && shard.len() <= 5
+                    && shard.bytes().all(|b| b.is_ascii_digit());
+                manifest
+                    .strip_prefix("manifest-")
+                    .filter(|s| shard_ok && is_id(s))
+                    .map(|_| Kind::ShardManifest)
+            }
+            _ => None,
+        };
+    }
+    if let Some(rest) = path.strip_prefix(CHUNKS_DIR) {
+        let (dir, id) = rest.split_once('/')?;
+        let hex = |s: &str| s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        return (dir.len() == 2
+            && id.len() >= 32
+            && id.len() <= 128
+            && hex(id)
+            && id.starts_with(dir))
+        .then_some(Kind::Chunk);
+    }
+    let scratch = |prefix: &str, kind: Kind| {
+        let (seed, name) = path.strip_prefix(prefix)?.split_once('/')?;
+        (is_seed(seed) && !name.is_empty() && !name.starts_with('/')).then_some(kind)
+    };
+    scratch(VERIFY_DIR, Kind::Verify).or_else(|| scratch(ANALYSIS_PREFIX, Kind::Analysis))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +198,58 @@ mod tests {
         let id = "ab".repeat(32);
         assert_eq!(chunk(&id), format!("chunks/ab/{id}"));
         assert_eq!(parse_chunk(&chunk(&id)), Some(id.as_str()));
+    }
+
+    #[test]
+    fn every_object_the_format_writes_classifies_and_nothing_else_does() {
+        let (k, d) = (KeyId([1; 16]), KeyId([2; 16]));
+        let uuid = "Zq1xV2Jt_4k-8aPmB3rcAA";
+        let seed = "0123456789abcdef0123456789abcdef";
+        let chunk_id = "ab".repeat(32);
+        let ours = [
+            (IDENTITY.to_string(), Kind::Identity),
+            (generation(7), Kind::Generation(7)),
+            (INDEX_LATEST.to_string(), Kind::GenerationLatest),
+            (keyring(0), Kind::Keyring),
+            (keyring(3), Kind::Keyring),
+            (KEYRING_LATEST.to_string(), Kind::Keyring),
+            (wrapped_key(k, d), Kind::WrappedKey(k, d)),
+            (snapshot(uuid), Kind::Snapshot),
+            (index_meta(uuid, uuid), Kind::IndexMeta),
+            (shard_manifest(uuid, 12, uuid), Kind::ShardManifest),
+            (chunk(&chunk_id), Kind::Chunk),
+            (format!("{}data-node1.dat", verify_dir(seed)), Kind::Verify),
+            (format!("{}blob-3", analysis_dir(seed)), Kind::Analysis),
+        ];
+        for (path, kind) in ours {
+            assert_eq!(classify(&path), Some(kind), "{path}");
+        }
+        let foreign = [
+            "prod/index-3",
+            "prod/snapvault.json",
+            "prod/chunks/ab/abab",
+            "index-",
+            "index-3x",
+            "index-3/x",
+            "snapshots/a/b",
+            "snapshots/",
+            "indices/u/meta-",
+            "indices/u/0/manifest-a/b",
+            "indices/u/x/manifest-a",
+            "chunks/ab/cd",
+            &format!("chunks/cd/{chunk_id}"),
+            "keys/keyring-x.json",
+            "keys/zz/yy",
+            "tests-abc/data",
+            "temp-analysis-/x",
+            "data/indices/u/0/seg-1.ndjson",
+            "nodes/n1.json",
+            "state-4",
+            "keystore.json",
+            "README",
+        ];
+        for path in foreign {
+            assert_eq!(classify(path), None, "{path}");
+        }
     }
 }

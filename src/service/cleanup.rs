@@ -11,10 +11,11 @@ use std::collections::HashSet;
 
 use super::repositories::OpenRepository;
 use super::{Node, Result, ServiceError};
-use crate::repository::layout;
+use crate::repository::layout::{self, Kind};
 use crate::repository::model::{IndexMeta, ShardManifest, SnapshotDetails};
 use crate::repository::RepoError;
 use crate::state::OpKind;
+use crate::storage::{Listed, Store};
 
 /// Objects examined between two checks that the lease still holds.
 const FENCE_EVERY: usize = 256;
@@ -29,6 +30,7 @@ impl Node {
     pub async fn cleanup_repository(&self, repository: &str) -> Result<CleanupResult> {
         let open = self.repo(repository).await?;
         self.check_not_paused(repository).await?;
+        self.recheck_placement(&open).await?;
         if open.repo.readonly() {
             return Err(ServiceError::Repository {
                 repository: repository.into(),
@@ -60,16 +62,12 @@ impl Node {
         let repo = &open.repo;
         let generation = repo.latest_generation().await?;
         let (data, data_key) = repo.latest().await?;
-        let mut keep: HashSet<String> = [layout::IDENTITY, layout::KEYRING, layout::INDEX_LATEST]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut keep: HashSet<String> = HashSet::new();
         let mut keys: HashSet<String> = HashSet::new();
         keys.insert(repo.chunk_key().id().to_hex());
         if let Some(k) = data_key {
             keys.insert(k.to_hex());
         }
-        keep.insert(layout::generation(generation));
         for snap in &data.snapshots {
             let path = layout::snapshot(&snap.uuid);
             let (_, k) = repo.read_doc::<SnapshotDetails>(&path).await?;
@@ -108,28 +106,40 @@ impl Node {
                 "this node lost its lease on the cleanup (its heartbeat was late) and stopped; the repository is consistent, run _cleanup again".into(),
             )
         };
-        for (n, obj) in repo.store().list("/").await?.into_iter().enumerate() {
+        for (n, obj) in own_objects(repo.store()).await?.into_iter().enumerate() {
             if n % FENCE_EVERY == 0 && !self.holds_op(op_id).await {
                 return Err(lost());
             }
-            if layout::parse_generation(&obj.path).is_some_and(|n| n < generation) {
-                // Old generations are emptied, never deleted (see layout).
-                let tomb = layout::GENERATION_TOMBSTONE;
-                if obj.size > tomb.len() as u64 {
-                    repo.store()
-                        .write(&obj.path, bytes::Bytes::from_static(tomb))
-                        .await?;
-                    result.deleted_blobs += 1;
-                    result.deleted_bytes += obj.size - tomb.len() as u64;
-                }
+            // `own_objects` only yields classified objects.
+            let Some(kind) = layout::classify(&obj.path) else {
                 continue;
-            }
-            let referenced = keep.contains(&obj.path)
-                || layout::is_keyring(&obj.path)
-                || layout::parse_wrapped_key(&obj.path).is_some_and(|(kek, dek)| keys.contains(&dek.to_hex()) && needed.contains(&kek.to_hex()))
-                // A generation newer than the one read belongs to a commit
-                // that raced this cleanup: never touch it.
-                || layout::parse_generation(&obj.path).is_some_and(|n| n > generation);
+            };
+            let referenced = match kind {
+                Kind::Generation(g) if g < generation => {
+                    // Old generations are emptied, never deleted (see layout).
+                    let tomb = layout::GENERATION_TOMBSTONE;
+                    if obj.size > tomb.len() as u64 {
+                        repo.store()
+                            .write(&obj.path, bytes::Bytes::from_static(tomb))
+                            .await?;
+                        result.deleted_blobs += 1;
+                        result.deleted_bytes += obj.size - tomb.len() as u64;
+                    }
+                    continue;
+                }
+                // The one read, or a newer one that belongs to a commit that
+                // raced this cleanup: never touch it.
+                Kind::Generation(_) => true,
+                Kind::Identity | Kind::GenerationLatest | Kind::Keyring => true,
+                Kind::WrappedKey(kek, dek) => {
+                    keys.contains(&dek.to_hex()) && needed.contains(&kek.to_hex())
+                }
+                Kind::Snapshot | Kind::IndexMeta | Kind::ShardManifest | Kind::Chunk => {
+                    keep.contains(&obj.path)
+                }
+                // Scratch objects of a verification or analysis that died.
+                Kind::Verify | Kind::Analysis => false,
+            };
             if !referenced {
                 repo.store().delete(&obj.path).await?;
                 result.deleted_blobs += 1;
@@ -139,4 +149,28 @@ impl Node {
         tracing::info!(repository = %open.name, blobs = result.deleted_blobs, bytes = result.deleted_bytes, "cleanup finished");
         Ok(result)
     }
+}
+
+/// The objects of the repository format in `store`, and nothing else: the
+/// root is listed without descending, each directory of the format is
+/// listed on its own, and every name must have the exact shape the format
+/// writes ([`layout::classify`]). A location that also holds other files
+/// (another application's, or another repository's by a registration
+/// mistake) keeps them whatever cleanup decides.
+async fn own_objects(store: &Store) -> crate::storage::Result<Vec<Listed>> {
+    let mut out = Vec::new();
+    for entry in store.list_shallow("/").await? {
+        let scratch = entry.path.starts_with(layout::VERIFY_DIR)
+            || entry.path.starts_with(layout::ANALYSIS_PREFIX);
+        if entry.path.ends_with('/') && scratch {
+            out.extend(store.list(&entry.path).await?);
+        } else if !entry.path.ends_with('/') {
+            out.push(entry);
+        }
+    }
+    for dir in layout::OBJECT_DIRS {
+        out.extend(store.list(dir).await?);
+    }
+    out.retain(|o| layout::classify(&o.path).is_some());
+    Ok(out)
 }

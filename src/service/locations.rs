@@ -1,6 +1,7 @@
 //! Where data lives: cloud settings (repository settings or a store URI)
 //! turned into storage backends, with credentials taken from the keystore's
-//! secure settings (or environment), never from settings or URIs.
+//! secure settings (or environment), never from settings or URIs, and
+//! endpoints from the operator's client configuration ([`crate::clients`]).
 //!
 //! A store URI names the state store or the data store that replicas
 //! share: a plain path (or `file://PATH`), `s3://BUCKET/BASE?region=…&
@@ -11,16 +12,49 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use zeroize::Zeroizing;
+
 use super::repositories::parse_bool;
+use crate::clients::{endpoint_url, CloudClients};
 use crate::crypto::Keystore;
 use crate::storage::{AzureConfig, Backend, GcsConfig, S3Config};
 
+/// Settings that say where a client connects. They belong to the operator's
+/// client configuration; a repository that carries one is refused with
+/// this pointer (a store URI, which only the operator writes, may still
+/// give `endpoint`, `region` and `path_style_access`).
+pub fn client_setting_hint(kind: &str, setting: &str) -> Option<String> {
+    let client_settings: &[&str] = match kind {
+        "s3" => &[
+            "endpoint",
+            "protocol",
+            "region",
+            "path_style_access",
+            "signer_override",
+        ],
+        "azure" => &["endpoint", "endpoint_suffix"],
+        "gcs" => &["endpoint", "project_id", "token_uri"],
+        _ => &[],
+    };
+    let proxy = setting.starts_with("proxy.") || setting.starts_with("proxy_");
+    (client_settings.contains(&setting) || (proxy && !client_settings.is_empty())).then(|| {
+        format!(
+            "setting [{setting}] is not a repository setting: where a client connects is the operator's configuration, [{kind}.client.<client>.{setting}] in the node's configuration file (a table [{kind}.client.<client>]); the repository names the client with [client]"
+        )
+    })
+}
+
 /// A secure setting from the keystore, or a clear error naming it.
-fn credential(keystore: &Keystore, kind: &str, client: &str, what: &str) -> Result<String, String> {
+fn credential(
+    keystore: &Keystore,
+    kind: &str,
+    client: &str,
+    what: &str,
+) -> Result<Zeroizing<String>, String> {
     let name = format!("{kind}.client.{client}.{what}");
     keystore
         .setting(&name)
-        .map(|v| v.expose().to_string())
+        .map(|v| Zeroizing::new(v.expose().to_string()))
         .ok_or_else(|| {
             format!("no credentials for {kind} client [{client}]: set [{name}] in the keystore")
         })
@@ -30,6 +64,7 @@ fn credential(keystore: &Keystore, kind: &str, client: &str, what: &str) -> Resu
 /// `azure.client.<client>.account` and `.key` (or environment).
 pub fn azure_config(
     keystore: &Keystore,
+    clients: &CloudClients,
     s: &BTreeMap<String, String>,
 ) -> Result<AzureConfig, String> {
     let container = s
@@ -39,44 +74,65 @@ pub fn azure_config(
     let client = s.get("client").map(String::as_str).unwrap_or("default");
     let account = credential(keystore, "azure", client, "account")?;
     let key = credential(keystore, "azure", client, "key")?;
-    let endpoint = s
+    let configured = clients.azure.get(client);
+    let endpoint = match s
         .get("endpoint")
-        .cloned()
-        .unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"));
+        .or(configured.and_then(|c| c.endpoint.as_ref()))
+    {
+        Some(e) => endpoint_url(e, "https")?,
+        None => {
+            let suffix = configured
+                .and_then(|c| c.endpoint_suffix.as_deref())
+                .unwrap_or("core.windows.net");
+            format!("https://{}.blob.{suffix}", account.as_str())
+        }
+    };
     Ok(AzureConfig {
         container: container.clone(),
         root: s.get("base_path").cloned().unwrap_or_default(),
         endpoint,
-        account,
+        account: account.to_string(),
         key,
     })
 }
 
 /// S3 settings; credentials come from the keystore's
 /// `s3.client.<client>.access_key` and `.secret_key` (or environment).
-pub fn s3_config(keystore: &Keystore, s: &BTreeMap<String, String>) -> Result<S3Config, String> {
+pub fn s3_config(
+    keystore: &Keystore,
+    clients: &CloudClients,
+    s: &BTreeMap<String, String>,
+) -> Result<S3Config, String> {
     let bucket = s
         .get("bucket")
         .filter(|b| !b.is_empty())
         .ok_or("missing bucket")?;
     let client = s.get("client").map(String::as_str).unwrap_or("default");
     let secret = |what: &str| credential(keystore, "s3", client, what);
+    let configured = clients.s3.get(client).cloned().unwrap_or_default();
+    let protocol = configured.protocol.as_deref().unwrap_or("https");
+    let endpoint = s
+        .get("endpoint")
+        .or(configured.endpoint.as_ref())
+        .map(|e| endpoint_url(e, protocol))
+        .transpose()?;
+    let path_style = match s.get("path_style_access") {
+        Some(v) => parse_bool("path_style_access", v)?,
+        None => configured.path_style_access.unwrap_or(false),
+    };
     Ok(S3Config {
         bucket: bucket.clone(),
         root: s.get("base_path").cloned().unwrap_or_default(),
         region: s
             .get("region")
+            .or(configured.region.as_ref())
             .cloned()
             .unwrap_or_else(|| "us-east-1".into()),
-        endpoint: s.get("endpoint").cloned(),
+        endpoint,
         access_key: secret("access_key")?,
         secret_key: secret("secret_key")?,
         // Like Elasticsearch: virtual-host style unless path style is asked for.
-        virtual_host: !s
-            .get("path_style_access")
-            .map(|v| parse_bool("path_style_access", v))
-            .transpose()?
-            .unwrap_or(false),
+        virtual_host: !path_style,
     })
 }
 
@@ -84,13 +140,21 @@ pub fn s3_config(keystore: &Keystore, s: &BTreeMap<String, String>) -> Result<S3
 /// `gcs.client.<client>.credentials_file` (Elasticsearch's name for it) or
 /// the environment. Without one, requests go unsigned, which only an
 /// emulator (an explicit `endpoint`) accepts.
-pub fn gcs_config(keystore: &Keystore, s: &BTreeMap<String, String>) -> Result<GcsConfig, String> {
+pub fn gcs_config(
+    keystore: &Keystore,
+    clients: &CloudClients,
+    s: &BTreeMap<String, String>,
+) -> Result<GcsConfig, String> {
     let bucket = s
         .get("bucket")
         .filter(|b| !b.is_empty())
         .ok_or("missing bucket")?;
     let client = s.get("client").map(String::as_str).unwrap_or("default");
-    let endpoint = s.get("endpoint").cloned();
+    let endpoint = s
+        .get("endpoint")
+        .or(clients.gcs.get(client).and_then(|c| c.endpoint.as_ref()))
+        .map(|e| endpoint_url(e, "https"))
+        .transpose()?;
     let credentials_json = match credential(keystore, "gcs", client, "credentials_file") {
         Ok(json) => Some(json),
         Err(_) if endpoint.is_some() => None,
@@ -155,12 +219,16 @@ pub fn parse_store_uri(uri: &str) -> Result<(String, BTreeMap<String, String>), 
 }
 
 /// The backend a store URI names.
-pub fn store_backend(uri: &str, keystore: &Keystore) -> Result<Backend, String> {
+pub fn store_backend(
+    uri: &str,
+    keystore: &Keystore,
+    clients: &CloudClients,
+) -> Result<Backend, String> {
     let (scheme, s) = parse_store_uri(uri)?;
     Ok(match scheme.as_str() {
-        "s3" => Backend::S3(s3_config(keystore, &s)?),
-        "azure" => Backend::Azure(azure_config(keystore, &s)?),
-        "gcs" => Backend::Gcs(gcs_config(keystore, &s)?),
+        "s3" => Backend::S3(s3_config(keystore, clients, &s)?),
+        "azure" => Backend::Azure(azure_config(keystore, clients, &s)?),
+        "gcs" => Backend::Gcs(gcs_config(keystore, clients, &s)?),
         _ => Backend::Fs(PathBuf::from(&s["path"])),
     })
 }

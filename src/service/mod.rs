@@ -16,6 +16,7 @@ pub mod locations;
 pub mod names;
 pub mod ops;
 pub mod pause;
+pub mod placement;
 pub mod recovery;
 pub mod repositories;
 pub mod restore;
@@ -69,7 +70,7 @@ impl Node {
         let keystore = Keystore::load(&config.keystore).map_err(|e| e.to_string())?;
         let limits = storage_limits(&config);
         let open = |what: &str, uri: &str| {
-            let backend = locations::store_backend(uri, &keystore)
+            let backend = locations::store_backend(uri, &keystore, &config.clients)
                 .map_err(|e| format!("{what} store: {e}"))?;
             Store::open(backend, &limits).map_err(|e| format!("{what} store: {e}"))
         };

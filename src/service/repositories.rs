@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 
 use super::ops::Ops;
+use super::placement::{self, Place, Reserved};
 use super::{locations, names, Node, Result, ServiceError};
 use crate::repository::{layout, OpenOptions, Repository};
 use crate::state::{RepositoryMetadata, StateDoc};
@@ -64,22 +65,9 @@ const COMMON_SETTINGS: &[&str] = &[
 fn type_settings(kind: &str) -> &'static [&'static str] {
     match kind {
         "fs" | "memory" => &["location"],
-        "s3" => &[
-            "bucket",
-            "base_path",
-            "region",
-            "endpoint",
-            "path_style_access",
-            "client",
-        ],
-        "azure" => &["container", "base_path", "endpoint", "client"],
-        "gcs" => &[
-            "bucket",
-            "base_path",
-            "endpoint",
-            "client",
-            "conditional_writes",
-        ],
+        "s3" => &["bucket", "base_path", "client"],
+        "azure" => &["container", "base_path", "client"],
+        "gcs" => &["bucket", "base_path", "client", "conditional_writes"],
         _ => &[],
     }
 }
@@ -147,18 +135,141 @@ fn resolve_location(location: &str, path_repo: &[PathBuf]) -> std::result::Resul
     if !path_repo.iter().any(|root| normal.starts_with(root)) {
         return Err(outside());
     }
-    std::fs::create_dir_all(&normal)
-        .map_err(|e| format!("cannot create location [{location}]: {e}"))?;
-    let real = normal
-        .canonicalize()
-        .map_err(|e| format!("cannot resolve location [{location}]: {e}"))?;
+    // Resolve symlinks of what exists before anything is created, so a
+    // link inside path.repo that points elsewhere is refused without a
+    // directory appearing at its target.
+    let real = placement::real_path(&normal);
     if !path_repo.iter().any(|root| real.starts_with(root)) {
         return Err(outside());
     }
     Ok(real)
 }
 
+/// The place a registration names, computed without credentials (so every
+/// registered repository has one, whatever the keystore holds); `None` for
+/// a registration whose settings no longer parse, which cannot be opened.
+fn place_of(meta: &RepositoryMetadata, path_repo: &[PathBuf]) -> Option<Place> {
+    let s = &meta.settings;
+    let bucket = |service: &'static str, key: &str| {
+        Some(Place::Bucket {
+            service,
+            bucket: s.get(key)?.clone(),
+            prefix: s
+                .get("base_path")
+                .map(|p| {
+                    p.split('/')
+                        .filter(|x| !x.is_empty() && *x != ".")
+                        .map(String::from)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    };
+    match meta.kind.as_str() {
+        "fs" => Some(Place::Dir(
+            resolve_location(s.get("location")?, path_repo).ok()?,
+        )),
+        "memory" => Some(Place::Memory(
+            s.get("location")
+                .cloned()
+                .unwrap_or_else(|| "default".into()),
+        )),
+        "s3" => bucket("s3", "bucket"),
+        "gcs" => bucket("gcs", "bucket"),
+        "azure" => bucket("azure", "container"),
+        _ => None,
+    }
+}
+
+/// The place of a store URI (the state store, the data store).
+fn place_of_store(uri: &str, path_repo: &[PathBuf]) -> Option<Place> {
+    let (scheme, settings) = locations::parse_store_uri(uri).ok()?;
+    if scheme == "file" {
+        return Some(Place::Dir(placement::real_path(Path::new(
+            settings.get("path")?,
+        ))));
+    }
+    place_of(
+        &RepositoryMetadata {
+            kind: scheme,
+            settings,
+        },
+        path_repo,
+    )
+}
+
 impl Node {
+    /// Everything a repository named `name` must keep clear of: the other
+    /// registered repositories, the shared stores and the node's files.
+    fn reserved_places(&self, doc: &StateDoc, name: &str) -> Vec<Reserved> {
+        let path_repo = &self.config.path_repo;
+        let mut out = Vec::new();
+        for (uri, what) in [
+            (&self.config.state_store, "the state store"),
+            (&self.config.data_store, "the data store"),
+        ] {
+            if let Some(place) = place_of_store(uri, path_repo) {
+                out.push(Reserved {
+                    what: what.into(),
+                    place,
+                    readonly: false,
+                    may_contain_repositories: false,
+                });
+            }
+        }
+        for (dir, what) in [
+            (&self.config.data_dir, "the node's data directory"),
+            (&self.config.keystore, "the keystore"),
+        ] {
+            out.push(Reserved {
+                what: what.into(),
+                place: Place::Dir(placement::real_path(dir)),
+                readonly: false,
+                // The default path.repo lies inside the data directory.
+                may_contain_repositories: true,
+            });
+        }
+        for (other, meta) in &doc.repositories {
+            if other == name {
+                continue;
+            }
+            if let Some(place) = place_of(meta, path_repo) {
+                out.push(Reserved {
+                    what: format!("repository [{other}]"),
+                    place,
+                    readonly: meta.settings.get("readonly").is_some_and(|v| v == "true"),
+                    may_contain_repositories: false,
+                });
+            }
+        }
+        out
+    }
+
+    /// Refuses a repository `name` at a place that overlaps anything in
+    /// `doc` or the node's own storage.
+    fn check_placement(&self, doc: &StateDoc, name: &str, meta: &RepositoryMetadata) -> Result<()> {
+        let Some(place) = place_of(meta, &self.config.path_repo) else {
+            return Ok(());
+        };
+        let readonly = meta.settings.get("readonly").is_some_and(|v| v == "true");
+        match placement::conflict(&place, readonly, &self.reserved_places(doc, name)) {
+            None => Ok(()),
+            Some(reason) => Err(ServiceError::Repository {
+                repository: name.into(),
+                reason,
+            }),
+        }
+    }
+
+    /// Checks again, against the latest state, that the registered
+    /// repository `name` shares storage with nothing (verify and cleanup
+    /// run it before touching anything: a registration from before this
+    /// check existed, or one raced in by another replica).
+    pub(crate) async fn recheck_placement(&self, open: &OpenRepository) -> Result<()> {
+        let doc = self.state.refresh().await?;
+        self.check_placement(&doc, &open.name, &open.meta)
+    }
+
     fn parse_settings(
         &self,
         kind: &str,
@@ -166,6 +277,9 @@ impl Node {
     ) -> std::result::Result<RepoSettings, String> {
         let known = |k: &str| COMMON_SETTINGS.contains(&k) || type_settings(kind).contains(&k);
         if let Some(unknown) = s.keys().find(|k| !known(k)) {
+            if let Some(hint) = locations::client_setting_hint(kind, unknown) {
+                return Err(hint);
+            }
             return Err(format!(
                 "unknown setting [{unknown}] for a repository of type [{kind}]"
             ));
@@ -180,9 +294,21 @@ impl Node {
                 &self.config.path_repo,
             )?),
             "memory" => Backend::Memory(location.unwrap_or("default").to_string()),
-            "s3" => Backend::S3(locations::s3_config(&self.keystore(), s)?),
-            "azure" => Backend::Azure(locations::azure_config(&self.keystore(), s)?),
-            "gcs" => Backend::Gcs(locations::gcs_config(&self.keystore(), s)?),
+            "s3" => Backend::S3(locations::s3_config(
+                &self.keystore(),
+                &self.config.clients,
+                s,
+            )?),
+            "azure" => Backend::Azure(locations::azure_config(
+                &self.keystore(),
+                &self.config.clients,
+                s,
+            )?),
+            "gcs" => Backend::Gcs(locations::gcs_config(
+                &self.keystore(),
+                &self.config.clients,
+                s,
+            )?),
             "url" | "hdfs" | "source" => {
                 return Err(format!(
                     "repository type [{kind}] is not implemented by snapvault yet"
@@ -287,11 +413,20 @@ impl Node {
             repository: req.name.clone(),
             reason,
         })?;
-        check_unused(&self.state.refresh().await?, &req.name)?;
+        let doc = self.state.refresh().await?;
+        check_unused(&doc, &req.name)?;
         let meta = RepositoryMetadata {
             kind: req.kind.clone(),
             settings: req.settings.clone(),
         };
+        // Settings first (nothing is created for a refused registration),
+        // then the place, then the repository itself.
+        self.parse_settings(&meta.kind, &meta.settings)
+            .map_err(|reason| ServiceError::Repository {
+                repository: req.name.clone(),
+                reason,
+            })?;
+        self.check_placement(&doc, &req.name, &meta)?;
         let open = self.open_repository(&req.name, &meta).await?;
         // On an object store the compare-and-swap probe runs even when
         // verification is not asked for: a service that ignores conditional
@@ -306,6 +441,7 @@ impl Node {
         self.state
             .update(|doc| {
                 check_unused(doc, &req.name)?;
+                self.check_placement(doc, &req.name, &meta)?;
                 doc.repositories.insert(req.name.clone(), meta.clone());
                 Ok::<_, ServiceError>(())
             })
@@ -363,6 +499,7 @@ impl Node {
     /// delete a test object. Returns the nodes that verified: (id, name).
     pub async fn verify_repository(&self, name: &str) -> Result<Vec<(String, String)>> {
         let open = self.repo(name).await?;
+        self.recheck_placement(&open).await?;
         self.verify_open(&open).await?;
         Ok(vec![(self.node_id.clone(), self.config.node_name.clone())])
     }

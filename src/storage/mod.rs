@@ -19,6 +19,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use opendal::layers::{ConcurrentLimitLayer, LoggingLayer, RetryLayer, TimeoutLayer};
 use opendal::{ErrorKind, Operator};
+use zeroize::Zeroizing;
 
 /// What can go wrong when talking to storage. Messages name the object, never
 /// its content.
@@ -39,10 +40,18 @@ impl StorageError {
             ErrorKind::AlreadyExists | ErrorKind::ConditionNotMatch => {
                 StorageError::AlreadyExists(path.to_string())
             }
-            _ => StorageError::Backend {
-                path: path.to_string(),
-                message: err.to_string(),
-            },
+            kind => {
+                // The service's answer (status, headers, body) may be
+                // anyone's words (a misconfigured endpoint, a proxy) and
+                // names internals: it goes to the log under an id, and the
+                // error carries only the kind and that id.
+                let id = uuid::Uuid::new_v4();
+                tracing::warn!(error_id = %id, object = %path, error = %err, "storage request failed");
+                StorageError::Backend {
+                    path: path.to_string(),
+                    message: format!("{kind} (see the server log for error id [{id}])"),
+                }
+            }
         }
     }
 
@@ -84,7 +93,7 @@ pub struct GcsConfig {
     pub endpoint: Option<String>,
     /// A service account's JSON key; `None` sends unsigned requests, which
     /// only emulators and public buckets accept.
-    pub credentials_json: Option<String>,
+    pub credentials_json: Option<Zeroizing<String>>,
     /// The service ignores `ifGenerationMatch`, so create-if-absent is done
     /// here (a check then a write, serialised in this process). Safe only
     /// when this process is the repository's sole writer at any moment,
@@ -115,7 +124,7 @@ pub struct AzureConfig {
     /// `https://<account>.blob.core.windows.net`, or an emulator's URL.
     pub endpoint: String,
     pub account: String,
-    pub key: String,
+    pub key: Zeroizing<String>,
 }
 
 impl std::fmt::Debug for AzureConfig {
@@ -138,8 +147,8 @@ pub struct S3Config {
     pub root: String,
     pub region: String,
     pub endpoint: Option<String>,
-    pub access_key: String,
-    pub secret_key: String,
+    pub access_key: Zeroizing<String>,
+    pub secret_key: Zeroizing<String>,
     /// Virtual-host style requests (`bucket.host`) instead of path style.
     pub virtual_host: bool,
 }
@@ -441,18 +450,42 @@ impl Store {
     /// Lists every object under `prefix` (a directory path ending in `/`),
     /// recursively. A missing prefix lists nothing.
     pub async fn list(&self, prefix: &str) -> Result<Vec<Listed>> {
-        let entries = match self.op.list_with(prefix).recursive(true).await {
+        Ok(self
+            .list_entries(prefix, true)
+            .await?
+            .into_iter()
+            .filter(|e| !e.path.ends_with('/'))
+            .collect())
+    }
+
+    /// Lists what lies directly under `prefix`: objects, and directories
+    /// (paths ending in `/`, size 0) without descending into them.
+    pub async fn list_shallow(&self, prefix: &str) -> Result<Vec<Listed>> {
+        self.list_entries(prefix, false).await
+    }
+
+    async fn list_entries(&self, prefix: &str, recursive: bool) -> Result<Vec<Listed>> {
+        let entries = match self.op.list_with(prefix).recursive(recursive).await {
             Ok(e) => e,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(StorageError::from_opendal(prefix, e)),
         };
+        let own = prefix.trim_start_matches('/');
         let mut out = Vec::new();
         for entry in entries {
-            if entry.metadata().is_dir() {
+            let path = entry.path().trim_start_matches('/').to_string();
+            if path.contains(".tmp-") || path.is_empty() || path == own {
                 continue;
             }
-            let path = entry.path().trim_start_matches('/').to_string();
-            if path.contains(".tmp-") {
+            if entry.metadata().is_dir() {
+                if !recursive {
+                    let path = if path.ends_with('/') {
+                        path
+                    } else {
+                        format!("{path}/")
+                    };
+                    out.push(Listed { path, size: 0 });
+                }
                 continue;
             }
             let size = if entry.metadata().content_length() > 0 {

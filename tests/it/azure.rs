@@ -11,6 +11,11 @@ const ACCOUNT: &str = "devstoreaccount1";
 const KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
+/// The operator's client configuration for Azurite.
+pub(super) fn client_toml() -> String {
+    format!("[azure.client.default]\nendpoint = \"{}\"\n", endpoint())
+}
+
 fn endpoint() -> String {
     let base = std::env::var("SNAPVAULT_TEST_AZURE_ENDPOINT")
         .expect("SNAPVAULT_TEST_AZURE_ENDPOINT is not set: run the suite with `bash tests/run.sh`, which starts Azurite");
@@ -46,7 +51,7 @@ fn azure_store(container: &str, root: &str) -> Store {
         root: root.into(),
         endpoint: endpoint(),
         account: ACCOUNT.into(),
-        key: KEY.into(),
+        key: String::from(KEY).into(),
     };
     Store::open(Backend::Azure(config), &Limits::default()).unwrap()
 }
@@ -66,9 +71,10 @@ async fn azure_repository_snapshot_restore_delete_cleanup_and_rotation() {
         ("azure.client.default.key", KEY),
     ]);
     ks.save(&data.join("keystore.json")).unwrap();
-    let s = Server::start_with(&data, Some("heartbeat_secs = 1\n")).await;
+    let config = format!("heartbeat_secs = 1\n{}", client_toml());
+    let s = Server::start_with(&data, Some(&config)).await;
     let container = container().await;
-    let settings = json!({"container": container, "base_path": "backups", "endpoint": endpoint()});
+    let settings = json!({"container": container, "base_path": "backups"});
     s.ok(
         "PUT",
         "/_snapshot/az",
@@ -78,7 +84,11 @@ async fn azure_repository_snapshot_restore_delete_cleanup_and_rotation() {
     let shown = s.ok("GET", "/_snapshot/az", None).await.to_string();
     assert!(!shown.contains(KEY), "the account key is never echoed");
     let missing = s
-        .call("PUT", "/_snapshot/other", Some(json!({"type": "azure", "settings": {"container": container, "endpoint": endpoint(), "client": "other"}})))
+        .call(
+            "PUT",
+            "/_snapshot/other",
+            Some(json!({"type": "azure", "settings": {"container": container, "client": "other"}})),
+        )
         .await;
     assert!(
         missing
@@ -97,9 +107,9 @@ async fn azure_repository_snapshot_restore_delete_cleanup_and_rotation() {
 async fn state_store_in_an_azure_container() {
     let dir = tempfile::tempdir().unwrap();
     let container = container().await;
-    let endpoint = endpoint().replace(':', "%3A").replace('/', "%2F");
     let config = format!(
-        "heartbeat_secs = 1\nstate_store = \"azure://{container}/state?endpoint={endpoint}\"\n"
+        "heartbeat_secs = 1\nstate_store = \"azure://{container}/state\"\n{}",
+        client_toml()
     );
     let ks = keystore_with(&[
         ("azure.client.default.account", ACCOUNT),

@@ -6,19 +6,13 @@ use bytes::Bytes;
 use serde_json::json;
 use snapvault::storage::{Backend, Limits, StorageError, Store};
 
-use super::harness::{add_key, docs, remove_key, wait_rotation, Server};
+use super::harness::{add_key, docs, remove_key, wait_rotation, Api, Server};
 
 /// The whole repository life on a cloud backend: snapshot, incremental,
 /// restore, no plaintext in any object under `base_path`, delete and
 /// cleanup, rotation and removal of the old key. `store` sees the bucket
 /// or container from its root.
-pub async fn scenario(
-    s: &Server,
-    data: &std::path::Path,
-    repo: &str,
-    base_path: &str,
-    store: Store,
-) {
+pub async fn scenario(s: &Api, data: &std::path::Path, repo: &str, base_path: &str, store: Store) {
     // The storage passes a small analysis, contended register included.
     let analysis = s
         .ok(

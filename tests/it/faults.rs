@@ -96,12 +96,15 @@ async fn storage_faults_are_retried_and_leave_the_repository_consistent() {
         // A generation commit fails an attempt 60% of the time here (503 or
         // a lost answer): 20 retries make exhausting them a 1-in-40,000
         // event per commit.
-        Some("storage_retries = 20\nstorage_retry_min_delay_ms = 20\n"),
+        Some(&format!(
+            "storage_retries = 20\nstorage_retry_min_delay_ms = 20\n[s3.client.default]\nendpoint = \"{}\"\npath_style_access = true\n",
+            proxy.url
+        )),
     )
     .await;
     s.create_index("logs", 2).await;
     s.bulk("logs", &docs("l", 300)).await;
-    let settings = json!({"bucket": bucket, "base_path": "faulty", "endpoint": proxy.url, "path_style_access": true});
+    let settings = json!({"bucket": bucket, "base_path": "faulty"});
     s.ok(
         "PUT",
         "/_snapshot/faulty",

@@ -14,6 +14,11 @@ use snapvault::storage::{Backend, GcsConfig, Limits, Store};
 
 use super::harness::{keystore_with, Server};
 
+/// The operator's client configuration for the emulator.
+fn client_toml() -> String {
+    format!("[gcs.client.default]\nendpoint = \"{}\"\n", endpoint())
+}
+
 fn endpoint() -> String {
     std::env::var("SNAPVAULT_TEST_GCS_ENDPOINT").expect(
         "SNAPVAULT_TEST_GCS_ENDPOINT is not set: run the suite with `bash tests/run.sh`, which starts the GCS emulator",
@@ -69,8 +74,12 @@ async fn gcs_emulator_without_conditional_writes_is_refused_unless_emulated() {
 
     let dir = tempfile::tempdir().unwrap();
     let data = node_dir(dir.path());
-    let s = Server::start_with(&data, Some("heartbeat_secs = 1\n")).await;
-    let settings = json!({"bucket": bucket, "base_path": "repo", "endpoint": endpoint()});
+    let s = Server::start_with(
+        &data,
+        Some(&format!("heartbeat_secs = 1\n{}", client_toml())),
+    )
+    .await;
+    let settings = json!({"bucket": bucket, "base_path": "repo"});
     for verify in ["true", "false"] {
         let refused = s
             .call(
@@ -95,7 +104,7 @@ async fn gcs_emulator_without_conditional_writes_is_refused_unless_emulated() {
         .map(|i| (format!("{i}"), json!({"blob": format!("{i:0>1000}")})))
         .collect();
     s.bulk("big", &big).await;
-    let emulated = json!({"bucket": bucket, "base_path": "slow", "endpoint": endpoint(), "conditional_writes": "emulated", "compress": false, "max_snapshot_bytes_per_sec": "200kb"});
+    let emulated = json!({"bucket": bucket, "base_path": "slow", "conditional_writes": "emulated", "compress": false, "max_snapshot_bytes_per_sec": "200kb"});
     s.ok(
         "PUT",
         "/_snapshot/slow",
@@ -150,9 +159,14 @@ async fn gcs_emulator_without_conditional_writes_is_refused_unless_emulated() {
 async fn gcs_repository_snapshot_restore_delete_cleanup_and_rotation() {
     let dir = tempfile::tempdir().unwrap();
     let data = node_dir(dir.path());
-    let s = Server::start_with(&data, Some("heartbeat_secs = 1\n")).await;
+    let s = Server::start_with(
+        &data,
+        Some(&format!("heartbeat_secs = 1\n{}", client_toml())),
+    )
+    .await;
     let bucket = bucket().await;
-    let settings = json!({"bucket": bucket, "base_path": "prod/snapshots", "endpoint": endpoint(), "conditional_writes": "emulated"});
+    let settings =
+        json!({"bucket": bucket, "base_path": "prod/snapshots", "conditional_writes": "emulated"});
     s.ok(
         "PUT",
         "/_snapshot/gcs",
@@ -170,7 +184,7 @@ async fn gcs_repository_snapshot_restore_delete_cleanup_and_rotation() {
 
     // Reading needs no conditional writes: a read-only registration of the
     // same bucket lists and restores without the emulation.
-    let readonly = json!({"bucket": bucket, "base_path": "prod/snapshots", "endpoint": endpoint(), "readonly": true});
+    let readonly = json!({"bucket": bucket, "base_path": "prod/snapshots", "readonly": true});
     s.ok(
         "PUT",
         "/_snapshot/gcs-ro",

@@ -296,6 +296,11 @@ impl Proc {
     /// Starts the binary on 127.0.0.1:0 over `data_dir` with `config_toml`;
     /// its log goes to `<data_dir>.log`.
     pub async fn spawn(data_dir: &Path, config_toml: &str) -> Proc {
+        Self::spawn_with_env(data_dir, config_toml, &[]).await
+    }
+
+    /// [`Proc::spawn`] with extra environment variables (`RUST_LOG`, say).
+    pub async fn spawn_with_env(data_dir: &Path, config_toml: &str, env: &[(&str, &str)]) -> Proc {
         use std::io::BufRead;
         let config = data_dir.with_extension("toml");
         std::fs::write(&config, config_toml).unwrap();
@@ -309,6 +314,7 @@ impl Proc {
             .arg(data_dir)
             .arg("--config")
             .arg(&config)
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
             .stderr(log)
             .spawn()

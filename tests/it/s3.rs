@@ -12,6 +12,15 @@ pub(super) fn endpoint() -> String {
         .expect("SNAPVAULT_TEST_S3_ENDPOINT is not set: run the suite with `bash tests/run.sh`, which starts the S3 emulator")
 }
 
+/// The operator's client configuration for the emulator: endpoints are
+/// client settings, never repository settings.
+pub(super) fn client_toml() -> String {
+    format!(
+        "[s3.client.default]\nendpoint = \"{}\"\npath_style_access = true\n",
+        endpoint()
+    )
+}
+
 /// A fresh bucket on the emulator.
 pub(super) async fn bucket() -> String {
     let name = format!("snapvault-{}", uuid::Uuid::new_v4().simple());
@@ -30,8 +39,8 @@ fn s3_store(bucket: &str, root: &str) -> Store {
         root: root.into(),
         region: "us-east-1".into(),
         endpoint: Some(endpoint()),
-        access_key: "test".into(),
-        secret_key: "test".into(),
+        access_key: String::from("test").into(),
+        secret_key: String::from("test").into(),
         virtual_host: false,
     };
     Store::open(Backend::S3(config), &Limits::default()).unwrap()
@@ -52,9 +61,10 @@ async fn s3_repository_snapshot_restore_delete_cleanup_and_rotation() {
         ("s3.client.default.secret_key", "test"),
     ]);
     ks.save(&data.join("keystore.json")).unwrap();
-    let s = Server::start_with(&data, Some("heartbeat_secs = 1\n")).await;
+    let config = format!("heartbeat_secs = 1\n{}", client_toml());
+    let s = Server::start_with(&data, Some(&config)).await;
     let bucket = bucket().await;
-    let settings = json!({"bucket": bucket, "base_path": "prod/snapshots", "endpoint": endpoint(), "path_style_access": true});
+    let settings = json!({"bucket": bucket, "base_path": "prod/snapshots"});
     s.ok(
         "PUT",
         "/_snapshot/s3",
@@ -68,7 +78,11 @@ async fn s3_repository_snapshot_restore_delete_cleanup_and_rotation() {
         "credentials never echoed"
     );
     let missing = s
-        .call("PUT", "/_snapshot/other", Some(json!({"type": "s3", "settings": {"bucket": bucket, "endpoint": endpoint(), "path_style_access": true, "client": "other"}})))
+        .call(
+            "PUT",
+            "/_snapshot/other",
+            Some(json!({"type": "s3", "settings": {"bucket": bucket, "client": "other"}})),
+        )
         .await;
     assert_eq!(missing.error_type(), "repository_exception");
     assert!(
@@ -90,12 +104,9 @@ async fn s3_repository_snapshot_restore_delete_cleanup_and_rotation() {
 async fn replicas_share_state_and_data_stores_on_s3() {
     let dir = tempfile::tempdir().unwrap();
     let bucket = bucket().await;
-    let query = format!(
-        "endpoint={}&path_style_access=true",
-        endpoint().replace(':', "%3A").replace('/', "%2F")
-    );
     let config = format!(
-        "heartbeat_secs = 1\nstate_store = \"s3://{bucket}/deploy/state?{query}\"\ndata_store = \"s3://{bucket}/deploy/data?{query}\"\n"
+        "heartbeat_secs = 1\nstate_store = \"s3://{bucket}/deploy/state\"\ndata_store = \"s3://{bucket}/deploy/data\"\n{}",
+        client_toml()
     );
     // Replicas hold one keystore (a mounted secret).
     let ks = keystore_with(&[
