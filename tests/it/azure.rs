@@ -7,8 +7,8 @@ use snapvault::storage::{AzureConfig, Backend, Limits, Store};
 use super::harness::{keystore_with, Server};
 
 /// Azurite's well-known development account.
-const ACCOUNT: &str = "devstoreaccount1";
-const KEY: &str =
+pub(super) const ACCOUNT: &str = "devstoreaccount1";
+pub(super) const KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 /// The operator's client configuration for Azurite.
@@ -24,7 +24,7 @@ fn endpoint() -> String {
 
 /// A fresh container on Azurite, created with the official Python SDK that
 /// the test command installs.
-async fn container() -> String {
+pub(super) async fn container() -> String {
     let name = format!("snapvault-{}", uuid::Uuid::new_v4().simple());
     let python = std::env::var("SNAPVAULT_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
     let conn = format!(
@@ -45,7 +45,7 @@ async fn container() -> String {
     name
 }
 
-fn azure_store(container: &str, root: &str) -> Store {
+pub(super) fn azure_store(container: &str, root: &str) -> Store {
     let config = AzureConfig {
         container: container.into(),
         root: root.into(),

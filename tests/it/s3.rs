@@ -33,7 +33,7 @@ pub(super) async fn bucket() -> String {
     name
 }
 
-fn s3_store(bucket: &str, root: &str) -> Store {
+pub(super) fn s3_store(bucket: &str, root: &str) -> Store {
     let config = S3Config {
         bucket: bucket.into(),
         root: root.into(),
