@@ -97,6 +97,22 @@ fn main() -> std::process::ExitCode {
 
 fn keystore(o: Overrides, action: KeystoreAction) -> Result<(), String> {
     let path = Config::keystore_path(&o)?;
+    // A keystore is born as the server makes it at first start, with a
+    // random key `default` (what repositories use unless they name
+    // `key_id`), so adding a setting or another key first never leaves a
+    // data directory whose keystore lacks it.
+    let adds_default = matches!(&action, KeystoreAction::Add { id, .. } if id == "default");
+    let writes = matches!(
+        action,
+        KeystoreAction::Add { .. } | KeystoreAction::Set { .. }
+    );
+    if !path.exists() && writes && !adds_default {
+        Keystore::create_if_missing(&path).map_err(|e| e.to_string())?;
+        println!(
+            "created keystore {} with a random master key [default]; back it up: losing it means losing every backup encrypted with it",
+            path.display()
+        );
+    }
     let mut ks = Keystore::load(&path).map_err(|e| e.to_string())?;
     match action {
         KeystoreAction::List => {

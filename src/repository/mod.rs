@@ -313,6 +313,14 @@ impl Repository {
 
     /// Finds a data key by id: from the cache, else from its wrapped copy
     /// under any KEK this node holds (looked up by path, never by trial).
+    ///
+    /// Cache policy: a data key stays cached, once its wrapping opened
+    /// (authenticated), for as long as this handle of the repository lives.
+    /// A wrapping altered afterwards cannot change what the cached key
+    /// opens, so reads go on with the authentic key; the alteration is
+    /// reported the next time the wrapping is read: when the repository is
+    /// reopened (restart, new registration, keystore reload) or by a key
+    /// rotation, which unwraps every data key.
     pub async fn dek(&self, id: KeyId, needed_by: &str) -> Result<Dek> {
         if let Some(d) = self.deks.lock().expect("dek cache").get(&id) {
             return Ok(d.clone());
@@ -325,9 +333,30 @@ impl Repository {
                 return Ok(dek);
             }
         }
-        Err(RepoError::MissingDataKey {
-            dek: id.to_hex(),
+        // Not under any key this node holds. Under a master key the
+        // repository still needs but this node lacks, it is a key problem;
+        // under none at all, the header naming it is damaged (or the
+        // object was never this repository's).
+        let (_, keyring) = self.keyring().await?;
+        for k in &keyring.needed {
+            let Some(fp) = KeyId::from_hex(&k.fingerprint) else {
+                continue;
+            };
+            if !self.keks.contains_key(&fp)
+                && self.store.exists(&layout::wrapped_key(fp, id)).await?
+            {
+                return Err(RepoError::MissingDataKey {
+                    dek: id.to_hex(),
+                    path: needed_by.to_string(),
+                });
+            }
+        }
+        Err(RepoError::Corrupt {
             path: needed_by.to_string(),
+            reason: format!(
+                "its header names data key [{}], which the repository does not hold: the object is damaged or was not written by this repository",
+                id.to_hex()
+            ),
         })
     }
 

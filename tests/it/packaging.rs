@@ -128,7 +128,13 @@ fn keystore_commands_never_print_secrets() {
         )
     };
     let secret = "ab".repeat(32);
-    assert!(run(&["keystore", "add", "prod"], None).0);
+    // A keystore is born with a random `default`, as at the server's first
+    // start, so a data directory never lacks the key repositories use.
+    let (ok, first) = run(&["keystore", "add", "prod"], None);
+    assert!(
+        ok && first.contains("random master key [default]"),
+        "{first}"
+    );
     assert!(
         run(
             &["keystore", "add", "imported", "--from-stdin"],
@@ -138,7 +144,10 @@ fn keystore_commands_never_print_secrets() {
     );
     let (ok, listed) = run(&["keystore", "list"], None);
     assert!(ok);
-    assert_eq!(listed.lines().collect::<Vec<_>>(), vec!["imported", "prod"]);
+    assert_eq!(
+        listed.lines().collect::<Vec<_>>(),
+        vec!["default", "imported", "prod"]
+    );
     assert!(!listed.contains(&secret));
     let (ok, msg) = run(&["keystore", "add", "Bad Name"], None);
     assert!(!ok && msg.contains("invalid key name"));
@@ -165,5 +174,40 @@ fn keystore_commands_never_print_secrets() {
         .0
     );
     assert!(run(&["keystore", "remove", "prod"], None).0);
-    assert_eq!(run(&["keystore", "list"], None).1.trim(), "imported");
+    assert_eq!(
+        run(&["keystore", "list"], None).1.trim(),
+        "default\nimported"
+    );
+}
+
+#[test]
+fn importing_the_default_key_into_an_empty_data_directory_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "cd".repeat(32);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_snapvault"))
+        .args(["keystore", "add", "default", "--from-stdin", "--data-dir"])
+        .arg(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(secret.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ks = snapvault::crypto::Keystore::load(&dir.path().join("keystore.json")).unwrap();
+    assert_eq!(ks.names(), vec!["default"]);
+    let same = snapvault::crypto::MasterKey::from_bytes("default", [0xcd; 32]);
+    assert_eq!(
+        ks.get("default").unwrap().fingerprint(),
+        same.fingerprint(),
+        "the imported key, not a random one"
+    );
 }

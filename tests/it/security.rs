@@ -245,3 +245,78 @@ async fn reload_secure_settings_picks_up_a_new_key_without_restart() {
     assert_eq!(snap["snapshot"]["encryption_keys"], json!(["second"]));
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flipped_key_id_in_a_header_is_reported_as_damage_naming_the_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server_with_secret_docs(dir.path()).await;
+    s.put_fs_repository("repo", "repo").await;
+    s.create_snapshot("repo", "s", "secrets").await;
+    let chunks = files_under(&s.repo_dir("repo").join("chunks"));
+    let (victim, _) = chunks.first().unwrap().clone();
+    let mut bytes = std::fs::read(&victim).unwrap();
+    bytes[10] ^= 0x01; // inside the header's key id (bytes 8..24)
+    std::fs::write(&victim, bytes).unwrap();
+    let chunk_id = victim.file_name().unwrap().to_string_lossy().into_owned();
+    let r = s
+        .call(
+            "POST",
+            "/_snapshot/repo/s/_restore?wait_for_completion=true",
+            Some(json!({"rename_pattern": "secrets", "rename_replacement": "restored"})),
+        )
+        .await;
+    assert_eq!(r.error_type(), "snapshot_restore_exception", "{}", r.text);
+    assert!(r.reason().contains(&chunk_id), "{}", r.reason());
+    assert!(r.reason().contains("damaged"), "{}", r.reason());
+    assert!(
+        !r.reason().contains("not wrapped by any master key"),
+        "{}",
+        r.reason()
+    );
+    s.stop().await;
+}
+
+/// The documented cache policy: a data key that opened once stays in use
+/// (it is the authentic key); an altered wrapping is reported as soon as
+/// the repository is reopened.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrapped_key_altered_after_use_is_reported_when_the_repository_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server_with_secret_docs(dir.path()).await;
+    s.put_fs_repository("repo", "repo").await;
+    s.create_snapshot("repo", "s", "secrets").await;
+    let restore = json!({"rename_pattern": "secrets", "rename_replacement": "copy"});
+    s.restore("repo", "s", restore.clone()).await;
+    s.ok("DELETE", "/copy", None).await;
+    let keys = files_under(&s.repo_dir("repo").join("keys"));
+    let wrapped: Vec<_> = keys
+        .iter()
+        .filter(|(p, _)| !p.to_string_lossy().contains("keyring"))
+        .collect();
+    assert!(!wrapped.is_empty());
+    for (path, _) in &wrapped {
+        let mut bytes = std::fs::read(path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x20;
+        std::fs::write(path, bytes).unwrap();
+    }
+    // Cached and authentic: still restores.
+    s.restore("repo", "s", restore.clone()).await;
+    s.ok("DELETE", "/copy", None).await;
+    // Reopened: the alteration is found and named.
+    s.ok("POST", "/_nodes/reload_secure_settings", None).await;
+    let r = s
+        .call(
+            "POST",
+            "/_snapshot/repo/s/_restore?wait_for_completion=true",
+            Some(restore),
+        )
+        .await;
+    assert!(r.status >= 400, "{}", r.text);
+    assert!(
+        r.reason().contains("keys/"),
+        "names the wrapped key: {}",
+        r.text
+    );
+    s.stop().await;
+}
