@@ -220,6 +220,33 @@ mod tests {
         assert!(Config::load(&o).unwrap_err().contains("bogus"));
     }
 
+    #[test]
+    fn cloud_clients_come_from_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        let load = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            Config::load(&Overrides {
+                config_file: Some(file.clone()),
+                data_dir: Some(dir.path().to_path_buf()),
+                ..Default::default()
+            })
+        };
+        let c = load("[s3.client.backup]\nendpoint = \"minio:9000\"\nprotocol = \"http\"\npath_style_access = true\n[azure.client.default]\nendpoint_suffix = \"core.chinacloudapi.cn\"\n").unwrap();
+        assert_eq!(
+            c.clients.s3["backup"].endpoint.as_deref(),
+            Some("minio:9000")
+        );
+        assert_eq!(c.clients.s3["backup"].path_style_access, Some(true));
+        assert!(c.clients.azure.contains_key("default"));
+        assert!(load("[s3.client.x]\nproxy_host = \"p\"\n")
+            .unwrap_err()
+            .contains("proxy_host"));
+        assert!(load("[gcs.client.x]\nendpoint = \"ftp://h\"\n")
+            .unwrap_err()
+            .contains("gcs.client.x.endpoint"));
+    }
+
     fn file_path_with_unknown(dir: &Path) -> PathBuf {
         dir.join("bad.toml")
     }
