@@ -29,9 +29,10 @@ async fn delete_then_cleanup_reclaims_space_and_keeps_the_rest_restorable() {
         after_delete < before,
         "delete collects data when the repository is idle: {before} -> {after_delete}"
     );
-    // A stray object that nothing references, as a crash would leave.
-    std::fs::create_dir_all(repo.join("chunks/zz")).unwrap();
-    std::fs::write(repo.join("chunks/zz/orphan"), vec![7u8; 1000]).unwrap();
+    // A stray chunk that nothing references, as a crash would leave.
+    let orphan = format!("chunks/ee/ee{}", "0".repeat(62));
+    std::fs::create_dir_all(repo.join("chunks/ee")).unwrap();
+    std::fs::write(repo.join(&orphan), vec![7u8; 1000]).unwrap();
     let cleaned = s.ok("POST", "/_snapshot/repo/_cleanup", None).await;
     assert!(
         cleaned["results"]["deleted_blobs"].as_u64().unwrap() >= 1,
@@ -41,7 +42,7 @@ async fn delete_then_cleanup_reclaims_space_and_keeps_the_rest_restorable() {
         cleaned["results"]["deleted_bytes"].as_u64().unwrap() >= 1000,
         "{cleaned}"
     );
-    assert!(!repo.join("chunks/zz/orphan").exists());
+    assert!(!repo.join(&orphan).exists());
     let again = s.ok("POST", "/_snapshot/repo/_cleanup", None).await;
     assert_eq!(
         again["results"],
