@@ -13,6 +13,9 @@
 //!   that snapshots protect.
 //! - [`crypto`]: envelope encryption (HKDF-derived KEKs, AES-256-GCM-SIV).
 //! - [`storage`]: OpenDAL operators, layers, and atomic create-if-absent.
+//! - [`grammar`]: Elasticsearch's value grammar in requests (wildcards,
+//!   name expressions, `filter_path`, date math), matched in linear time
+//!   with bounded input: a leaf that every layer may use.
 //!
 //! Everything that must survive a restart is a persisted document updated
 //! by create-if-absent of its next generation; memory holds caches only.
@@ -20,6 +23,7 @@
 pub mod api;
 pub mod config;
 pub mod crypto;
+pub mod grammar;
 pub mod indices;
 pub mod repository;
 pub mod service;
