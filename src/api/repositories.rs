@@ -15,6 +15,7 @@ use super::model::snapshot::{
 };
 use super::model::Acknowledged;
 use crate::service::repositories::PutRepository;
+use crate::service::ServiceError;
 use crate::Node;
 
 #[derive(Debug, Deserialize, Default)]
@@ -108,6 +109,7 @@ async fn render_repositories(
     node: &Node,
     expr: &str,
 ) -> Result<Json<BTreeMap<String, RepositoryBody>>, ApiError> {
+    crate::grammar::check_expression(expr).map_err(ServiceError::from)?;
     let mut out = BTreeMap::new();
     for (name, meta) in node.get_repositories(expr).await? {
         let paused = node.pause_of(&name).await.as_ref().map(PauseBody::from);
@@ -150,6 +152,7 @@ pub async fn delete_repository(
     State(node): State<Arc<Node>>,
     Path(repository): Path<String>,
 ) -> Result<Json<Acknowledged>, ApiError> {
+    crate::grammar::check_expression(&repository).map_err(ServiceError::from)?;
     node.delete_repository(&repository).await?;
     Ok(Acknowledged::yes())
 }
