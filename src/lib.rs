@@ -15,6 +15,9 @@
 //! - [`storage`]: OpenDAL operators, layers, and atomic create-if-absent.
 //! - [`config`] and [`clients`]: the operator's configuration, including
 //!   where each named cloud client connects (never a repository setting).
+//! - [`grammar`]: Elasticsearch's value grammar in requests (wildcards,
+//!   name expressions, `filter_path`, date math), matched in linear time
+//!   with bounded input: a leaf that every layer may use.
 //!
 //! Everything that must survive a restart is a persisted document updated
 //! by create-if-absent of its next generation; memory holds caches only.
@@ -23,6 +26,7 @@ pub mod api;
 pub mod clients;
 pub mod config;
 pub mod crypto;
+pub mod grammar;
 pub mod indices;
 pub mod logging;
 pub mod repository;

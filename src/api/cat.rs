@@ -106,10 +106,14 @@ pub(crate) fn render_rows(
             if flag(&q.v, "v", false)? {
                 table.push(selected.clone());
             }
-            table.extend(
-                rows.iter()
-                    .map(|r| selected.iter().map(|c| pick(r, c)).collect()),
-            );
+            // One row per line, whatever a name holds: names stored before
+            // control characters were refused are shown escaped.
+            table.extend(rows.iter().map(|r| {
+                selected
+                    .iter()
+                    .map(|c| crate::grammar::shown(&pick(r, c)).into_owned())
+                    .collect()
+            }));
             let widths: Vec<usize> = (0..selected.len())
                 .map(|i| table.iter().map(|r| r[i].len()).max().unwrap_or(0))
                 .collect();
@@ -160,7 +164,8 @@ const INDEX_COLUMNS: &[&str] = &[
 
 async fn cat_indices_of(node: &Node, expr: &str, q: &CatQuery) -> Result<Response, ApiError> {
     let all = node.indices.names().await;
-    let resolved = crate::indices::names::resolve(expr, &all);
+    let resolved = crate::indices::names::try_resolve(expr, &all)
+        .map_err(crate::service::ServiceError::from)?;
     if let Some(missing) = resolved.missing.first() {
         return Err(crate::service::ServiceError::IndexNotFound {
             index: missing.clone(),

@@ -1,7 +1,10 @@
 //! The one place that turns errors into HTTP: a table from each service
 //! error to its Elasticsearch `*_exception` type and status, and the
 //! Elasticsearch error body. 5xx bodies for unexpected failures carry an
-//! error id; the cause is logged with it, never returned.
+//! error id; the cause is logged with it, never returned. Reasons often
+//! quote names from the request; every reason is stored with its control
+//! characters escaped ([`crate::grammar::shown`]), since error bodies end up
+//! in logs and terminals.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -49,7 +52,7 @@ impl ApiError {
         ApiError {
             status,
             kind,
-            reason: reason.into(),
+            reason: escaped(reason.into()),
             index: None,
         }
     }
@@ -79,6 +82,13 @@ impl ApiError {
     }
 }
 
+fn escaped(reason: String) -> String {
+    match crate::grammar::shown(&reason) {
+        std::borrow::Cow::Borrowed(_) => reason,
+        std::borrow::Cow::Owned(shown) => shown,
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, axum::Json(self.body())).into_response()
@@ -89,7 +99,7 @@ impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> ApiError {
         use ServiceError as E;
         use StatusCode as S;
-        let reason = e.to_string();
+        let reason = escaped(e.to_string());
         let (status, kind) = match &e {
             E::RepositoryMissing { .. } => (S::NOT_FOUND, "repository_missing_exception"),
             E::Repository { .. } => (S::BAD_REQUEST, "repository_exception"),
@@ -119,11 +129,12 @@ impl From<ServiceError> for ApiError {
             E::IndexClosed { .. } => (S::BAD_REQUEST, "index_closed_exception"),
             E::VersionConflict(_) => (S::CONFLICT, "version_conflict_engine_exception"),
             E::IllegalArgument(_) => (S::BAD_REQUEST, "illegal_argument_exception"),
+            E::Parse(_) => (S::BAD_REQUEST, "parse_exception"),
             E::Validation(_) => (S::BAD_REQUEST, "action_request_validation_exception"),
             E::NotImplemented(_) => (S::NOT_IMPLEMENTED, "not_implemented_exception"),
             E::Internal(detail) => {
                 let id = uuid::Uuid::new_v4();
-                tracing::error!(error_id = %id, error = %detail, "internal error");
+                tracing::error!(error_id = %id, error = %crate::grammar::shown(detail), "internal error");
                 return ApiError::new(
                     S::INTERNAL_SERVER_ERROR,
                     "exception",
@@ -168,6 +179,28 @@ mod tests {
         assert_eq!(
             v["error"]["root_cause"][0]["type"],
             "snapshot_missing_exception"
+        );
+    }
+
+    #[test]
+    fn reasons_never_carry_raw_control_characters() {
+        let e: ApiError = ServiceError::InvalidIndexName {
+            index: "a\nb\u{1b}".into(),
+            reason: "must not contain control characters".into(),
+        }
+        .into();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert!(
+            e.reason.starts_with("Invalid index name [a\\nb\\u{1b}]"),
+            "{}",
+            e.reason
+        );
+        let e = ApiError::bad_request("no handler for [x\ry]");
+        assert_eq!(e.reason, "no handler for [x\\ry]");
+        let e: ApiError = ServiceError::Parse("bad".into()).into();
+        assert_eq!(
+            (e.status, e.kind),
+            (StatusCode::BAD_REQUEST, "parse_exception")
         );
     }
 

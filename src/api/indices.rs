@@ -40,7 +40,7 @@ pub struct IndexQuery {
 /// Resolves an index expression; a concrete missing name is an error.
 async fn resolve(node: &Node, expr: &str) -> Result<Vec<String>, ApiError> {
     let all = node.indices.names().await;
-    let r = names::resolve(expr, &all);
+    let r = names::try_resolve(expr, &all).map_err(ServiceError::from)?;
     if let Some(missing) = r.missing.first() {
         return Err(ServiceError::IndexNotFound {
             index: missing.clone(),
@@ -127,11 +127,10 @@ pub async fn get_index(
     responses((status = 200, description = "exists"), (status = 404, description = "missing")))]
 pub async fn index_exists(State(node): State<Arc<Node>>, Path(index): Path<String>) -> StatusCode {
     let all = node.indices.names().await;
-    let r = names::resolve(&index, &all);
-    if r.missing.is_empty() && !r.names.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::NOT_FOUND
+    match names::try_resolve(&index, &all) {
+        Err(_) => StatusCode::BAD_REQUEST,
+        Ok(r) if r.missing.is_empty() && !r.names.is_empty() => StatusCode::OK,
+        Ok(_) => StatusCode::NOT_FOUND,
     }
 }
 
@@ -220,7 +219,15 @@ pub struct DocQuery {
     routing: Option<String>,
 }
 
+/// Elasticsearch's validation of a document id to write, before anything
+/// (even the index) is created.
+fn check_id(id: &str) -> Result<(), ApiError> {
+    names::validate_doc_id(id).map_err(|reason| ServiceError::Validation(vec![reason]).into())
+}
+
 async fn write_one(node: &Node, index: &str, op: DocOp) -> Result<Response, ApiError> {
+    let (DocOp::Index { id, .. } | DocOp::Delete { id }) = &op;
+    check_id(id)?;
     ensure_index(node, index).await?;
     let result = node
         .indices
@@ -437,6 +444,9 @@ async fn run_bulk(
         .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
         .enumerate();
     let mut items: Vec<Pending> = Vec::new();
+    // Ids Elasticsearch's validation refuses fail the whole request, before
+    // anything is written.
+    let mut invalid_ids: Vec<String> = Vec::new();
     while let Some((n, line)) = lines.next() {
         let action: serde_json::Map<String, Value> = serde_json::from_slice(line).map_err(|e| {
             ApiError::new(
@@ -472,6 +482,9 @@ async fn run_bulk(
                 .map(String::from)
                 .or_else(|| v.as_u64().map(|n| n.to_string()))
         });
+        if let Some(Err(reason)) = id.as_deref().map(names::validate_doc_id) {
+            invalid_ids.push(reason);
+        }
         match verb.as_str() {
             "index" | "create" => {
                 let (_, src) = lines.next().ok_or_else(|| ApiError::bad_request("The bulk request must be terminated by a newline [\\n]"))?;
@@ -492,6 +505,9 @@ async fn run_bulk(
             }
             other => return Err(ApiError::bad_request(format!("Malformed action/metadata line [{}], expected one of [create, delete, index, update] but found [{other}]", n + 1))),
         }
+    }
+    if !invalid_ids.is_empty() {
+        return Err(ServiceError::Validation(invalid_ids).into());
     }
     // Group by index, keeping each item's slot.
     let mut results: Vec<Option<Value>> = vec![None; items.len()];

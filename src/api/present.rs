@@ -1,8 +1,9 @@
 //! Parameters every Elasticsearch route accepts (`pretty`, `human`,
 //! `error_trace`, `filter_path`, `master_timeout`, `timeout`), handled once
 //! for all routes: validated, removed from the query the handler sees, and
-//! applied to the JSON response. Also stamps `X-Elastic-Product`, which the
-//! official clients check.
+//! applied to the JSON response (`filter_path` is compiled and matched by
+//! [`crate::grammar::filter_path`]). Also stamps `X-Elastic-Product`, which
+//! the official clients check.
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -12,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::error::ApiError;
+use crate::grammar::filter_path::FilterPath;
 
 const COMMON: &[&str] = &[
     "pretty",
@@ -55,9 +57,17 @@ pub fn parse_time_value(v: &str) -> Option<std::time::Duration> {
     Some(std::time::Duration::from_nanos(total))
 }
 
+/// Responses up to this size are reshaped (parsed, filtered, printed) on
+/// the async worker that produced them; larger ones on tokio's blocking
+/// pool. Reshaping is linear but CPU-bound: a large search answer would
+/// hold a worker for milliseconds to seconds, stalling every connection
+/// that worker serves, while for a small one the hop to another thread
+/// costs more than the work.
+const INLINE_RESHAPE_BYTES: usize = 64 * 1024;
+
 pub async fn common_params(mut req: Request, next: Next) -> Response {
     let mut pretty = false;
-    let mut filter: Option<String> = None;
+    let mut filter: Option<FilterPath> = None;
     let mut kept: Vec<(String, String)> = Vec::new();
     let pairs: Vec<(String, String)> =
         serde_urlencoded::from_str(req.uri().query().unwrap_or("")).unwrap_or_default();
@@ -67,7 +77,12 @@ pub async fn common_params(mut req: Request, next: Next) -> Response {
     for (k, v) in pairs {
         match k.as_str() {
             "pretty" => pretty = v != "false",
-            "filter_path" => filter = Some(v),
+            // Compiled and bounded before the handler runs, so a filter
+            // that cannot be used fails the request before it has effects.
+            "filter_path" => match FilterPath::parse(&v) {
+                Ok(f) => filter = f,
+                Err(e) => return stamp(ApiError::bad_request(e.to_string()).into_response()),
+            },
             "master_timeout" | "timeout" if !valid_time_value(&v) => {
                 return stamp(ApiError::new(
                     axum::http::StatusCode::BAD_REQUEST,
@@ -103,24 +118,41 @@ pub async fn common_params(mut req: Request, next: Next) -> Response {
     let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
         return stamp(Response::from_parts(parts, Body::empty()));
     };
-    let Ok(mut value) = serde_json::from_slice::<Value>(&bytes) else {
-        return stamp(Response::from_parts(parts, Body::from(bytes)));
+    let out = if bytes.len() <= INLINE_RESHAPE_BYTES {
+        Ok(reshape(&bytes, filter.as_ref(), pretty))
+    } else {
+        let input = bytes.clone();
+        tokio::task::spawn_blocking(move || reshape(&input, filter.as_ref(), pretty)).await
     };
-    if let Some(f) = &filter {
-        let paths: Vec<Vec<&str>> = f
-            .split(',')
-            .map(|p| p.trim().split('.').collect())
-            .collect();
-        value = filter_value(&value, &paths).unwrap_or(Value::Object(Default::default()));
+    match out {
+        Ok(Some(out)) => {
+            parts.headers.remove(header::CONTENT_LENGTH);
+            stamp(Response::from_parts(parts, Body::from(out)))
+        }
+        Ok(None) => stamp(Response::from_parts(parts, Body::from(bytes))),
+        // Never the unfiltered body: a filter may have been asked to hide.
+        Err(e) => stamp(
+            ApiError::from(crate::service::ServiceError::Internal(format!(
+                "reshaping a response failed: {e}"
+            )))
+            .into_response(),
+        ),
     }
-    let out = if pretty {
+}
+
+/// The JSON in `bytes`, filtered and printed; `None` when it is not JSON
+/// (it is then answered as it is).
+fn reshape(bytes: &[u8], filter: Option<&FilterPath>, pretty: bool) -> Option<Vec<u8>> {
+    let mut value = serde_json::from_slice::<Value>(bytes).ok()?;
+    if let Some(f) = filter {
+        value = f.apply(value);
+    }
+    if pretty {
         serde_json::to_vec_pretty(&value)
     } else {
         serde_json::to_vec(&value)
     }
-    .unwrap_or_default();
-    parts.headers.remove(header::CONTENT_LENGTH);
-    stamp(Response::from_parts(parts, Body::from(out)))
+    .ok()
 }
 
 fn stamp(mut resp: Response) -> Response {
@@ -131,49 +163,6 @@ fn stamp(mut resp: Response) -> Response {
     resp
 }
 
-fn segment_matches(pattern: &str, key: &str) -> bool {
-    crate::indices::names::wildcard_match(pattern, key)
-}
-
-/// Keeps only the parts of `v` that some dotted path (with `*` and `**`)
-/// selects; `None` when nothing is selected.
-pub fn filter_value(v: &Value, paths: &[Vec<&str>]) -> Option<Value> {
-    if paths.iter().any(|p| p.is_empty()) {
-        return Some(v.clone());
-    }
-    match v {
-        Value::Object(map) => {
-            let mut out = serde_json::Map::new();
-            for (k, child) in map {
-                let mut rest: Vec<Vec<&str>> = Vec::new();
-                for p in paths {
-                    if p[0] == "**" {
-                        rest.push(p.clone());
-                        rest.push(p[1..].to_vec());
-                    } else if segment_matches(p[0], k) {
-                        rest.push(p[1..].to_vec());
-                    }
-                }
-                if rest.is_empty() {
-                    continue;
-                }
-                if let Some(f) = filter_value(child, &rest) {
-                    out.insert(k.clone(), f);
-                }
-            }
-            (!out.is_empty()).then_some(Value::Object(out))
-        }
-        Value::Array(items) => {
-            let kept: Vec<Value> = items
-                .iter()
-                .filter_map(|i| filter_value(i, paths))
-                .collect();
-            (!kept.is_empty()).then_some(Value::Array(kept))
-        }
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,8 +171,12 @@ mod tests {
     fn filter_path_selects_dotted_paths_and_wildcards() {
         let v: Value = serde_json::json!({"snapshots": [{"snapshot": "a", "state": "SUCCESS", "uuid": "u"}], "total": 1});
         let f = |s: &str| {
-            let p: Vec<Vec<&str>> = s.split(',').map(|p| p.split('.').collect()).collect();
-            filter_value(&v, &p).unwrap()
+            let out = reshape(
+                v.to_string().as_bytes(),
+                FilterPath::parse(s).unwrap().as_ref(),
+                false,
+            );
+            serde_json::from_slice::<Value>(&out.unwrap()).unwrap()
         };
         assert_eq!(
             f("snapshots.snapshot"),
@@ -201,6 +194,9 @@ mod tests {
             f("**.uuid"),
             serde_json::json!({"snapshots": [{"uuid": "u"}]})
         );
+        assert_eq!(f("-snapshots"), serde_json::json!({"total": 1}));
+        assert_eq!(f(""), v);
+        assert_eq!(reshape(b"not json", None, true), None);
     }
 
     #[test]

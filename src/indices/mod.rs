@@ -47,6 +47,10 @@ pub enum IndexError {
     VersionConflict { id: String, version: u64 },
     #[error("{0}")]
     Invalid(String),
+    /// A document id Elasticsearch refuses (too long), or one holding a
+    /// control character.
+    #[error("{0}")]
+    InvalidId(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error("segment [{0}] is corrupt")]
@@ -300,7 +304,13 @@ impl Indices {
     /// Applies a batch of operations to one index: one new segment per shard
     /// touched (split at [`segment::MAX_SEGMENT_BYTES`]). Results come back
     /// in the order of `ops`; a per-document conflict fails only that item.
+    /// Every id is checked first: one the rules refuse fails the batch
+    /// before anything is written.
     pub async fn write(&self, name: &str, ops: Vec<DocOp>) -> Result<Vec<Result<DocResult>>> {
+        for op in &ops {
+            let (DocOp::Index { id, .. } | DocOp::Delete { id }) = op;
+            names::validate_doc_id(id).map_err(IndexError::InvalidId)?;
+        }
         let index = self.get(name).await?;
         let meta = index.meta.read().await.clone();
         if meta.state == IndexState::Close {

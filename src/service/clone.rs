@@ -57,7 +57,7 @@ impl Node {
             });
         }
         let available: Vec<String> = src.indices.keys().cloned().collect();
-        let resolved = crate::indices::names::resolve(indices, &available);
+        let resolved = crate::indices::names::try_resolve(indices, &available)?;
         if let Some(missing) = resolved.missing.first() {
             return Err(ServiceError::IndexNotFound {
                 index: missing.clone(),

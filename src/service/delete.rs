@@ -32,7 +32,7 @@ impl Node {
                 known.push(snapshot);
             }
         }
-        let resolved = crate::indices::names::resolve(expr, &known);
+        let resolved = crate::indices::names::try_resolve(expr, &known)?;
         if let Some(missing) = resolved.missing.first() {
             return Err(ServiceError::SnapshotMissing {
                 repository: repository.into(),

@@ -1,6 +1,7 @@
 //! Service errors, named after Elasticsearch concepts. `api::error` maps
 //! each to its `*_exception` type and status in one table.
 
+use crate::grammar::GrammarError;
 use crate::indices::IndexError;
 use crate::repository::RepoError;
 use crate::state::StateError;
@@ -73,6 +74,9 @@ pub enum ServiceError {
     VersionConflict(String),
     #[error("{0}")]
     IllegalArgument(String),
+    /// A value Elasticsearch fails to parse (date math in a name).
+    #[error("{0}")]
+    Parse(String),
     #[error("Validation Failed: {}", .0.iter().enumerate().map(|(i, r)| format!("{}: {r};", i + 1)).collect::<Vec<_>>().join(" "))]
     Validation(Vec<String>),
     #[error("{0} is not implemented by snapvault")]
@@ -117,8 +121,20 @@ impl From<IndexError> for ServiceError {
             IndexError::Closed(index) => ServiceError::IndexClosed { index },
             e @ IndexError::VersionConflict { .. } => ServiceError::VersionConflict(e.to_string()),
             IndexError::Invalid(m) => ServiceError::IllegalArgument(m),
+            IndexError::InvalidId(m) => ServiceError::Validation(vec![m]),
             e @ (IndexError::Storage(_) | IndexError::Corrupt(_)) => {
                 ServiceError::Internal(e.to_string())
+            }
+        }
+    }
+}
+
+impl From<GrammarError> for ServiceError {
+    fn from(e: GrammarError) -> Self {
+        match e {
+            e @ GrammarError::DateMath { .. } => ServiceError::Parse(e.to_string()),
+            e @ (GrammarError::TooLarge { .. } | GrammarError::FilterPath { .. }) => {
+                ServiceError::IllegalArgument(e.to_string())
             }
         }
     }

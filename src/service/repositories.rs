@@ -460,7 +460,7 @@ impl Node {
     ) -> Result<BTreeMap<String, RepositoryMetadata>> {
         let state = self.state.refresh().await?;
         let all: Vec<String> = state.repositories.keys().cloned().collect();
-        let resolved = crate::indices::names::resolve(expr, &all);
+        let resolved = crate::indices::names::try_resolve(expr, &all)?;
         if let Some(missing) = resolved.missing.first() {
             return Err(ServiceError::RepositoryMissing {
                 repository: missing.clone(),

@@ -54,6 +54,9 @@ fn java_replacement(r: &str) -> String {
     re.replace_all(r, "$${$1}").into_owned()
 }
 
+/// Most memory a compiled `rename_pattern` may take.
+const RENAME_PATTERN_SIZE_LIMIT: usize = 1 << 20;
+
 const FIXED_SETTINGS: &[&str] = &[
     "index.number_of_shards",
     "number_of_shards",
@@ -102,18 +105,25 @@ impl Node {
             }
         }
         let available: Vec<String> = entry.indices.keys().cloned().collect();
-        let resolved =
-            crate::indices::names::resolve(req.indices.as_deref().unwrap_or("_all"), &available);
+        let resolved = crate::indices::names::try_resolve(
+            req.indices.as_deref().unwrap_or("_all"),
+            &available,
+        )?;
         if let (Some(missing), false) = (resolved.missing.first(), req.ignore_unavailable) {
             return Err(ServiceError::IndexNotFound {
                 index: missing.clone(),
             });
         }
         let rename = match (&req.rename_pattern, &req.rename_replacement) {
+            // The regex crate matches in linear time; the size limit bounds
+            // what compiling a request's pattern may cost.
             (Some(p), r) => Some((
-                regex::Regex::new(p).map_err(|e| {
-                    ServiceError::IllegalArgument(format!("invalid rename_pattern [{p}]: {e}"))
-                })?,
+                regex::RegexBuilder::new(p)
+                    .size_limit(RENAME_PATTERN_SIZE_LIMIT)
+                    .build()
+                    .map_err(|e| {
+                        ServiceError::IllegalArgument(format!("invalid rename_pattern [{p}]: {e}"))
+                    })?,
                 java_replacement(r.as_deref().unwrap_or("")),
             )),
             (None, Some(_)) => {

@@ -76,13 +76,9 @@ impl Node {
         self.check_not_paused(&req.repository).await?;
         let repository = req.repository.clone();
         let raw = req.snapshot.clone();
-        let name = names::resolve_date_math(&raw, chrono::Utc::now()).map_err(|reason| {
-            ServiceError::InvalidSnapshotName {
-                repository: repository.clone(),
-                snapshot: raw.clone(),
-                reason,
-            }
-        })?;
+        // Elasticsearch answers a bad date math expression with a
+        // `parse_exception`, before the name rules apply.
+        let name = crate::grammar::date_math::resolve(&raw, chrono::Utc::now())?;
         let invalid = |reason: &str| ServiceError::InvalidSnapshotName {
             repository: repository.clone(),
             snapshot: name.clone(),
@@ -97,7 +93,7 @@ impl Node {
         }
         let all = self.indices.names().await;
         let resolved =
-            crate::indices::names::resolve(req.indices.as_deref().unwrap_or("_all"), &all);
+            crate::indices::names::try_resolve(req.indices.as_deref().unwrap_or("_all"), &all)?;
         if let (Some(missing), false) = (resolved.missing.first(), req.ignore_unavailable) {
             return Err(ServiceError::IndexNotFound {
                 index: missing.clone(),

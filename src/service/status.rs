@@ -195,7 +195,7 @@ impl Node {
             .map_err(|e| ServiceError::repo(&open.name, e))?;
         let mut names: Vec<String> = data.snapshots.iter().map(|s| s.name.clone()).collect();
         names.extend(running.iter().map(|r| r.details.name.clone()));
-        let resolved = crate::indices::names::resolve(expr, &names);
+        let resolved = crate::indices::names::try_resolve(expr, &names)?;
         if let (Some(missing), false) = (resolved.missing.first(), ignore_unavailable) {
             return Err(ServiceError::SnapshotMissing {
                 repository: open.name.clone(),
@@ -218,6 +218,9 @@ impl Node {
     }
 
     pub async fn get_snapshots(&self, q: ListSnapshots) -> Result<Listing> {
+        // Refuse an oversized snapshot expression before any repository
+        // is opened.
+        crate::grammar::check_expression(&q.snapshots)?;
         let repos = self.get_repositories(&q.repositories).await?;
         let mut all = Vec::new();
         for name in repos.keys() {

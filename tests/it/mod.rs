@@ -10,6 +10,7 @@ mod errors;
 mod faults;
 mod fixtures;
 mod gcs;
+mod hostile_input;
 mod isolation;
 mod nodes;
 mod packaging;
