@@ -13,6 +13,10 @@
 //!   that snapshots protect.
 //! - [`crypto`]: envelope encryption (HKDF-derived KEKs, AES-256-GCM-SIV).
 //! - [`storage`]: OpenDAL operators, layers, and atomic create-if-absent.
+//! - [`server`]: the accept loop (connection cap, request-head timeout,
+//!   graceful shutdown) shared by the binary and the tests;
+//!   [`json_depth`]: the one JSON nesting limit, checked at the edge, on
+//!   every document written and on every stored source read.
 //!
 //! Everything that must survive a restart is a persisted document updated
 //! by create-if-absent of its next generation; memory holds caches only.
@@ -21,7 +25,9 @@ pub mod api;
 pub mod config;
 pub mod crypto;
 pub mod indices;
+pub mod json_depth;
 pub mod repository;
+pub mod server;
 pub mod service;
 pub mod state;
 pub mod storage;

@@ -9,6 +9,7 @@ mod errors;
 mod faults;
 mod fixtures;
 mod gcs;
+mod http_limits;
 mod nodes;
 mod packaging;
 mod pause;
