@@ -251,7 +251,7 @@ async fn slow_client(
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn slow_clients_are_cut_off_at_their_timeouts_and_connections_past_the_cap_wait_for_a_slot() {
+async fn slow_senders_are_cut_off_at_their_timeouts_and_connections_past_the_cap_wait_for_a_slot() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start_with(
         dir.path(),
