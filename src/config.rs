@@ -38,6 +38,72 @@ pub struct FileConfig {
     pub azure: Option<Clients<AzureClient>>,
     /// `[gcs.client.<name>]`.
     pub gcs: Option<Clients<GcsClient>>,
+    pub http_header_timeout_secs: Option<u64>,
+    pub http_body_timeout_secs: Option<u64>,
+    pub http_max_connections: Option<usize>,
+    pub http_allowed_hosts: Option<Vec<String>>,
+    /// The `[http]` table; only `[http.cors]` lives there.
+    pub http: Option<HttpFile>,
+}
+
+/// The `[http]` table of the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpFile {
+    pub cors: Option<CorsFile>,
+}
+
+/// `[http.cors]`: Elasticsearch's `http.cors.*` settings, same names with
+/// underscores.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsFile {
+    pub enabled: Option<bool>,
+    pub allow_origin: Option<Vec<String>>,
+    pub allow_methods: Option<Vec<String>>,
+    pub allow_headers: Option<Vec<String>>,
+    pub allow_credentials: Option<bool>,
+    pub max_age_secs: Option<u64>,
+}
+
+/// Which `Host` headers the node answers (against DNS rebinding).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedHosts {
+    /// Any host: the default when listening on a non-loopback address,
+    /// where the node cannot know the names it is reached by.
+    Any,
+    /// `localhost`, `*.localhost` and loopback IP literals: the default
+    /// when listening on a loopback address.
+    Loopback,
+    /// These names (lowercase, without port).
+    Names(Vec<String>),
+}
+
+/// Cross-origin access from browsers, as `http.cors.*` configures it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cors {
+    pub enabled: bool,
+    /// Exact origins (`https://kibana.example:5601`), `*`, or `/regex/`.
+    pub allow_origin: Vec<String>,
+    pub allow_methods: Vec<String>,
+    pub allow_headers: Vec<String>,
+    pub allow_credentials: bool,
+    pub max_age_secs: u64,
+}
+
+/// The limits and checks of the HTTP edge (`server` and `api::edge`).
+#[derive(Debug, Clone)]
+pub struct Http {
+    /// A request head must be complete this long after the connection
+    /// starts waiting for it: on a new connection and between keep-alive
+    /// requests alike, so it is also the keep-alive idle timeout.
+    pub header_timeout_secs: u64,
+    /// The longest pause between two chunks of a request body.
+    pub body_timeout_secs: u64,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    pub allowed_hosts: AllowedHosts,
+    pub cors: Cors,
 }
 
 /// The effective configuration of a node.
@@ -73,6 +139,7 @@ pub struct Config {
     pub heartbeat_secs: u64,
     /// Endpoints of the cloud clients repositories name.
     pub clients: CloudClients,
+    pub http: Http,
 }
 
 /// What flags and environment variables set.
@@ -85,7 +152,7 @@ pub struct Overrides {
 
 impl Config {
     pub fn load(o: &Overrides) -> Result<Config, String> {
-        let (file, data_dir) = file_and_data_dir(o)?;
+        let (mut file, data_dir) = file_and_data_dir(o)?;
         let default_repo = data_dir.join("repos");
         let state_dir = file
             .state_dir
@@ -95,7 +162,7 @@ impl Config {
             .data_store
             .clone()
             .unwrap_or_else(|| data_dir.join("data").display().to_string());
-        let mut path_repo = file.path_repo.unwrap_or_else(|| vec![default_repo]);
+        let mut path_repo = file.path_repo.take().unwrap_or_else(|| vec![default_repo]);
         if path_repo.is_empty() {
             return Err("path_repo must name at least one directory".into());
         }
@@ -107,16 +174,18 @@ impl Config {
                 .map_err(|e| format!("cannot resolve path_repo {}: {e}", p.display()))?;
         }
         let clients = CloudClients {
-            s3: file.s3.map(|c| c.client).unwrap_or_default(),
-            azure: file.azure.map(|c| c.client).unwrap_or_default(),
-            gcs: file.gcs.map(|c| c.client).unwrap_or_default(),
+            s3: file.s3.take().map(|c| c.client).unwrap_or_default(),
+            azure: file.azure.take().map(|c| c.client).unwrap_or_default(),
+            gcs: file.gcs.take().map(|c| c.client).unwrap_or_default(),
         };
         clients.validate()?;
+        let listen = o
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9200)));
+        let http = http_config(&mut file, listen)?;
         Ok(Config {
-            listen: o
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| "127.0.0.1:9200".parse().expect("literal")),
+            listen,
             keystore: file
                 .keystore
                 .unwrap_or_else(|| data_dir.join("keystore.json")),
@@ -140,6 +209,7 @@ impl Config {
             rotation_keys_per_sec: file.rotation_keys_per_sec.unwrap_or(0),
             heartbeat_secs: file.heartbeat_secs.unwrap_or(2).max(1),
             clients,
+            http,
         })
     }
 
@@ -150,6 +220,82 @@ impl Config {
             .keystore
             .unwrap_or_else(|| data_dir.join("keystore.json")))
     }
+}
+
+/// Elasticsearch's CORS defaults (`http.cors.allow-methods`, `-headers`,
+/// `-max-age`).
+const CORS_METHODS: &[&str] = &["OPTIONS", "HEAD", "GET", "POST", "PUT", "DELETE"];
+const CORS_HEADERS: &[&str] = &[
+    "X-Requested-With",
+    "Content-Type",
+    "Content-Length",
+    "Authorization",
+    "Accept",
+    "User-Agent",
+    "X-Elastic-Client-Meta",
+];
+const CORS_MAX_AGE_SECS: u64 = 1_728_000;
+
+/// The HTTP edge settings, validated: a zero timeout or cap would disable
+/// the protection silently, a malformed origin pattern would refuse every
+/// browser.
+fn http_config(file: &mut FileConfig, listen: SocketAddr) -> Result<Http, String> {
+    let positive = |name: &str, v: Option<u64>, default: u64| match v {
+        Some(0) => Err(format!("{name} must be at least 1")),
+        v => Ok(v.unwrap_or(default)),
+    };
+    let allowed_hosts = match file.http_allowed_hosts.take() {
+        None if listen.ip().is_loopback() => AllowedHosts::Loopback,
+        None => AllowedHosts::Any,
+        Some(names) if names.is_empty() => {
+            return Err("http_allowed_hosts must name at least one host (or \"*\")".into())
+        }
+        Some(names) if names.iter().any(|n| n == "*") => AllowedHosts::Any,
+        Some(names) => AllowedHosts::Names(
+            names
+                .iter()
+                .map(|n| n.trim().trim_end_matches('.').to_ascii_lowercase())
+                .collect(),
+        ),
+    };
+    let c = file.http.take().and_then(|h| h.cors).unwrap_or_default();
+    let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let cors = Cors {
+        enabled: c.enabled.unwrap_or(false),
+        allow_origin: c.allow_origin.unwrap_or_default(),
+        allow_methods: c.allow_methods.unwrap_or_else(|| owned(CORS_METHODS)),
+        allow_headers: c.allow_headers.unwrap_or_else(|| owned(CORS_HEADERS)),
+        allow_credentials: c.allow_credentials.unwrap_or(false),
+        max_age_secs: c.max_age_secs.unwrap_or(CORS_MAX_AGE_SECS),
+    };
+    for origin in &cors.allow_origin {
+        if let Some(pattern) = origin.strip_prefix('/').and_then(|o| o.strip_suffix('/')) {
+            regex::Regex::new(pattern)
+                .map_err(|e| format!("bad regex in [http.cors] allow_origin [{origin}]: {e}"))?;
+        }
+    }
+    for method in &cors.allow_methods {
+        axum::http::Method::from_bytes(method.as_bytes())
+            .map_err(|_| format!("invalid method [{method}] in [http.cors] allow_methods"))?;
+    }
+    for header in &cors.allow_headers {
+        axum::http::HeaderName::from_bytes(header.as_bytes())
+            .map_err(|_| format!("invalid header [{header}] in [http.cors] allow_headers"))?;
+    }
+    Ok(Http {
+        header_timeout_secs: positive(
+            "http_header_timeout_secs",
+            file.http_header_timeout_secs,
+            10,
+        )?,
+        body_timeout_secs: positive("http_body_timeout_secs", file.http_body_timeout_secs, 60)?,
+        max_connections: match file.http_max_connections {
+            Some(0) => return Err("http_max_connections must be at least 1".into()),
+            v => v.unwrap_or(1024),
+        },
+        allowed_hosts,
+        cors,
+    })
 }
 
 /// The config file (if any) and the data directory, which flags override.
@@ -245,6 +391,90 @@ mod tests {
         assert!(load("[gcs.client.x]\nendpoint = \"ftp://h\"\n")
             .unwrap_err()
             .contains("gcs.client.x.endpoint"));
+    }
+
+    fn load_with(dir: &Path, text: &str, listen: &str) -> Result<Config, String> {
+        let file = dir.join("http.toml");
+        std::fs::write(&file, text).unwrap();
+        Config::load(&Overrides {
+            config_file: Some(file),
+            listen: Some(listen.parse().unwrap()),
+            data_dir: Some(dir.to_path_buf()),
+        })
+    }
+
+    #[test]
+    fn http_edge_defaults_depend_on_the_listen_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = load_with(dir.path(), "", "127.0.0.1:9200").unwrap();
+        assert_eq!(
+            (
+                c.http.header_timeout_secs,
+                c.http.body_timeout_secs,
+                c.http.max_connections
+            ),
+            (10, 60, 1024)
+        );
+        assert_eq!(c.http.allowed_hosts, AllowedHosts::Loopback);
+        assert!(!c.http.cors.enabled);
+        assert_eq!(c.http.cors.max_age_secs, 1_728_000);
+        let c = load_with(dir.path(), "", "0.0.0.0:9200").unwrap();
+        assert_eq!(c.http.allowed_hosts, AllowedHosts::Any);
+        let c = load_with(
+            dir.path(),
+            "http_allowed_hosts = [\"Snapvault.Internal\"]\n[http.cors]\nenabled = true\nallow_origin = [\"/https://.*\\\\.corp/\"]\n",
+            "0.0.0.0:9200",
+        )
+        .unwrap();
+        assert_eq!(
+            c.http.allowed_hosts,
+            AllowedHosts::Names(vec!["snapvault.internal".into()])
+        );
+        assert!(c.http.cors.enabled);
+    }
+
+    #[test]
+    fn http_edge_settings_that_would_disable_a_protection_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for (text, needle) in [
+            ("http_header_timeout_secs = 0", "http_header_timeout_secs"),
+            ("http_body_timeout_secs = 0", "http_body_timeout_secs"),
+            ("http_max_connections = 0", "http_max_connections"),
+            ("http_allowed_hosts = []", "http_allowed_hosts"),
+            ("[http.cors]\nallow_origin = [\"/(/\"]", "bad regex"),
+            ("[http.cors]\nallow_methods = [\"G T\"]", "invalid method"),
+            ("[http.cors]\nbogus = 1", "bogus"),
+        ] {
+            let e = load_with(dir.path(), text, "127.0.0.1:0").unwrap_err();
+            assert!(e.contains(needle), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn shipped_http_examples_parse_when_uncommented() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/snapvault.toml"
+        ))
+        .unwrap();
+        let mut examples = String::new();
+        let mut in_cors = false;
+        for line in text.lines() {
+            let Some(l) = line.strip_prefix("# ") else {
+                continue;
+            };
+            in_cors |= l == "[http.cors]";
+            if in_cors || l.starts_with("http_") {
+                examples.push_str(l);
+                examples.push('\n');
+            }
+        }
+        let parsed: FileConfig = toml::from_str(&examples).unwrap();
+        assert_eq!(parsed.http_header_timeout_secs, Some(10));
+        assert_eq!(parsed.http_max_connections, Some(1024));
+        let cors = parsed.http.unwrap().cors.unwrap();
+        assert_eq!(cors.enabled, Some(false));
+        assert_eq!(cors.max_age_secs, Some(1_728_000));
     }
 
     fn file_path_with_unknown(dir: &Path) -> PathBuf {

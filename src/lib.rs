@@ -18,6 +18,10 @@
 //! - [`grammar`]: Elasticsearch's value grammar in requests (wildcards,
 //!   name expressions, `filter_path`, date math), matched in linear time
 //!   with bounded input: a leaf that every layer may use.
+//! - [`server`]: the accept loop (connection cap, request-head timeout,
+//!   graceful shutdown) shared by the binary and the tests;
+//!   [`json_depth`]: the one JSON nesting limit, checked at the edge, on
+//!   every document written and on every stored source read.
 //!
 //! Everything that must survive a restart is a persisted document updated
 //! by create-if-absent of its next generation; memory holds caches only.
@@ -28,8 +32,10 @@ pub mod config;
 pub mod crypto;
 pub mod grammar;
 pub mod indices;
+pub mod json_depth;
 pub mod logging;
 pub mod repository;
+pub mod server;
 pub mod service;
 pub mod state;
 pub mod storage;

@@ -225,7 +225,8 @@ fn serve(o: Overrides) -> Result<(), String> {
         tracing::info!(%addr, node = %config.node_name, "snapvault listening");
         println!("snapvault listening on http://{addr}");
         let app = snapvault::api::app(node.clone());
-        axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.map_err(|e| e.to_string())?;
+        let limits = snapvault::server::ConnectionLimits::from_config(&config.http);
+        snapvault::server::serve(listener, app, limits, shutdown_signal()).await;
         tracing::info!("HTTP server stopped; waiting for running operations");
         node.shutdown(Duration::from_secs(60)).await;
         Ok(())

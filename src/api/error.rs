@@ -39,6 +39,31 @@ pub struct ErrorBody {
     pub status: u16,
 }
 
+/// The short body Elasticsearch's `RestController` answers before any
+/// handler, for a body with a missing or unsupported `Content-Type`:
+/// `{"error":"Content-Type header [text/plain] is not supported","status":406}`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SimpleErrorBody {
+    pub error: String,
+    pub status: u16,
+}
+
+impl SimpleErrorBody {
+    pub fn new(status: StatusCode, error: impl Into<String>) -> SimpleErrorBody {
+        SimpleErrorBody {
+            error: error.into(),
+            status: status.as_u16(),
+        }
+    }
+}
+
+impl IntoResponse for SimpleErrorBody {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
+        (status, axum::Json(self)).into_response()
+    }
+}
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -127,6 +152,9 @@ impl From<ServiceError> for ApiError {
             }
             E::InvalidIndexName { .. } => (S::BAD_REQUEST, "invalid_index_name_exception"),
             E::IndexClosed { .. } => (S::BAD_REQUEST, "index_closed_exception"),
+            // Elasticsearch's unreadable `_source` is an
+            // ElasticsearchParseException: 400 parse_exception.
+            E::DocumentSource { .. } => (S::BAD_REQUEST, "parse_exception"),
             E::VersionConflict(_) => (S::CONFLICT, "version_conflict_engine_exception"),
             E::IllegalArgument(_) => (S::BAD_REQUEST, "illegal_argument_exception"),
             E::Parse(_) => (S::BAD_REQUEST, "parse_exception"),
@@ -146,7 +174,8 @@ impl From<ServiceError> for ApiError {
             E::IndexNotFound { index }
             | E::ResourceAlreadyExists { index }
             | E::InvalidIndexName { index, .. }
-            | E::IndexClosed { index } => Some(index.clone()),
+            | E::IndexClosed { index }
+            | E::DocumentSource { index, .. } => Some(index.clone()),
             _ => None,
         };
         if status.is_server_error() {

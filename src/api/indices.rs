@@ -237,7 +237,7 @@ async fn write_one(node: &Node, index: &str, op: DocOp) -> Result<Response, ApiE
     let r = result
         .into_iter()
         .next()
-        .expect("one op, one result")
+        .ok_or_else(|| ServiceError::Internal("a write of one operation had no result".into()))?
         .map_err(ServiceError::from)?;
     let status = match r.result {
         "created" => StatusCode::CREATED,
@@ -247,7 +247,30 @@ async fn write_one(node: &Node, index: &str, op: DocOp) -> Result<Response, ApiE
     Ok((status, Json(item_json(index, &r, 1))).into_response())
 }
 
+/// A document body exactly as stored: the edge has bounded the request's
+/// depth already; the document is checked again here, where documents of
+/// every write path meet.
+fn checked_depth(src: &[u8], line: usize) -> Result<(), ApiError> {
+    crate::json_depth::check(src).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "x_content_parse_exception",
+            format!(
+                "[{}:{}] failed to parse document: {}",
+                line + e.line - 1,
+                e.column,
+                strip_location(&e.to_string())
+            ),
+        )
+    })
+}
+
+fn strip_location(msg: &str) -> &str {
+    msg.split_once("] ").map_or(msg, |(_, rest)| rest)
+}
+
 fn source_of(body: &Bytes) -> Result<Box<serde_json::value::RawValue>, ApiError> {
+    checked_depth(body, 1)?;
     let v: Value = super::extract::parse_body::<Option<Value>>(body)?.ok_or_else(|| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -262,7 +285,13 @@ fn source_of(body: &Bytes) -> Result<Box<serde_json::value::RawValue>, ApiError>
             "failed to parse, document is empty or not an object",
         ));
     }
-    Ok(serde_json::value::to_raw_value(&v).expect("a JSON value serialises"))
+    serde_json::value::to_raw_value(&v).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "mapper_parsing_exception",
+            format!("failed to parse: {e}"),
+        )
+    })
 }
 
 #[utoipa::path(put, path = "/{index}/_doc/{id}", tag = "documents", params(("index" = String, Path, description = "Index"), ("id" = String, Path, description = "Document id"), ("op_type" = Option<String>, Query, description = "index or create")),
@@ -350,6 +379,26 @@ pub async fn create_doc(
     .await
 }
 
+/// `GET _doc` of a found document. Sources stay raw bytes on the way
+/// out: converting them to a `Value` would re-parse every document (and
+/// could fail on one that `json!` then unwraps).
+#[derive(serde::Serialize)]
+struct GetDocResponse<'a> {
+    #[serde(rename = "_index")]
+    index: &'a str,
+    #[serde(rename = "_id")]
+    id: &'a str,
+    #[serde(rename = "_version")]
+    version: u64,
+    #[serde(rename = "_seq_no")]
+    seq_no: u64,
+    #[serde(rename = "_primary_term")]
+    primary_term: u64,
+    found: bool,
+    #[serde(rename = "_source")]
+    source: &'a serde_json::value::RawValue,
+}
+
 #[utoipa::path(get, path = "/{index}/_doc/{id}", tag = "documents", params(("index" = String, Path, description = "Index"), ("id" = String, Path, description = "Document id")),
     responses((status = 200, body = Value), (status = 404, body = Value)))]
 pub async fn get_doc(
@@ -357,9 +406,27 @@ pub async fn get_doc(
     Path((index, id)): Path<(String, String)>,
     EsQuery(_q): EsQuery<DocQuery>,
 ) -> Result<Response, ApiError> {
-    match node.indices.get_doc(&index, &id).await.map_err(ServiceError::from)? {
-        Some(d) => Ok(Json(json!({"_index": index, "_id": d.id, "_version": d.version, "_seq_no": d.seq_no, "_primary_term": 1, "found": true, "_source": d.source})).into_response()),
-        None => Ok((StatusCode::NOT_FOUND, Json(json!({"_index": index, "_id": id, "found": false}))).into_response()),
+    match node
+        .indices
+        .get_doc(&index, &id)
+        .await
+        .map_err(ServiceError::from)?
+    {
+        Some(d) => Ok(Json(GetDocResponse {
+            index: &index,
+            id: &d.id,
+            version: d.version,
+            seq_no: d.seq_no,
+            primary_term: 1,
+            found: true,
+            source: &d.source,
+        })
+        .into_response()),
+        None => Ok((
+            StatusCode::NOT_FOUND,
+            Json(json!({"_index": index, "_id": id, "found": false})),
+        )
+            .into_response()),
     }
 }
 
@@ -488,6 +555,7 @@ async fn run_bulk(
         match verb.as_str() {
             "index" | "create" => {
                 let (_, src) = lines.next().ok_or_else(|| ApiError::bad_request("The bulk request must be terminated by a newline [\\n]"))?;
+                checked_depth(src, n + 2)?;
                 let source: Box<serde_json::value::RawValue> = serde_json::from_slice(src)
                     .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "x_content_parse_exception", format!("[{}:1] failed to parse document: {e}", n + 2)))?;
                 let create_only = verb == "create" || id.is_none();
@@ -560,7 +628,11 @@ async fn run_bulk(
     }
     let items: Vec<Value> = results
         .into_iter()
-        .map(|r| r.expect("every item answered"))
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                json!({"index": {"status": 500, "error": {"type": "exception", "reason": "the item was not answered"}}})
+            })
+        })
         .collect();
     let errors = items.iter().any(|i| {
         i.as_object()
@@ -625,7 +697,7 @@ pub async fn search(
     Path(index): Path<String>,
     EsQuery(q): EsQuery<SearchQuery>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SearchResponse>, ApiError> {
     let started = std::time::Instant::now();
     let b: SearchBody = super::extract::parse_body(&body)?;
     check_query(&b.query)?;
@@ -651,16 +723,53 @@ pub async fn search(
             .map_err(ServiceError::from)?;
         skip = skip.saturating_sub(t as usize);
         total += t;
-        hits.extend(
-            docs.into_iter()
-                .map(|d| json!({"_index": name, "_id": d.id, "_score": 1.0, "_source": d.source})),
-        );
+        hits.extend(docs.into_iter().map(|d| Hit {
+            index: name.clone(),
+            id: d.id,
+            score: 1.0,
+            source: d.source,
+        }));
     }
-    Ok(Json(json!({
-        "took": started.elapsed().as_millis() as u64, "timed_out": false,
-        "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
-        "hits": {"total": {"value": total, "relation": "eq"}, "max_score": if hits.is_empty() { Value::Null } else { json!(1.0) }, "hits": hits}
-    })))
+    let max_score = (!hits.is_empty()).then_some(1.0);
+    Ok(Json(SearchResponse {
+        took: started.elapsed().as_millis() as u64,
+        timed_out: false,
+        shards: json!({"total": 1, "successful": 1, "skipped": 0, "failed": 0}),
+        hits: Hits {
+            total: json!({"value": total, "relation": "eq"}),
+            max_score,
+            hits,
+        },
+    }))
+}
+
+/// A search answer; like [`GetDocResponse`], sources stay raw.
+#[derive(serde::Serialize)]
+pub struct SearchResponse {
+    took: u64,
+    timed_out: bool,
+    #[serde(rename = "_shards")]
+    shards: Value,
+    hits: Hits,
+}
+
+#[derive(serde::Serialize)]
+struct Hits {
+    total: Value,
+    max_score: Option<f64>,
+    hits: Vec<Hit>,
+}
+
+#[derive(serde::Serialize)]
+struct Hit {
+    #[serde(rename = "_index")]
+    index: String,
+    #[serde(rename = "_id")]
+    id: String,
+    #[serde(rename = "_score")]
+    score: f64,
+    #[serde(rename = "_source")]
+    source: Box<serde_json::value::RawValue>,
 }
 
 #[utoipa::path(get, path = "/{index}/_search", tag = "documents", params(("index" = String, Path, description = "Index names")), responses((status = 200, body = Value)))]
@@ -669,7 +778,7 @@ pub async fn search_get(
     path: Path<String>,
     q: EsQuery<SearchQuery>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SearchResponse>, ApiError> {
     search(state, path, q, body).await
 }
 

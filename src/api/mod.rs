@@ -5,10 +5,12 @@
 
 pub mod analyze;
 pub mod cat;
+pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod indices;
 pub mod keys;
+pub mod media_type;
 pub mod model;
 pub mod nodes;
 pub mod pending;
@@ -22,13 +24,18 @@ pub mod snapshots;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderName, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutBody, TimeoutLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -150,11 +157,89 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     .into_response()
 }
 
-/// The application: routes plus the tower-http stack, outermost last.
+/// The CORS answers (preflights, `Access-Control-*` headers) for the
+/// origins `[http.cors]` allows; only installed when CORS is enabled, since
+/// the layer answers every `OPTIONS` itself. Which origins get through at
+/// all is [`edge::check_origin`]'s decision, made before this runs.
+fn cors_layer(cors: &crate::config::Cors, origins: Arc<edge::OriginPolicy>) -> CorsLayer {
+    let methods: Vec<Method> = cors
+        .allow_methods
+        .iter()
+        .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
+        .collect();
+    let headers: Vec<HeaderName> = cors
+        .allow_headers
+        .iter()
+        .filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok())
+        .collect();
+    // Explicit lists and a predicate (never `*`), so credentials combine
+    // with any configuration.
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
+            origin.to_str().is_ok_and(|o| origins.allows(o))
+        }))
+        .allow_methods(methods)
+        .allow_headers(headers)
+        .allow_credentials(cors.allow_credentials)
+        .max_age(Duration::from_secs(cors.max_age_secs))
+}
+
+/// The application: routes behind one stack of layers, listed below in the
+/// order a request passes them (outermost first). Everything that can
+/// refuse a request for what it is rather than what it asks (host, origin,
+/// content type, body size, pace and depth) runs before routing and before
+/// the body is buffered; authentication, when it comes, goes right after
+/// the origin check.
 pub fn app(node: Arc<Node>) -> Router {
     let doc = openapi_json();
     let (router, _) = routes().split_for_parts();
     let request_id = HeaderName::from_static("x-request-id");
+    let http = &node.config.http;
+    let origins = Arc::new(edge::OriginPolicy::new(&http.cors));
+    let edge = Arc::new(edge::Edge {
+        hosts: http.allowed_hosts.clone(),
+        origins: origins.clone(),
+        max_body_bytes: node.config.max_body_bytes,
+        body_timeout_secs: http.body_timeout_secs,
+    });
+    let stack = ServiceBuilder::new()
+        // 1. Every answer, refusals and timeouts included, carries the
+        //    product header the official clients check.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("x-elastic-product"),
+            HeaderValue::from_static("Elasticsearch"),
+        ))
+        // 2. A request id, echoed in the answer, for the log lines below.
+        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::new(request_id))
+        .layer(TraceLayer::new_for_http())
+        // 3. The whole request, body and handler included: 408.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(node.config.request_timeout_secs),
+        ))
+        // 4. A panic anywhere inside is a 500 with an error id.
+        .layer(CatchPanicLayer::custom(panic_response))
+        // 5. DNS rebinding: only the configured Host names.
+        .layer(from_fn_with_state(edge.clone(), edge::check_host))
+        // 6. Cross-site requests: the request's own origin, or CORS.
+        .layer(from_fn_with_state(edge.clone(), edge::check_origin))
+        .option_layer(
+            http.cors
+                .enabled
+                .then(|| cors_layer(&http.cors, origins.clone())),
+        )
+        // 7. A body must be JSON (Elasticsearch's 406 otherwise).
+        .layer(from_fn(edge::check_content_type))
+        // 8. The body: no pause longer than the body timeout, no more than
+        //    max_body_bytes, no nesting past the depth limit; buffered.
+        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
+            http.body_timeout_secs,
+        )))
+        .map_request(|req: Request<TimeoutBody<Body>>| req.map(Body::new))
+        .layer(from_fn_with_state(edge, edge::read_body))
+        // 9. Elasticsearch's common parameters (pretty, filter_path, ...).
+        .layer(from_fn(present::common_params));
     router
         .route(
             "/_openapi.json",
@@ -167,15 +252,9 @@ pub fn app(node: Arc<Node>) -> Router {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // The body is already bounded and buffered by step 8; the same
+        // bound for the extractors keeps axum's own 2 MB default away.
         .layer(DefaultBodyLimit::max(node.config.max_body_bytes))
-        .layer(axum::middleware::from_fn(present::common_params))
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(node.config.request_timeout_secs),
-        ))
-        .layer(TraceLayer::new_for_http())
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(stack)
         .with_state(node)
 }

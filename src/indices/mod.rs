@@ -55,6 +55,14 @@ pub enum IndexError {
     Storage(#[from] StorageError),
     #[error("segment [{0}] is corrupt")]
     Corrupt(String),
+    /// A stored document whose source cannot be returned (one written
+    /// before the depth limit existed, or restored from such a snapshot).
+    #[error("failed to parse the stored source of document [{id}] in index [{index}]: {reason}; delete the document or restore it from a good snapshot")]
+    UnreadableSource {
+        index: String,
+        id: String,
+        reason: String,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, IndexError>;
@@ -362,7 +370,9 @@ impl Indices {
         self.note_change().await;
         Ok(results
             .into_iter()
-            .map(|r| r.expect("every op has a result"))
+            .map(|r| {
+                r.unwrap_or_else(|| Err(IndexError::Invalid("operation was not applied".into())))
+            })
             .collect())
     }
 
@@ -419,7 +429,10 @@ impl Indices {
                 }
                 let seq_no = shard.next_seq_no;
                 shard.next_seq_no += 1;
-                let (offset, len) = segment::append(&mut buf, id, version + 1, seq_no, source);
+                let (offset, len) = segment::append(&mut buf, id, version + 1, seq_no, source)
+                    .map_err(|e| {
+                        IndexError::Invalid(format!("cannot store document [{id}]: {e}"))
+                    })?;
                 staged.insert(id.clone(), (version + 1, source.is_some()));
                 let result = match (source.is_some(), live) {
                     (true, false) => "created",
@@ -500,21 +513,30 @@ impl Indices {
         match loc {
             None => Ok(None),
             Some(loc) => Ok(Some(
-                self.read_doc(&meta.uuid, shard_of(id, meta.number_of_shards), &loc)
+                self.read_doc(&meta, shard_of(id, meta.number_of_shards), &loc)
                     .await?,
             )),
         }
     }
 
-    async fn read_doc(&self, uuid: &str, shard: u32, loc: &DocLoc) -> Result<Doc> {
-        let path = segment_path(uuid, shard, &loc.segment);
+    /// One stored document. Its source is checked against the JSON depth
+    /// limit before it is returned: what passes can be rendered, parsed
+    /// back and filtered by every layer above; what does not is an error
+    /// naming the document, never a panic further up.
+    async fn read_doc(&self, meta: &IndexMetadata, shard: u32, loc: &DocLoc) -> Result<Doc> {
+        let path = segment_path(&meta.uuid, shard, &loc.segment);
         let line = self.store.read_range(&path, loc.offset, loc.len).await?;
         let e: segment::Entry =
             serde_json::from_slice(&line).map_err(|_| IndexError::Corrupt(path.clone()))?;
-        let source = e
-            .source
-            .ok_or_else(|| IndexError::Corrupt(path.clone()))?
-            .to_owned();
+        let source = e.source.ok_or_else(|| IndexError::Corrupt(path.clone()))?;
+        crate::json_depth::check(source.get().as_bytes()).map_err(|d| {
+            IndexError::UnreadableSource {
+                index: meta.name.clone(),
+                id: e.id.to_string(),
+                reason: d.to_string(),
+            }
+        })?;
+        let source = source.to_owned();
         Ok(Doc {
             id: e.id.into_owned(),
             version: loc.version,
@@ -543,13 +565,13 @@ impl Indices {
                     continue;
                 }
                 if wanted.len() < size {
-                    wanted.push((no as u32, shard.docs[id].clone()));
+                    wanted.extend(shard.docs.get(id).map(|d| (no as u32, d.clone())));
                 }
             }
         }
         let mut docs = Vec::with_capacity(wanted.len());
         for (shard, loc) in wanted {
-            docs.push(self.read_doc(&meta.uuid, shard, &loc).await?);
+            docs.push(self.read_doc(&meta, shard, &loc).await?);
         }
         Ok((total, docs))
     }

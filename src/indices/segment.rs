@@ -32,13 +32,15 @@ pub fn parse_segment_number(name: &str) -> Option<u64> {
 }
 
 /// Appends one entry line to a segment buffer; returns the line's range.
+/// Writing to memory fails only if serde does, which it reports rather
+/// than panicking on a caller's document.
 pub fn append(
     buf: &mut Vec<u8>,
     id: &str,
     version: u64,
     seq_no: u64,
     source: Option<&RawValue>,
-) -> (u64, u64) {
+) -> Result<(u64, u64), serde_json::Error> {
     let start = buf.len() as u64;
     let e = Entry {
         id: id.into(),
@@ -46,9 +48,12 @@ pub fn append(
         seq_no,
         source,
     };
-    serde_json::to_writer(&mut *buf, &e).expect("entries serialise");
+    if let Err(e) = serde_json::to_writer(&mut *buf, &e) {
+        buf.truncate(start as usize);
+        return Err(e);
+    }
     buf.push(b'\n');
-    (start, buf.len() as u64 - start)
+    Ok((start, buf.len() as u64 - start))
 }
 
 /// Iterates the entries of a segment with their byte ranges.
@@ -73,8 +78,8 @@ mod tests {
     fn segment_lines_round_trip() {
         let mut buf = Vec::new();
         let src: Box<RawValue> = serde_json::from_str(r#"{"a":1}"#).unwrap();
-        append(&mut buf, "1", 1, 0, Some(&src));
-        append(&mut buf, "2", 3, 1, None);
+        append(&mut buf, "1", 1, 0, Some(&src)).unwrap();
+        append(&mut buf, "2", 3, 1, None).unwrap();
         let all: Vec<_> = entries(&buf).map(|r| r.unwrap()).collect();
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].2.source.unwrap().get(), r#"{"a":1}"#);

@@ -70,6 +70,10 @@ pub enum ServiceError {
     InvalidIndexName { index: String, reason: String },
     #[error("closed")]
     IndexClosed { index: String },
+    /// A stored document that cannot be returned (see
+    /// `IndexError::UnreadableSource`).
+    #[error("{reason}")]
+    DocumentSource { index: String, reason: String },
     #[error("{0}")]
     VersionConflict(String),
     #[error("{0}")]
@@ -122,6 +126,15 @@ impl From<IndexError> for ServiceError {
             e @ IndexError::VersionConflict { .. } => ServiceError::VersionConflict(e.to_string()),
             IndexError::Invalid(m) => ServiceError::IllegalArgument(m),
             IndexError::InvalidId(m) => ServiceError::Validation(vec![m]),
+            IndexError::UnreadableSource { index, id, reason } => {
+                let reason = IndexError::UnreadableSource {
+                    index: index.clone(),
+                    id,
+                    reason,
+                }
+                .to_string();
+                ServiceError::DocumentSource { index, reason }
+            }
             e @ (IndexError::Storage(_) | IndexError::Corrupt(_)) => {
                 ServiceError::Internal(e.to_string())
             }

@@ -1,5 +1,6 @@
 //! Typed helpers: start a real server on 127.0.0.1:0 over a data
-//! directory, talk HTTP to it, restart it.
+//! directory (through `snapvault::server::serve`, the binary's own accept
+//! loop and limits), talk HTTP to it, restart it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -218,14 +219,15 @@ impl Server {
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let app = snapvault::api::app(node.clone());
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
-        });
+        let limits = snapvault::server::ConnectionLimits::from_config(&node.config.http);
+        let task = tokio::spawn(snapvault::server::serve(
+            listener,
+            app,
+            limits,
+            async move {
+                let _ = rx.await;
+            },
+        ));
         Server {
             api: Api::new(format!("http://{addr}")),
             data_dir: data_dir.to_path_buf(),
