@@ -458,7 +458,7 @@ pub async fn bulk(
     EsQuery(q): EsQuery<BulkQuery>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    run_bulk(&node, None, q, body).await
+    run_bulk_to_the_end(node, None, q, body).await
 }
 
 #[utoipa::path(put, path = "/_bulk", tag = "documents", request_body(content = String, content_type = "application/x-ndjson"),
@@ -490,7 +490,29 @@ pub async fn bulk_index(
     EsQuery(q): EsQuery<BulkQuery>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    run_bulk(&node, Some(index), q, body).await
+    run_bulk_to_the_end(node, Some(index), q, body).await
+}
+
+/// Runs a bulk request to its end even if the client goes away meanwhile
+/// (or the request times out). As in Elasticsearch, every item stands on
+/// its own and nothing is rolled back; stopping halfway would leave an
+/// arbitrary prefix applied, while finishing makes a re-sent request with
+/// explicit ids converge to the same documents.
+async fn run_bulk_to_the_end(
+    node: Arc<Node>,
+    default_index: Option<String>,
+    q: BulkQuery,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    // A tracked task, so a graceful shutdown waits for it too.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let tasks = node.tasks.clone();
+    tasks.spawn(async move {
+        let _ = tx.send(run_bulk(&node, default_index, q, body).await);
+    });
+    rx.await.unwrap_or_else(|_| {
+        Err(ServiceError::Internal("the bulk task ended without an answer".into()).into())
+    })
 }
 
 enum Pending {

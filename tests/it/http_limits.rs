@@ -611,3 +611,33 @@ async fn hosts_outside_the_allow_list_are_refused_and_a_loopback_node_answers_lo
     assert_eq!(status, 403, "{raw}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_keep_alive_connection_is_closed_at_the_header_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(dir.path(), Some("http_header_timeout_secs = 1\n")).await;
+    let addr = addr_of(&s);
+    let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    sock.write_all(format!("GET / HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    // The answer arrives and the connection stays open for another request.
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = sock.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // Then nothing: the server closes it after about the header timeout.
+    let started = Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match sock.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "an idle keep-alive connection stayed open for 5 s");
+    assert!(started.elapsed() >= Duration::from_millis(500), "closed too early");
+    s.stop().await;
+}
