@@ -637,7 +637,13 @@ async fn an_idle_keep_alive_connection_is_closed_at_the_header_timeout() {
         }
     })
     .await;
-    assert!(closed.is_ok(), "an idle keep-alive connection stayed open for 5 s");
-    assert!(started.elapsed() >= Duration::from_millis(500), "closed too early");
+    assert!(
+        closed.is_ok(),
+        "an idle keep-alive connection stayed open for 5 s"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "closed too early"
+    );
     s.stop().await;
 }
