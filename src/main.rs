@@ -135,6 +135,11 @@ fn keystore(o: Overrides, action: KeystoreAction) -> Result<(), String> {
                     "the keystore already holds a key named [{id}]; remove it first"
                 ));
             }
+            if !from_stdin && piped_input()? {
+                return Err(format!(
+                    "standard input holds data, but without --from-stdin [{id}] would be a new random key; pass --from-stdin to import the key from standard input"
+                ));
+            }
             let key = if from_stdin {
                 let mut text = String::new();
                 std::io::stdin()
@@ -180,6 +185,23 @@ fn keystore(o: Overrides, action: KeystoreAction) -> Result<(), String> {
         path.display()
     );
     Ok(())
+}
+
+/// True when standard input is not a terminal and holds something: an
+/// operator piping a key into `keystore add` without `--from-stdin` must
+/// not end up with a random key they believe is theirs.
+fn piped_input() -> Result<bool, String> {
+    use std::io::IsTerminal;
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return Ok(false);
+    }
+    let mut text = String::new();
+    stdin
+        .lock()
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    Ok(!text.trim().is_empty())
 }
 
 fn healthcheck(addr: SocketAddr) -> Result<(), String> {

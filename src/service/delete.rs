@@ -61,6 +61,11 @@ impl Node {
     /// Collects the data a delete freed, when nothing that writes data runs
     /// anywhere in the deployment (else `_cleanup` will).
     async fn collect_after_delete(&self, open: &super::repositories::OpenRepository) {
+        // Never collect in a location that shares storage (as _cleanup).
+        if let Err(e) = self.recheck_placement(open).await {
+            tracing::warn!(repository = %open.name, error = %e, "not collecting data after a delete");
+            return;
+        }
         let id = crate::indices::new_doc_id();
         match self.try_begin_op(&open.name, &id, OpKind::Collect).await {
             Ok(()) => {}

@@ -44,6 +44,74 @@ pub fn client_setting_hint(kind: &str, setting: &str) -> Option<String> {
     })
 }
 
+/// Checks a bucket (S3, GCS) or container (Azure) name against the
+/// service's naming rules. The name becomes part of a host name in
+/// virtual-host requests, so anything else (`:`, `/`, `@`, an IP address)
+/// could send signed requests to another server.
+fn check_bucket_name(kind: &str, what: &str, name: &str) -> Result<(), String> {
+    let bad = |why: &str| {
+        Err(format!(
+            "invalid {what} name [{}]: {why}",
+            name.escape_default()
+        ))
+    };
+    let extra: &[u8] = match kind {
+        "azure" => b"-",
+        "gcs" => b"-._",
+        _ => b"-.",
+    };
+    let max = if kind == "gcs" && name.contains('.') {
+        222
+    } else {
+        63
+    };
+    if name.len() < 3 || name.len() > max {
+        return bad(&format!("must be 3 to {max} characters long"));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || extra.contains(&b))
+    {
+        let allowed = String::from_utf8_lossy(extra).into_owned();
+        return bad(&format!(
+            "use lowercase letters, digits and [{allowed}] only"
+        ));
+    }
+    let ends_ok = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if !ends_ok(name.as_bytes().first()) || !ends_ok(name.as_bytes().last()) {
+        return bad("must start and end with a letter or a digit");
+    }
+    if name.contains("..") || (kind == "azure" && name.contains("--")) {
+        return bad("must not contain consecutive separators");
+    }
+    if name.parse::<std::net::Ipv4Addr>().is_ok() {
+        return bad("must not be an IP address");
+    }
+    Ok(())
+}
+
+/// A `base_path` as the object store sees it: segments joined by `/`,
+/// with no empty, `.` or `..` segment (the service would resolve those, so
+/// two spellings of one place could escape the overlap check) and no
+/// backslash or control character.
+fn base_path(s: &BTreeMap<String, String>) -> Result<String, String> {
+    let Some(raw) = s.get("base_path") else {
+        return Ok(String::new());
+    };
+    let trimmed = raw.trim_matches('/');
+    let bad = trimmed
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+        && !trimmed.is_empty();
+    if bad || raw.contains('\\') || raw.chars().any(char::is_control) {
+        return Err(format!(
+            "invalid base_path [{}]: use segments separated by single '/', without '.', '..' or backslashes",
+            raw.escape_default()
+        ));
+    }
+    Ok(trimmed.to_string())
+}
+
 /// A secure setting from the keystore, or a clear error naming it.
 fn credential(
     keystore: &Keystore,
@@ -71,6 +139,8 @@ pub fn azure_config(
         .get("container")
         .filter(|c| !c.is_empty())
         .ok_or("missing container")?;
+    check_bucket_name("azure", "container", container)?;
+    let root = base_path(s)?;
     let client = s.get("client").map(String::as_str).unwrap_or("default");
     let account = credential(keystore, "azure", client, "account")?;
     let key = credential(keystore, "azure", client, "key")?;
@@ -89,7 +159,7 @@ pub fn azure_config(
     };
     Ok(AzureConfig {
         container: container.clone(),
-        root: s.get("base_path").cloned().unwrap_or_default(),
+        root,
         endpoint,
         account: account.to_string(),
         key,
@@ -107,6 +177,8 @@ pub fn s3_config(
         .get("bucket")
         .filter(|b| !b.is_empty())
         .ok_or("missing bucket")?;
+    check_bucket_name("s3", "bucket", bucket)?;
+    let root = base_path(s)?;
     let client = s.get("client").map(String::as_str).unwrap_or("default");
     let secret = |what: &str| credential(keystore, "s3", client, what);
     let configured = clients.s3.get(client).cloned().unwrap_or_default();
@@ -122,7 +194,7 @@ pub fn s3_config(
     };
     Ok(S3Config {
         bucket: bucket.clone(),
-        root: s.get("base_path").cloned().unwrap_or_default(),
+        root,
         region: s
             .get("region")
             .or(configured.region.as_ref())
@@ -149,6 +221,8 @@ pub fn gcs_config(
         .get("bucket")
         .filter(|b| !b.is_empty())
         .ok_or("missing bucket")?;
+    check_bucket_name("gcs", "bucket", bucket)?;
+    let root = base_path(s)?;
     let client = s.get("client").map(String::as_str).unwrap_or("default");
     let endpoint = s
         .get("endpoint")
@@ -171,7 +245,7 @@ pub fn gcs_config(
     };
     Ok(GcsConfig {
         bucket: bucket.clone(),
-        root: s.get("base_path").cloned().unwrap_or_default(),
+        root,
         endpoint,
         credentials_json,
         emulate_create_if_absent,
@@ -236,6 +310,44 @@ pub fn store_backend(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bucket_names_follow_the_services_rules() {
+        for ok in ["my-bucket", "snapvault-0123abcd", "a.b.c", "abc"] {
+            assert!(check_bucket_name("s3", "bucket", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "2130706433:47312/",
+            "localhost:47312/",
+            "[::ffff:7f00:1]:47312/",
+            "evil.example.com/",
+            "a@b",
+            "Upper",
+            "ab",
+            "-ab",
+            "ab-",
+            "a..b",
+            "127.0.0.1",
+            "a?b",
+            "a#b",
+        ] {
+            assert!(check_bucket_name("s3", "bucket", bad).is_err(), "{bad}");
+        }
+        assert!(check_bucket_name("gcs", "bucket", "with_underscore").is_ok());
+        assert!(check_bucket_name("azure", "container", "with.dot").is_err());
+        assert!(check_bucket_name("azure", "container", "a--b").is_err());
+    }
+
+    #[test]
+    fn base_paths_have_one_spelling() {
+        let bp = |v: &str| base_path(&BTreeMap::from([("base_path".to_string(), v.to_string())]));
+        assert_eq!(bp("/prod/snapshots/").unwrap(), "prod/snapshots");
+        assert_eq!(bp("").unwrap(), "");
+        assert_eq!(bp("/").unwrap(), "");
+        for bad in ["q/../p", "a//b", "./a", "a/.", "a\\b", "a\nb"] {
+            assert!(bp(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn store_uris() {

@@ -145,6 +145,15 @@ fn resolve_location(location: &str, path_repo: &[PathBuf]) -> std::result::Resul
     Ok(real)
 }
 
+/// The store a `memory` repository names: its `location`, `default` when
+/// absent or empty (one rule for the backend and for its place).
+fn memory_name(s: &BTreeMap<String, String>) -> String {
+    s.get("location")
+        .filter(|l| !l.is_empty())
+        .cloned()
+        .unwrap_or_else(|| "default".into())
+}
+
 /// The place a registration names, computed without credentials (so every
 /// registered repository has one, whatever the keystore holds); `None` for
 /// a registration whose settings no longer parse, which cannot be opened.
@@ -169,11 +178,7 @@ fn place_of(meta: &RepositoryMetadata, path_repo: &[PathBuf]) -> Option<Place> {
         "fs" => Some(Place::Dir(
             resolve_location(s.get("location")?, path_repo).ok()?,
         )),
-        "memory" => Some(Place::Memory(
-            s.get("location")
-                .cloned()
-                .unwrap_or_else(|| "default".into()),
-        )),
+        "memory" => Some(Place::Memory(memory_name(s))),
         "s3" => bucket("s3", "bucket"),
         "gcs" => bucket("gcs", "bucket"),
         "azure" => bucket("azure", "container"),
@@ -289,11 +294,18 @@ impl Node {
             .map(String::as_str)
             .filter(|l| !l.is_empty());
         let backend = match kind {
-            "fs" => Backend::Fs(resolve_location(
-                location.ok_or("missing location")?,
-                &self.config.path_repo,
-            )?),
-            "memory" => Backend::Memory(location.unwrap_or("default").to_string()),
+            "fs" => {
+                let location = location.ok_or("missing location")?;
+                let dir = resolve_location(location, &self.config.path_repo)?;
+                if dir.exists() && !dir.is_dir() {
+                    return Err(format!(
+                        "location [{}] is not a directory",
+                        location.escape_default()
+                    ));
+                }
+                Backend::Fs(dir)
+            }
+            "memory" => Backend::Memory(memory_name(s)),
             "s3" => Backend::S3(locations::s3_config(
                 &self.keystore(),
                 &self.config.clients,

@@ -13,7 +13,12 @@ use super::harness::{add_key, docs, remove_key, wait_rotation, Api, Server};
 /// cleanup, rotation and removal of the old key. `store` sees the bucket
 /// or container from its root.
 pub async fn scenario(s: &Api, data: &std::path::Path, repo: &str, base_path: &str, store: Store) {
-    // The storage passes a small analysis, contended register included.
+    analysis(s, repo, &store).await;
+    operations(s, data, repo, base_path, store).await;
+}
+
+/// The storage passes a small analysis, contended register included.
+pub async fn analysis(s: &Api, repo: &str, store: &Store) {
     let analysis = s
         .ok(
             "POST",
@@ -29,6 +34,17 @@ pub async fn scenario(s: &Api, data: &std::path::Path, repo: &str, base_path: &s
         .unwrap()
         .iter()
         .all(|o| !o.path.contains("temp-analysis")));
+}
+
+/// Every operation on a registered repository: snapshot, incremental
+/// snapshot, restore, delete, cleanup, rotation and removal of the old key.
+pub async fn operations(
+    s: &Api,
+    data: &std::path::Path,
+    repo: &str,
+    base_path: &str,
+    store: Store,
+) {
     s.create_index("logs", 2).await;
     let marker = "cloud-plaintext-marker-77";
     let mut logs = docs("l", 200);

@@ -260,7 +260,7 @@ async fn every_error_type_has_elasticsearch_shape_and_status() {
         (
             "PUT",
             "/_snapshot/s3repo",
-            Some(json!({"type": "s3", "settings": {"bucket": "b"}})),
+            Some(json!({"type": "s3", "settings": {"bucket": "bkt"}})),
             400,
             "repository_exception",
         ),

@@ -88,6 +88,19 @@ async fn a_location_that_contains_or_lies_inside_another_repository_is_refused()
     assert_eq!(first.status, 200, "{}", first.text);
     let same_memory = put(&s, "z", "memory", json!({"location": "m"})).await;
     assert_refused(&same_memory, "contains repository [y]");
+    // An empty location is the default store, like no location at all.
+    assert_eq!(put(&s, "m1", "memory", json!({})).await.status, 200);
+    let empty = put(&s, "m2", "memory", json!({"location": ""})).await;
+    assert_refused(&empty, "contains repository [m1]");
+    // A location that is a file is refused without naming real paths.
+    std::fs::write(repos.join("a-file"), b"x").unwrap();
+    let file = put(&s, "f", "fs", json!({"location": "a-file"})).await;
+    assert_refused(&file, "is not a directory");
+    assert!(
+        !file.text.contains(&repos.display().to_string()),
+        "{}",
+        file.text
+    );
 
     assert_eq!(files_under(&repos.join("prod")), before);
     s.ok("DELETE", "/logs", None).await;

@@ -149,6 +149,10 @@ fn keystore_commands_never_print_secrets() {
         vec!["default", "imported", "prod"]
     );
     assert!(!listed.contains(&secret));
+    // A key piped in without --from-stdin is refused, not replaced by a
+    // random one the operator would believe is theirs.
+    let (ok, msg) = run(&["keystore", "add", "piped"], Some(&secret));
+    assert!(!ok && msg.contains("--from-stdin"), "{msg}");
     let (ok, msg) = run(&["keystore", "add", "Bad Name"], None);
     assert!(!ok && msg.contains("invalid key name"));
     let (ok, msg) = run(&["keystore", "add", "short", "--from-stdin"], Some("abcd"));
