@@ -1,0 +1,178 @@
+//! More hostile input, from the security review: a restore whose
+//! `rename_replacement` multiplies into gigabytes, `size=0` on get
+//! snapshots, invisible format characters (bidi overrides, zero-width
+//! spaces) in names, and `_cat` parameters that repeat a column thousands of
+//! times. Each answers quickly with an Elasticsearch error or a small
+//! answer, and leaves the server serving.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::harness::{Resp, Server};
+
+const DEADLINE: Duration = Duration::from_secs(1);
+
+/// A server on its own two-worker runtime (as in `hostile_input`): a
+/// handler that burns CPU stalls that runtime only, so the test's own
+/// deadlines still fire.
+struct Isolated {
+    server: Option<Server>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Isolated {
+    async fn start(dir: &Path) -> Isolated {
+        let dir: PathBuf = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            let server = runtime.block_on(Server::start(&dir));
+            Isolated {
+                server: Some(server),
+                runtime: Some(runtime),
+            }
+        })
+        .await
+        .unwrap()
+    }
+}
+
+impl std::ops::Deref for Isolated {
+    type Target = Server;
+    fn deref(&self) -> &Server {
+        self.server.as_ref().unwrap()
+    }
+}
+
+impl Drop for Isolated {
+    fn drop(&mut self) {
+        drop(self.server.take());
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Runs `f`, failing the test if it takes longer than [`DEADLINE`].
+async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
+    let started = Instant::now();
+    let out = tokio::time::timeout(DEADLINE, f)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no answer within {DEADLINE:?}"));
+    let took = started.elapsed();
+    assert!(took <= DEADLINE, "{what}: answered after {took:?}");
+    out
+}
+
+/// Percent-encodes everything but unreserved characters, for path segments.
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Bidi controls and zero-width characters: Unicode's format characters.
+const FORMAT_CHARS: &[char] = &[
+    '\u{202e}', '\u{202a}', '\u{200e}', '\u{200f}', '\u{2066}', '\u{2069}', '\u{061c}', '\u{200b}',
+    '\u{200c}', '\u{200d}', '\u{2060}', '\u{feff}', '\u{ad}',
+];
+
+fn is_format_char(c: char) -> bool {
+    FORMAT_CHARS.contains(&c)
+}
+
+/// No raw control or format character in the answer or its reason.
+fn assert_nothing_invisible(r: &Resp) {
+    let bad = |s: &str| s.chars().any(|c| c.is_control() || is_format_char(c));
+    assert!(
+        !bad(&r.reason()),
+        "raw invisible characters in the reason: {:?}",
+        r.reason()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bidi_and_zero_width_characters_in_names_are_refused_and_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Isolated::start(dir.path()).await;
+    s.create_index("idx", 1).await;
+    s.put_fs_repository("repo", "repo").await;
+    s.create_snapshot("repo", "snap", "idx").await;
+
+    // The reviewer's file-name spoof first: `evil<U+202E>gnp.exe` shows
+    // as `evilexe.png`.
+    let r = within(
+        "PUT a spoofed index name",
+        s.call("PUT", "/evil%E2%80%AEgnp.exe/_doc/1", Some(json!({"a": 1}))),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.error_type(), "invalid_index_name_exception");
+    assert!(r.reason().contains("\\u{202e}"), "{}", r.reason());
+    assert_nothing_invisible(&r);
+
+    for &c in FORMAT_CHARS {
+        let bad = format!("bad{c}name");
+        let r = s.call("PUT", &format!("/{}", enc(&bad)), None).await;
+        assert_eq!(r.status, 400, "index {bad:?}: {}", r.text);
+        assert_eq!(r.error_type(), "invalid_index_name_exception");
+        assert_nothing_invisible(&r);
+
+        let r = s
+            .call(
+                "PUT",
+                &format!("/_snapshot/{}", enc(&bad)),
+                Some(json!({"type": "fs", "settings": {"location": "elsewhere"}})),
+            )
+            .await;
+        assert_eq!(r.status, 400, "repository {bad:?}: {}", r.text);
+        assert_eq!(r.error_type(), "repository_exception");
+        assert_nothing_invisible(&r);
+
+        let r = s
+            .call(
+                "PUT",
+                &format!("/_snapshot/repo/{}?wait_for_completion=true", enc(&bad)),
+                Some(json!({"indices": "idx"})),
+            )
+            .await;
+        assert_eq!(r.status, 400, "snapshot {bad:?}: {}", r.text);
+        assert_eq!(r.error_type(), "invalid_snapshot_name_exception");
+        assert_nothing_invisible(&r);
+
+        let r = s
+            .call(
+                "POST",
+                "/_snapshot/repo/snap/_restore?wait_for_completion=true",
+                Some(json!({"indices": "idx", "rename_pattern": "idx", "rename_replacement": bad})),
+            )
+            .await;
+        assert_eq!(r.status, 400, "restore rename {bad:?}: {}", r.text);
+        assert_eq!(r.error_type(), "invalid_index_name_exception");
+        assert_nothing_invisible(&r);
+    }
+
+    let cat = s.call("GET", "/_cat/indices?h=index", None).await;
+    assert_eq!(cat.text.trim(), "idx");
+    let repos = s.ok("GET", "/_snapshot/_all", None).await;
+    assert_eq!(
+        repos.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["repo"]
+    );
+    let snaps = s.ok("GET", "/_snapshot/repo/_all", None).await;
+    assert_eq!(snaps["snapshots"].as_array().unwrap().len(), 1, "{snaps}");
+    // Letters outside ASCII are still names.
+    s.create_index("café-日本", 1).await;
+}
