@@ -104,6 +104,73 @@ fn assert_nothing_invisible(r: &Resp) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_huge_rename_replacement_is_refused_quickly_and_a_normal_rename_still_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Isolated::start(dir.path()).await;
+    let long = "a".repeat(255);
+    s.create_index(&long, 1).await;
+    s.create_index("short", 1).await;
+    s.put_fs_repository("r", "r").await;
+    s.create_snapshot("r", "s1", "*").await;
+    let restore = "/_snapshot/r/s1/_restore?wait_for_completion=true";
+
+    // 256 empty matches times 1 MB would be a 256 MB name (5 GB with the
+    // reviewer's 20 MB body, which aborted the process).
+    let huge = "b".repeat(1 << 20);
+    let r = within(
+        "a 1 MB rename_replacement",
+        s.call(
+            "POST",
+            restore,
+            Some(json!({"indices": "*", "rename_pattern": "", "rename_replacement": huge})),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", &r.text[..r.text.len().min(300)]);
+    assert_eq!(r.error_type(), "illegal_argument_exception");
+    assert!(r.reason().contains("rename_replacement"), "{}", r.reason());
+    assert!(r.text.len() < 1024, "a {}-byte answer", r.text.len());
+
+    // A replacement within the limit whose result would not be: the name
+    // stops being built once it is past 255 bytes.
+    for (pattern, replacement) in [("", "b".repeat(200)), ("(a+)", "$1$1".to_string())] {
+        let r = within(
+            "a rename past 255 bytes",
+            s.call(
+                "POST",
+                restore,
+                Some(json!({"indices": long, "rename_pattern": pattern, "rename_replacement": replacement})),
+            ),
+        )
+        .await;
+        assert_eq!(r.status, 400, "{}", &r.text[..r.text.len().min(300)]);
+        assert_eq!(r.error_type(), "illegal_argument_exception");
+        assert!(r.reason().contains("exceed"), "{}", r.reason());
+        assert!(r.text.len() < 1024, "a {}-byte answer", r.text.len());
+    }
+
+    // Renames within the limits still work, up to exactly 255 bytes.
+    let out = s
+        .restore(
+            "r",
+            "s1",
+            json!({"indices": "short", "rename_pattern": "(.+)", "rename_replacement": "restored_$1"}),
+        )
+        .await;
+    assert_eq!(out["snapshot"]["indices"], json!(["restored_short"]));
+    let at_limit = format!("b{}", "a".repeat(254));
+    let out = s
+        .restore(
+            "r",
+            "s1",
+            json!({"indices": long, "rename_pattern": "^a", "rename_replacement": "b"}),
+        )
+        .await;
+    assert_eq!(out["snapshot"]["indices"], json!([at_limit]));
+    s.ok("GET", &format!("/{at_limit}/_count"), None).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn bidi_and_zero_width_characters_in_names_are_refused_and_create_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let s = Isolated::start(dir.path()).await;
