@@ -171,6 +171,51 @@ async fn a_huge_rename_replacement_is_refused_quickly_and_a_normal_rename_still_
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn get_snapshots_refuses_size_zero_as_elasticsearch_and_pages_without_panicking() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Isolated::start(dir.path()).await;
+    s.create_index("idx", 1).await;
+    s.put_fs_repository("f1", "f1").await;
+    s.create_snapshot("f1", "s1", "idx").await;
+    s.create_snapshot("f1", "s2", "idx").await;
+
+    for size in ["0", "-2"] {
+        let path = format!("/_snapshot/f1/_all?size={size}");
+        let r = within(&path, s.call("GET", &path, None)).await;
+        assert_eq!(r.status, 400, "{path}: {}", r.text);
+        assert_eq!(r.error_type(), "action_request_validation_exception");
+        assert_eq!(
+            r.reason(),
+            "Validation Failed: 1: size must be -1 or greater than 0;"
+        );
+    }
+    // -1 is Elasticsearch's "no limit".
+    let all = s.ok("GET", "/_snapshot/f1/_all?size=-1", None).await;
+    assert_eq!(all["snapshots"].as_array().unwrap().len(), 2, "{all}");
+    assert_eq!(all["remaining"], 0);
+
+    let first = s
+        .ok("GET", "/_snapshot/f1/_all?size=1&sort=name", None)
+        .await;
+    assert_eq!(first["snapshots"][0]["snapshot"], "s1", "{first}");
+    assert_eq!(first["remaining"], 1);
+    let next = first["next"].as_str().unwrap();
+    let second = s
+        .ok(
+            "GET",
+            &format!("/_snapshot/f1/_all?size=1&sort=name&after={next}"),
+            None,
+        )
+        .await;
+    assert_eq!(second["snapshots"][0]["snapshot"], "s2", "{second}");
+    assert_eq!(second["remaining"], 0);
+    assert!(second.get("next").is_none_or(|n| n.is_null()), "{second}");
+    // An offset past the end answers an empty page.
+    let past = s.ok("GET", "/_snapshot/f1/_all?offset=5", None).await;
+    assert_eq!(past["snapshots"], json!([]), "{past}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn bidi_and_zero_width_characters_in_names_are_refused_and_create_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let s = Isolated::start(dir.path()).await;
