@@ -288,3 +288,72 @@ async fn bidi_and_zero_width_characters_in_names_are_refused_and_create_nothing(
     // Letters outside ASCII are still names.
     s.create_index("café-日本", 1).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cat_columns_repeated_thousands_of_times_answer_quickly_and_small() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Isolated::start(dir.path()).await;
+    for i in 0..201 {
+        s.create_index(&format!("index-{i:03}"), 1).await;
+    }
+    let sorted = vec!["index:desc"; 5000].join(",");
+    let r = within(
+        "5000 sort keys",
+        s.call("GET", &format!("/_cat/indices?h=index&s={sorted}"), None),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let lines: Vec<&str> = r.text.lines().collect();
+    assert_eq!(lines.len(), 201);
+    assert_eq!((lines[0], lines[200]), ("index-200", "index-000"));
+
+    let headers = vec!["index"; 10000].join(",");
+    let r = within(
+        "10000 headers",
+        s.call("GET", &format!("/_cat/indices?h={headers}&s=index"), None),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", &r.text[..r.text.len().min(300)]);
+    assert!(r.text.len() < 201 * 16, "a {}-byte answer", r.text.len());
+    assert_eq!(r.text.lines().next(), Some("index-000"));
+
+    let r = within(
+        "10000 headers as json",
+        s.call(
+            "GET",
+            &format!("/_cat/indices?h={headers}&format=json"),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body[0].as_object().unwrap().len(), 1, "{}", r.body[0]);
+
+    // Several columns, each once, in the asked order; sort by a number
+    // then by name.
+    let r = s
+        .call(
+            "GET",
+            "/_cat/indices/index-00*?h=docs.count,index,docs.count&s=docs.count:desc,index:asc",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.text
+            .lines()
+            .next()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>()),
+        Some(vec!["0", "index-000"])
+    );
+
+    for path in [
+        "/_cat/indices?s=nope",
+        "/_cat/indices?s=index:sideways",
+        "/_cat/indices?h=index,nope",
+    ] {
+        let r = within(path, s.call("GET", path, None)).await;
+        assert_eq!(r.status, 400, "{path}: {}", r.text);
+        assert_eq!(r.error_type(), "illegal_argument_exception");
+    }
+}
