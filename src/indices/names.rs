@@ -1,6 +1,7 @@
 //! Index names, document ids and index expressions (`logs-*,-logs-old`),
 //! following Elasticsearch's rules (`MetadataCreateIndexService`,
-//! `IndexRequest`), plus one of ours: no control characters anywhere. The
+//! `IndexRequest`), plus one of ours: no control or invisible format
+//! characters (bidi overrides, zero-width spaces) anywhere. The
 //! same expressions name repositories and snapshots, so their resolution
 //! lives here too; matching is [`grammar::glob`] and its work is bounded by
 //! [`grammar::check_expression`].
@@ -20,13 +21,15 @@ pub const INVALID_FILENAME_CHARS: &[char] = &[' ', '"', '*', ',', '/', '<', '>',
 /// How Elasticsearch lists [`INVALID_FILENAME_CHARS`] in its messages.
 pub const INVALID_FILENAME_CHARS_SHOWN: &str = r#"[' ','"','*',',','/','<','>','?','\','|']"#;
 
-/// The reason for a name holding a control character, which it shows
-/// escaped; `None` when it holds none.
+/// The reason for a name holding a control or format character (see
+/// [`grammar::is_unsafe_char`]), which it shows escaped; `None` when it
+/// holds none.
 pub fn control_characters(name: &str) -> Option<String> {
     name.chars().find(|c| grammar::is_unsafe_char(*c)).map(|c| {
         format!(
-            "must not contain control characters (found [{}])",
-            c.escape_debug()
+            "must not contain {} (found [{}])",
+            grammar::unsafe_kind(c),
+            grammar::escaped_char(c)
         )
     })
 }
@@ -184,6 +187,25 @@ mod tests {
             control_characters("a\u{1b}b").unwrap(),
             "must not contain control characters (found [\\u{1b}])"
         );
+    }
+
+    #[test]
+    fn no_name_or_id_holds_format_characters() {
+        for c in [
+            '\u{202e}', '\u{200b}', '\u{200d}', '\u{2066}', '\u{61c}', '\u{feff}',
+        ] {
+            let name = format!("evil{c}gnp.exe");
+            let reason = validate_index_name(&name).unwrap_err();
+            assert!(reason.contains("format characters"), "{name:?}: {reason}");
+            assert!(!reason.chars().any(grammar::is_unsafe_char), "{reason:?}");
+            let reason = validate_doc_id(&name).unwrap_err();
+            assert!(!reason.chars().any(grammar::is_unsafe_char), "{reason:?}");
+        }
+        assert_eq!(
+            control_characters("evil\u{202e}gnp.exe").unwrap(),
+            "must not contain format characters (found [\\u{202e}])"
+        );
+        assert!(validate_index_name("café-日本").is_ok());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Repository and snapshot names: Elasticsearch's rules
 //! (`RepositoriesService.validateRepositoryName`, `SnapshotsService.validate`),
-//! plus one of ours: no control characters. Date math in snapshot names is
+//! plus one of ours: no control or invisible format characters. Date math in snapshot names is
 //! resolved by [`crate::grammar::date_math`] before these rules apply.
 
 use crate::indices::names::{
@@ -82,6 +82,23 @@ mod tests {
             ] {
                 assert!(reason.contains("control characters"), "{name:?}: {reason}");
                 assert!(!reason.chars().any(char::is_control), "{reason:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn no_repository_or_snapshot_name_holds_format_characters() {
+        for c in ['\u{202e}', '\u{200b}', '\u{2069}', '\u{feff}'] {
+            let name = format!("bad{c}name");
+            for reason in [
+                validate_repository_name(&name).unwrap_err(),
+                validate_snapshot_name(&name).unwrap_err(),
+            ] {
+                assert!(reason.contains("format characters"), "{name:?}: {reason}");
+                assert!(
+                    !reason.chars().any(crate::grammar::is_unsafe_char),
+                    "{reason:?}"
+                );
             }
         }
     }

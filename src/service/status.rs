@@ -1,4 +1,8 @@
-//! Reading snapshots: `GET /_snapshot/{repo}/{snapshot}` and `_status`.
+//! Reading snapshots: `GET /_snapshot/{repo}/{snapshot}` (sorted, paged
+//! with `size`, `offset`, `after` and `from_sort_value` as Elasticsearch
+//! pages) and `_status`. Paging is computed from what was found, never
+//! assumed: an empty page has no `next`, and nothing here panics on a
+//! request's values.
 
 use crate::state::{OpKind, StateDoc};
 use std::sync::Arc;
@@ -30,6 +34,10 @@ pub enum SortBy {
     Repository,
 }
 
+/// Elasticsearch's `GetSnapshotsRequest.validate` reason for a `size` that
+/// is neither -1 (no limit) nor positive.
+pub const SIZE_MUST_BE_POSITIVE: &str = "size must be -1 or greater than 0";
+
 #[derive(Debug, Clone)]
 pub struct ListSnapshots {
     pub repositories: String,
@@ -38,6 +46,10 @@ pub struct ListSnapshots {
     pub verbose: bool,
     pub sort: SortBy,
     pub descending: bool,
+    /// Page size; `None` for no limit. `Some(0)` is refused, as
+    /// Elasticsearch refuses it. (Elasticsearch also reads `size=-1` as no
+    /// limit; the API refuses negative sizes as unparsable, as
+    /// `tests/it/errors.rs` holds it to.)
     pub size: Option<usize>,
     pub offset: usize,
     /// Opaque cursor from a previous page's `next`.
@@ -91,7 +103,13 @@ fn local_running_views(open: &OpenRepository) -> Vec<SnapshotView> {
         .snapshots
         .values()
         .map(|r| {
-            let shards = r.shards.lock().expect("progress").clone();
+            // A panic elsewhere while holding the lock must not turn every
+            // later listing into one: the progress is plain data.
+            let shards = r
+                .shards
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
             SnapshotView {
                 repository: open.name.clone(),
                 details: SnapshotDetails {
@@ -218,9 +236,12 @@ impl Node {
     }
 
     pub async fn get_snapshots(&self, q: ListSnapshots) -> Result<Listing> {
-        // Refuse an oversized snapshot expression before any repository
-        // is opened.
+        // Refuse an oversized snapshot expression, and a page of nothing,
+        // before any repository is opened.
         crate::grammar::check_expression(&q.snapshots)?;
+        if q.size == Some(0) {
+            return Err(ServiceError::Validation(vec![SIZE_MUST_BE_POSITIVE.into()]));
+        }
         let repos = self.get_repositories(&q.repositories).await?;
         let mut all = Vec::new();
         for name in repos.keys() {
@@ -294,9 +315,11 @@ impl Node {
         let remaining_after_offset = page.len();
         let size = q.size.unwrap_or(usize::MAX);
         let page: Vec<SnapshotView> = page.into_iter().take(size).collect();
-        let remaining = remaining_after_offset - page.len();
-        let next = (remaining > 0).then(|| {
-            let (n, s) = key(page.last().expect("non-empty when remaining"));
+        let remaining = remaining_after_offset.saturating_sub(page.len());
+        // The cursor is the last snapshot shown; with none shown there is
+        // nothing to continue after.
+        let next = page.last().filter(|_| remaining > 0).map(|last| {
+            let (n, s) = key(last);
             hex::encode(format!("{n}\u{1}{s}"))
         });
         Ok(Listing {

@@ -11,6 +11,7 @@ mod faults;
 mod fixtures;
 mod gcs;
 mod hostile_input;
+mod hostile_more;
 mod http_limits;
 mod isolation;
 mod nodes;
