@@ -99,6 +99,27 @@ pub struct GetQuery {
     index_names: Option<String>,
 }
 
+/// `size` as Elasticsearch reads it: an int, -1 (the default) for no
+/// limit, and otherwise positive (`GetSnapshotsRequest.validate`).
+fn page_size(size: &Option<String>) -> Result<Option<usize>, ApiError> {
+    let Some(v) = size.as_deref() else {
+        return Ok(None);
+    };
+    let n = v.parse::<i32>().map_err(|_| {
+        ApiError::bad_request(format!(
+            "Failed to parse int parameter [size] with value [{v}]"
+        ))
+    })?;
+    match n {
+        -1 => Ok(None),
+        n if n > 0 => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
+        _ => Err(crate::service::ServiceError::Validation(vec![
+            crate::service::status::SIZE_MUST_BE_POSITIVE.into(),
+        ])
+        .into()),
+    }
+}
+
 #[utoipa::path(get, path = "/_snapshot/{repository}/{snapshot}", tag = "snapshots",
     params(("repository" = String, Path, description = "Repository names, wildcards or _all"), ("snapshot" = String, Path, description = "Snapshot names, wildcards, _all or _current"),
         ("ignore_unavailable" = Option<bool>, Query, description = "Skip missing snapshots"), ("verbose" = Option<bool>, Query, description = "Full details (default true)"),
@@ -152,7 +173,7 @@ pub async fn get_snapshot(
             verbose,
             sort,
             descending,
-            size: number(&q.size, "size")?,
+            size: page_size(&q.size)?,
             offset: number(&q.offset, "offset")?.unwrap_or(0),
             after: q.after,
             from_sort_value: q.from_sort_value,

@@ -46,10 +46,8 @@ pub struct ListSnapshots {
     pub verbose: bool,
     pub sort: SortBy,
     pub descending: bool,
-    /// Page size; `None` for no limit. `Some(0)` is refused, as
-    /// Elasticsearch refuses it. (Elasticsearch also reads `size=-1` as no
-    /// limit; the API refuses negative sizes as unparsable, as
-    /// `tests/it/errors.rs` holds it to.)
+    /// Page size; `None` for no limit (Elasticsearch's -1). `Some(0)` is
+    /// refused, as Elasticsearch refuses it.
     pub size: Option<usize>,
     pub offset: usize,
     /// Opaque cursor from a previous page's `next`.
