@@ -281,6 +281,11 @@ impl Node {
         s: &BTreeMap<String, String>,
     ) -> std::result::Result<RepoSettings, String> {
         let known = |k: &str| COMMON_SETTINGS.contains(&k) || type_settings(kind).contains(&k);
+        // Setting values end up in paths, host names and logs: no control
+        // or invisible format characters, bounded length.
+        for (k, v) in s {
+            crate::grammar::check_setting_value(k, v)?;
+        }
         if let Some(unknown) = s.keys().find(|k| !known(k)) {
             if let Some(hint) = locations::client_setting_hint(kind, unknown) {
                 return Err(hint);

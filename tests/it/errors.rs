@@ -194,10 +194,10 @@ async fn every_error_type_has_elasticsearch_shape_and_status() {
         ),
         (
             "GET",
-            "/_snapshot/repo/_all?size=-1",
+            "/_snapshot/repo/_all?size=-2",
             None,
             400,
-            "illegal_argument_exception",
+            "action_request_validation_exception",
         ),
         (
             "GET",

@@ -92,6 +92,10 @@ async fn a_location_that_contains_or_lies_inside_another_repository_is_refused()
     assert_eq!(put(&s, "m1", "memory", json!({})).await.status, 200);
     let empty = put(&s, "m2", "memory", json!({"location": ""})).await;
     assert_refused(&empty, "contains repository [m1]");
+    // Control and invisible characters never reach a path.
+    let newline = put(&s, "nl", "fs", json!({"location": "cc\nINJECTED LINE"})).await;
+    assert_refused(&newline, "location");
+    assert!(!repos.join("cc\nINJECTED LINE").exists());
     // A location that is a file is refused without naming real paths.
     std::fs::write(repos.join("a-file"), b"x").unwrap();
     let file = put(&s, "f", "fs", json!({"location": "a-file"})).await;
