@@ -175,7 +175,7 @@ impl From<ServiceError> for ApiError {
             | E::ResourceAlreadyExists { index }
             | E::InvalidIndexName { index, .. }
             | E::IndexClosed { index }
-            | E::DocumentSource { index, .. } => Some(index.clone()),
+            | E::DocumentSource { index, .. } => Some(crate::grammar::shown(index).into_owned()),
             _ => None,
         };
         if status.is_server_error() {
