@@ -12,19 +12,19 @@ use serde_json::{json, Value};
 
 use super::harness::{Resp, Server};
 
-const DEADLINE: Duration = Duration::from_secs(1);
+pub(super) const DEADLINE: Duration = Duration::from_secs(1);
 
 /// A server on its own runtime with two workers, like a small production
 /// node. A handler that burns CPU stalls that runtime only, never the
 /// test's, so the test's own deadlines still fire and the test fails
 /// instead of hanging.
-struct Isolated {
+pub(super) struct Isolated {
     server: Option<Server>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl Isolated {
-    async fn start(dir: &Path) -> Isolated {
+    pub(super) async fn start(dir: &Path) -> Isolated {
         let dir: PathBuf = dir.to_path_buf();
         tokio::task::spawn_blocking(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -61,7 +61,7 @@ impl Drop for Isolated {
 }
 
 /// Runs `f`, failing the test if it takes longer than [`DEADLINE`].
-async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
+pub(super) async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
     let started = Instant::now();
     let out = tokio::time::timeout(DEADLINE, f)
         .await
@@ -72,7 +72,7 @@ async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
 }
 
 /// Percent-encodes everything but unreserved characters, for path segments.
-fn enc(s: &str) -> String {
+pub(super) fn enc(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

@@ -5,83 +5,10 @@
 //! times. Each answers quickly with an Elasticsearch error or a small
 //! answer, and leaves the server serving.
 
-use std::future::Future;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
 use serde_json::json;
 
-use super::harness::{Resp, Server};
-
-const DEADLINE: Duration = Duration::from_secs(1);
-
-/// A server on its own two-worker runtime (as in `hostile_input`): a
-/// handler that burns CPU stalls that runtime only, so the test's own
-/// deadlines still fire.
-struct Isolated {
-    server: Option<Server>,
-    runtime: Option<tokio::runtime::Runtime>,
-}
-
-impl Isolated {
-    async fn start(dir: &Path) -> Isolated {
-        let dir: PathBuf = dir.to_path_buf();
-        tokio::task::spawn_blocking(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            let server = runtime.block_on(Server::start(&dir));
-            Isolated {
-                server: Some(server),
-                runtime: Some(runtime),
-            }
-        })
-        .await
-        .unwrap()
-    }
-}
-
-impl std::ops::Deref for Isolated {
-    type Target = Server;
-    fn deref(&self) -> &Server {
-        self.server.as_ref().unwrap()
-    }
-}
-
-impl Drop for Isolated {
-    fn drop(&mut self) {
-        drop(self.server.take());
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
-        }
-    }
-}
-
-/// Runs `f`, failing the test if it takes longer than [`DEADLINE`].
-async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
-    let started = Instant::now();
-    let out = tokio::time::timeout(DEADLINE, f)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: no answer within {DEADLINE:?}"));
-    let took = started.elapsed();
-    assert!(took <= DEADLINE, "{what}: answered after {took:?}");
-    out
-}
-
-/// Percent-encodes everything but unreserved characters, for path segments.
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
+use super::harness::Resp;
+use super::hostile_input::{enc, within, Isolated};
 
 /// Bidi controls and zero-width characters: Unicode's format characters.
 const FORMAT_CHARS: &[char] = &[
