@@ -156,7 +156,8 @@ impl Node {
             snapshot: String::new(),
             reason: "cannot analyze while a cleanup is running".into(),
         };
-        self.begin_op(repository, &op_id, OpKind::Analyze, busy)
+        let op = self
+            .begin_op(repository, &op_id, OpKind::Analyze, busy)
             .await?;
         let blob_path = format!("temp-analysis-{}/", uuid::Uuid::new_v4().simple());
         let store = open.repo.store().clone();
@@ -165,7 +166,7 @@ impl Node {
         let outcome = tokio::time::timeout(req.timeout, run).await;
         // Whatever happened, nothing of the analysis stays behind.
         let _ = store.delete_all(&blob_path).await;
-        self.end_op(&op_id).await;
+        op.end().await;
         let fail = |reason: String| ServiceError::RepositoryVerification {
             repository: repository.into(),
             reason,

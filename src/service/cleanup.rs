@@ -43,10 +43,11 @@ impl Node {
             snapshot: String::new(),
             reason: "cannot cleanup - another cleanup is currently running".into(),
         };
-        self.begin_op(repository, &id, OpKind::Cleanup, busy)
+        let op = self
+            .begin_op(repository, &id, OpKind::Cleanup, busy)
             .await?;
-        let result = self.collect_garbage(&open, &id).await;
-        self.end_op(&id).await;
+        let result = self.collect_garbage(&open, op.id()).await;
+        op.end().await;
         result.map_err(|e| ServiceError::repo(repository, e))
     }
 

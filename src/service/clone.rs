@@ -71,14 +71,15 @@ impl Node {
             source: source.into(),
             target: target.into(),
         };
-        self.begin_op(repository, &op_id, kind, || {
-            invalid("snapshot with the same name is already in-progress")
-        })
-        .await?;
+        let op = self
+            .begin_op(repository, &op_id, kind, || {
+                invalid("snapshot with the same name is already in-progress")
+            })
+            .await?;
         let result = self
             .run_clone(&open, &src.uuid, target, &resolved.names)
             .await;
-        self.end_op(&op_id).await;
+        op.end().await;
         result
     }
 

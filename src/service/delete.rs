@@ -46,13 +46,14 @@ impl Node {
         };
         // Names in progress are not in the generation, so a name-in-progress
         // conflict cannot arise here; the record excludes everything else.
-        self.begin_op(repository, &id, kind, || ServiceError::SnapshotMissing {
-            repository: repository.into(),
-            snapshot: names.join(","),
-        })
-        .await?;
+        let op = self
+            .begin_op(repository, &id, kind, || ServiceError::SnapshotMissing {
+                repository: repository.into(),
+                snapshot: names.join(","),
+            })
+            .await?;
         let result = self.delete_committed(&open, &names).await;
-        self.end_op(&id).await;
+        op.end().await;
         result?;
         self.collect_after_delete(&open).await;
         Ok(names)
@@ -67,18 +68,18 @@ impl Node {
             return;
         }
         let id = crate::indices::new_doc_id();
-        match self.try_begin_op(&open.name, &id, OpKind::Collect).await {
-            Ok(()) => {}
+        let op = match self.try_begin_op(&open.name, &id, OpKind::Collect).await {
+            Ok(op) => op,
             Err(Refusal::Conflict(_)) => return,
             Err(Refusal::State(e)) => {
                 tracing::warn!(repository = %open.name, error = %e, "could not collect data after a delete; _cleanup will");
                 return;
             }
-        }
-        if let Err(e) = self.collect_garbage(open, &id).await {
+        };
+        if let Err(e) = self.collect_garbage(open, op.id()).await {
             tracing::warn!(repository = %open.name, error = %e, "could not collect data after a delete; _cleanup will");
         }
-        self.end_op(&id).await;
+        op.end().await;
     }
 
     async fn delete_committed(

@@ -10,12 +10,13 @@
 //! does the same at once for its own records.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{now_millis, Node, Result, ServiceError};
 use crate::repository::model::{SnapshotDetails, SnapshotState};
 use crate::state::operations::{conflict, Conflict};
-use crate::state::{OpKind, Operation, StateError};
+use crate::state::{OpKind, Operation, StateError, StateStore};
 
 /// How long a snapshot or clone waits for a collection after a delete.
 const COLLECT_WAIT: Duration = Duration::from_secs(60);
@@ -33,6 +34,69 @@ pub(crate) fn emulated_cas(doc: &crate::state::StateDoc, repository: &str) -> bo
 /// The operation id of a repository's key rotation.
 pub(crate) fn rotation_op_id(repository: &str) -> String {
     format!("rotation-{repository}")
+}
+
+/// Removes an operation's record. A failure is logged: the record is then
+/// taken over as this node's own at its next start.
+async fn release(state: &StateStore, id: &str) {
+    if let Err(e) = state
+        .update(|doc| {
+            doc.operations.remove(id);
+            Ok::<_, StateError>(())
+        })
+        .await
+    {
+        tracing::error!(operation = id, error = %e, "could not remove a finished operation's record");
+    }
+}
+
+/// A running operation's record in the shared state, held by the code that
+/// runs it. [`OpGuard::end`] removes the record; dropping the guard without
+/// ending it (an early `?`, a panic, a cancelled request) removes it too,
+/// from a task of its own, so no path between begin and end can leave a
+/// record behind for a takeover to find.
+#[must_use = "an operation ends when its guard does"]
+pub(crate) struct OpGuard {
+    state: Arc<StateStore>,
+    id: String,
+    armed: bool,
+}
+
+impl OpGuard {
+    /// The operation's id (its record's key in the state document).
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Removes the record and waits until the state says so.
+    pub(crate) async fn end(mut self) {
+        self.armed = false;
+        release(&self.state, &self.id).await;
+    }
+
+    /// Leaves the record in place for a background task that ends it by
+    /// id (a key rotation, whose record outlives this request).
+    pub(crate) fn hand_over(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for OpGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (state, id) = (self.state.clone(), std::mem::take(&mut self.id));
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                tracing::warn!(operation = %id, "an operation ended without finishing; releasing its record");
+                runtime.spawn(async move { release(&state, &id).await });
+            }
+            Err(_) => {
+                tracing::warn!(operation = %id, "an operation's record is left for the next start to take over");
+            }
+        }
+    }
 }
 
 /// Why [`Node::begin_op`] could not register an operation.
@@ -56,7 +120,7 @@ impl Node {
         repository: &str,
         id: &str,
         kind: OpKind,
-    ) -> std::result::Result<(), Refusal> {
+    ) -> std::result::Result<OpGuard, Refusal> {
         let deadline = Instant::now() + COLLECT_WAIT;
         loop {
             let record = Operation {
@@ -85,7 +149,13 @@ impl Node {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
                 Err(c) => return Err(Refusal::Conflict(c)),
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    return Ok(OpGuard {
+                        state: self.state.clone(),
+                        id: id.to_string(),
+                        armed: true,
+                    })
+                }
             }
         }
     }
@@ -98,9 +168,9 @@ impl Node {
         id: &str,
         kind: OpKind,
         invalid_name: impl FnOnce() -> ServiceError,
-    ) -> Result<()> {
+    ) -> Result<OpGuard> {
         match self.try_begin_op(repository, id, kind).await {
-            Ok(()) => Ok(()),
+            Ok(guard) => Ok(guard),
             Err(Refusal::State(e)) => Err(e.into()),
             Err(Refusal::Conflict(Conflict::NameInProgress)) => Err(invalid_name()),
             Err(Refusal::Conflict(Conflict::Refused { snapshot, reason })) => {
@@ -120,19 +190,10 @@ impl Node {
         }
     }
 
-    /// Removes an operation's record. A failure is logged: the record is
-    /// then taken over as this node's own at its next start.
+    /// Removes an operation's record by id (one taken over from a stopped
+    /// node, or a rotation's, which its background task ends).
     pub(crate) async fn end_op(&self, id: &str) {
-        if let Err(e) = self
-            .state
-            .update(|doc| {
-                doc.operations.remove(id);
-                Ok::<_, StateError>(())
-            })
-            .await
-        {
-            tracing::error!(operation = id, error = %e, "could not remove a finished operation's record");
-        }
+        release(&self.state, id).await;
     }
 
     /// True while this node still holds operation `id` (it was not taken
@@ -272,5 +333,77 @@ impl Node {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{Backend, Limits, Store};
+
+    async fn state_with(ids: &[&str]) -> Arc<StateStore> {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let store = Store::open(Backend::Fs(dir), &Limits::default()).unwrap();
+        let state = Arc::new(StateStore::open(store).await.unwrap());
+        state
+            .update(|doc| {
+                for id in ids {
+                    doc.operations.insert(
+                        id.to_string(),
+                        Operation {
+                            repository: "r".into(),
+                            node_id: "n".into(),
+                            start_millis: 1,
+                            kind: OpKind::Cleanup,
+                        },
+                    );
+                }
+                Ok::<_, StateError>(())
+            })
+            .await
+            .unwrap();
+        state
+    }
+
+    fn guard(state: &Arc<StateStore>, id: &str) -> OpGuard {
+        OpGuard {
+            state: state.clone(),
+            id: id.into(),
+            armed: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_guard_releases_its_record_when_ended_dropped_or_unwound_but_not_when_handed_over() {
+        let state = state_with(&["ended", "dropped", "panicked", "handed"]).await;
+        guard(&state, "ended").end().await;
+        let early_return = |g: OpGuard| -> std::result::Result<(), ()> {
+            let _held = g;
+            Err(())
+        };
+        assert!(early_return(guard(&state, "dropped")).is_err());
+        let g = guard(&state, "panicked");
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let _held = g;
+            panic!("an operation failed halfway");
+        }));
+        assert!(unwound.is_err());
+        guard(&state, "handed").hand_over();
+        // Released from tasks of their own: wait for them, bounded.
+        for _ in 0..100 {
+            let doc = state.refresh().await.unwrap();
+            if doc.operations.len() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let left: Vec<String> = state
+            .refresh()
+            .await
+            .unwrap()
+            .operations
+            .into_keys()
+            .collect();
+        assert_eq!(left, vec!["handed".to_string()]);
     }
 }

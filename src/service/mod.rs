@@ -43,7 +43,9 @@ pub struct Node {
     pub node_id: String,
     pub cluster_uuid: String,
     keystore: RwLock<Keystore>,
-    pub state: StateStore,
+    /// Shared with the guards of running operations, which release their
+    /// record even when dropped early.
+    pub state: Arc<StateStore>,
     pub indices: Indices,
     repos: tokio::sync::Mutex<HashMap<String, Arc<OpenRepository>>>,
     pub tasks: ops::TaskTracker,
@@ -74,9 +76,11 @@ impl Node {
                 .map_err(|e| format!("{what} store: {e}"))?;
             Store::open(backend, &limits).map_err(|e| format!("{what} store: {e}"))
         };
-        let state = StateStore::open(open("state", &config.state_store)?)
-            .await
-            .map_err(|e| format!("state store: {e}"))?;
+        let state = Arc::new(
+            StateStore::open(open("state", &config.state_store)?)
+                .await
+                .map_err(|e| format!("state store: {e}"))?,
+        );
         let indices = Indices::load(open("data", &config.data_store)?)
             .await
             .map_err(|e| format!("data store: {e}"))?;

@@ -269,7 +269,8 @@ impl Node {
             repository: req.repository.clone(),
             snapshot: req.snapshot.clone(),
         };
-        self.begin_op(&req.repository, &op_id, kind, missing)
+        let op = self
+            .begin_op(&req.repository, &op_id, kind, missing)
             .await?;
         let outcome = RestoreOutcome {
             snapshot: req.snapshot.clone(),
@@ -282,7 +283,7 @@ impl Node {
             let result = node
                 .run_restore(&open, &entry.uuid, &plan, &stages, &req, &op_id)
                 .await;
-            node.end_op(&op_id).await;
+            op.end().await;
             result.map_err(|e| ServiceError::SnapshotRestoreFailed {
                 repository: req.repository.clone(),
                 snapshot: req.snapshot.clone(),

@@ -118,14 +118,18 @@ impl Node {
         // must run alone; it holds an operation record from here.
         let op_id = rotation_op_id(repository);
         let exclusive = emulated_cas(&self.state.current().await, repository);
-        if exclusive {
+        let exclusive_op = if exclusive {
             let busy = || ServiceError::ConcurrentKeyRotation {
                 repository: repository.into(),
                 reason: "a key rotation is already running".into(),
             };
-            self.begin_op(repository, &op_id, OpKind::Rotation, busy)
-                .await?;
-        }
+            Some(
+                self.begin_op(repository, &op_id, OpKind::Rotation, busy)
+                    .await?,
+            )
+        } else {
+            None
+        };
         let started = open
             .repo
             .update_keyring(|k| {
@@ -169,8 +173,13 @@ impl Node {
                 StartError::Repo(r) => ServiceError::repo(repository, r),
                 StartError::Service(e) => e,
             });
-        if exclusive && !matches!(started, Ok((RotateOutcome::Started(_), _))) {
-            self.end_op(&op_id).await;
+        if let Some(op) = exclusive_op {
+            if matches!(started, Ok((RotateOutcome::Started(_), _))) {
+                // The background rotation ends the record by its id.
+                op.hand_over();
+            } else {
+                op.end().await;
+            }
         }
         let (outcome, _) = started?;
         if let RotateOutcome::Started(_) = &outcome {
@@ -254,6 +263,7 @@ impl Node {
                 || node
                     .try_begin_op(&name, &op_id, OpKind::Rotation)
                     .await
+                    .map(|op| op.hand_over())
                     .is_ok();
             if may_run {
                 if let Err(e) = node.run_rotation(&name).await {

@@ -123,10 +123,11 @@ impl Node {
         let kind = OpKind::Snapshot {
             snapshot: name.clone(),
         };
-        self.begin_op(&repository, &uuid, kind, || {
-            invalid("snapshot with the same name is already in-progress")
-        })
-        .await?;
+        let op = self
+            .begin_op(&repository, &uuid, kind, || {
+                invalid("snapshot with the same name is already in-progress")
+            })
+            .await?;
         open.ops().snapshots.insert(name.clone(), running.clone());
         let (node, task_open, task_run) = (self.clone(), open.clone(), running.clone());
         self.tasks.spawn(async move {
@@ -134,7 +135,7 @@ impl Node {
             if let Err(e) = &outcome {
                 tracing::error!(repository = %task_open.name, snapshot = %task_run.name, error = %e, "snapshot failed");
             }
-            node.end_op(&task_run.uuid).await;
+            op.end().await;
             task_open.ops().snapshots.remove(&task_run.name);
             task_run.done.send_replace(Some(outcome));
         });
