@@ -290,16 +290,25 @@ impl Node {
                 reason: e.to_string(),
             })
         };
-        if req_wait {
-            task.await?;
-            return Ok(Some(outcome));
-        }
+        // Always a tracked task of its own, even when the request waits: a
+        // client that goes away must not cancel a restore halfway (its
+        // staged files are removed by the restore itself, or by a takeover
+        // of its record, never by a dropped request).
+        let (done, finished) = tokio::sync::oneshot::channel();
         self.tasks.spawn(async move {
-            if let Err(e) = task.await {
+            let result = task.await;
+            if let Err(e) = &result {
                 tracing::error!(error = %e, "restore failed");
             }
+            let _ = done.send(result);
         });
-        Ok(None)
+        if !req_wait {
+            return Ok(None);
+        }
+        finished.await.map_err(|_| {
+            ServiceError::Internal("the restore task ended without an answer".into())
+        })??;
+        Ok(Some(outcome))
     }
 
     async fn run_restore(
