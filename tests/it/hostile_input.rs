@@ -72,7 +72,7 @@ pub(super) async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
 }
 
 /// Percent-encodes everything but unreserved characters, for path segments.
-pub(super) fn enc(s: &str) -> String {
+fn enc(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -90,11 +90,7 @@ fn nested(depth: usize, leaf: Value) -> Value {
 }
 
 fn assert_no_control(r: &Resp) {
-    assert!(
-        !r.text.chars().any(char::is_control) && !r.reason().chars().any(char::is_control),
-        "raw control characters in the answer: {:?}",
-        r.text
-    );
+    assert_clean(r, char::is_control);
 }
 
 /// Index names, repository names and snapshot names the server holds.
@@ -333,112 +329,7 @@ async fn control_characters_in_names_and_ids_are_refused_and_create_nothing() {
     let before = inventory(&s, "repo").await;
 
     for c in ['\0', '\n', '\r', '\u{1b}'] {
-        let bad = format!("bad{c}name");
-        let r = s
-            .call(
-                "PUT",
-                &format!("/_snapshot/{}", enc(&bad)),
-                Some(json!({"type": "fs", "settings": {"location": "elsewhere"}})),
-            )
-            .await;
-        assert_eq!(r.status, 400, "repository {bad:?}: {}", r.text);
-        assert_eq!(r.error_type(), "repository_exception");
-        assert_no_control(&r);
-
-        let r = s
-            .call(
-                "PUT",
-                &format!("/_snapshot/repo/{}?wait_for_completion=true", enc(&bad)),
-                Some(json!({"indices": "idx"})),
-            )
-            .await;
-        assert_eq!(r.status, 400, "snapshot {bad:?}: {}", r.text);
-        assert_eq!(r.error_type(), "invalid_snapshot_name_exception");
-        assert_no_control(&r);
-
-        let r = s
-            .call(
-                "PUT",
-                &format!("/_snapshot/repo/snap/_clone/{}", enc(&bad)),
-                Some(json!({"indices": "idx"})),
-            )
-            .await;
-        assert_eq!(r.status, 400, "clone {bad:?}: {}", r.text);
-        assert_eq!(r.error_type(), "invalid_snapshot_name_exception");
-
-        let r = s.call("PUT", &format!("/{}", enc(&bad)), None).await;
-        assert_eq!(r.status, 400, "index {bad:?}: {}", r.text);
-        assert_eq!(r.error_type(), "invalid_index_name_exception");
-        assert_no_control(&r);
-
-        let r = s
-            .call(
-                "PUT",
-                &format!("/{}/_doc/1", enc(&bad)),
-                Some(json!({"a": 1})),
-            )
-            .await;
-        assert_eq!(r.status, 400, "auto-created index {bad:?}: {}", r.text);
-        assert_eq!(r.error_type(), "invalid_index_name_exception");
-
-        for verb in ["index", "create"] {
-            let nd = format!(
-                "{}\n{}\n",
-                json!({verb: {"_index": bad, "_id": "1"}}),
-                json!({"a": 1})
-            );
-            let r = s
-                .raw("POST", "/_bulk", "application/x-ndjson", nd.into_bytes())
-                .await;
-            assert_eq!(r.status, 200, "bulk {verb} {bad:?}: {}", r.text);
-            assert_eq!(r.body["errors"], true, "{}", r.text);
-            let item = &r.body["items"][0][verb];
-            assert_eq!(
-                item["error"]["type"], "invalid_index_name_exception",
-                "{}",
-                r.text
-            );
-            assert!(!item["error"]["reason"]
-                .as_str()
-                .unwrap()
-                .chars()
-                .any(char::is_control));
-        }
-
-        let r = s
-            .call(
-                "PUT",
-                &format!("/idx/_doc/{}", enc(&bad)),
-                Some(json!({"a": 1})),
-            )
-            .await;
-        assert_eq!(r.status, 400, "id {bad:?}: {}", r.text);
-        assert_eq!(r.error_type(), "action_request_validation_exception");
-        assert_no_control(&r);
-
-        let nd = format!(
-            "{}\n{}\n{}\n{}\n",
-            json!({"index": {"_index": "idx", "_id": "fine"}}),
-            json!({"a": 1}),
-            json!({"index": {"_index": "idx", "_id": bad}}),
-            json!({"a": 1})
-        );
-        let r = s
-            .raw("POST", "/_bulk", "application/x-ndjson", nd.into_bytes())
-            .await;
-        assert_eq!(r.status, 400, "bulk id {bad:?}: {}", r.text);
-        assert_eq!(r.error_type(), "action_request_validation_exception");
-
-        let r = s
-            .call(
-                "POST",
-                "/_snapshot/repo/snap/_restore?wait_for_completion=true",
-                Some(json!({"indices": "idx", "rename_pattern": "idx", "rename_replacement": bad})),
-            )
-            .await;
-        assert_eq!(r.status, 400, "restore rename {bad:?}: {}", r.text);
-        assert_eq!(r.error_type(), "invalid_index_name_exception");
-        assert_no_control(&r);
+        assert_refused_everywhere(&s, &format!("bad{c}name"), char::is_control).await;
     }
 
     let long_id = "i".repeat(513);
@@ -463,4 +354,128 @@ async fn control_characters_in_names_and_ids_are_refused_and_create_nothing() {
 
     assert_eq!(inventory(&s, "repo").await, before);
     assert_eq!(s.ok("GET", "/idx/_count", None).await["count"], 1);
+}
+
+/// Every way a name or an id enters the server, each given `bad`: each
+/// must refuse it with Elasticsearch's error, and no answer may show a
+/// character for which `unsafe_char` holds without escaping it.
+pub(super) async fn assert_refused_everywhere(
+    s: &Server,
+    bad: &str,
+    unsafe_char: fn(char) -> bool,
+) {
+    let r = s
+        .call(
+            "PUT",
+            &format!("/_snapshot/{}", enc(bad)),
+            Some(json!({"type": "fs", "settings": {"location": "elsewhere"}})),
+        )
+        .await;
+    assert_eq!(r.status, 400, "repository {bad:?}: {}", r.text);
+    assert_eq!(r.error_type(), "repository_exception");
+    assert_clean(&r, unsafe_char);
+
+    let r = s
+        .call(
+            "PUT",
+            &format!("/_snapshot/repo/{}?wait_for_completion=true", enc(bad)),
+            Some(json!({"indices": "idx"})),
+        )
+        .await;
+    assert_eq!(r.status, 400, "snapshot {bad:?}: {}", r.text);
+    assert_eq!(r.error_type(), "invalid_snapshot_name_exception");
+    assert_clean(&r, unsafe_char);
+
+    let r = s
+        .call(
+            "PUT",
+            &format!("/_snapshot/repo/snap/_clone/{}", enc(bad)),
+            Some(json!({"indices": "idx"})),
+        )
+        .await;
+    assert_eq!(r.status, 400, "clone {bad:?}: {}", r.text);
+    assert_eq!(r.error_type(), "invalid_snapshot_name_exception");
+
+    let r = s.call("PUT", &format!("/{}", enc(bad)), None).await;
+    assert_eq!(r.status, 400, "index {bad:?}: {}", r.text);
+    assert_eq!(r.error_type(), "invalid_index_name_exception");
+    assert_clean(&r, unsafe_char);
+
+    let r = s
+        .call(
+            "PUT",
+            &format!("/{}/_doc/1", enc(bad)),
+            Some(json!({"a": 1})),
+        )
+        .await;
+    assert_eq!(r.status, 400, "auto-created index {bad:?}: {}", r.text);
+    assert_eq!(r.error_type(), "invalid_index_name_exception");
+
+    for verb in ["index", "create"] {
+        let nd = format!(
+            "{}\n{}\n",
+            json!({verb: {"_index": bad, "_id": "1"}}),
+            json!({"a": 1})
+        );
+        let r = s
+            .raw("POST", "/_bulk", "application/x-ndjson", nd.into_bytes())
+            .await;
+        assert_eq!(r.status, 200, "bulk {verb} {bad:?}: {}", r.text);
+        assert_eq!(r.body["errors"], true, "{}", r.text);
+        let item = &r.body["items"][0][verb];
+        assert_eq!(
+            item["error"]["type"], "invalid_index_name_exception",
+            "{}",
+            r.text
+        );
+        assert!(!item["error"]["reason"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .any(char::is_control));
+    }
+
+    let r = s
+        .call(
+            "PUT",
+            &format!("/idx/_doc/{}", enc(bad)),
+            Some(json!({"a": 1})),
+        )
+        .await;
+    assert_eq!(r.status, 400, "id {bad:?}: {}", r.text);
+    assert_eq!(r.error_type(), "action_request_validation_exception");
+    assert_clean(&r, unsafe_char);
+
+    let nd = format!(
+        "{}\n{}\n{}\n{}\n",
+        json!({"index": {"_index": "idx", "_id": "fine"}}),
+        json!({"a": 1}),
+        json!({"index": {"_index": "idx", "_id": bad}}),
+        json!({"a": 1})
+    );
+    let r = s
+        .raw("POST", "/_bulk", "application/x-ndjson", nd.into_bytes())
+        .await;
+    assert_eq!(r.status, 400, "bulk id {bad:?}: {}", r.text);
+    assert_eq!(r.error_type(), "action_request_validation_exception");
+
+    let r = s
+        .call(
+            "POST",
+            "/_snapshot/repo/snap/_restore?wait_for_completion=true",
+            Some(json!({"indices": "idx", "rename_pattern": "idx", "rename_replacement": bad})),
+        )
+        .await;
+    assert_eq!(r.status, 400, "restore rename {bad:?}: {}", r.text);
+    assert_eq!(r.error_type(), "invalid_index_name_exception");
+    assert_clean(&r, unsafe_char);
+}
+
+/// No raw character for which `unsafe_char` holds, in the body or reason.
+pub(super) fn assert_clean(r: &Resp, unsafe_char: fn(char) -> bool) {
+    assert!(
+        !r.text.chars().any(unsafe_char) && !r.reason().chars().any(unsafe_char),
+        "raw unsafe characters in the answer: {:?}",
+        r.text
+    );
 }

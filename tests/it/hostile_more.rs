@@ -8,7 +8,7 @@
 use serde_json::json;
 
 use super::harness::Resp;
-use super::hostile_input::{enc, within, Isolated};
+use super::hostile_input::{assert_refused_everywhere, within, Isolated};
 
 /// Bidi controls and zero-width characters: Unicode's format characters.
 const FORMAT_CHARS: &[char] = &[
@@ -163,44 +163,8 @@ async fn bidi_and_zero_width_characters_in_names_are_refused_and_create_nothing(
     assert_nothing_invisible(&r);
 
     for &c in FORMAT_CHARS {
-        let bad = format!("bad{c}name");
-        let r = s.call("PUT", &format!("/{}", enc(&bad)), None).await;
-        assert_eq!(r.status, 400, "index {bad:?}: {}", r.text);
-        assert_eq!(r.error_type(), "invalid_index_name_exception");
-        assert_nothing_invisible(&r);
-
-        let r = s
-            .call(
-                "PUT",
-                &format!("/_snapshot/{}", enc(&bad)),
-                Some(json!({"type": "fs", "settings": {"location": "elsewhere"}})),
-            )
-            .await;
-        assert_eq!(r.status, 400, "repository {bad:?}: {}", r.text);
-        assert_eq!(r.error_type(), "repository_exception");
-        assert_nothing_invisible(&r);
-
-        let r = s
-            .call(
-                "PUT",
-                &format!("/_snapshot/repo/{}?wait_for_completion=true", enc(&bad)),
-                Some(json!({"indices": "idx"})),
-            )
-            .await;
-        assert_eq!(r.status, 400, "snapshot {bad:?}: {}", r.text);
-        assert_eq!(r.error_type(), "invalid_snapshot_name_exception");
-        assert_nothing_invisible(&r);
-
-        let r = s
-            .call(
-                "POST",
-                "/_snapshot/repo/snap/_restore?wait_for_completion=true",
-                Some(json!({"indices": "idx", "rename_pattern": "idx", "rename_replacement": bad})),
-            )
-            .await;
-        assert_eq!(r.status, 400, "restore rename {bad:?}: {}", r.text);
-        assert_eq!(r.error_type(), "invalid_index_name_exception");
-        assert_nothing_invisible(&r);
+        let invisible: fn(char) -> bool = |c| c.is_control() || is_format_char(c);
+        assert_refused_everywhere(&s, &format!("bad{c}name"), invisible).await;
     }
 
     let cat = s.call("GET", "/_cat/indices?h=index", None).await;
