@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::harness::{keystore_with, Proc, Server};
+use super::harness::{keystore_with, Proc, Resp, Server};
 
 /// A loopback HTTP server that answers every request with `answer` and
 /// counts connections and requests carrying an `Authorization` header.
@@ -61,6 +61,21 @@ impl Trap {
             signed,
         }
     }
+}
+
+/// Registers repository `evil` of `kind` with `settings`, asserting the
+/// 400 `repository_exception` it must get; returns the answer.
+async fn refused_registration(s: &Server, kind: &str, settings: serde_json::Value) -> Resp {
+    let r = s
+        .call(
+            "PUT",
+            "/_snapshot/evil?verify=false",
+            Some(json!({"type": kind, "settings": settings.clone()})),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{kind} {settings}: {}", r.text);
+    assert_eq!(r.error_type(), "repository_exception");
+    r
 }
 
 const DENIED: &str = "HTTP/1.1 403 Forbidden\r\ncontent-type: application/xml\r\nx-amz-request-id: UPSTREAM-HEADER-VALUE\r\nconnection: close\r\ncontent-length: 118\r\n\r\n<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code><Message>UPSTREAM-SECRET-BODY-0123456789</Message></Error>    ";
@@ -122,15 +137,7 @@ async fn a_repository_cannot_point_the_deployments_credentials_at_another_endpoi
         ),
     ];
     for (kind, settings, pointer) in cases {
-        let r = s
-            .call(
-                "PUT",
-                "/_snapshot/evil?verify=false",
-                Some(json!({"type": kind, "settings": settings})),
-            )
-            .await;
-        assert_eq!(r.status, 400, "{kind} {settings}: {}", r.text);
-        assert_eq!(r.error_type(), "repository_exception");
+        let r = refused_registration(&s, kind, settings).await;
         assert!(r.reason().contains(pointer), "{}", r.text);
         assert!(r.reason().contains("node's configuration"), "{}", r.text);
     }
@@ -191,15 +198,7 @@ async fn a_bucket_or_container_name_cannot_redirect_signed_requests() {
         ),
     ];
     for (kind, settings, words) in cases {
-        let r = s
-            .call(
-                "PUT",
-                "/_snapshot/evil?verify=false",
-                Some(json!({"type": kind, "settings": settings})),
-            )
-            .await;
-        assert_eq!(r.status, 400, "{kind} {settings}: {}", r.text);
-        assert_eq!(r.error_type(), "repository_exception");
+        let r = refused_registration(&s, kind, settings).await;
         assert!(r.reason().contains(words), "{}", r.text);
     }
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
