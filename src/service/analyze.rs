@@ -159,7 +159,8 @@ impl Node {
         let op = self
             .begin_op(repository, &op_id, OpKind::Analyze, busy)
             .await?;
-        let blob_path = format!("temp-analysis-{}/", uuid::Uuid::new_v4().simple());
+        let blob_path =
+            crate::repository::layout::analysis_dir(&uuid::Uuid::new_v4().simple().to_string());
         let store = open.repo.store().clone();
         let emulated = super::leases::emulated_cas(&self.state.current().await, repository);
         let run = analyze(&store, &blob_path, &req, emulated);

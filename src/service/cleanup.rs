@@ -107,14 +107,10 @@ impl Node {
                 "this node lost its lease on the cleanup (its heartbeat was late) and stopped; the repository is consistent, run _cleanup again".into(),
             )
         };
-        for (n, obj) in own_objects(repo.store()).await?.into_iter().enumerate() {
+        for (n, (obj, kind)) in own_objects(repo.store()).await?.into_iter().enumerate() {
             if n % FENCE_EVERY == 0 && !self.holds_op(op_id).await {
                 return Err(lost());
             }
-            // `own_objects` only yields classified objects.
-            let Some(kind) = layout::classify(&obj.path) else {
-                continue;
-            };
             let referenced = match kind {
                 Kind::Generation(g) if g < generation => {
                     // Old generations are emptied, never deleted (see layout).
@@ -158,7 +154,7 @@ impl Node {
 /// writes ([`layout::classify`]). A location that also holds other files
 /// (another application's, or another repository's by a registration
 /// mistake) keeps them whatever cleanup decides.
-async fn own_objects(store: &Store) -> crate::storage::Result<Vec<Listed>> {
+async fn own_objects(store: &Store) -> crate::storage::Result<Vec<(Listed, Kind)>> {
     let mut out = Vec::new();
     for entry in store.list_shallow("/").await? {
         let scratch = entry.path.starts_with(layout::VERIFY_DIR)
@@ -172,6 +168,8 @@ async fn own_objects(store: &Store) -> crate::storage::Result<Vec<Listed>> {
     for dir in layout::OBJECT_DIRS {
         out.extend(store.list(dir).await?);
     }
-    out.retain(|o| layout::classify(&o.path).is_some());
-    Ok(out)
+    Ok(out
+        .into_iter()
+        .filter_map(|o| layout::classify(&o.path).map(|kind| (o, kind)))
+        .collect())
 }

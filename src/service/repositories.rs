@@ -266,12 +266,15 @@ impl Node {
         }
     }
 
-    /// Checks again, against the latest state, that the registered
-    /// repository `name` shares storage with nothing (verify and cleanup
-    /// run it before touching anything: a registration from before this
-    /// check existed, or one raced in by another replica).
+    /// Checks again that the registered repository `name` shares storage
+    /// with nothing (verify, cleanup and the collection after a delete run
+    /// it before touching anything: a registration from before this check
+    /// existed, or a location changed underneath). Their request read the
+    /// state store a moment before (opening the repository, or ending the
+    /// delete's record), so the cached document is that fresh state; no
+    /// second read.
     pub(crate) async fn recheck_placement(&self, open: &OpenRepository) -> Result<()> {
-        let doc = self.state.refresh().await?;
+        let doc = self.state.current().await;
         self.check_placement(&doc, &open.name, &open.meta)
     }
 
