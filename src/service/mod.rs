@@ -28,13 +28,18 @@ pub mod pause;
 pub mod placement;
 pub mod progress;
 pub mod recovery;
+pub mod rename;
 pub mod repositories;
 pub mod restore;
+pub mod restore_plan;
+pub mod rewrap;
 pub mod rotation;
 pub mod settings;
 pub mod snapshots;
 pub mod status;
+pub mod storage_check;
 pub mod takeover;
+pub mod upload;
 
 use std::path::PathBuf;
 use std::sync::Arc;
