@@ -110,13 +110,17 @@ impl ApiError {
     }
 }
 
-/// An error and every `source` below it, for the log.
+/// An error and every `source` below it that its message does not
+/// already quote, for the log.
 fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
         cause = c.source();
     }
     out
@@ -258,7 +262,10 @@ mod tests {
     fn every_server_error_names_an_error_id() {
         let e: ApiError = ServiceError::RepositoryFailure {
             repository: "r".into(),
-            reason: "object [index-3] is corrupt: bad header".into(),
+            source: crate::repository::RepoError::Corrupt {
+                path: "index-3".into(),
+                reason: "bad header".into(),
+            },
         }
         .into();
         assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);

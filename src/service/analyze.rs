@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::operations::{emulated_cas, Operations, Start, Verb};
+use super::reasons::{Busy, VerificationFailure};
 use super::repositories::Repositories;
 use super::storage_check;
 use super::{Result, ServiceError};
@@ -123,7 +124,7 @@ impl Analysis {
         let busy = || ServiceError::ConcurrentSnapshotExecution {
             repository: repository.into(),
             snapshot: None,
-            reason: "cannot analyze while a cleanup is running".into(),
+            reason: Busy::Analyze,
         };
         let op = self.operations.begin(start, busy).await?;
         let blob_path =
@@ -135,26 +136,22 @@ impl Analysis {
         // Whatever happened, nothing of the analysis stays behind.
         let _ = store.delete_all(&blob_path).await;
         op.end().await;
-        let fail = |reason: String| ServiceError::RepositoryVerification {
+        let fail = |reason| ServiceError::RepositoryVerification {
             repository: repository.into(),
             reason,
         };
         let outcome = match outcome {
             Err(_) => {
-                return Err(fail(format!(
-                    "analysis timed out after {:?}; it was cancelled and [{blob_path}] removed",
-                    req.timeout
-                )))
+                return Err(fail(VerificationFailure::AnalysisTimedOut {
+                    after: req.timeout,
+                    path: blob_path,
+                }))
             }
-            Ok(Err(e)) => return Err(fail(format!("analysis failed: {e}"))),
+            Ok(Err(e)) => return Err(fail(VerificationFailure::AnalysisFailed(e))),
             Ok(Ok(o)) => o,
         };
         if !outcome.issues.is_empty() {
-            return Err(fail(format!(
-                "analysis detected {} issue(s): {}",
-                outcome.issues.len(),
-                outcome.issues.join("; ")
-            )));
+            return Err(fail(VerificationFailure::AnalysisIssues(outcome.issues)));
         }
         Ok(outcome)
     }

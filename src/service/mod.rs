@@ -27,6 +27,7 @@ pub mod operations;
 pub mod pause;
 pub mod placement;
 pub mod progress;
+pub mod reasons;
 pub mod recovery;
 pub mod rename;
 pub mod repositories;

@@ -130,10 +130,10 @@ impl Restores {
         self.tasks.spawn(async move {
             let result = this.run(&open, &entry.uuid, &plan, &req, op.id()).await;
             op.end().await;
-            let result = result.map_err(|e| ServiceError::SnapshotRestoreFailed {
+            let result = result.map_err(|source| ServiceError::SnapshotRestoreFailed {
                 repository: req.repository.clone(),
                 snapshot: req.snapshot.clone(),
-                reason: e.to_string(),
+                source,
             });
             if let Err(e) = &result {
                 tracing::error!(error = %e, "restore failed");

@@ -2,6 +2,7 @@
 //! written, from the snapshot's entry, the request and which indices are
 //! open. Pure, so every refusal is a unit test.
 
+use super::reasons::RestoreRefusal;
 use super::rename::Rename;
 use super::restore::{RestoreOutcome, RestoreSnapshot};
 use super::{Result, ServiceError};
@@ -47,7 +48,7 @@ impl RestorePlan {
         is_open: impl Fn(&str) -> bool,
         mut stage: impl FnMut() -> String,
     ) -> Result<RestorePlan> {
-        let fail = |reason: String| ServiceError::SnapshotRestore {
+        let fail = |reason| ServiceError::SnapshotRestore {
             repository: req.repository.clone(),
             snapshot: req.snapshot.clone(),
             reason,
@@ -55,8 +56,8 @@ impl RestorePlan {
         match entry.state {
             SnapshotState::Success => {}
             SnapshotState::Partial if req.partial => {}
-            SnapshotState::Partial => return Err(fail("the snapshot is PARTIAL: some shards were not snapshotted; set [partial] to true to restore what it holds".into())),
-            s => return Err(fail(format!("unsupported snapshot state [{}]", s.as_str()))),
+            SnapshotState::Partial => return Err(fail(RestoreRefusal::Partial)),
+            s => return Err(fail(RestoreRefusal::State(s))),
         }
         let fixed = req
             .index_settings
@@ -64,7 +65,7 @@ impl RestorePlan {
             .chain(req.ignore_index_settings.iter())
             .find(|k| FIXED_SETTINGS.contains(&k.as_str()));
         if let Some(key) = fixed {
-            return Err(fail(format!("cannot modify setting [{key}] on restore")));
+            return Err(fail(RestoreRefusal::FixedSetting(key.clone())));
         }
         let available: Vec<String> = entry.indices.keys().cloned().collect();
         let resolved = crate::indices::names::try_resolve(
@@ -93,15 +94,14 @@ impl RestorePlan {
                 }
             })?;
             if let Some(other) = indices.iter().find(|p| p.target == target) {
-                return Err(fail(format!(
-                    "indices [{}] and [{name}] are renamed into the same index [{target}]",
-                    other.source
-                )));
+                return Err(fail(RestoreRefusal::SameTarget {
+                    first: other.source.clone(),
+                    second: name.clone(),
+                    target,
+                }));
             }
             if is_open(&target) {
-                return Err(fail(format!(
-                    "cannot restore index [{target}] because an open index with same name already exists in the cluster. Either close or delete the existing index or restore the index under a different name by providing a rename pattern and replacement name"
-                )));
+                return Err(fail(RestoreRefusal::OpenIndexExists(target)));
             }
             let r = &entry.indices[name];
             indices.push(IndexPlan {

@@ -22,6 +22,7 @@ use std::time::Duration;
 use super::cluster::Cluster;
 use super::operations::{emulated_cas, rotation_op_id, Operations, Start, Verb};
 use super::progress::TaskTracker;
+use super::reasons::RotationConflict;
 use super::repositories::Repositories;
 use super::{now_millis, Result, ServiceError};
 use crate::config::Config;
@@ -120,7 +121,7 @@ impl KeyRotation {
             };
             let busy = || ServiceError::ConcurrentKeyRotation {
                 repository: repository.into(),
-                reason: "a key rotation is already running".into(),
+                reason: RotationConflict::AlreadyRunning,
             };
             Some(self.operations.begin(start, busy).await?)
         } else {
@@ -196,16 +197,28 @@ impl KeyRotation {
         let owner = self.cluster.node_id().to_string();
         let (outcome, _) = repo
             .update_keyring(|k| {
-                if let Some(r) = k.rotation.as_ref().filter(|r| r.phase == RotationPhase::Rewrapping) {
+                if let Some(r) = k
+                    .rotation
+                    .as_ref()
+                    .filter(|r| r.phase == RotationPhase::Rewrapping)
+                {
                     if r.to.fingerprint == to.fingerprint {
                         return Ok(RotateOutcome::AlreadyRunning(k.clone()));
                     }
                     return Err(StartError::Service(ServiceError::ConcurrentKeyRotation {
                         repository: repository.into(),
-                        reason: format!("a rotation to master key [{}] is running ({}% done); wait for it to complete", r.to.name, percent(r.done, r.total)),
+                        reason: RotationConflict::OtherRunning {
+                            to: r.to.name.clone(),
+                            percent: percent(r.done, r.total),
+                        },
                     }));
                 }
-                let from: Vec<KeyRef> = k.needed.iter().filter(|n| n.fingerprint != to.fingerprint).cloned().collect();
+                let from: Vec<KeyRef> = k
+                    .needed
+                    .iter()
+                    .filter(|n| n.fingerprint != to.fingerprint)
+                    .cloned()
+                    .collect();
                 if k.active.fingerprint == to.fingerprint && from.is_empty() {
                     return Ok(RotateOutcome::AlreadyActive(k.clone()));
                 }

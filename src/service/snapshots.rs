@@ -15,6 +15,7 @@ use futures::StreamExt;
 
 use super::operations::{OpGuard, Operations, Start, Verb};
 use super::progress::{RunningSnapshot, ShardProgress, SnapshotFailure, TaskTracker};
+use super::reasons::{SnapshotNameRefusal, SnapshotProblem};
 use super::repositories::{OpenRepository, Repositories};
 pub use super::upload::Throttle;
 use super::upload::{previous_files, store_file};
@@ -100,12 +101,12 @@ impl Snapshots {
         // Elasticsearch answers a bad date math expression with a
         // `parse_exception`, before the name rules apply.
         let name = crate::grammar::date_math::resolve(&raw, chrono::Utc::now())?;
-        let invalid = |reason: &str| ServiceError::InvalidSnapshotName {
+        let invalid = |reason| ServiceError::InvalidSnapshotName {
             repository: repository.clone(),
             snapshot: name.clone(),
-            reason: reason.into(),
+            reason,
         };
-        names::validate_snapshot_name(&name).map_err(|r| invalid(&r))?;
+        names::validate_snapshot_name(&name).map_err(|r| invalid(SnapshotNameRefusal::Rules(r)))?;
         let all = self.indices.names().await;
         let resolved =
             crate::indices::names::try_resolve(req.indices.as_deref().unwrap_or("_all"), &all)?;
@@ -120,7 +121,7 @@ impl Snapshots {
             .await
             .map_err(|e| ServiceError::repo(&repository, e))?;
         if data.find(&name).is_some() {
-            return Err(invalid("snapshot with the same name already exists"));
+            return Err(invalid(SnapshotNameRefusal::Exists));
         }
         let running = Arc::new(RunningSnapshot {
             name: name.clone(),
@@ -145,9 +146,7 @@ impl Snapshots {
         };
         let op = self
             .operations
-            .begin(start, || {
-                invalid("snapshot with the same name is already in-progress")
-            })
+            .begin(start, || invalid(SnapshotNameRefusal::InProgress))
             .await?;
         self.spawn_run(op, open.clone(), running.clone(), req.partial);
         if !req.wait_for_completion {
@@ -160,7 +159,7 @@ impl Snapshots {
             .map_err(|e| ServiceError::Snapshot {
                 repository: open.name.clone(),
                 snapshot: running.name.clone(),
-                reason: e.to_string(),
+                reason: SnapshotProblem::Failed(e),
             })
     }
 
