@@ -3,7 +3,7 @@
 //! Elasticsearch error body. 5xx bodies for unexpected failures carry an
 //! error id; the cause is logged with it, never returned. Reasons often
 //! quote names from the request; every reason is stored with its control
-//! characters escaped ([`crate::grammar::shown`]), since error bodies end up
+//! characters escaped ([`crate::es::shown`]), since error bodies end up
 //! in logs and terminals.
 
 use axum::http::StatusCode;
@@ -108,7 +108,7 @@ impl ApiError {
 }
 
 fn escaped(reason: String) -> String {
-    match crate::grammar::shown(&reason) {
+    match crate::es::shown(&reason) {
         std::borrow::Cow::Borrowed(_) => reason,
         std::borrow::Cow::Owned(shown) => shown,
     }
@@ -162,7 +162,7 @@ impl From<ServiceError> for ApiError {
             E::NotImplemented(_) => (S::NOT_IMPLEMENTED, "not_implemented_exception"),
             E::Internal(detail) => {
                 let id = uuid::Uuid::new_v4();
-                tracing::error!(error_id = %id, error = %crate::grammar::shown(detail), "internal error");
+                tracing::error!(error_id = %id, error = %crate::es::shown(detail), "internal error");
                 return ApiError::new(
                     S::INTERNAL_SERVER_ERROR,
                     "exception",
@@ -175,7 +175,7 @@ impl From<ServiceError> for ApiError {
             | E::ResourceAlreadyExists { index }
             | E::InvalidIndexName { index, .. }
             | E::IndexClosed { index }
-            | E::DocumentSource { index, .. } => Some(crate::grammar::shown(index).into_owned()),
+            | E::DocumentSource { index, .. } => Some(crate::es::shown(index).into_owned()),
             _ => None,
         };
         if status.is_server_error() {

@@ -14,7 +14,9 @@ use serde_json::{json, Value};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{number, EsJson, EsQuery};
 use super::model::Acknowledged;
-use crate::indices::{names, DocOp, DocResult, IndexState};
+use crate::es::expression;
+use crate::es::names;
+use crate::indices::{DocOp, DocResult, IndexState};
 use crate::service::ServiceError;
 use crate::Node;
 
@@ -40,7 +42,7 @@ pub struct IndexQuery {
 /// Resolves an index expression; a concrete missing name is an error.
 async fn resolve(node: &Node, expr: &str) -> Result<Vec<String>, ApiError> {
     let all = node.indices.names().await;
-    let r = names::try_resolve(expr, &all).map_err(ServiceError::from)?;
+    let r = expression::resolve(expr, &all).map_err(ServiceError::from)?;
     if let Some(missing) = r.missing.first() {
         return Err(ServiceError::IndexNotFound {
             index: missing.clone(),
@@ -127,7 +129,7 @@ pub async fn get_index(
     responses((status = 200, description = "exists"), (status = 404, description = "missing")))]
 pub async fn index_exists(State(node): State<Arc<Node>>, Path(index): Path<String>) -> StatusCode {
     let all = node.indices.names().await;
-    match names::try_resolve(&index, &all) {
+    match expression::resolve(&index, &all) {
         Err(_) => StatusCode::BAD_REQUEST,
         Ok(r) if r.missing.is_empty() && !r.names.is_empty() => StatusCode::OK,
         Ok(_) => StatusCode::NOT_FOUND,
@@ -222,7 +224,8 @@ pub struct DocQuery {
 /// Elasticsearch's validation of a document id to write, before anything
 /// (even the index) is created.
 fn check_id(id: &str) -> Result<(), ApiError> {
-    names::validate_doc_id(id).map_err(|reason| ServiceError::Validation(vec![reason]).into())
+    names::validate_doc_id(id)
+        .map_err(|reason| ServiceError::Validation(vec![reason.to_string()]).into())
 }
 
 async fn write_one(node: &Node, index: &str, op: DocOp) -> Result<Response, ApiError> {
@@ -572,7 +575,7 @@ async fn run_bulk(
                 .or_else(|| v.as_u64().map(|n| n.to_string()))
         });
         if let Some(Err(reason)) = id.as_deref().map(names::validate_doc_id) {
-            invalid_ids.push(reason);
+            invalid_ids.push(reason.to_string());
         }
         match verb.as_str() {
             "index" | "create" => {

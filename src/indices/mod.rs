@@ -19,7 +19,6 @@
 //! replicas writing one shard at once never overwrite each other: the loser
 //! catches up and applies its batch again.
 
-pub mod names;
 pub mod segment;
 mod sync;
 
@@ -31,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tokio::sync::{Mutex, RwLock};
 
+use crate::es::names::{self, NameError};
 use crate::storage::{StorageError, Store};
 
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +40,7 @@ pub enum IndexError {
     #[error("index [{0}] already exists")]
     AlreadyExists(String),
     #[error("Invalid index name [{name}], {reason}")]
-    InvalidName { name: String, reason: String },
+    InvalidName { name: String, reason: NameError },
     #[error("closed")]
     Closed(String),
     #[error("[{id}]: version conflict, document already exists (current version [{version}])")]
@@ -50,7 +50,7 @@ pub enum IndexError {
     /// A document id Elasticsearch refuses (too long), or one holding a
     /// control character.
     #[error("{0}")]
-    InvalidId(String),
+    InvalidId(NameError),
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error("segment [{0}] is corrupt")]

@@ -2,7 +2,8 @@
 //! the small documents (index metadata, shard manifests) are re-sealed
 //! under the clone's own paths; no data is copied.
 
-use super::{names, now_millis, Node, Result, ServiceError};
+use super::{now_millis, Node, Result, ServiceError};
+use crate::es::names;
 use crate::repository::layout;
 use crate::repository::model::{
     IndexMeta, ShardManifest, ShardStats, SnapshotDetails, SnapshotState,
@@ -24,7 +25,7 @@ impl Node {
             snapshot: target.into(),
             reason: reason.into(),
         };
-        names::validate_snapshot_name(target).map_err(|r| invalid(&r))?;
+        names::validate_snapshot_name(target).map_err(|r| invalid(&r.to_string()))?;
         if open.repo.readonly() {
             return Err(ServiceError::Repository {
                 repository: repository.into(),
@@ -57,7 +58,7 @@ impl Node {
             });
         }
         let available: Vec<String> = src.indices.keys().cloned().collect();
-        let resolved = crate::indices::names::try_resolve(indices, &available)?;
+        let resolved = crate::es::expression::resolve(indices, &available)?;
         if let Some(missing) = resolved.missing.first() {
             return Err(ServiceError::IndexNotFound {
                 index: missing.clone(),

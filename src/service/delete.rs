@@ -32,7 +32,7 @@ impl Node {
                 known.push(snapshot);
             }
         }
-        let resolved = crate::indices::names::try_resolve(expr, &known)?;
+        let resolved = crate::es::expression::resolve(expr, &known)?;
         if let Some(missing) = resolved.missing.first() {
             return Err(ServiceError::SnapshotMissing {
                 repository: repository.into(),

@@ -1,7 +1,7 @@
 //! Service errors, named after Elasticsearch concepts. `api::error` maps
 //! each to its `*_exception` type and status in one table.
 
-use crate::grammar::GrammarError;
+use crate::es::Error as GrammarError;
 use crate::indices::IndexError;
 use crate::repository::RepoError;
 use crate::state::StateError;
@@ -120,12 +120,12 @@ impl From<IndexError> for ServiceError {
             IndexError::AlreadyExists(index) => ServiceError::ResourceAlreadyExists { index },
             IndexError::InvalidName { name, reason } => ServiceError::InvalidIndexName {
                 index: name,
-                reason,
+                reason: reason.to_string(),
             },
             IndexError::Closed(index) => ServiceError::IndexClosed { index },
             e @ IndexError::VersionConflict { .. } => ServiceError::VersionConflict(e.to_string()),
             IndexError::Invalid(m) => ServiceError::IllegalArgument(m),
-            IndexError::InvalidId(m) => ServiceError::Validation(vec![m]),
+            IndexError::InvalidId(m) => ServiceError::Validation(vec![m.to_string()]),
             IndexError::UnreadableSource { index, id, reason } => {
                 let reason = IndexError::UnreadableSource {
                     index: index.clone(),
@@ -146,9 +146,10 @@ impl From<GrammarError> for ServiceError {
     fn from(e: GrammarError) -> Self {
         match e {
             e @ GrammarError::DateMath { .. } => ServiceError::Parse(e.to_string()),
-            e @ (GrammarError::TooLarge { .. } | GrammarError::FilterPath { .. }) => {
-                ServiceError::IllegalArgument(e.to_string())
-            }
+            e @ (GrammarError::TooLarge { .. }
+            | GrammarError::SettingTooLong { .. }
+            | GrammarError::SettingUnsafeChar { .. }
+            | GrammarError::NotABoolean { .. }) => ServiceError::IllegalArgument(e.to_string()),
         }
     }
 }

@@ -14,9 +14,9 @@ use std::path::PathBuf;
 
 use zeroize::Zeroizing;
 
-use super::repositories::parse_bool;
 use crate::clients::{endpoint_url, CloudClients};
 use crate::crypto::Keystore;
+use crate::es::boolean::parse_bool;
 use crate::storage::{AzureConfig, Backend, GcsConfig, S3Config};
 
 /// Settings that say where a client connects. They belong to the operator's
@@ -189,7 +189,7 @@ pub fn s3_config(
         .map(|e| endpoint_url(e, protocol))
         .transpose()?;
     let path_style = match s.get("path_style_access") {
-        Some(v) => parse_bool("path_style_access", v)?,
+        Some(v) => parse_bool("path_style_access", v).map_err(|e| e.to_string())?,
         None => configured.path_style_access.unwrap_or(false),
     };
     Ok(S3Config {

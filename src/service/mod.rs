@@ -13,7 +13,6 @@ pub mod delete;
 pub mod error;
 pub mod leases;
 pub mod locations;
-pub mod names;
 pub mod ops;
 pub mod pause;
 pub mod placement;

@@ -8,7 +8,10 @@ use bytes::Bytes;
 
 use super::ops::Ops;
 use super::placement::{self, Place, Reserved};
-use super::{locations, names, Node, Result, ServiceError};
+use super::{locations, Node, Result, ServiceError};
+use crate::es::boolean::parse_bool;
+use crate::es::names;
+use crate::es::size::parse_byte_size;
 use crate::repository::{layout, OpenOptions, Repository};
 use crate::state::{RepositoryMetadata, StateDoc};
 use crate::storage::{Backend, Store};
@@ -69,34 +72,6 @@ fn type_settings(kind: &str) -> &'static [&'static str] {
         "azure" => &["container", "base_path", "client"],
         "gcs" => &["bucket", "base_path", "client", "conditional_writes"],
         _ => &[],
-    }
-}
-
-/// Parses `10mb`, `1gb`, `512kb`, `100b` or a bare number of bytes.
-pub fn parse_byte_size(value: &str) -> Option<u64> {
-    let v = value.trim().to_ascii_lowercase();
-    let split = v
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(v.len());
-    let (num, unit) = v.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let mult: u64 = match unit.trim() {
-        "" | "b" => 1,
-        "k" | "kb" => 1 << 10,
-        "m" | "mb" => 1 << 20,
-        "g" | "gb" => 1 << 30,
-        "t" | "tb" => 1 << 40,
-        "p" | "pb" => 1 << 50,
-        _ => return None,
-    };
-    (n >= 0.0).then_some((n * mult as f64) as u64)
-}
-
-pub(crate) fn parse_bool(name: &str, value: &str) -> std::result::Result<bool, String> {
-    match value {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(format!("Failed to parse value [{value}] as only [true] or [false] are allowed for setting [{name}]")),
     }
 }
 
@@ -287,7 +262,7 @@ impl Node {
         // Setting values end up in paths, host names and logs: no control
         // or invisible format characters, bounded length.
         for (k, v) in s {
-            crate::grammar::check_setting_value(k, v)?;
+            crate::es::check_setting_value(k, v).map_err(|e| e.to_string())?;
         }
         if let Some(unknown) = s.keys().find(|k| !known(k)) {
             if let Some(hint) = locations::client_setting_hint(kind, unknown) {
@@ -355,13 +330,13 @@ impl Node {
             backend,
             compress: s
                 .get("compress")
-                .map(|v| parse_bool("compress", v))
+                .map(|v| parse_bool("compress", v).map_err(|e| e.to_string()))
                 .transpose()?
                 .unwrap_or(true),
             chunk_size: bytes("chunk_size")?,
             readonly: s
                 .get("readonly")
-                .map(|v| parse_bool("readonly", v))
+                .map(|v| parse_bool("readonly", v).map_err(|e| e.to_string()))
                 .transpose()?
                 .unwrap_or(false),
             max_snapshot_bytes_per_sec: bytes("max_snapshot_bytes_per_sec")?,
@@ -431,7 +406,7 @@ impl Node {
     pub async fn put_repository(&self, req: PutRepository) -> Result<()> {
         names::validate_repository_name(&req.name).map_err(|reason| ServiceError::Repository {
             repository: req.name.clone(),
-            reason,
+            reason: reason.to_string(),
         })?;
         let doc = self.state.refresh().await?;
         check_unused(&doc, &req.name)?;
@@ -480,7 +455,7 @@ impl Node {
     ) -> Result<BTreeMap<String, RepositoryMetadata>> {
         let state = self.state.refresh().await?;
         let all: Vec<String> = state.repositories.keys().cloned().collect();
-        let resolved = crate::indices::names::try_resolve(expr, &all)?;
+        let resolved = crate::es::expression::resolve(expr, &all)?;
         if let Some(missing) = resolved.missing.first() {
             return Err(ServiceError::RepositoryMissing {
                 repository: missing.clone(),
@@ -578,16 +553,6 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn byte_sizes_parse() {
-        assert_eq!(parse_byte_size("10mb"), Some(10 << 20));
-        assert_eq!(parse_byte_size("1GB"), Some(1 << 30));
-        assert_eq!(parse_byte_size("512"), Some(512));
-        assert_eq!(parse_byte_size("1.5kb"), Some(1536));
-        assert_eq!(parse_byte_size("ten"), None);
-        assert_eq!(parse_byte_size("5xb"), None);
-    }
 
     #[test]
     fn locations_stay_inside_path_repo() {

@@ -19,8 +19,8 @@ use futures::{StreamExt, TryStreamExt};
 use super::repositories::OpenRepository;
 use super::snapshots::Throttle;
 use super::{Node, Result, ServiceError};
-use crate::grammar::{self, GrammarError};
-use crate::indices::names::MAX_INDEX_NAME_BYTES;
+use crate::es;
+use crate::es::names::MAX_INDEX_NAME_BYTES;
 use crate::indices::{IndexMetadata, IndexState, Indices};
 use crate::repository::layout;
 use crate::repository::model::{IndexMeta, ShardManifest, SnapshotState};
@@ -60,7 +60,7 @@ const RENAME_PATTERN_SIZE_LIMIT: usize = 1 << 20;
 /// Longest `rename_pattern`, in bytes: as long as a name expression, far
 /// more than matching a 255-byte name needs; it also bounds the reason
 /// that quotes it.
-const MAX_RENAME_PATTERN_BYTES: usize = grammar::MAX_EXPRESSION_BYTES;
+const MAX_RENAME_PATTERN_BYTES: usize = es::MAX_EXPRESSION_BYTES;
 
 /// A restore's `rename_pattern` and `rename_replacement`, checked and
 /// compiled once per request.
@@ -96,7 +96,7 @@ impl Rename {
             ),
         ] {
             if value.len() > limit {
-                return Err(GrammarError::TooLarge {
+                return Err(es::Error::TooLarge {
                     what,
                     found: value.len(),
                     limit,
@@ -111,7 +111,7 @@ impl Rename {
             .map_err(|e| {
                 ServiceError::IllegalArgument(format!(
                     "invalid rename_pattern [{}]: {e}",
-                    grammar::shown(pattern)
+                    es::shown(pattern)
                 ))
             })?;
         Ok(Some(Rename {
@@ -130,7 +130,7 @@ impl Rename {
         let too_long = || {
             ServiceError::IllegalArgument(format!(
                 "renaming index [{}] with rename_pattern and rename_replacement would exceed the index name limit of {MAX_INDEX_NAME_BYTES} bytes",
-                grammar::shown(name)
+                es::shown(name)
             ))
         };
         let mut out = String::new();
@@ -219,10 +219,8 @@ impl Node {
             }
         }
         let available: Vec<String> = entry.indices.keys().cloned().collect();
-        let resolved = crate::indices::names::try_resolve(
-            req.indices.as_deref().unwrap_or("_all"),
-            &available,
-        )?;
+        let resolved =
+            crate::es::expression::resolve(req.indices.as_deref().unwrap_or("_all"), &available)?;
         if let (Some(missing), false) = (resolved.missing.first(), req.ignore_unavailable) {
             return Err(ServiceError::IndexNotFound {
                 index: missing.clone(),
@@ -238,10 +236,10 @@ impl Node {
                 Some(rename) => rename.apply(name)?,
                 None => name.clone(),
             };
-            crate::indices::names::validate_index_name(&target).map_err(|reason| {
+            crate::es::names::validate_index_name(&target).map_err(|reason| {
                 ServiceError::InvalidIndexName {
                     index: target.clone(),
-                    reason,
+                    reason: reason.to_string(),
                 }
             })?;
             if let Some((other, ..)) = plan.iter().find(|(_, t, ..)| t == &target) {

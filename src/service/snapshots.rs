@@ -17,8 +17,9 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::ops::{RunningSnapshot, ShardProgress};
 use super::repositories::OpenRepository;
-use super::{names, now_millis, Node, Result, ServiceError};
+use super::{now_millis, Node, Result, ServiceError};
 use crate::crypto::Dek;
+use crate::es::names;
 use crate::repository::model::{
     ChunkRef, FileEntry, IndexMeta, IndexRef, RepositoryData, ShardFailure, ShardManifest,
     ShardStats, SnapshotDetails, SnapshotEntry, SnapshotState,
@@ -78,13 +79,13 @@ impl Node {
         let raw = req.snapshot.clone();
         // Elasticsearch answers a bad date math expression with a
         // `parse_exception`, before the name rules apply.
-        let name = crate::grammar::date_math::resolve(&raw, chrono::Utc::now())?;
+        let name = crate::es::date_math::resolve(&raw, chrono::Utc::now())?;
         let invalid = |reason: &str| ServiceError::InvalidSnapshotName {
             repository: repository.clone(),
             snapshot: name.clone(),
             reason: reason.into(),
         };
-        names::validate_snapshot_name(&name).map_err(|r| invalid(&r))?;
+        names::validate_snapshot_name(&name).map_err(|r| invalid(&r.to_string()))?;
         if open.repo.readonly() {
             return Err(ServiceError::Repository {
                 repository,
@@ -93,7 +94,7 @@ impl Node {
         }
         let all = self.indices.names().await;
         let resolved =
-            crate::indices::names::try_resolve(req.indices.as_deref().unwrap_or("_all"), &all)?;
+            crate::es::expression::resolve(req.indices.as_deref().unwrap_or("_all"), &all)?;
         if let (Some(missing), false) = (resolved.missing.first(), req.ignore_unavailable) {
             return Err(ServiceError::IndexNotFound {
                 index: missing.clone(),
