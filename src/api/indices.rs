@@ -16,7 +16,7 @@ use super::extract::{number, EsJson, EsQuery};
 use super::model::Acknowledged;
 use crate::es::expression;
 use crate::es::names;
-use crate::indices::{DocOp, DocResult, IndexState};
+use crate::indices::{DocOp, DocResult, IndexState, WriteResult};
 use crate::service::ServiceError;
 use crate::Node;
 
@@ -243,8 +243,8 @@ async fn write_one(node: &Node, index: &str, op: DocOp) -> Result<Response, ApiE
         .ok_or_else(|| ServiceError::Internal("a write of one operation had no result".into()))?
         .map_err(ServiceError::from)?;
     let status = match r.result {
-        "created" => StatusCode::CREATED,
-        "not_found" => StatusCode::NOT_FOUND,
+        WriteResult::Created => StatusCode::CREATED,
+        WriteResult::NotFound => StatusCode::NOT_FOUND,
         _ => StatusCode::OK,
     };
     Ok((status, Json(item_json(index, &r, 1))).into_response())
@@ -636,8 +636,8 @@ async fn run_bulk(
                         Ok(r) => {
                             let mut v = item_json(&index, &r, 1);
                             v["status"] = json!(match r.result {
-                                "created" => 201,
-                                "not_found" => 404,
+                                WriteResult::Created => 201,
+                                WriteResult::NotFound => 404,
                                 _ => 200,
                             });
                             json!({ verb: v })

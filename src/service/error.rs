@@ -124,7 +124,10 @@ impl From<IndexError> for ServiceError {
             },
             IndexError::Closed(index) => ServiceError::IndexClosed { index },
             e @ IndexError::VersionConflict { .. } => ServiceError::VersionConflict(e.to_string()),
-            IndexError::Invalid(m) => ServiceError::IllegalArgument(m),
+            e @ (IndexError::InvalidShardCount(_)
+            | IndexError::ShardWrittenConcurrently { .. }
+            | IndexError::NotApplied
+            | IndexError::Unstorable { .. }) => ServiceError::IllegalArgument(e.to_string()),
             IndexError::InvalidId(m) => ServiceError::Validation(vec![m.to_string()]),
             IndexError::UnreadableSource { index, id, reason } => {
                 let reason = IndexError::UnreadableSource {
