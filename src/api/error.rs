@@ -158,6 +158,8 @@ impl From<ServiceError> for ApiError {
             E::VersionConflict(_) => (S::CONFLICT, "version_conflict_engine_exception"),
             E::IllegalArgument(_) => (S::BAD_REQUEST, "illegal_argument_exception"),
             E::Parse(_) => (S::BAD_REQUEST, "parse_exception"),
+            E::ContentParse(_) => (S::BAD_REQUEST, "x_content_parse_exception"),
+            E::MapperParsing(_) => (S::BAD_REQUEST, "mapper_parsing_exception"),
             E::Validation(_) => (S::BAD_REQUEST, "action_request_validation_exception"),
             E::NotImplemented(_) => (S::NOT_IMPLEMENTED, "not_implemented_exception"),
             E::Internal(detail) => {

@@ -81,6 +81,13 @@ pub enum ServiceError {
     /// A value Elasticsearch fails to parse (date math in a name).
     #[error("{0}")]
     Parse(String),
+    /// A body whose JSON Elasticsearch's parser refuses at a position it
+    /// names (`[line:column] ...`): a document too deep, a malformed bulk line.
+    #[error("{0}")]
+    ContentParse(String),
+    /// A document that is not a JSON object.
+    #[error("{0}")]
+    MapperParsing(String),
     #[error("Validation Failed: {}", .0.iter().enumerate().map(|(i, r)| format!("{}: {r};", i + 1)).collect::<Vec<_>>().join(" "))]
     Validation(Vec<String>),
     #[error("{0} is not implemented by snapvault")]

@@ -10,6 +10,7 @@ pub mod analyze;
 pub mod cleanup;
 pub mod clone;
 pub mod delete;
+pub mod documents;
 pub mod error;
 pub mod leases;
 pub mod locations;
@@ -34,6 +35,7 @@ use crate::crypto::Keystore;
 use crate::indices::Indices;
 use crate::state::StateStore;
 use crate::storage::{Limits, Store};
+use documents::Documents;
 use repositories::OpenRepository;
 
 /// Everything one snapvault process serves.
@@ -45,7 +47,8 @@ pub struct Node {
     /// Shared with the guards of running operations, which release their
     /// record even when dropped early.
     pub state: Arc<StateStore>,
-    pub indices: Indices,
+    pub indices: Arc<Indices>,
+    documents: Arc<Documents>,
     repos: tokio::sync::Mutex<HashMap<String, Arc<OpenRepository>>>,
     pub tasks: ops::TaskTracker,
     recoveries: std::sync::Mutex<std::collections::BTreeMap<String, recovery::Recovery>>,
@@ -80,9 +83,13 @@ impl Node {
                 .await
                 .map_err(|e| format!("state store: {e}"))?,
         );
-        let indices = Indices::load(open("data", &config.data_store)?)
-            .await
-            .map_err(|e| format!("data store: {e}"))?;
+        let indices = Arc::new(
+            Indices::load(open("data", &config.data_store)?)
+                .await
+                .map_err(|e| format!("data store: {e}"))?,
+        );
+        let tasks = ops::TaskTracker::default();
+        let documents = Arc::new(Documents::new(indices.clone(), tasks.clone()));
         let node_id = read_or_create_id(config.data_dir.join("node.id"))?;
         let cluster_uuid = state
             .cluster_uuid(read_or_create_id(config.data_dir.join("cluster.id"))?)
@@ -95,8 +102,9 @@ impl Node {
             keystore: RwLock::new(keystore),
             state,
             indices,
+            documents,
             repos: tokio::sync::Mutex::new(HashMap::new()),
-            tasks: ops::TaskTracker::default(),
+            tasks,
             recoveries: Default::default(),
             rotating: Default::default(),
             ops: Default::default(),
@@ -105,6 +113,11 @@ impl Node {
         node.recover_interrupted().await;
         node.start_background();
         Ok((node, created))
+    }
+
+    /// The index and document operations.
+    pub fn documents(&self) -> &Documents {
+        &self.documents
     }
 
     pub fn keystore(&self) -> Keystore {
