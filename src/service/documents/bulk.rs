@@ -308,3 +308,111 @@ impl Documents {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str, default_index: Option<&str>) -> Result<BulkPlan> {
+        BulkPlan::parse(body.as_bytes(), default_index)
+    }
+
+    fn reason(r: Result<BulkPlan>) -> String {
+        r.map(|_| ()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn lines_become_items_in_request_order() {
+        let body = concat!(
+            "{\"index\":{\"_index\":\"a\",\"_id\":\"1\"}}\n{\"x\":1}\n",
+            "\n",
+            "{\"create\":{\"_id\":2}}\n{\"x\":2}\n",
+            "{\"delete\":{\"_index\":\"b\",\"_id\":\"3\"}}\n",
+            "{\"update\":{\"_index\":\"b\"}}\n{\"doc\":{}}\n",
+            "{\"index\":{}}\n{\"x\":3}\n",
+        );
+        let plan = parse(body, Some("dflt")).unwrap();
+        assert_eq!(plan.len(), 5);
+        let shape: Vec<(BulkAction, &str, Option<&str>, bool)> = plan
+            .items
+            .iter()
+            .map(|p| match p {
+                Planned::Op(
+                    a,
+                    i,
+                    DocOp::Index {
+                        id, create_only, ..
+                    },
+                ) => (*a, i.as_str(), Some(id.as_str()), *create_only),
+                Planned::Op(a, i, DocOp::Delete { id }) => {
+                    (*a, i.as_str(), Some(id.as_str()), false)
+                }
+                Planned::Update { index, id } => {
+                    (BulkAction::Update, index.as_str(), id.as_deref(), false)
+                }
+            })
+            .collect();
+        assert_eq!(shape[0], (BulkAction::Index, "a", Some("1"), false));
+        // A numeric id is read as its digits; a missing index is the default.
+        assert_eq!(shape[1], (BulkAction::Create, "dflt", Some("2"), true));
+        assert_eq!(shape[2], (BulkAction::Delete, "b", Some("3"), false));
+        assert_eq!(shape[3], (BulkAction::Update, "b", None, false));
+        // Without an id, a random one, create only.
+        assert!(shape[4].3);
+        assert_eq!(shape[4].2.map(str::len), Some(20));
+    }
+
+    #[test]
+    fn malformed_requests_fail_whole_and_name_their_line() {
+        assert_eq!(
+            reason(parse("{\"index\":{}}\n{\"x\":1}\n", None)),
+            "Validation Failed: 1: index is missing;"
+        );
+        assert!(matches!(
+            parse("nope\n", Some("i")),
+            Err(ServiceError::ContentParse(r)) if r.starts_with("[1:1] Malformed action/metadata line [1]: ")
+        ));
+        assert_eq!(
+            reason(parse("{\"index\":{}}\n{\"x\":1}\n{\"frob\":{}}\n", Some("i"))),
+            "Malformed action/metadata line [3], expected one of [create, delete, index, update] but found [frob]"
+        );
+        assert_eq!(
+            reason(parse("{}\n", Some("i"))),
+            "Malformed action/metadata line [1], expected a simple value for field [_index]"
+        );
+        assert_eq!(
+            reason(parse("{\"index\":{}}\n", Some("i"))),
+            "The bulk request must be terminated by a newline [\\n]"
+        );
+        assert_eq!(
+            reason(parse("{\"delete\":{}}\n", Some("i"))),
+            "Validation Failed: 1: id is missing;"
+        );
+        assert!(matches!(
+            parse("{\"index\":{}}\n{oops}\n", Some("i")),
+            Err(ServiceError::ContentParse(r)) if r.starts_with("[2:1] failed to parse document: ")
+        ));
+    }
+
+    #[test]
+    fn refused_ids_are_all_listed_before_anything_runs() {
+        let long = "i".repeat(513);
+        let body = format!(
+            "{{\"delete\":{{\"_id\":\"{long}\"}}}}\n{{\"delete\":{{\"_id\":\"a\\u001bb\"}}}}\n{{\"delete\":{{\"_id\":\"ok\"}}}}\n"
+        );
+        let Err(ServiceError::Validation(reasons)) = parse(&body, Some("i")) else {
+            panic!("accepted");
+        };
+        assert_eq!(reasons.len(), 2);
+        assert!(reasons[0].ends_with("but was: 513"), "{}", reasons[0]);
+        assert!(reasons[1].contains("control characters"), "{}", reasons[1]);
+    }
+
+    #[test]
+    fn a_deep_source_line_names_its_line() {
+        let deep = "[".repeat(crate::json_depth::MAX_JSON_DEPTH + 1);
+        let body = format!("{{\"index\":{{}}}}\n{{\"a\":1}}\n{{\"index\":{{}}}}\n{deep}\n");
+        let e = reason(parse(&body, Some("i")));
+        assert!(e.starts_with("[4:101] failed to parse document: "), "{e}");
+    }
+}
