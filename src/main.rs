@@ -235,7 +235,7 @@ fn serve(o: Overrides) -> Result<(), String> {
     let config = Config::load(&o)?;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
-        let (node, created) = Node::start(config.clone()).await?;
+        let (node, created) = Node::start(config.clone()).await.map_err(|e| e.to_string())?;
         if created {
             tracing::warn!(
                 keystore = %config.keystore.display(),

@@ -290,8 +290,8 @@ fn render(
     let r = &o.read;
     AnalyzeResponse {
         coordinating_node: NodeRef {
-            id: node.node_id.clone(),
-            name: node.config.node_name.clone(),
+            id: node.cluster().node_id().to_string(),
+            name: node.config().node_name.clone(),
         },
         repository: repository.into(),
         blob_count: o.request.blob_count,
@@ -379,6 +379,6 @@ pub async fn analyze_repository(
     EsQuery(q): EsQuery<AnalyzeQuery>,
 ) -> Result<Json<AnalyzeResponse>, ApiError> {
     let (request, read_nodes, early) = q.into_request()?;
-    let outcome = node.analyze_repository(&repository, request).await?;
+    let outcome = node.analysis().analyze(&repository, request).await?;
     Ok(Json(render(&node, &repository, outcome, read_nodes, early)))
 }

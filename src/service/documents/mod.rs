@@ -19,7 +19,7 @@ use std::sync::Arc;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::ops::TaskTracker;
+use super::progress::TaskTracker;
 use super::{Result, ServiceError};
 use crate::es::{expression, names};
 use crate::indices::{
