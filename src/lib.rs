@@ -15,9 +15,10 @@
 //! - [`storage`]: OpenDAL operators, layers, and atomic create-if-absent.
 //! - [`config`] and [`clients`]: the operator's configuration, including
 //!   where each named cloud client connects (never a repository setting).
-//! - [`grammar`]: Elasticsearch's value grammar in requests (wildcards,
-//!   name expressions, `filter_path`, date math), matched in linear time
-//!   with bounded input: a leaf that every layer may use.
+//! - [`es`]: Elasticsearch's value grammar in requests (wildcards, name
+//!   expressions, name rules, `filter_path`, date math, time values, byte
+//!   sizes, booleans), matched in linear time with bounded input: a leaf
+//!   that every layer may use.
 //! - [`server`]: the accept loop (connection cap, request-head timeout,
 //!   graceful shutdown) shared by the binary and the tests;
 //!   [`json_depth`]: the one JSON nesting limit, checked at the edge, on
@@ -30,7 +31,7 @@ pub mod api;
 pub mod clients;
 pub mod config;
 pub mod crypto;
-pub mod grammar;
+pub mod es;
 pub mod indices;
 pub mod json_depth;
 pub mod logging;

@@ -13,12 +13,12 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{flag, EsQuery};
-use super::present::parse_time_value;
+use crate::es::size::parse_byte_size;
+use crate::es::time::parse_time_value;
 use crate::service::analyze::{
     AnalyzeOutcome, AnalyzeRequest, OpSummary, MAX_BLOB_COUNT, MAX_CONCURRENCY,
     MAX_REGISTER_OPERATIONS,
 };
-use crate::service::settings::parse_byte_size;
 use crate::Node;
 
 #[derive(Debug, Deserialize, Default)]

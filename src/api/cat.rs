@@ -47,7 +47,7 @@ fn selected_columns(h: Option<&str>, columns: &[&str]) -> Result<Vec<usize>, Api
     for name in h.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         if name.contains('*') {
             (0..columns.len())
-                .filter(|&i| crate::grammar::glob::matches(name, columns[i]))
+                .filter(|&i| crate::es::glob::matches(name, columns[i]))
                 .for_each(&mut add);
         } else if let Some(i) = columns.iter().position(|c| *c == name) {
             add(i);
@@ -186,7 +186,7 @@ pub(crate) fn render_rows(
             lines.extend(order.iter().map(|&r| {
                 selected
                     .iter()
-                    .map(|&c| crate::grammar::shown(&table[r][c]).into_owned())
+                    .map(|&c| crate::es::shown(&table[r][c]).into_owned())
                     .collect()
             }));
             let widths: Vec<usize> = (0..selected.len())
@@ -239,8 +239,8 @@ const INDEX_COLUMNS: &[&str] = &[
 
 async fn cat_indices_of(node: &Node, expr: &str, q: &CatQuery) -> Result<Response, ApiError> {
     let all = node.indices().names().await;
-    let resolved = crate::indices::names::try_resolve(expr, &all)
-        .map_err(crate::service::ServiceError::from)?;
+    let resolved =
+        crate::es::expression::resolve(expr, &all).map_err(crate::service::ServiceError::from)?;
     if let Some(missing) = resolved.missing.first() {
         return Err(crate::service::ServiceError::IndexNotFound {
             index: missing.clone(),

@@ -6,7 +6,7 @@
 //! (paths, request URIs, upstream answers) out of their messages, so what
 //! a 5xx shows names the repository's objects at most. Reasons often
 //! quote names from the request; every reason is stored with its control
-//! characters escaped ([`crate::grammar::shown`]), since error bodies end up
+//! characters escaped ([`crate::es::shown`]), since error bodies end up
 //! in logs and terminals.
 
 use axum::http::StatusCode;
@@ -127,7 +127,7 @@ fn chain(e: &dyn std::error::Error) -> String {
 }
 
 fn escaped(reason: String) -> String {
-    match crate::grammar::shown(&reason) {
+    match crate::es::shown(&reason) {
         std::borrow::Cow::Borrowed(_) => reason,
         std::borrow::Cow::Owned(shown) => shown,
     }
@@ -177,11 +177,13 @@ impl From<ServiceError> for ApiError {
             E::VersionConflict(_) => (S::CONFLICT, "version_conflict_engine_exception"),
             E::IllegalArgument(_) => (S::BAD_REQUEST, "illegal_argument_exception"),
             E::Parse(_) => (S::BAD_REQUEST, "parse_exception"),
+            E::ContentParse(_) => (S::BAD_REQUEST, "x_content_parse_exception"),
+            E::MapperParsing(_) => (S::BAD_REQUEST, "mapper_parsing_exception"),
             E::Validation(_) => (S::BAD_REQUEST, "action_request_validation_exception"),
             E::NotImplemented(_) => (S::NOT_IMPLEMENTED, "not_implemented_exception"),
             E::Internal(detail) => {
                 let id = uuid::Uuid::new_v4();
-                tracing::error!(error_id = %id, error = %crate::grammar::shown(detail), "internal error");
+                tracing::error!(error_id = %id, error = %crate::es::shown(detail), "internal error");
                 return ApiError::new(
                     S::INTERNAL_SERVER_ERROR,
                     "exception",
@@ -194,14 +196,14 @@ impl From<ServiceError> for ApiError {
             | E::ResourceAlreadyExists { index }
             | E::InvalidIndexName { index, .. }
             | E::IndexClosed { index }
-            | E::DocumentSource { index, .. } => Some(crate::grammar::shown(index).into_owned()),
+            | E::DocumentSource { index, .. } => Some(crate::es::shown(index).into_owned()),
             _ => None,
         };
         // Every 5xx names an error id; the whole cause, with its source
         // chain, goes to the log under it.
         let reason = if status.is_server_error() {
             let id = uuid::Uuid::new_v4();
-            tracing::error!(error_id = %id, kind, error = %crate::grammar::shown(&chain(&e)), "request failed");
+            tracing::error!(error_id = %id, kind, error = %crate::es::shown(&chain(&e)), "request failed");
             format!("{reason}; see the server log for error id [{id}]")
         } else {
             reason
@@ -240,7 +242,7 @@ mod tests {
     fn reasons_never_carry_raw_control_characters() {
         let e: ApiError = ServiceError::InvalidIndexName {
             index: "a\nb\u{1b}".into(),
-            reason: "must not contain control characters".into(),
+            reason: crate::es::names::NameError::UnsafeChar('\n'),
         }
         .into();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);

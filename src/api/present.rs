@@ -2,7 +2,7 @@
 //! `error_trace`, `filter_path`, `master_timeout`, `timeout`), handled once
 //! for all routes: validated, removed from the query the handler sees, and
 //! applied to the JSON response (`filter_path` is compiled and matched by
-//! [`crate::grammar::filter_path`]). Also stamps `X-Elastic-Product`, which
+//! [`crate::es::filter_path`]). Also stamps `X-Elastic-Product`, which
 //! the official clients check.
 
 use axum::body::Body;
@@ -13,7 +13,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::error::ApiError;
-use crate::grammar::filter_path::FilterPath;
+use crate::es::filter_path::FilterPath;
+use crate::es::time::valid_time_value;
 
 const COMMON: &[&str] = &[
     "pretty",
@@ -24,38 +25,6 @@ const COMMON: &[&str] = &[
     "timeout",
     "format",
 ];
-
-/// Units of Elasticsearch time values, with their length in nanoseconds.
-const TIME_UNITS: &[(&str, u64)] = &[
-    ("nanos", 1),
-    ("micros", 1_000),
-    ("ms", 1_000_000),
-    ("s", 1_000_000_000),
-    ("m", 60_000_000_000),
-    ("h", 3_600_000_000_000),
-    ("d", 86_400_000_000_000),
-];
-
-/// The digits and the unit's length of a time value such as `30s`.
-fn split_time_value(v: &str) -> Option<(&str, u64)> {
-    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
-    let (num, unit) = v.split_at(split);
-    let nanos = TIME_UNITS.iter().find(|(u, _)| *u == unit)?.1;
-    (!num.is_empty()).then_some((num, nanos))
-}
-
-/// Elasticsearch time values: `30s`, `1m`, `500ms`, `-1`, `0`.
-pub fn valid_time_value(v: &str) -> bool {
-    v == "-1" || v == "0" || split_time_value(v).is_some()
-}
-
-/// A time value with a unit as a duration; `None` when malformed or too
-/// large to represent.
-pub fn parse_time_value(v: &str) -> Option<std::time::Duration> {
-    let (num, nanos) = split_time_value(v)?;
-    let total = num.parse::<u64>().ok()?.checked_mul(nanos)?;
-    Some(std::time::Duration::from_nanos(total))
-}
 
 /// Responses up to this size are reshaped (parsed, filtered, printed) on
 /// the async worker that produced them; larger ones on tokio's blocking
@@ -197,23 +166,5 @@ mod tests {
         assert_eq!(f("-snapshots"), serde_json::json!({"total": 1}));
         assert_eq!(f(""), v);
         assert_eq!(reshape(b"not json", None, true), None);
-    }
-
-    #[test]
-    fn time_values() {
-        assert!(valid_time_value("30s"));
-        assert!(valid_time_value("-1"));
-        assert!(!valid_time_value("soon"));
-        assert!(!valid_time_value("10"));
-        assert_eq!(
-            parse_time_value("90s"),
-            Some(std::time::Duration::from_secs(90))
-        );
-        assert_eq!(
-            parse_time_value("2m"),
-            Some(std::time::Duration::from_secs(120))
-        );
-        assert_eq!(parse_time_value("18446744073709551615d"), None);
-        assert_eq!(parse_time_value("-1"), None);
     }
 }

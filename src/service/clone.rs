@@ -6,7 +6,8 @@ use super::operations::{Start, Verb};
 use super::reasons::{SnapshotNameRefusal, SnapshotProblem};
 use super::repositories::OpenRepository;
 use super::snapshots::{commit_snapshot, Snapshots};
-use super::{names, now_millis, Result, ServiceError};
+use super::{now_millis, Result, ServiceError};
+use crate::es::names;
 use crate::repository::layout;
 use crate::repository::model::{
     IndexMeta, ShardManifest, ShardStats, SnapshotDetails, SnapshotState,
@@ -53,7 +54,7 @@ impl Snapshots {
             });
         }
         let available: Vec<String> = src.indices.keys().cloned().collect();
-        let resolved = crate::indices::names::try_resolve(indices, &available)?;
+        let resolved = crate::es::expression::resolve(indices, &available)?;
         if let Some(missing) = resolved.missing.first() {
             return Err(ServiceError::IndexNotFound {
                 index: missing.clone(),

@@ -28,7 +28,7 @@ impl Snapshots {
                 known.push(snapshot);
             }
         }
-        let resolved = crate::indices::names::try_resolve(expr, &known)?;
+        let resolved = crate::es::expression::resolve(expr, &known)?;
         if let Some(missing) = resolved.missing.first() {
             return Err(ServiceError::SnapshotMissing {
                 repository: repository.into(),

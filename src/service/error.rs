@@ -5,7 +5,7 @@ use super::reasons::{
     Busy, RepositoryRefusal, RestoreRefusal, RotationConflict, SnapshotNameRefusal,
     SnapshotProblem, VerificationFailure,
 };
-use crate::grammar::GrammarError;
+use crate::es::Error as GrammarError;
 use crate::indices::IndexError;
 use crate::repository::RepoError;
 use crate::state::StateError;
@@ -90,7 +90,10 @@ pub enum ServiceError {
     #[error("index [{index}] already exists")]
     ResourceAlreadyExists { index: String },
     #[error("Invalid index name [{index}], {reason}")]
-    InvalidIndexName { index: String, reason: String },
+    InvalidIndexName {
+        index: String,
+        reason: crate::es::names::NameError,
+    },
     #[error("closed")]
     IndexClosed { index: String },
     /// A stored document that cannot be returned (see
@@ -104,6 +107,13 @@ pub enum ServiceError {
     /// A value Elasticsearch fails to parse (date math in a name).
     #[error("{0}")]
     Parse(String),
+    /// A body whose JSON Elasticsearch's parser refuses at a position it
+    /// names (`[line:column] ...`): a document too deep, a malformed bulk line.
+    #[error("{0}")]
+    ContentParse(String),
+    /// A document that is not a JSON object.
+    #[error("{0}")]
+    MapperParsing(String),
     #[error("Validation Failed: {}", .0.iter().enumerate().map(|(i, r)| format!("{}: {r};", i + 1)).collect::<Vec<_>>().join(" "))]
     Validation(Vec<String>),
     #[error("{0} is not implemented by snapvault")]
@@ -147,8 +157,11 @@ impl From<IndexError> for ServiceError {
             },
             IndexError::Closed(index) => ServiceError::IndexClosed { index },
             e @ IndexError::VersionConflict { .. } => ServiceError::VersionConflict(e.to_string()),
-            IndexError::Invalid(m) => ServiceError::IllegalArgument(m),
-            IndexError::InvalidId(m) => ServiceError::Validation(vec![m]),
+            e @ (IndexError::InvalidShardCount(_)
+            | IndexError::ShardWrittenConcurrently { .. }
+            | IndexError::NotApplied
+            | IndexError::Unstorable { .. }) => ServiceError::IllegalArgument(e.to_string()),
+            IndexError::InvalidId(m) => ServiceError::Validation(vec![m.to_string()]),
             IndexError::UnreadableSource { index, id, reason } => {
                 let reason = IndexError::UnreadableSource {
                     index: index.clone(),
@@ -169,9 +182,10 @@ impl From<GrammarError> for ServiceError {
     fn from(e: GrammarError) -> Self {
         match e {
             e @ GrammarError::DateMath { .. } => ServiceError::Parse(e.to_string()),
-            e @ (GrammarError::TooLarge { .. } | GrammarError::FilterPath { .. }) => {
-                ServiceError::IllegalArgument(e.to_string())
-            }
+            e @ (GrammarError::TooLarge { .. }
+            | GrammarError::SettingTooLong { .. }
+            | GrammarError::SettingUnsafeChar { .. }
+            | GrammarError::NotABoolean { .. }) => ServiceError::IllegalArgument(e.to_string()),
         }
     }
 }

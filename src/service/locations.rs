@@ -14,9 +14,9 @@ use std::path::PathBuf;
 
 use zeroize::Zeroizing;
 
-use super::settings::parse_bool;
 use crate::clients::{endpoint_url, CloudClients};
 use crate::crypto::Keystore;
+use crate::es::boolean::parse_bool;
 use crate::storage::{AzureConfig, Backend, GcsConfig, S3Config};
 
 /// Settings that say where a client connects. They belong to the operator's

@@ -20,9 +20,9 @@ pub mod cleanup;
 pub mod clone;
 pub mod cluster;
 pub mod delete;
+pub mod documents;
 pub mod error;
 pub mod locations;
-pub mod names;
 pub mod operations;
 pub mod pause;
 pub mod placement;
@@ -56,6 +56,7 @@ use crate::storage::{Limits, Store};
 
 use analyze::Analysis;
 use cluster::Cluster;
+use documents::Documents;
 use operations::Operations;
 use progress::TaskTracker;
 use repositories::Repositories;
@@ -74,6 +75,7 @@ pub struct Node {
     rotation: Arc<KeyRotation>,
     analysis: Arc<Analysis>,
     takeover: Arc<Takeover>,
+    documents: Arc<Documents>,
     indices: Arc<Indices>,
     tasks: TaskTracker,
     /// Tells background loops and rewraps to stop.
@@ -211,6 +213,7 @@ impl Node {
             operations,
             indices.clone(),
         ));
+        let documents = Arc::new(Documents::new(indices.clone(), tasks.clone()));
         Node {
             config,
             cluster,
@@ -220,6 +223,7 @@ impl Node {
             rotation,
             analysis,
             takeover,
+            documents,
             indices,
             tasks,
             shutdown,
@@ -228,6 +232,11 @@ impl Node {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The index and document operations.
+    pub fn documents(&self) -> &Arc<Documents> {
+        &self.documents
     }
 
     pub fn cluster(&self) -> &Arc<Cluster> {

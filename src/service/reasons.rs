@@ -6,6 +6,7 @@
 use super::operations::Verb;
 use super::progress::SnapshotFailure;
 use super::settings::SettingsError;
+use crate::es::names::NameError;
 use crate::repository::model::SnapshotState;
 use crate::repository::RepoError;
 use crate::storage::StorageError;
@@ -29,7 +30,7 @@ pub enum RepositoryRefusal {
     Store(StorageError),
     /// The name breaks Elasticsearch's repository name rules.
     #[error("{0}")]
-    InvalidName(String),
+    InvalidName(NameError),
 }
 
 /// Elasticsearch's refusal of `verb` on a readonly repository.
@@ -97,7 +98,7 @@ pub enum RotationConflict {
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotNameRefusal {
     #[error("{0}")]
-    Rules(String),
+    Rules(NameError),
     #[error("snapshot with the same name already exists")]
     Exists,
     #[error("snapshot with the same name is already in-progress")]

@@ -85,7 +85,7 @@ impl Restores {
         active_only: bool,
     ) -> super::Result<BTreeMap<String, Recovery>> {
         let existing = self.indices.names().await;
-        let resolved = crate::indices::names::try_resolve(expr, &existing)?;
+        let resolved = crate::es::expression::resolve(expr, &existing)?;
         if let Some(missing) = resolved.missing.first() {
             return Err(super::ServiceError::IndexNotFound {
                 index: missing.clone(),

@@ -2,8 +2,8 @@
 //! anything is compiled, compiled once per request, applied with a name
 //! that stops growing at the index name limit.
 
-use crate::grammar::{self, GrammarError};
-use crate::indices::names::MAX_INDEX_NAME_BYTES;
+use crate::es::names::MAX_INDEX_NAME_BYTES;
+use crate::es::{self, Error as GrammarError};
 
 use super::{Result, ServiceError};
 
@@ -16,7 +16,7 @@ const RENAME_PATTERN_SIZE_LIMIT: usize = 1 << 20;
 /// Longest `rename_pattern`, in bytes: as long as a name expression, far
 /// more than matching a 255-byte name needs; it also bounds the reason
 /// that quotes it.
-const MAX_RENAME_PATTERN_BYTES: usize = grammar::MAX_EXPRESSION_BYTES;
+const MAX_RENAME_PATTERN_BYTES: usize = es::MAX_EXPRESSION_BYTES;
 
 /// A restore's `rename_pattern` and `rename_replacement`, checked and
 /// compiled once per request.
@@ -67,7 +67,7 @@ impl Rename {
             .map_err(|e| {
                 ServiceError::IllegalArgument(format!(
                     "invalid rename_pattern [{}]: {e}",
-                    grammar::shown(pattern)
+                    es::shown(pattern)
                 ))
             })?;
         Ok(Some(Rename {
@@ -86,7 +86,7 @@ impl Rename {
         let too_long = || {
             ServiceError::IllegalArgument(format!(
                 "renaming index [{}] with rename_pattern and rename_replacement would exceed the index name limit of {MAX_INDEX_NAME_BYTES} bytes",
-                grammar::shown(name)
+                es::shown(name)
             ))
         };
         let mut out = String::new();

@@ -14,8 +14,9 @@ use super::operations::{self, Operations, Verb};
 use super::progress::Ops;
 use super::reasons::{RepositoryRefusal, VerificationFailure};
 use super::settings::{self, RepoSettings, SettingsError};
-use super::{names, placement, Result, ServiceError};
+use super::{placement, Result, ServiceError};
 use crate::config::Config;
+use crate::es::names;
 use crate::repository::{layout, OpenOptions, Repository};
 use crate::state::{RepositoryMetadata, StateDoc, StateStore};
 use crate::storage::{Backend, Store};
@@ -240,7 +241,7 @@ impl Repositories {
     pub async fn get(&self, expr: &str) -> Result<BTreeMap<String, RepositoryMetadata>> {
         let state = self.state.refresh().await?;
         let all: Vec<String> = state.repositories.keys().cloned().collect();
-        let resolved = crate::indices::names::try_resolve(expr, &all)?;
+        let resolved = crate::es::expression::resolve(expr, &all)?;
         if let Some(missing) = resolved.missing.first() {
             return Err(ServiceError::RepositoryMissing {
                 repository: missing.clone(),

@@ -68,10 +68,8 @@ impl RestorePlan {
             return Err(fail(RestoreRefusal::FixedSetting(key.clone())));
         }
         let available: Vec<String> = entry.indices.keys().cloned().collect();
-        let resolved = crate::indices::names::try_resolve(
-            req.indices.as_deref().unwrap_or("_all"),
-            &available,
-        )?;
+        let resolved =
+            crate::es::expression::resolve(req.indices.as_deref().unwrap_or("_all"), &available)?;
         if let (Some(missing), false) = (resolved.missing.first(), req.ignore_unavailable) {
             return Err(ServiceError::IndexNotFound {
                 index: missing.clone(),
@@ -87,7 +85,7 @@ impl RestorePlan {
                 Some(rename) => rename.apply(name)?,
                 None => name.clone(),
             };
-            crate::indices::names::validate_index_name(&target).map_err(|reason| {
+            crate::es::names::validate_index_name(&target).map_err(|reason| {
                 ServiceError::InvalidIndexName {
                     index: target.clone(),
                     reason,

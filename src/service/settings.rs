@@ -9,6 +9,8 @@ use std::path::{Component, Path, PathBuf};
 use super::{locations, placement};
 use crate::clients::CloudClients;
 use crate::crypto::Keystore;
+use crate::es::boolean::parse_bool;
+use crate::es::size::parse_byte_size;
 use crate::storage::Backend;
 
 /// Settings of a repository, parsed and validated.
@@ -41,8 +43,11 @@ pub enum SettingsError {
     UnknownType { kind: String },
     #[error("failed to parse setting [{setting}] with value [{value}] as a size in bytes")]
     ByteSize { setting: String, value: String },
-    #[error("Failed to parse value [{value}] as only [true] or [false] are allowed for setting [{setting}]")]
-    Boolean { setting: String, value: String },
+    /// A value the value grammar refuses (a boolean that is neither
+    /// `true` nor `false`, a value too long or holding an unsafe
+    /// character); the reason names the setting.
+    #[error(transparent)]
+    Grammar(#[from] crate::es::Error),
     /// A value the value grammar or a cloud service's rules refuse; the
     /// reason names the setting.
     #[error("{0}")]
@@ -67,38 +72,6 @@ fn type_settings(kind: &str) -> &'static [&'static str] {
         "azure" => &["container", "base_path", "client"],
         "gcs" => &["bucket", "base_path", "client", "conditional_writes"],
         _ => &[],
-    }
-}
-
-/// Parses `10mb`, `1gb`, `512kb`, `100b` or a bare number of bytes.
-pub fn parse_byte_size(value: &str) -> Option<u64> {
-    let v = value.trim().to_ascii_lowercase();
-    let split = v
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(v.len());
-    let (num, unit) = v.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let mult: u64 = match unit.trim() {
-        "" | "b" => 1,
-        "k" | "kb" => 1 << 10,
-        "m" | "mb" => 1 << 20,
-        "g" | "gb" => 1 << 30,
-        "t" | "tb" => 1 << 40,
-        "p" | "pb" => 1 << 50,
-        _ => return None,
-    };
-    (n >= 0.0).then_some((n * mult as f64) as u64)
-}
-
-/// Elasticsearch's strict booleans: `true` or `false`, nothing else.
-pub(crate) fn parse_bool(name: &str, value: &str) -> Result<bool, SettingsError> {
-    match value {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(SettingsError::Boolean {
-            setting: name.into(),
-            value: value.into(),
-        }),
     }
 }
 
@@ -165,7 +138,7 @@ pub fn parse(
     // Setting values end up in paths, host names and logs: no control
     // or invisible format characters, bounded length.
     for (k, v) in s {
-        crate::grammar::check_setting_value(k, v).map_err(SettingsError::Value)?;
+        crate::es::check_setting_value(k, v)?;
     }
     if let Some(unknown) = s.keys().find(|k| !known(k)) {
         if let Some(hint) = locations::client_setting_hint(kind, unknown) {
@@ -191,6 +164,7 @@ pub fn parse(
         s.get(name)
             .map(|v| parse_bool(name, v))
             .transpose()
+            .map_err(SettingsError::from)
             .map(|v| v.unwrap_or(default))
     };
     Ok(RepoSettings {
@@ -244,16 +218,6 @@ fn backend(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn byte_sizes_parse() {
-        assert_eq!(parse_byte_size("10mb"), Some(10 << 20));
-        assert_eq!(parse_byte_size("1GB"), Some(1 << 30));
-        assert_eq!(parse_byte_size("512"), Some(512));
-        assert_eq!(parse_byte_size("1.5kb"), Some(1536));
-        assert_eq!(parse_byte_size("ten"), None);
-        assert_eq!(parse_byte_size("5xb"), None);
-    }
 
     #[test]
     fn locations_stay_inside_path_repo() {

@@ -19,9 +19,10 @@ use super::reasons::{SnapshotNameRefusal, SnapshotProblem};
 use super::repositories::{OpenRepository, Repositories};
 pub use super::upload::Throttle;
 use super::upload::{previous_files, store_file};
-use super::{names, now_millis, Result, ServiceError};
+use super::{now_millis, Result, ServiceError};
 use crate::config::Config;
 use crate::crypto::Dek;
+use crate::es::names;
 use crate::indices::Indices;
 use crate::repository::model::{
     FileEntry, IndexMeta, IndexRef, RepositoryData, ShardFailure, ShardManifest, ShardStats,
@@ -100,7 +101,7 @@ impl Snapshots {
         let raw = req.snapshot.clone();
         // Elasticsearch answers a bad date math expression with a
         // `parse_exception`, before the name rules apply.
-        let name = crate::grammar::date_math::resolve(&raw, chrono::Utc::now())?;
+        let name = crate::es::date_math::resolve(&raw, chrono::Utc::now())?;
         let invalid = |reason| ServiceError::InvalidSnapshotName {
             repository: repository.clone(),
             snapshot: name.clone(),
@@ -109,7 +110,7 @@ impl Snapshots {
         names::validate_snapshot_name(&name).map_err(|r| invalid(SnapshotNameRefusal::Rules(r)))?;
         let all = self.indices.names().await;
         let resolved =
-            crate::indices::names::try_resolve(req.indices.as_deref().unwrap_or("_all"), &all)?;
+            crate::es::expression::resolve(req.indices.as_deref().unwrap_or("_all"), &all)?;
         if let (Some(missing), false) = (resolved.missing.first(), req.ignore_unavailable) {
             return Err(ServiceError::IndexNotFound {
                 index: missing.clone(),

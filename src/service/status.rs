@@ -212,7 +212,7 @@ impl Snapshots {
             .map_err(|e| ServiceError::repo(&open.name, e))?;
         let mut names: Vec<String> = data.snapshots.iter().map(|s| s.name.clone()).collect();
         names.extend(running.iter().map(|r| r.details.name.clone()));
-        let resolved = crate::indices::names::try_resolve(expr, &names)?;
+        let resolved = crate::es::expression::resolve(expr, &names)?;
         if let (Some(missing), false) = (resolved.missing.first(), ignore_unavailable) {
             return Err(ServiceError::SnapshotMissing {
                 repository: open.name.clone(),
@@ -237,7 +237,7 @@ impl Snapshots {
     pub async fn list(&self, q: ListSnapshots) -> Result<Listing> {
         // Refuse an oversized snapshot expression, and a page of nothing,
         // before any repository is opened.
-        crate::grammar::check_expression(&q.snapshots)?;
+        crate::es::check_expression(&q.snapshots)?;
         if q.size == Some(0) {
             return Err(ServiceError::Validation(vec![SIZE_MUST_BE_POSITIVE.into()]));
         }

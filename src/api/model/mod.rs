@@ -1,6 +1,10 @@
 //! Elasticsearch wire models, kept apart from handlers, with the
 //! conversions from service types.
 
+pub mod bulk;
+pub mod documents;
+pub mod indices;
+pub mod search;
 pub mod snapshot;
 
 use serde::{Deserialize, Serialize};

@@ -1,69 +1,14 @@
-//! Elasticsearch's value grammar that requests carry: `*` wildcards in
-//! names ([`glob`]), name expressions (`logs-*,-logs-old`), `filter_path`
-//! ([`filter_path`]) and date math in names ([`date_math`]), plus the
-//! characters no name, id or setting value may hold ([`is_unsafe_char`]:
-//! control and invisible format characters) and how reasons show them
-//! ([`shown`]). This module owns how much work one request may cause: every
-//! matcher here is linear in its input, every input is bounded (the limits
-//! below), and every failure is an error, never a panic. It knows nothing
-//! about HTTP or storage; the rules for what a valid index, snapshot or
-//! repository name is live with those names (`indices::names`,
-//! `service::names`).
-
-pub mod date_math;
-pub mod filter_path;
-pub mod glob;
+//! The characters no name, id or setting value may hold, and how reasons
+//! show them: control characters, the Unicode line and paragraph
+//! separators and the invisible format characters ([`is_unsafe_char`]),
+//! escaped the way Rust escapes them ([`shown`]) wherever request text
+//! reaches an error body, a log line or a `_cat` table. Also the bound and
+//! the character rule of one repository setting value
+//! ([`check_setting_value`]). Pure functions, no I/O.
 
 use std::borrow::Cow;
 
-/// Longest name expression (`a,b*,-c`) a request may carry, in bytes.
-pub const MAX_EXPRESSION_BYTES: usize = 4096;
-/// Most comma-separated parts in one name expression.
-pub const MAX_EXPRESSION_PARTS: usize = 1024;
-
-/// Why a request's value cannot be used. Each caller maps it to the
-/// Elasticsearch error its API answers.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum GrammarError {
-    /// Past one of the bounds above; Elasticsearch's `illegal_argument`.
-    #[error("{what} is too large: {found} > {limit} {unit}")]
-    TooLarge {
-        what: &'static str,
-        found: usize,
-        limit: usize,
-        unit: &'static str,
-    },
-    /// A malformed `filter_path`; `illegal_argument` too.
-    #[error("invalid filter_path [{filter}]: {reason}")]
-    FilterPath { filter: String, reason: String },
-    /// A date math name Elasticsearch cannot resolve: its `parse_exception`.
-    #[error("invalid dynamic name expression [{expression}]. {reason}")]
-    DateMath { expression: String, reason: String },
-}
-
-/// Checks a name expression against [`MAX_EXPRESSION_BYTES`] and
-/// [`MAX_EXPRESSION_PARTS`] before anything matches it: the work of
-/// resolving it is then bounded by the size of the names it is matched to.
-pub fn check_expression(expr: &str) -> Result<(), GrammarError> {
-    if expr.len() > MAX_EXPRESSION_BYTES {
-        return Err(GrammarError::TooLarge {
-            what: "name expression",
-            found: expr.len(),
-            limit: MAX_EXPRESSION_BYTES,
-            unit: "bytes",
-        });
-    }
-    let parts = expr.split(',').count();
-    if parts > MAX_EXPRESSION_PARTS {
-        return Err(GrammarError::TooLarge {
-            what: "name expression",
-            found: parts,
-            limit: MAX_EXPRESSION_PARTS,
-            unit: "comma-separated parts",
-        });
-    }
-    Ok(())
-}
+use super::Error;
 
 /// Unicode's format characters (general category Cf, Unicode 15.1), as
 /// ranges. They are invisible: bidi controls (U+202E makes
@@ -158,6 +103,15 @@ pub fn shown(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// How a reason names an [unsafe](is_unsafe_char) character's kind.
+pub fn unsafe_kind(c: char) -> &'static str {
+    if is_format_char(c) {
+        "format characters"
+    } else {
+        "control characters"
+    }
+}
+
 /// Longest repository setting value, in bytes: far above any location,
 /// bucket, endpoint or size a repository needs.
 pub const MAX_SETTING_VALUE_BYTES: usize = 4096;
@@ -166,36 +120,23 @@ pub const MAX_SETTING_VALUE_BYTES: usize = 4096;
 /// `base_path`, `endpoint`, ...). Values end up in `GET /_snapshot`
 /// answers, `_cat/repositories`, object keys and logs, so they hold no
 /// [unsafe](is_unsafe_char) character, and they are bounded by
-/// [`MAX_SETTING_VALUE_BYTES`]. The error is the reason, naming the
-/// setting and showing the value escaped, as the name validators answer
-/// theirs; the caller wraps it in its Elasticsearch error
-/// (`repository_exception`).
-pub fn check_setting_value(name: &str, value: &str) -> Result<(), String> {
+/// [`MAX_SETTING_VALUE_BYTES`]. The error names the setting and shows the
+/// value escaped, as the name rules show theirs; the caller wraps it in
+/// its Elasticsearch error (`repository_exception`).
+pub fn check_setting_value(name: &str, value: &str) -> Result<(), Error> {
     if value.len() > MAX_SETTING_VALUE_BYTES {
-        return Err(format!(
-            "invalid value for setting [{}]: {} bytes > {MAX_SETTING_VALUE_BYTES} bytes",
-            shown(name),
-            value.len()
-        ));
+        return Err(Error::SettingTooLong {
+            setting: name.to_string(),
+            len: value.len(),
+        });
     }
     match value.chars().find(|c| is_unsafe_char(*c)) {
         None => Ok(()),
-        Some(c) => Err(format!(
-            "invalid value for setting [{}]: [{}] must not contain {} (found [{}])",
-            shown(name),
-            shown(value),
-            unsafe_kind(c),
-            escaped_char(c)
-        )),
-    }
-}
-
-/// How a reason names an [unsafe](is_unsafe_char) character's kind.
-pub fn unsafe_kind(c: char) -> &'static str {
-    if is_format_char(c) {
-        "format characters"
-    } else {
-        "control characters"
+        Some(found) => Err(Error::SettingUnsafeChar {
+            setting: name.to_string(),
+            value: value.to_string(),
+            found,
+        }),
     }
 }
 
@@ -278,29 +219,20 @@ mod tests {
             e.to_string(),
             "invalid value for setting [location]: [x\\u{202e}y] must not contain format characters (found [\\u{202e}])"
         );
-        let e = check_setting_value("base_path", "a\nb").unwrap_err();
+        let e = check_setting_value("base_path", "a\nb")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("control characters"), "{e}");
         assert!(!e.chars().any(is_unsafe_char));
         let e = check_setting_value("na\u{200b}me", "ok").is_ok();
         assert!(e, "only the value is checked; the name is shown escaped");
         let long = "a".repeat(MAX_SETTING_VALUE_BYTES + 1);
         assert_eq!(
-            check_setting_value("location", &long).unwrap_err(),
+            check_setting_value("location", &long)
+                .unwrap_err()
+                .to_string(),
             "invalid value for setting [location]: 4097 bytes > 4096 bytes"
         );
         assert!(check_setting_value("location", &long[1..]).is_ok());
-    }
-
-    #[test]
-    fn expressions_are_bounded() {
-        assert!(check_expression("a,b*,-c").is_ok());
-        assert!(check_expression(&"a".repeat(MAX_EXPRESSION_BYTES)).is_ok());
-        assert!(check_expression(&"a".repeat(MAX_EXPRESSION_BYTES + 1)).is_err());
-        assert!(check_expression(&vec!["a"; MAX_EXPRESSION_PARTS].join(",")).is_ok());
-        let e = check_expression(&vec!["a"; MAX_EXPRESSION_PARTS + 1].join(",")).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "name expression is too large: 1025 > 1024 comma-separated parts"
-        );
     }
 }

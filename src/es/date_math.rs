@@ -19,26 +19,69 @@ use chrono::{
     DateTime, Datelike, Days, Months, NaiveDate, NaiveDateTime, TimeDelta, Timelike, Utc,
 };
 
-use super::{shown, GrammarError, MAX_EXPRESSION_BYTES};
+use super::{shown, Error, MAX_EXPRESSION_BYTES};
 
 /// Elasticsearch's default format for date math in names.
 const DEFAULT_FORMAT: &str = "uuuu.MM.dd";
 const YEARS: std::ops::RangeInclusive<i32> = 0..=9999;
 
+/// Why a date math name cannot be resolved, in the words of
+/// Elasticsearch's `parse_exception` where it has them. Request text is
+/// stored raw and shown escaped ([`shown`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Reason {
+    #[error("it ends with an escape character")]
+    EndsWithEscape,
+    #[error("invalid character at position [{0}]")]
+    InvalidCharacter(usize),
+    #[error("invalid character in placeholder at position [{0}]")]
+    InvalidCharacterInPlaceholder(usize),
+    #[error("date math placeholder is open ended")]
+    OpenEnded,
+    #[error("missing closing `}}` for date math format")]
+    MissingFormatClose,
+    #[error("missing date format")]
+    MissingFormat,
+    #[error("time zones in date math are not supported by snapvault")]
+    TimeZone,
+    #[error("the date [{}] is outside the years {} to {}", shown(.0), YEARS.start(), YEARS.end())]
+    YearOutOfRange(String),
+    #[error("failed to parse date math [{}]: it must start with `now`", shown(.0))]
+    NotFromNow(String),
+    #[error("date math [{}] is out of range", shown(.0))]
+    OutOfRange(String),
+    #[error("operator not supported for date math [{}]", shown(.0))]
+    UnsupportedOperator(String),
+    #[error("truncated date math [{}]", shown(.0))]
+    Truncated(String),
+    #[error("unit [{}] not supported for date math [{}]", shown(&.unit.to_string()), shown(.math))]
+    UnsupportedUnit { unit: char, math: String },
+    #[error("rounding `/` can only be used on single unit types [{}]", shown(.0))]
+    RoundingWithNumber(String),
+    /// Only digits: the number as the request wrote it.
+    #[error("the number [{0}] in date math is too large")]
+    NumberTooLarge(String),
+    #[error("invalid date format [{}]: character [{}] is not allowed", shown(.format), shown(&.found.to_string()))]
+    FormatCharacter { format: String, found: char },
+    /// `field` is a run of one ASCII letter.
+    #[error("invalid date format [{}]: [{field}] is not supported (use yyyy, yy, uuuu, uu, MM, dd, HH, mm, ss, SSS)", shown(.format))]
+    UnsupportedField { format: String, field: String },
+}
+
 /// Resolves `<static{now...}static>`; any other name comes back as given.
-pub fn resolve(name: &str, now: DateTime<Utc>) -> Result<String, GrammarError> {
+pub fn resolve(name: &str, now: DateTime<Utc>) -> Result<String, Error> {
     let Some(inner) = name.strip_prefix('<').and_then(|n| n.strip_suffix('>')) else {
         return Ok(name.to_string());
     };
     if name.len() > MAX_EXPRESSION_BYTES {
-        return Err(GrammarError::TooLarge {
+        return Err(Error::TooLarge {
             what: "date math expression",
             found: name.len(),
             limit: MAX_EXPRESSION_BYTES,
             unit: "bytes",
         });
     }
-    let fail = |reason: String| GrammarError::DateMath {
+    let fail = |reason: Reason| Error::DateMath {
         expression: shown(inner).into_owned(),
         reason,
     };
@@ -53,24 +96,20 @@ pub fn resolve(name: &str, now: DateTime<Utc>) -> Result<String, GrammarError> {
                     push(&mut out, &mut placeholder, escaped);
                     continue;
                 }
-                None => return Err(fail("it ends with an escape character".into())),
+                None => return Err(fail(Reason::EndsWithEscape)),
             }
         } else {
             c
         };
         match (&mut placeholder, c) {
             (None, '{') => placeholder = Some(String::new()),
-            (None, '}') => return Err(fail(format!("invalid character at position [{at}]"))),
+            (None, '}') => return Err(fail(Reason::InvalidCharacter(at))),
             (None, c) => out.push(c),
             (Some(p), '{') if !in_format => {
                 in_format = true;
                 p.push('{');
             }
-            (Some(_), '{') => {
-                return Err(fail(format!(
-                    "invalid character in placeholder at position [{at}]"
-                )))
-            }
+            (Some(_), '{') => return Err(fail(Reason::InvalidCharacterInPlaceholder(at))),
             (Some(p), '}') if in_format => {
                 in_format = false;
                 p.push('}');
@@ -83,7 +122,7 @@ pub fn resolve(name: &str, now: DateTime<Utc>) -> Result<String, GrammarError> {
         }
     }
     if placeholder.is_some() {
-        return Err(fail("date math placeholder is open ended".into()));
+        return Err(fail(Reason::OpenEnded));
     }
     Ok(out)
 }
@@ -96,50 +135,37 @@ fn push(out: &mut String, placeholder: &mut Option<String>, c: char) {
 }
 
 /// One placeholder: `math` or `math{format}`.
-fn evaluate(placeholder: &str, now: DateTime<Utc>) -> Result<String, String> {
+fn evaluate(placeholder: &str, now: DateTime<Utc>) -> Result<String, Reason> {
     let (math, format) = match placeholder.split_once('{') {
         None => (placeholder, DEFAULT_FORMAT),
         Some((math, rest)) => {
-            let format = rest
-                .strip_suffix('}')
-                .ok_or("missing closing `}` for date math format")?;
+            let format = rest.strip_suffix('}').ok_or(Reason::MissingFormatClose)?;
             if format.is_empty() {
-                return Err("missing date format".into());
+                return Err(Reason::MissingFormat);
             }
             if format.contains('|') {
-                return Err("time zones in date math are not supported by snapvault".into());
+                return Err(Reason::TimeZone);
             }
             (math, format)
         }
     };
     let t = apply_math(math, now.naive_utc())?;
     if !YEARS.contains(&t.year()) {
-        return Err(format!(
-            "the date [{}] is outside the years {} to {}",
-            shown(math),
-            YEARS.start(),
-            YEARS.end()
-        ));
+        return Err(Reason::YearOutOfRange(math.into()));
     }
     render(t, format)
 }
 
-fn apply_math(math: &str, now: NaiveDateTime) -> Result<NaiveDateTime, String> {
-    let mut rest = math.strip_prefix("now").ok_or_else(|| {
-        format!(
-            "failed to parse date math [{}]: it must start with `now`",
-            shown(math)
-        )
-    })?;
-    let out_of_range = || format!("date math [{}] is out of range", shown(math));
+fn apply_math(math: &str, now: NaiveDateTime) -> Result<NaiveDateTime, Reason> {
+    let mut rest = math
+        .strip_prefix("now")
+        .ok_or_else(|| Reason::NotFromNow(math.into()))?;
+    let out_of_range = || Reason::OutOfRange(math.into());
     let mut t = now;
     while let Some(op) = rest.chars().next() {
         rest = &rest[op.len_utf8()..];
         if !matches!(op, '+' | '-' | '/') {
-            return Err(format!(
-                "operator not supported for date math [{}]",
-                shown(math)
-            ));
+            return Err(Reason::UnsupportedOperator(math.into()));
         }
         let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
         let (number, after) = rest.split_at(digits);
@@ -147,21 +173,17 @@ fn apply_math(math: &str, now: NaiveDateTime) -> Result<NaiveDateTime, String> {
         let unit = rest
             .chars()
             .next()
-            .ok_or_else(|| format!("truncated date math [{}]", shown(math)))?;
+            .ok_or_else(|| Reason::Truncated(math.into()))?;
         rest = &rest[unit.len_utf8()..];
         if !"yMwdhHms".contains(unit) {
-            return Err(format!(
-                "unit [{}] not supported for date math [{}]",
-                shown(&unit.to_string()),
-                shown(math)
-            ));
+            return Err(Reason::UnsupportedUnit {
+                unit,
+                math: math.into(),
+            });
         }
         if op == '/' {
             if !number.is_empty() {
-                return Err(format!(
-                    "rounding `/` can only be used on single unit types [{}]",
-                    shown(math)
-                ));
+                return Err(Reason::RoundingWithNumber(math.into()));
             }
             t = round_down(t, unit).ok_or_else(out_of_range)?;
             continue;
@@ -170,7 +192,7 @@ fn apply_math(math: &str, now: NaiveDateTime) -> Result<NaiveDateTime, String> {
             "" => 1,
             n => n
                 .parse::<i32>()
-                .map_err(|_| format!("the number [{n}] in date math is too large"))?
+                .map_err(|_| Reason::NumberTooLarge(n.into()))?
                 .into(),
         };
         let n = if op == '-' { -n } else { n };
@@ -221,7 +243,7 @@ fn round_down(t: NaiveDateTime, unit: char) -> Option<NaiveDateTime> {
 }
 
 /// Renders `t` in a Java-style `format` from the fields listed above.
-fn render(t: NaiveDateTime, format: &str) -> Result<String, String> {
+fn render(t: NaiveDateTime, format: &str) -> Result<String, Reason> {
     let mut out = String::new();
     let mut chars = format.chars().peekable();
     while let Some(c) = chars.next() {
@@ -230,11 +252,10 @@ fn render(t: NaiveDateTime, format: &str) -> Result<String, String> {
                 out.push(c);
                 continue;
             }
-            return Err(format!(
-                "invalid date format [{}]: character [{}] is not allowed",
-                shown(format),
-                shown(&c.to_string())
-            ));
+            return Err(Reason::FormatCharacter {
+                format: format.into(),
+                found: c,
+            });
         }
         let mut run = 1;
         while chars.next_if_eq(&c).is_some() {
@@ -250,11 +271,10 @@ fn render(t: NaiveDateTime, format: &str) -> Result<String, String> {
             ('s', 2) => format!("{:02}", t.second()),
             ('S', 3) => format!("{:03}", t.and_utc().timestamp_subsec_millis().min(999)),
             _ => {
-                return Err(format!(
-                    "invalid date format [{}]: [{}] is not supported (use yyyy, yy, uuuu, uu, MM, dd, HH, mm, ss, SSS)",
-                    shown(format),
-                    c.to_string().repeat(run)
-                ))
+                return Err(Reason::UnsupportedField {
+                    format: format.into(),
+                    field: c.to_string().repeat(run),
+                })
             }
         };
         out.push_str(&field);
@@ -338,7 +358,7 @@ mod tests {
             assert!(resolve(name, at()).is_err(), "{name:?} resolved");
         }
         let e = resolve("<x-{now{%n}}>", at()).unwrap_err();
-        assert!(matches!(e, GrammarError::DateMath { .. }), "{e:?}");
+        assert!(matches!(e, Error::DateMath { .. }), "{e:?}");
         assert!(e
             .to_string()
             .starts_with("invalid dynamic name expression [x-{now{%n}}]."));

@@ -17,7 +17,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{glob, GrammarError};
+use super::{glob, Error};
 
 /// Longest `filter_path`, in bytes (Elasticsearch's whole request line is
 /// limited to 4 KiB by default).
@@ -52,8 +52,8 @@ pub struct FilterPath {
 impl FilterPath {
     /// Compiles `raw`; `None` when it holds no filter at all (empty
     /// entries are ignored, as Elasticsearch does).
-    pub fn parse(raw: &str) -> Result<Option<FilterPath>, GrammarError> {
-        let too_large = |found, limit, unit| GrammarError::TooLarge {
+    pub fn parse(raw: &str) -> Result<Option<FilterPath>, Error> {
+        let too_large = |found, limit, unit| Error::TooLarge {
             what: "filter_path",
             found,
             limit,

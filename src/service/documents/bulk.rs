@@ -1,0 +1,418 @@
+//! `_bulk`: NDJSON action and source lines parsed into a [`BulkPlan`]
+//! (pure, unit-tested), grouped by index, then run index by index, each
+//! index's operations as one write batch. As in Elasticsearch, every item
+//! stands on its own and nothing is rolled back; a malformed action line or
+//! an id the rules refuse fails the whole request before anything is
+//! written.
+//!
+//! Steps of [`Documents::bulk`]:
+//! 1. spawn the run as a tracked task, so it runs to its end even when the
+//!    client goes away (or the request times out), and a graceful shutdown
+//!    waits for it;
+//! 2. parse the body into a plan ([`BulkPlan::parse`]);
+//! 3. per index, in name order: create it if missing, write its batch;
+//! 4. answer every item in the order of the request.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use super::{checked_depth, Documents};
+use crate::es::names;
+use crate::indices::{new_doc_id, DocOp, DocResult};
+use crate::service::{Result, ServiceError};
+
+/// The action of a bulk item, as the request names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkAction {
+    Index,
+    Create,
+    Delete,
+    Update,
+}
+
+impl BulkAction {
+    fn parse(verb: &str) -> Option<BulkAction> {
+        Some(match verb {
+            "index" => BulkAction::Index,
+            "create" => BulkAction::Create,
+            "delete" => BulkAction::Delete,
+            "update" => BulkAction::Update,
+            _ => return None,
+        })
+    }
+}
+
+/// What became of one item.
+#[derive(Debug)]
+pub enum ItemOutcome {
+    Written(DocResult),
+    /// The document conflicted (or could not be stored); the api renders
+    /// the error as its Elasticsearch body.
+    Failed(ServiceError),
+    /// The item's index could not be created or written: the error is
+    /// [`BulkOutcome::index_errors`]`[n]`, shared by every item of that
+    /// index (so an internal error is logged once, under one error id).
+    IndexFailed(usize),
+    /// `update` is not implemented; `id` as the action line gave it.
+    UpdateNotImplemented {
+        id: Option<String>,
+    },
+    /// No answer reached this item (never expected; answered as a 500).
+    Unanswered,
+}
+
+/// One item of the answer, in the order of the request.
+#[derive(Debug)]
+pub struct BulkItem {
+    pub action: BulkAction,
+    /// `None` only for [`ItemOutcome::Unanswered`].
+    pub index: Option<String>,
+    pub outcome: ItemOutcome,
+}
+
+/// A bulk request's answer.
+#[derive(Debug)]
+pub struct BulkOutcome {
+    pub took_millis: u64,
+    pub items: Vec<BulkItem>,
+    pub index_errors: Vec<ServiceError>,
+}
+
+/// One parsed item before it runs.
+#[derive(Debug)]
+enum Planned {
+    Op(BulkAction, String, DocOp),
+    Update { index: String, id: Option<String> },
+}
+
+/// A parsed bulk body: every item in request order.
+#[derive(Debug)]
+pub struct BulkPlan {
+    items: Vec<Planned>,
+}
+
+impl BulkPlan {
+    /// Parses NDJSON action and source lines. Blank lines are skipped;
+    /// every error fails the whole request and names its line.
+    pub fn parse(body: &[u8], default_index: Option<&str>) -> Result<BulkPlan> {
+        let mut lines = body
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+            .enumerate();
+        let mut items = Vec::new();
+        // Ids Elasticsearch's validation refuses fail the whole request,
+        // before anything is written.
+        let mut invalid_ids: Vec<String> = Vec::new();
+        while let Some((n, line)) = lines.next() {
+            let (verb, index, id) = action_line(n, line, default_index)?;
+            if let Some(Err(reason)) = id.as_deref().map(names::validate_doc_id) {
+                invalid_ids.push(reason.to_string());
+            }
+            let action = BulkAction::parse(&verb).ok_or_else(|| {
+                ServiceError::IllegalArgument(format!("Malformed action/metadata line [{}], expected one of [create, delete, index, update] but found [{verb}]", n + 1))
+            })?;
+            let item = match action {
+                BulkAction::Index | BulkAction::Create => {
+                    let (_, src) = lines.next().ok_or_else(|| {
+                        ServiceError::IllegalArgument(
+                            "The bulk request must be terminated by a newline [\\n]".into(),
+                        )
+                    })?;
+                    let source = source_line(n + 2, src)?;
+                    let create_only = action == BulkAction::Create || id.is_none();
+                    let id = id.unwrap_or_else(new_doc_id);
+                    let op = DocOp::Index {
+                        id,
+                        source,
+                        create_only,
+                    };
+                    Planned::Op(action, index, op)
+                }
+                BulkAction::Delete => match id {
+                    Some(id) => Planned::Op(action, index, DocOp::Delete { id }),
+                    None => return Err(ServiceError::Validation(vec!["id is missing".into()])),
+                },
+                BulkAction::Update => {
+                    lines.next();
+                    Planned::Update { index, id }
+                }
+            };
+            items.push(item);
+        }
+        if !invalid_ids.is_empty() {
+            return Err(ServiceError::Validation(invalid_ids));
+        }
+        Ok(BulkPlan { items })
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+/// The verb, index and id of action line `n` (0-based among non-blank
+/// lines).
+fn action_line(
+    n: usize,
+    line: &[u8],
+    default_index: Option<&str>,
+) -> Result<(String, String, Option<String>)> {
+    let action: Map<String, Value> = serde_json::from_slice(line).map_err(|e| {
+        ServiceError::ContentParse(format!(
+            "[{}:1] Malformed action/metadata line [{}]: {e}",
+            n + 1,
+            n + 1
+        ))
+    })?;
+    let (verb, meta) = action.into_iter().next().ok_or_else(|| {
+        ServiceError::IllegalArgument(format!(
+            "Malformed action/metadata line [{}], expected a simple value for field [_index]",
+            n + 1
+        ))
+    })?;
+    let index = meta
+        .get("_index")
+        .and_then(Value::as_str)
+        .or(default_index)
+        .map(String::from)
+        .ok_or_else(|| ServiceError::Validation(vec!["index is missing".into()]))?;
+    let id = meta.get("_id").and_then(|v| {
+        v.as_str()
+            .map(String::from)
+            .or_else(|| v.as_u64().map(|n| n.to_string()))
+    });
+    Ok((verb, index, id))
+}
+
+/// A source line (`line` is its 1-based number), exactly as stored.
+fn source_line(line: usize, src: &[u8]) -> Result<Box<RawValue>> {
+    checked_depth(src, line)?;
+    serde_json::from_slice(src).map_err(|e| {
+        ServiceError::ContentParse(format!("[{line}:1] failed to parse document: {e}"))
+    })
+}
+
+impl Documents {
+    /// `_bulk` and `/{index}/_bulk`, run to its end even if the client goes
+    /// away meanwhile: stopping halfway would leave an arbitrary prefix
+    /// applied, while finishing makes a re-sent request with explicit ids
+    /// converge to the same documents.
+    pub async fn bulk(&self, default_index: Option<String>, body: Bytes) -> Result<BulkOutcome> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let this = self.clone();
+        self.tasks.spawn(async move {
+            let _ = tx.send(this.run_bulk(default_index, body).await);
+        });
+        rx.await.unwrap_or_else(|_| {
+            Err(ServiceError::Internal(
+                "the bulk task ended without an answer".into(),
+            ))
+        })
+    }
+
+    async fn run_bulk(&self, default_index: Option<String>, body: Bytes) -> Result<BulkOutcome> {
+        let started = std::time::Instant::now();
+        let plan = BulkPlan::parse(&body, default_index.as_deref())?;
+        let mut answers: Vec<Option<BulkItem>> = (0..plan.len()).map(|_| None).collect();
+        // Group by index, keeping each item's slot.
+        let mut by_index: BTreeMap<String, Vec<(usize, BulkAction, DocOp)>> = BTreeMap::new();
+        for (slot, item) in plan.items.into_iter().enumerate() {
+            match item {
+                Planned::Op(action, index, op) => {
+                    by_index.entry(index).or_default().push((slot, action, op))
+                }
+                Planned::Update { index, id } => {
+                    answers[slot] = Some(BulkItem {
+                        action: BulkAction::Update,
+                        index: Some(index),
+                        outcome: ItemOutcome::UpdateNotImplemented { id },
+                    })
+                }
+            }
+        }
+        let mut index_errors = Vec::new();
+        for (index, ops) in by_index {
+            let failed_as = index_errors.len();
+            if let Err(e) = self.run_index(&index, ops, &mut answers, failed_as).await {
+                index_errors.push(e);
+            }
+        }
+        let items = answers
+            .into_iter()
+            .map(|a| {
+                a.unwrap_or(BulkItem {
+                    action: BulkAction::Index,
+                    index: None,
+                    outcome: ItemOutcome::Unanswered,
+                })
+            })
+            .collect();
+        Ok(BulkOutcome {
+            took_millis: started.elapsed().as_millis() as u64,
+            items,
+            index_errors,
+        })
+    }
+
+    /// One index's items as one batch. A failure to create or write the
+    /// index answers each of its items with [`ItemOutcome::IndexFailed`]
+    /// and is returned, to be pushed as the next of the index errors.
+    async fn run_index(
+        &self,
+        index: &str,
+        ops: Vec<(usize, BulkAction, DocOp)>,
+        answers: &mut [Option<BulkItem>],
+        failed_as: usize,
+    ) -> Result<()> {
+        let slots: Vec<(usize, BulkAction)> = ops.iter().map(|(s, a, _)| (*s, *a)).collect();
+        let mut answer = |slot: usize, action, outcome| {
+            answers[slot] = Some(BulkItem {
+                action,
+                index: Some(index.to_string()),
+                outcome,
+            })
+        };
+        let written = match self.ensure_index(index).await {
+            Err(e) => Err(e),
+            Ok(()) => {
+                let doc_ops = ops.into_iter().map(|(_, _, op)| op).collect();
+                self.indices
+                    .write(index, doc_ops)
+                    .await
+                    .map_err(ServiceError::from)
+            }
+        };
+        let outcomes = match written {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                for (slot, action) in slots {
+                    answer(slot, action, ItemOutcome::IndexFailed(failed_as));
+                }
+                return Err(e);
+            }
+        };
+        for ((slot, action), outcome) in slots.into_iter().zip(outcomes) {
+            let outcome = match outcome {
+                Ok(r) => ItemOutcome::Written(r),
+                Err(e) => ItemOutcome::Failed(e.into()),
+            };
+            answer(slot, action, outcome);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str, default_index: Option<&str>) -> Result<BulkPlan> {
+        BulkPlan::parse(body.as_bytes(), default_index)
+    }
+
+    fn reason(r: Result<BulkPlan>) -> String {
+        r.map(|_| ()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn lines_become_items_in_request_order() {
+        let body = concat!(
+            "{\"index\":{\"_index\":\"a\",\"_id\":\"1\"}}\n{\"x\":1}\n",
+            "\n",
+            "{\"create\":{\"_id\":2}}\n{\"x\":2}\n",
+            "{\"delete\":{\"_index\":\"b\",\"_id\":\"3\"}}\n",
+            "{\"update\":{\"_index\":\"b\"}}\n{\"doc\":{}}\n",
+            "{\"index\":{}}\n{\"x\":3}\n",
+        );
+        let plan = parse(body, Some("dflt")).unwrap();
+        assert_eq!(plan.len(), 5);
+        let shape: Vec<(BulkAction, &str, Option<&str>, bool)> = plan
+            .items
+            .iter()
+            .map(|p| match p {
+                Planned::Op(
+                    a,
+                    i,
+                    DocOp::Index {
+                        id, create_only, ..
+                    },
+                ) => (*a, i.as_str(), Some(id.as_str()), *create_only),
+                Planned::Op(a, i, DocOp::Delete { id }) => {
+                    (*a, i.as_str(), Some(id.as_str()), false)
+                }
+                Planned::Update { index, id } => {
+                    (BulkAction::Update, index.as_str(), id.as_deref(), false)
+                }
+            })
+            .collect();
+        assert_eq!(shape[0], (BulkAction::Index, "a", Some("1"), false));
+        // A numeric id is read as its digits; a missing index is the default.
+        assert_eq!(shape[1], (BulkAction::Create, "dflt", Some("2"), true));
+        assert_eq!(shape[2], (BulkAction::Delete, "b", Some("3"), false));
+        assert_eq!(shape[3], (BulkAction::Update, "b", None, false));
+        // Without an id, a random one, create only.
+        assert!(shape[4].3);
+        assert_eq!(shape[4].2.map(str::len), Some(20));
+    }
+
+    #[test]
+    fn malformed_requests_fail_whole_and_name_their_line() {
+        assert_eq!(
+            reason(parse("{\"index\":{}}\n{\"x\":1}\n", None)),
+            "Validation Failed: 1: index is missing;"
+        );
+        assert!(matches!(
+            parse("nope\n", Some("i")),
+            Err(ServiceError::ContentParse(r)) if r.starts_with("[1:1] Malformed action/metadata line [1]: ")
+        ));
+        assert_eq!(
+            reason(parse("{\"index\":{}}\n{\"x\":1}\n{\"frob\":{}}\n", Some("i"))),
+            "Malformed action/metadata line [3], expected one of [create, delete, index, update] but found [frob]"
+        );
+        assert_eq!(
+            reason(parse("{}\n", Some("i"))),
+            "Malformed action/metadata line [1], expected a simple value for field [_index]"
+        );
+        assert_eq!(
+            reason(parse("{\"index\":{}}\n", Some("i"))),
+            "The bulk request must be terminated by a newline [\\n]"
+        );
+        assert_eq!(
+            reason(parse("{\"delete\":{}}\n", Some("i"))),
+            "Validation Failed: 1: id is missing;"
+        );
+        assert!(matches!(
+            parse("{\"index\":{}}\n{oops}\n", Some("i")),
+            Err(ServiceError::ContentParse(r)) if r.starts_with("[2:1] failed to parse document: ")
+        ));
+    }
+
+    #[test]
+    fn refused_ids_are_all_listed_before_anything_runs() {
+        let long = "i".repeat(513);
+        let body = format!(
+            "{{\"delete\":{{\"_id\":\"{long}\"}}}}\n{{\"delete\":{{\"_id\":\"a\\u001bb\"}}}}\n{{\"delete\":{{\"_id\":\"ok\"}}}}\n"
+        );
+        let Err(ServiceError::Validation(reasons)) = parse(&body, Some("i")) else {
+            panic!("accepted");
+        };
+        assert_eq!(reasons.len(), 2);
+        assert!(reasons[0].ends_with("but was: 513"), "{}", reasons[0]);
+        assert!(reasons[1].contains("control characters"), "{}", reasons[1]);
+    }
+
+    #[test]
+    fn a_deep_source_line_names_its_line() {
+        let deep = "[".repeat(crate::json_depth::MAX_JSON_DEPTH + 1);
+        let body = format!("{{\"index\":{{}}}}\n{{\"a\":1}}\n{{\"index\":{{}}}}\n{deep}\n");
+        let e = reason(parse(&body, Some("i")));
+        assert!(e.starts_with("[4:101] failed to parse document: "), "{e}");
+    }
+}
