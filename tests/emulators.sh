@@ -32,7 +32,8 @@ wait_port() {
   return 1
 }
 s3_port=$(free_port)
-target/venv/bin/moto_server -H 127.0.0.1 -p "$s3_port" > target/moto.log 2>&1 &
+# moto, with writes made atomic (see the script: its own If-None-Match check races).
+target/venv/bin/python tests/clients/moto_atomic.py 127.0.0.1 "$s3_port" > target/moto.log 2>&1 &
 pids=$!
 trap 'kill $pids 2>/dev/null || true' EXIT
 az_port=$(free_port)
