@@ -128,6 +128,7 @@ impl Node {
                 node_id: self.node_id.clone(),
                 start_millis: now_millis(),
                 kind: kind.clone(),
+                extra: Default::default(),
             };
             let outcome = self
                 .state
@@ -355,6 +356,7 @@ mod tests {
                             node_id: "n".into(),
                             start_millis: 1,
                             kind: OpKind::Cleanup,
+                            extra: Default::default(),
                         },
                     );
                 }

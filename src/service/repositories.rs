@@ -198,6 +198,7 @@ fn place_of_store(uri: &str, path_repo: &[PathBuf]) -> Option<Place> {
         &RepositoryMetadata {
             kind: scheme,
             settings,
+            extra: Default::default(),
         },
         path_repo,
     )
@@ -438,6 +439,7 @@ impl Node {
         let meta = RepositoryMetadata {
             kind: req.kind.clone(),
             settings: req.settings.clone(),
+            extra: Default::default(),
         };
         // Settings first (nothing is created for a refused registration),
         // then the place, then the repository itself.
