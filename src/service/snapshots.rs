@@ -291,11 +291,10 @@ impl Node {
             indices: details.indices.clone(),
         };
         let committed = repo
-            .update(dek, |data| {
+            .update(|data| {
                 if data.find(&entry.name).is_some() {
-                    return Err(RepoError::Corrupt {
-                        path: layout::generation(data.generation),
-                        reason: format!("snapshot [{}] was committed twice", entry.name),
+                    return Err(RepoError::SnapshotCommittedTwice {
+                        snapshot: entry.name.clone(),
                     });
                 }
                 data.snapshots.push(entry.clone());
