@@ -115,17 +115,14 @@ impl Repository {
         tokio::task::spawn_blocking(move || {
             let plain = super::open_bytes(&dek, &uuid, &path, &bytes)?;
             if plain.len() as u64 != expected.len || chunk_key.keyed_hash(&plain) != expected.id {
-                return Err(RepoError::Corrupt {
-                    path,
-                    reason: "content does not match its id".into(),
-                });
+                return Err(RepoError::ChunkMismatch { path });
             }
             Ok(plain)
         })
         .await
-        .map_err(|e| RepoError::Corrupt {
+        .map_err(|source| RepoError::Task {
             path: layout::chunk(&r.id),
-            reason: e.to_string(),
+            source,
         })?
     }
 }

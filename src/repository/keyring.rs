@@ -1,46 +1,49 @@
 //! The keyring document: which master key wraps new data keys, which keys
-//! are still needed for reading, and the rotation in progress. Changed only
-//! by compare-and-swap (create-if-absent of the next generation, old
-//! generations tombstoned, never deleted), cached in memory.
+//! are still needed for reading, the rotation in progress and the data key
+//! generations are sealed with. Its generations form a
+//! [`Chain`](crate::storage::generations::Chain) (create-if-absent of the
+//! next generation, old ones compacted safely); cached in memory.
+
+use std::future::Future;
 
 use bytes::Bytes;
 
 use super::model::Keyring;
 use super::{layout, parse_json, RepoError, Repository, Result};
 use crate::crypto::{Kek, KeyId};
-use crate::storage::StorageError;
+use crate::storage::generations::Codec;
+
+/// The keyring as bytes of a generation: plaintext JSON (names and
+/// fingerprints, never secrets).
+pub(super) struct KeyringCodec;
+
+impl Codec for KeyringCodec {
+    type Doc = Keyring;
+    type Error = RepoError;
+
+    /// A repository always has a keyring once created.
+    fn empty(&self) -> Result<Keyring> {
+        Err(RepoError::KeyringMissing {
+            path: layout::KEYRING.to_string(),
+        })
+    }
+
+    fn decode(&self, n: u64, bytes: Bytes) -> impl Future<Output = Result<Keyring>> + Send {
+        let keyring = parse_json(&layout::keyring(n), &bytes);
+        async move { keyring }
+    }
+
+    fn encode(&self, _n: u64, keyring: &mut Keyring) -> Bytes {
+        Bytes::from(serde_json::to_vec_pretty(keyring).expect("keyring serialises"))
+    }
+}
 
 impl Repository {
     /// Reads the newest keyring generation from storage into the cache.
     pub async fn keyring(&self) -> Result<(u64, Keyring)> {
-        for _ in 0..8 {
-            match self.read_keyring().await {
-                Err(RepoError::Pruned) => continue,
-                other => return other,
-            }
-        }
-        self.read_keyring().await
-    }
-
-    async fn read_keyring(&self) -> Result<(u64, Keyring)> {
-        let mut n = match self.store().read_opt(layout::KEYRING_LATEST).await? {
-            Some(b) => std::str::from_utf8(&b)
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-                .unwrap_or(0),
-            None => 0,
-        };
-        while self.store().exists(&layout::keyring(n + 1)).await? {
-            n += 1;
-        }
-        let path = layout::keyring(n);
-        let bytes = self.store().read(&path).await?;
-        if bytes.as_ref() == layout::GENERATION_TOMBSTONE {
-            return Err(RepoError::Pruned);
-        }
-        let keyring: Keyring = parse_json(&path, &bytes)?;
+        let (n, keyring) = self.keyrings.read(&KeyringCodec).await?;
         *self.keyring_cache.lock().expect("keyring cache") = keyring.clone();
-        Ok((n, keyring))
+        Ok((n.unwrap_or(0), keyring))
     }
 
     /// The keyring as last read by this node.
@@ -52,39 +55,14 @@ impl Repository {
     /// generation; re-applies when another writer committed first.
     pub async fn update_keyring<T, E>(
         &self,
-        mut change: impl FnMut(&mut Keyring) -> std::result::Result<T, E>,
+        change: impl FnMut(&mut Keyring) -> std::result::Result<T, E>,
     ) -> std::result::Result<(T, Keyring), E>
     where
         E: From<RepoError>,
     {
-        loop {
-            let (n, mut keyring) = self.keyring().await?;
-            let out = change(&mut keyring)?;
-            let path = layout::keyring(n + 1);
-            let json =
-                Bytes::from(serde_json::to_vec_pretty(&keyring).expect("keyring serialises"));
-            match self.store().write_if_absent(&path, json).await {
-                Ok(()) => {
-                    let store = self.store();
-                    store
-                        .write(layout::KEYRING_LATEST, Bytes::from((n + 1).to_string()))
-                        .await
-                        .map_err(RepoError::from)?;
-                    if n >= 2 {
-                        let _ = store
-                            .write(
-                                &layout::keyring(n - 1),
-                                Bytes::from_static(layout::GENERATION_TOMBSTONE),
-                            )
-                            .await;
-                    }
-                    *self.keyring_cache.lock().expect("keyring cache") = keyring.clone();
-                    return Ok((out, keyring));
-                }
-                Err(StorageError::AlreadyExists(_)) => continue,
-                Err(e) => return Err(RepoError::from(e).into()),
-            }
-        }
+        let (out, keyring) = self.keyrings.update(&KeyringCodec, change).await?;
+        *self.keyring_cache.lock().expect("keyring cache") = keyring.clone();
+        Ok((out, keyring))
     }
 
     /// The KEK with this fingerprint, if this node holds its master key.

@@ -2,6 +2,7 @@
 //! See `shared/design/FORMAT.md` for what each object holds.
 
 use crate::crypto::KeyId;
+use crate::storage::generations::Layout;
 
 pub const IDENTITY: &str = "snapvault.json";
 /// The first keyring, written at creation (generation 0).
@@ -17,10 +18,33 @@ pub fn keyring(n: u64) -> String {
     }
 }
 
-/// True for every keyring object (generations and the hint).
-pub fn is_keyring(path: &str) -> bool {
-    path.starts_with("keys/keyring")
+/// Parses a keyring generation's name back to its number.
+pub fn parse_keyring(path: &str) -> Option<u64> {
+    if path == KEYRING {
+        return Some(0);
+    }
+    let n = path.strip_prefix("keys/keyring-")?.strip_suffix(".json")?;
+    digits(n)
 }
+
+fn digits(n: &str) -> Option<u64> {
+    (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| n.parse().ok())
+        .flatten()
+}
+
+/// Floor markers of the keyring's generations (see `storage::generations`).
+pub const KEYRING_FLOOR_DIR: &str = "keys/keyring.floor/";
+
+/// The keyring's chain of generations.
+pub const KEYRINGS: Layout = Layout {
+    name: keyring,
+    parse: parse_keyring,
+    dir: KEYS_DIR,
+    hint: KEYRING_LATEST,
+    floor_dir: KEYRING_FLOOR_DIR,
+    first: 0,
+};
 pub const KEYS_DIR: &str = "keys/";
 pub const INDEX_LATEST: &str = "index.latest";
 pub const INDEX_PREFIX: &str = "index-";
@@ -28,9 +52,9 @@ pub const SNAPSHOTS_DIR: &str = "snapshots/";
 pub const INDICES_DIR: &str = "indices/";
 pub const CHUNKS_DIR: &str = "chunks/";
 pub const VERIFY_DIR: &str = "tests-";
-/// What a pruned generation holds: its name stays taken forever, so a slow
-/// writer's create-if-absent of an old generation can never succeed.
-pub const GENERATION_TOMBSTONE: &[u8] = b"pruned";
+/// Floor markers of the repository's generations: generations below the
+/// largest marker may be deleted (see `storage::generations`).
+pub const INDEX_FLOOR_DIR: &str = "index.floor/";
 
 pub fn generation(n: u64) -> String {
     format!("{INDEX_PREFIX}{n}")
@@ -38,7 +62,22 @@ pub fn generation(n: u64) -> String {
 
 /// Parses `index-<N>` back to N.
 pub fn parse_generation(path: &str) -> Option<u64> {
-    path.strip_prefix(INDEX_PREFIX)?.parse().ok()
+    digits(path.strip_prefix(INDEX_PREFIX)?)
+}
+
+/// The repository data's chain of generations.
+pub const GENERATIONS: Layout = Layout {
+    name: generation,
+    parse: parse_generation,
+    dir: "/",
+    hint: INDEX_LATEST,
+    floor_dir: INDEX_FLOOR_DIR,
+    first: 1,
+};
+
+/// Parses a floor marker's name (`<dir><F>`) back to F.
+fn parse_floor(path: &str, dir: &str) -> Option<u64> {
+    digits(path.strip_prefix(dir)?)
 }
 
 pub fn wrapped_key(kek: KeyId, dek: KeyId) -> String {
@@ -100,6 +139,8 @@ pub enum Kind {
     /// `index-<N>`.
     Generation(u64),
     GenerationLatest,
+    /// `index.floor/<F>`: a floor marker of the generations.
+    GenerationFloor,
     Keyring,
     WrappedKey(KeyId, KeyId),
     Snapshot,
@@ -133,14 +174,14 @@ pub fn classify(path: &str) -> Option<Kind> {
         KEYRING | KEYRING_LATEST => return Some(Kind::Keyring),
         _ => {}
     }
-    if let Some(n) = path.strip_prefix(INDEX_PREFIX) {
-        return (n.bytes().all(|b| b.is_ascii_digit()) && !n.is_empty())
-            .then(|| n.parse().ok().map(Kind::Generation))
-            .flatten();
+    if path.starts_with(INDEX_PREFIX) {
+        return parse_generation(path).map(Kind::Generation);
     }
-    if let Some(rest) = path.strip_prefix("keys/keyring-") {
-        let n = rest.strip_suffix(".json")?;
-        return (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then_some(Kind::Keyring);
+    if parse_floor(path, INDEX_FLOOR_DIR).is_some() {
+        return Some(Kind::GenerationFloor);
+    }
+    if parse_keyring(path).is_some() || parse_floor(path, KEYRING_FLOOR_DIR).is_some() {
+        return Some(Kind::Keyring);
     }
     if let Some((kek, dek)) = parse_wrapped_key(path) {
         return Some(Kind::WrappedKey(kek, dek));
@@ -212,6 +253,8 @@ mod tests {
             (INDEX_LATEST.to_string(), Kind::GenerationLatest),
             (keyring(0), Kind::Keyring),
             (keyring(3), Kind::Keyring),
+            (format!("{KEYRING_FLOOR_DIR}16"), Kind::Keyring),
+            (format!("{INDEX_FLOOR_DIR}16"), Kind::GenerationFloor),
             (KEYRING_LATEST.to_string(), Kind::Keyring),
             (wrapped_key(k, d), Kind::WrappedKey(k, d)),
             (snapshot(uuid), Kind::Snapshot),
@@ -239,6 +282,9 @@ mod tests {
             "chunks/ab/cd",
             &format!("chunks/cd/{chunk_id}"),
             "keys/keyring-x.json",
+            "keys/keyring.floor/x",
+            "index.floor/16/x",
+            "index.floor/",
             "keys/zz/yy",
             "tests-abc/data",
             "temp-analysis-/x",

@@ -8,6 +8,8 @@
 //! writers can never overwrite each other's commit.
 
 pub mod chunks;
+mod create;
+pub mod generations;
 pub mod keyring;
 pub mod layout;
 pub mod model;
@@ -19,21 +21,59 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::crypto::{self, Compression, CryptoError, Dek, Header, Kek, KeyId, Keystore, MasterKey};
+use crate::crypto::{self, Compression, CryptoError, Dek, Header, Kek, KeyId, Keystore};
+use crate::storage::generations::{Chain, GenerationError};
 use crate::storage::{StorageError, Store};
-use model::{Identity, KeyRef, Keyring, RepositoryData, FORMAT_VERSION};
+use model::{Identity, KeyRef, Keyring, FORMAT_VERSION};
 
-/// Failures of the repository format.
+/// Failures of the repository format. Messages name objects, never keys.
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
     Crypto(#[from] CryptoError),
+    #[error(transparent)]
+    Generations(#[from] GenerationError),
+    #[error("object [{path}] is corrupt: it is not a valid document of its kind")]
+    BadDocument {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("object [{path}] is corrupt: it does not decompress")]
+    BadCompression {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("object [{path}] is corrupt: content does not match its id")]
+    ChunkMismatch { path: String },
+    #[error("object [{path}] is corrupt: its [{field}] is not a key id")]
+    BadKeyId { path: String, field: &'static str },
+    #[error("object [{path}] is corrupt: generation number {found} does not match its name")]
+    GenerationMismatch { path: String, found: u64 },
+    #[error("object [{path}] is corrupt: its header names data key [{dek}], which the repository does not hold: the object is damaged or was not written by this repository")]
+    UnknownDataKey { path: String, dek: String },
+    #[error("object [{path}] is corrupt: missing")]
+    KeyringMissing { path: String },
+    #[error("object [{path}] is corrupt: missing, and the given master key did not create this repository")]
+    KeyringNotRepairable { path: String },
+    #[error("snapshot [{snapshot}] was committed twice")]
+    SnapshotCommittedTwice { snapshot: String },
+    #[error("the work on [{path}] stopped unexpectedly")]
+    Task {
+        path: String,
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    /// Failures the service layer reports about a path (index data read or
+    /// written beside the repository); the service's own error types will
+    /// take these over.
     #[error("object [{path}] is corrupt: {reason}")]
     Corrupt { path: String, reason: String },
-    #[error("the master key [{key}] does not open this repository: this node holds none of the master keys it needs ({needed})")]
-    WrongKey { key: String, needed: String },
+    #[error("the master key [{key}] does not open this repository: this node holds none of the master keys it needs ({})", .needed.join(", "))]
+    WrongKey { key: String, needed: Vec<String> },
     #[error("this node holds no master key [{0}] to create the repository with")]
     NoCreationKey(String),
     #[error("master key [{0}] is active in this repository but this node does not hold it; add it to the keystore and reload secure settings")]
@@ -42,11 +82,10 @@ pub enum RepoError {
         "data key [{dek}] needed by [{path}] is not wrapped by any master key this node holds"
     )]
     MissingDataKey { dek: String, path: String },
-    #[error("the generation read was pruned by a newer commit")]
-    Pruned,
     #[error("repository is read-only")]
     ReadOnly,
-    /// A long operation stopped because its node lost the lease on it.
+    /// A long operation stopped because its node lost the lease on it (the
+    /// text says which operation and what to do; written by the service).
     #[error("{0}")]
     LeaseLost(String),
     #[error(
@@ -60,6 +99,10 @@ pub type Result<T> = std::result::Result<T, RepoError>;
 /// An open, encrypted repository.
 pub struct Repository {
     store: Store,
+    /// The repository data's generations (`index-<N>`).
+    generations: Chain,
+    /// The keyring's generations.
+    keyrings: Chain,
     identity: Identity,
     /// The keyring as last read: it names the KEK for new data keys.
     keyring_cache: Mutex<Keyring>,
@@ -67,6 +110,8 @@ pub struct Repository {
     keks: HashMap<KeyId, Kek>,
     deks: Mutex<HashMap<KeyId, Dek>>,
     chunk_key: Dek,
+    /// The key generations are sealed with, once known.
+    metadata_key: Mutex<Option<Dek>>,
     compress: bool,
     readonly: bool,
 }
@@ -83,13 +128,6 @@ fn now_millis() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-fn corrupt(path: &str, reason: impl std::fmt::Display) -> RepoError {
-    RepoError::Corrupt {
-        path: path.to_string(),
-        reason: reason.to_string(),
-    }
-}
-
 /// Options fixed at registration.
 #[derive(Debug, Clone)]
 pub struct OpenOptions {
@@ -101,10 +139,6 @@ impl Repository {
     /// Opens the repository at `store`, creating it when empty (unless
     /// read-only). `key` wraps new data keys; every key of `keystore` may be
     /// used to read.
-    ///
-    /// Creation order: 1. the wrapped chunk-id key under a fresh uuid,
-    /// 2. the keyring, 3. `snapvault.json` if absent. A creator that loses the
-    /// race leaves only unreferenced objects, which cleanup removes.
     pub async fn open(
         store: Store,
         key_name: &str,
@@ -117,19 +151,14 @@ impl Repository {
             None if opts.readonly => return Err(RepoError::ReadOnly),
             None => {
                 let key = key.ok_or_else(|| RepoError::NoCreationKey(key_name.to_string()))?;
-                Self::create(&store, key).await?
+                create::create(&store, key).await?
             }
         };
         if identity.format_version > FORMAT_VERSION {
             return Err(RepoError::UnsupportedFormat(identity.format_version));
         }
-        let keyring = match store.read_opt(layout::KEYRING).await? {
-            Some(bytes) => parse_json::<Keyring>(layout::KEYRING, &bytes)?,
-            None => match key {
-                Some(key) => Self::repair_keyring(&store, &identity, key).await?,
-                None => return Err(corrupt(layout::KEYRING, "missing")),
-            },
-        };
+        let keyrings = Chain::new(store.clone(), layout::KEYRINGS);
+        let keyring = create::keyring_or_repair(&store, &keyrings, &identity, key).await?;
         let mut keks = HashMap::new();
         for name in keystore.names() {
             let kek = keystore
@@ -138,15 +167,17 @@ impl Repository {
                 .derive_kek(&identity.uuid);
             keks.insert(kek.fingerprint(), kek);
         }
-        let chunk_key_id = KeyId::from_hex(&identity.chunk_key_id)
-            .ok_or_else(|| corrupt(layout::IDENTITY, "bad chunk_key_id"))?;
+        let chunk_key_id = create::chunk_key_id(&identity)?;
         let mut repo = Repository {
+            generations: Chain::new(store.clone(), layout::GENERATIONS),
+            keyrings,
             store,
             identity,
             keyring_cache: Mutex::new(keyring),
             keks,
             deks: Mutex::new(HashMap::new()),
             chunk_key: Dek::generate(),
+            metadata_key: Mutex::new(None),
             compress: opts.compress,
             readonly: opts.readonly,
         };
@@ -157,85 +188,13 @@ impl Repository {
             .iter()
             .any(|k| repo.kek(&k.fingerprint).is_some())
         {
-            let needed: Vec<String> = keyring.needed.iter().map(|k| k.name.clone()).collect();
             return Err(RepoError::WrongKey {
                 key: key_name.to_string(),
-                needed: needed.join(", "),
+                needed: keyring.needed.iter().map(|k| k.name.clone()).collect(),
             });
         }
         repo.chunk_key = repo.dek(chunk_key_id, layout::IDENTITY).await?;
         Ok(repo)
-    }
-
-    async fn create(store: &Store, key: &MasterKey) -> Result<Identity> {
-        let uuid = uuid::Uuid::new_v4().to_string();
-        let kek = key.derive_kek(&uuid);
-        let chunk_key = Dek::generate();
-        let path = layout::wrapped_key(kek.fingerprint(), chunk_key.id());
-        store
-            .write_if_absent(
-                &path,
-                Bytes::from(crypto::wrap(&kek, &chunk_key, &uuid, &path)),
-            )
-            .await?;
-        let keyring = Keyring::first(key.name(), &kek);
-        let identity = Identity {
-            format_version: FORMAT_VERSION,
-            uuid,
-            created_millis: now_millis(),
-            chunk_key_id: chunk_key.id().to_hex(),
-        };
-        match store
-            .write_if_absent(layout::IDENTITY, to_json(&identity))
-            .await
-        {
-            Ok(()) => {
-                match store
-                    .write_if_absent(layout::KEYRING, to_json(&keyring))
-                    .await
-                {
-                    Ok(()) | Err(StorageError::AlreadyExists(_)) => Ok(identity),
-                    Err(e) => Err(e.into()),
-                }
-            }
-            Err(StorageError::AlreadyExists(_)) => {
-                let bytes = store.read(layout::IDENTITY).await?;
-                parse_json(layout::IDENTITY, &bytes)
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// A creator that died between `snapvault.json` and the keyring leaves
-    /// no keyring. The creating key can prove itself by unwrapping the
-    /// chunk-id key, and then writes the keyring it would have written.
-    async fn repair_keyring(
-        store: &Store,
-        identity: &Identity,
-        key: &MasterKey,
-    ) -> Result<Keyring> {
-        let kek = key.derive_kek(&identity.uuid);
-        let dek_id = KeyId::from_hex(&identity.chunk_key_id)
-            .ok_or_else(|| corrupt(layout::IDENTITY, "bad chunk_key_id"))?;
-        let path = layout::wrapped_key(kek.fingerprint(), dek_id);
-        let Some(wrapped) = store.read_opt(&path).await? else {
-            return Err(corrupt(
-                layout::KEYRING,
-                "missing, and the given master key did not create this repository",
-            ));
-        };
-        crypto::unwrap(&kek, &identity.uuid, &path, &wrapped)?;
-        let keyring = Keyring::first(key.name(), &kek);
-        match store
-            .write_if_absent(layout::KEYRING, to_json(&keyring))
-            .await
-        {
-            Ok(()) => Ok(keyring),
-            Err(StorageError::AlreadyExists(_)) => {
-                parse_json(layout::KEYRING, &store.read(layout::KEYRING).await?)
-            }
-            Err(e) => Err(e.into()),
-        }
     }
 
     pub fn uuid(&self) -> &str {
@@ -351,12 +310,9 @@ impl Repository {
                 });
             }
         }
-        Err(RepoError::Corrupt {
+        Err(RepoError::UnknownDataKey {
             path: needed_by.to_string(),
-            reason: format!(
-                "its header names data key [{}], which the repository does not hold: the object is damaged or was not written by this repository",
-                id.to_hex()
-            ),
+            dek: id.to_hex(),
         })
     }
 
@@ -389,100 +345,6 @@ impl Repository {
         let (header, plain) = self.open_object(path, &bytes).await?;
         Ok((parse_json(path, &plain)?, header.key_id))
     }
-
-    /// The latest generation: the `index.latest` hint, then probing forward
-    /// until a generation is missing (the hint may lag a crashed writer).
-    pub async fn latest_generation(&self) -> Result<u64> {
-        let mut n = match self.store.read_opt(layout::INDEX_LATEST).await? {
-            Some(b) => std::str::from_utf8(&b)
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-                .unwrap_or(0),
-            None => 0,
-        };
-        while self.store.exists(&layout::generation(n + 1)).await? {
-            n += 1;
-        }
-        Ok(n)
-    }
-
-    /// Reads the latest repository data (empty at generation 0), with the
-    /// id of the data key that sealed it.
-    pub async fn latest(&self) -> Result<(RepositoryData, Option<KeyId>)> {
-        // A generation pruned while we read it means a newer one exists.
-        for _ in 0..8 {
-            match self.read_latest().await {
-                Err(RepoError::Pruned) => continue,
-                other => return other,
-            }
-        }
-        self.read_latest().await
-    }
-
-    async fn read_latest(&self) -> Result<(RepositoryData, Option<KeyId>)> {
-        let n = self.latest_generation().await?;
-        if n == 0 {
-            return Ok((RepositoryData::default(), None));
-        }
-        self.read_generation(n).await
-    }
-
-    /// Generation `n` and the data key that sealed it.
-    async fn read_generation(&self, n: u64) -> Result<(RepositoryData, Option<KeyId>)> {
-        let path = layout::generation(n);
-        let bytes = self.store.read(&path).await?;
-        if bytes.as_ref() == layout::GENERATION_TOMBSTONE {
-            return Err(RepoError::Pruned);
-        }
-        let (_, plain) = self.open_object(&path, &bytes).await?;
-        let key = Header::parse(&path, &bytes)?.key_id;
-        let data: RepositoryData = parse_json(&path, &plain)?;
-        if data.generation != n {
-            return Err(corrupt(
-                &layout::generation(n),
-                "generation number does not match its name",
-            ));
-        }
-        Ok((data, Some(key)))
-    }
-
-    /// Applies `change` to the latest repository data and commits the result
-    /// as the next generation with create-if-absent; when another writer
-    /// committed first, re-reads and re-applies. `change` may refuse by
-    /// returning an error, which is passed through untouched.
-    pub async fn update<T, E>(
-        &self,
-        dek: &Dek,
-        mut change: impl FnMut(&mut RepositoryData) -> std::result::Result<T, E>,
-    ) -> std::result::Result<(T, RepositoryData), E>
-    where
-        E: From<RepoError>,
-    {
-        self.check_writable()?;
-        loop {
-            let (mut data, _) = self.latest().await?;
-            let out = change(&mut data)?;
-            data.generation += 1;
-            let path = layout::generation(data.generation);
-            let json = serde_json::to_vec(&data).expect("documents serialise");
-            let sealed = Bytes::from(self.seal(dek, &path, &json));
-            match self.store.write_if_absent(&path, sealed).await {
-                Ok(()) => {
-                    let hint = Bytes::from(data.generation.to_string());
-                    self.store
-                        .write(layout::INDEX_LATEST, hint)
-                        .await
-                        .map_err(RepoError::from)?;
-                    return Ok((out, data));
-                }
-                Err(StorageError::AlreadyExists(_)) => {
-                    tracing::debug!(generation = data.generation, "lost a commit race; retrying");
-                    continue;
-                }
-                Err(e) => return Err(RepoError::from(e).into()),
-            }
-        }
-    }
 }
 
 /// Opens then decompresses (when the header says so): the one way bytes
@@ -492,7 +354,10 @@ pub(crate) fn open_bytes(dek: &Dek, uuid: &str, path: &str, object: &[u8]) -> Re
     match header.compression {
         Compression::None => Ok(plain),
         Compression::Zstd => {
-            zstd::stream::decode_all(plain.as_slice()).map_err(|e| corrupt(path, e))
+            zstd::stream::decode_all(plain.as_slice()).map_err(|source| RepoError::BadCompression {
+                path: path.to_string(),
+                source,
+            })
         }
     }
 }
@@ -518,12 +383,16 @@ fn to_json<T: Serialize>(doc: &T) -> Bytes {
 }
 
 fn parse_json<T: DeserializeOwned>(path: &str, bytes: &[u8]) -> Result<T> {
-    serde_json::from_slice(bytes).map_err(|e| corrupt(path, e))
+    serde_json::from_slice(bytes).map_err(|source| RepoError::BadDocument {
+        path: path.to_string(),
+        source,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::MasterKey;
     use crate::storage::{Backend, Limits};
 
     fn key(name: &str, byte: u8) -> MasterKey {
@@ -591,44 +460,5 @@ mod tests {
             .unwrap();
         assert_eq!(repo.uuid(), uuid);
         assert!(store.read_opt(layout::KEYRING).await.unwrap().is_some());
-    }
-
-    #[tokio::test]
-    async fn concurrent_commits_all_land_in_order() {
-        let store = Store::open(Backend::Memory("commit-race".into()), &Limits::default()).unwrap();
-        let k = key("default", 3);
-        let mut ks = Keystore::default();
-        ks.insert(k.clone());
-        let repo = std::sync::Arc::new(
-            Repository::open(store, k.name(), &ks, opts())
-                .await
-                .unwrap(),
-        );
-        let mut tasks = Vec::new();
-        for i in 0..12 {
-            let repo = repo.clone();
-            tasks.push(tokio::spawn(async move {
-                let dek = repo.new_dek().await.unwrap();
-                repo.update(&dek, |data| {
-                    data.snapshots.push(model::SnapshotEntry {
-                        name: format!("s{i}"),
-                        uuid: format!("u{i}"),
-                        state: model::SnapshotState::Success,
-                        start_time_millis: 0,
-                        end_time_millis: 0,
-                        indices: Default::default(),
-                    });
-                    Ok::<_, RepoError>(())
-                })
-                .await
-                .unwrap();
-            }));
-        }
-        for t in tasks {
-            t.await.unwrap();
-        }
-        let (data, _) = repo.latest().await.unwrap();
-        assert_eq!(data.generation, 12);
-        assert_eq!(data.snapshots.len(), 12);
     }
 }

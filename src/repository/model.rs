@@ -28,6 +28,12 @@ pub struct Keyring {
     /// The latest key rotation, running or finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotation: Option<Rotation>,
+    /// The data key every generation (`index-<N>`) is sealed with: one
+    /// long-lived key instead of one per commit, so a commit leaves no key
+    /// behind that only a superseded generation names. Absent in
+    /// repositories written before it existed; created by the first commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_key: Option<String>,
 }
 
 impl Keyring {
@@ -41,6 +47,7 @@ impl Keyring {
             active: key.clone(),
             needed: vec![key],
             rotation: None,
+            metadata_key: None,
         }
     }
 }

@@ -65,14 +65,13 @@ impl Snapshots {
         op_id: &str,
     ) -> std::result::Result<CleanupResult, RepoError> {
         let repo = &open.repo;
-        let generation = repo.latest_generation().await?;
-        let (data, data_key) = repo.latest().await?;
+        let (data, _) = repo.latest().await?;
         let mut keep: HashSet<String> = HashSet::new();
         let mut keys: HashSet<String> = HashSet::new();
         keys.insert(repo.chunk_key().id().to_hex());
-        if let Some(k) = data_key {
-            keys.insert(k.to_hex());
-        }
+        // The metadata key, and the keys of generations an older release
+        // sealed under their operation's key (while they are kept).
+        keys.extend(repo.generation_keys().await?.iter().map(|k| k.to_hex()));
         for snap in &data.snapshots {
             let path = layout::snapshot(&snap.uuid);
             let (_, k) = repo.read_doc::<SnapshotDetails>(&path).await?;
@@ -111,26 +110,22 @@ impl Snapshots {
                 "this node lost its lease on the cleanup (its heartbeat was late) and stopped; the repository is consistent, run _cleanup again".into(),
             )
         };
+        if !self.operations.holds(op_id).await {
+            return Err(lost());
+        }
+        // Generations and keyrings below their floor: what a crash or a
+        // late writer left, and an older release's tombstones.
+        let reclaimed = repo.reclaim_generations().await?;
+        result.deleted_blobs += reclaimed.blobs;
+        result.deleted_bytes += reclaimed.bytes;
         for (n, (obj, kind)) in own_objects(repo.store()).await?.into_iter().enumerate() {
             if n % FENCE_EVERY == 0 && !self.operations.holds(op_id).await {
                 return Err(lost());
             }
             let referenced = match kind {
-                Kind::Generation(g) if g < generation => {
-                    // Old generations are emptied, never deleted (see layout).
-                    let tomb = layout::GENERATION_TOMBSTONE;
-                    if obj.size > tomb.len() as u64 {
-                        repo.store()
-                            .write(&obj.path, bytes::Bytes::from_static(tomb))
-                            .await?;
-                        result.deleted_blobs += 1;
-                        result.deleted_bytes += obj.size - tomb.len() as u64;
-                    }
-                    continue;
-                }
-                // The one read, or a newer one that belongs to a commit that
-                // raced this cleanup: never touch it.
-                Kind::Generation(_) => true,
+                // Kept or compacted by their chain, never decided here: a
+                // newer one may belong to a commit that raced this cleanup.
+                Kind::Generation(_) | Kind::GenerationFloor => true,
                 Kind::Identity | Kind::GenerationLatest | Kind::Keyring => true,
                 Kind::WrappedKey(kek, dek) => {
                     keys.contains(&dek.to_hex()) && needed.contains(&kek.to_hex())

@@ -94,14 +94,9 @@ impl Snapshots {
         if names.is_empty() {
             return Ok(());
         }
-        let dek = open
-            .repo
-            .new_dek()
-            .await
-            .map_err(|e| ServiceError::repo(&open.name, e))?;
         let (removed, _) = open
             .repo
-            .update(&dek, |data| {
+            .update(|data| {
                 let removed: Vec<SnapshotEntry> = data
                     .snapshots
                     .iter()

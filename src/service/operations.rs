@@ -168,6 +168,7 @@ impl Operations {
                 node_id: self.node_id.clone(),
                 start_millis: now_millis(),
                 kind: start.kind.clone(),
+                extra: Default::default(),
             };
             let outcome = self
                 .state
@@ -363,6 +364,7 @@ mod tests {
                             node_id: "n".into(),
                             start_millis: 1,
                             kind: OpKind::Cleanup,
+                            extra: Default::default(),
                         },
                     );
                 }
@@ -421,6 +423,7 @@ mod tests {
             RepositoryMetadata {
                 kind: "fs".into(),
                 settings: Default::default(),
+                extra: Default::default(),
             },
         );
         if paused {

@@ -206,6 +206,7 @@ impl Repositories {
         let meta = RepositoryMetadata {
             kind: req.kind.clone(),
             settings: req.settings.clone(),
+            extra: Default::default(),
         };
         // Settings first (nothing is created for a refused registration),
         // then the place, then the repository itself.

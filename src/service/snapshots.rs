@@ -414,11 +414,10 @@ pub(crate) async fn commit_snapshot(
         indices: details.indices.clone(),
     };
     let committed = repo
-        .update(dek, |data| {
+        .update(|data| {
             if data.find(&entry.name).is_some() {
-                return Err(RepoError::Corrupt {
-                    path: layout::generation(data.generation),
-                    reason: format!("snapshot [{}] was committed twice", entry.name),
+                return Err(RepoError::SnapshotCommittedTwice {
+                    snapshot: entry.name.clone(),
                 });
             }
             data.snapshots.push(entry.clone());

@@ -1,20 +1,30 @@
 //! The deployment's persisted state: registered repositories and their
-//! settings. One JSON document in generations `state-<N>.json` on the state
-//! store, changed only through [`StateStore::update`], which commits the next
-//! generation with create-if-absent and retries when another writer won.
-//! The in-memory copy is a cache; every update starts from storage.
+//! settings, pauses and running operations. One JSON document in
+//! generations `state-<N>.json` on the state store (a
+//! [`Chain`](crate::storage::generations::Chain), which also compacts old
+//! generations safely), changed only through [`StateStore::update`], which
+//! commits the next generation with create-if-absent and retries when
+//! another writer won. Documents of older formats are migrated on read
+//! ([`migrations`]); fields this node does not know are kept; a newer
+//! format is refused. The in-memory copy is a cache; every update starts
+//! from storage.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use tokio::sync::RwLock;
 
+use crate::storage::generations::{self, Chain, Codec, GenerationError};
 use crate::storage::{StorageError, Store};
 
+pub mod migrations;
 pub mod nodes;
 pub mod operations;
 
+pub use migrations::CURRENT_FORMAT;
 pub use operations::{OpKind, Operation};
 
 /// A registered repository.
@@ -24,16 +34,9 @@ pub struct RepositoryMetadata {
     pub kind: String,
     /// Settings as Elasticsearch renders them: strings.
     pub settings: BTreeMap<String, String>,
-}
-
-/// A snapshot in flight as format v1 recorded it; read only, to migrate
-/// into [`StateDoc::operations`].
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct InFlight {
-    pub repository: String,
-    pub snapshot: String,
-    pub node_id: String,
-    pub start_millis: i64,
+    /// Fields of a newer release, kept across this node's rewrites.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 /// A repository paused for maintenance.
@@ -43,50 +46,123 @@ pub struct Pause {
     pub since_millis: i64,
 }
 
+/// The state document, in the current format ([`CURRENT_FORMAT`]).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct StateDoc {
+    /// The format this document is written in (see [`migrations`]).
+    #[serde(default)]
+    pub format: u64,
+    /// The generation: counts commits, names the object (`state-<version>.json`).
     pub version: u64,
     pub repositories: BTreeMap<String, RepositoryMetadata>,
-    /// Legacy in-flight snapshots by snapshot uuid, moved into
-    /// `operations` when read.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub in_flight: BTreeMap<String, InFlight>,
     /// Running operations by id (a snapshot's id is its uuid).
     #[serde(default)]
     pub operations: BTreeMap<String, Operation>,
     /// Paused repositories by name.
     #[serde(default)]
     pub paused: BTreeMap<String, Pause>,
+    /// Top-level fields of a newer release, kept across this node's rewrites.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error(transparent)]
     Storage(#[from] StorageError),
-    #[error("state document [{0}] is corrupt")]
-    Corrupt(String),
-    #[error("the state generation read was pruned by a newer commit")]
-    Pruned,
+    #[error(transparent)]
+    Generations(#[from] GenerationError),
+    #[error("state document [{path}] is corrupt")]
+    Corrupt {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("state document [{path}] is not a JSON object")]
+    NotAnObject { path: String },
+    #[error("state document [{path}] has an invalid [format] field")]
+    BadFormat { path: String },
+    #[error(
+        "state format {found} is newer than this node supports ({supported}): upgrade snapvault"
+    )]
+    FormatTooNew { found: u64, supported: u64 },
+    #[error("state document [{path}] could not be migrated from format {from}")]
+    Migration {
+        path: String,
+        from: u64,
+        #[source]
+        source: migrations::MigrationError,
+    },
     #[error("the state store overwrote an existing object on a create-if-absent write; it cannot protect the deployment's state: use a path or a service that honours conditional writes")]
     NoConditionalWrites,
 }
 
-pub struct StateStore {
-    store: Store,
-    cache: RwLock<StateDoc>,
-}
-
-const LATEST: &str = "state.latest";
-/// What a pruned generation holds.
-pub const TOMBSTONE: &[u8] = b"pruned";
+/// Where the state's generations live in the state store.
+pub const LAYOUT: generations::Layout = generations::Layout {
+    name: doc_path,
+    parse: parse_doc_path,
+    dir: "/",
+    hint: "state.latest",
+    floor_dir: "state.floor/",
+    first: 1,
+};
 
 fn doc_path(n: u64) -> String {
     format!("state-{n}.json")
 }
 
+fn parse_doc_path(path: &str) -> Option<u64> {
+    let n = path.strip_prefix("state-")?.strip_suffix(".json")?;
+    n.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| n.parse().ok())
+        .flatten()
+}
+
+/// The state document as bytes of a generation: migrated on read, written
+/// in the current format.
+pub(crate) struct StateCodec;
+
+impl Codec for StateCodec {
+    type Doc = StateDoc;
+    type Error = StateError;
+
+    fn empty(&self) -> Result<StateDoc, StateError> {
+        Ok(StateDoc {
+            format: CURRENT_FORMAT,
+            ..StateDoc::default()
+        })
+    }
+
+    fn decode(
+        &self,
+        n: u64,
+        bytes: Bytes,
+    ) -> impl Future<Output = Result<StateDoc, StateError>> + Send {
+        let doc = migrations::decode(&doc_path(n), &bytes).map(|mut doc| {
+            doc.version = n;
+            doc
+        });
+        async move { doc }
+    }
+
+    fn encode(&self, n: u64, doc: &mut StateDoc) -> Bytes {
+        doc.version = n;
+        doc.format = CURRENT_FORMAT;
+        Bytes::from(serde_json::to_vec_pretty(doc).expect("state serialises"))
+    }
+}
+
+pub struct StateStore {
+    store: Store,
+    chain: Chain,
+    cache: RwLock<StateDoc>,
+}
+
 impl StateStore {
     pub async fn open(store: Store) -> Result<StateStore, StateError> {
         let s = StateStore {
+            chain: Chain::new(store.clone(), LAYOUT),
             store,
             cache: RwLock::new(StateDoc::default()),
         };
@@ -116,52 +192,7 @@ impl StateStore {
 
     /// Reads the newest generation from storage into the cache.
     pub async fn refresh(&self) -> Result<StateDoc, StateError> {
-        // A generation read just as it was pruned means a newer one exists.
-        for _ in 0..8 {
-            match self.read_latest().await {
-                Err(StateError::Pruned) => continue,
-                other => return other,
-            }
-        }
-        self.read_latest().await
-    }
-
-    async fn read_latest(&self) -> Result<StateDoc, StateError> {
-        let mut n = match self.store.read_opt(LATEST).await? {
-            Some(b) => std::str::from_utf8(&b)
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-                .unwrap_or(0),
-            None => 0,
-        };
-        while self.store.exists(&doc_path(n + 1)).await? {
-            n += 1;
-        }
-        let doc = if n == 0 {
-            StateDoc::default()
-        } else {
-            let path = doc_path(n);
-            let bytes = self.store.read(&path).await?;
-            if bytes.as_ref() == TOMBSTONE {
-                return Err(StateError::Pruned);
-            }
-            let mut doc: StateDoc =
-                serde_json::from_slice(&bytes).map_err(|_| StateError::Corrupt(path))?;
-            for (uuid, f) in std::mem::take(&mut doc.in_flight) {
-                doc.operations.insert(
-                    uuid,
-                    Operation {
-                        repository: f.repository,
-                        node_id: f.node_id,
-                        start_millis: f.start_millis,
-                        kind: OpKind::Snapshot {
-                            snapshot: f.snapshot,
-                        },
-                    },
-                );
-            }
-            doc
-        };
+        let (_, doc) = self.chain.read(&StateCodec).await?;
         *self.cache.write().await = doc.clone();
         Ok(doc)
     }
@@ -193,51 +224,16 @@ impl StateStore {
     }
 
     /// Applies `change` to the newest document and commits it as the next
-    /// generation (unless it changed nothing); `change` runs again if
-    /// another writer committed first.
+    /// generation (unless it changed nothing: a refused operation, an
+    /// already removed record); `change` runs again if another writer
+    /// committed first.
     pub async fn update<T, E: From<StateError>>(
         &self,
-        mut change: impl FnMut(&mut StateDoc) -> Result<T, E>,
+        change: impl FnMut(&mut StateDoc) -> Result<T, E>,
     ) -> Result<T, E> {
-        loop {
-            let mut doc = self.refresh().await?;
-            let before = doc.clone();
-            let out = change(&mut doc)?;
-            // Nothing changed (a refused operation, an already removed
-            // record): no generation to write.
-            if doc == before {
-                return Ok(out);
-            }
-            doc.version += 1;
-            let bytes = Bytes::from(serde_json::to_vec_pretty(&doc).expect("state serialises"));
-            match self
-                .store
-                .write_if_absent(&doc_path(doc.version), bytes)
-                .await
-            {
-                Ok(()) => {
-                    let hint = Bytes::from(doc.version.to_string());
-                    self.store
-                        .write(LATEST, hint)
-                        .await
-                        .map_err(StateError::from)?;
-                    if doc.version > 2 {
-                        // Older generations are history nobody reads. They
-                        // are emptied, never deleted: a deleted name could be
-                        // created again by a slow writer whose update would
-                        // then win a race it had lost.
-                        let _ = self
-                            .store
-                            .write(&doc_path(doc.version - 2), Bytes::from_static(TOMBSTONE))
-                            .await;
-                    }
-                    *self.cache.write().await = doc;
-                    return Ok(out);
-                }
-                Err(StorageError::AlreadyExists(_)) => continue,
-                Err(e) => return Err(StateError::from(e).into()),
-            }
-        }
+        let (out, doc) = self.chain.update(&StateCodec, change).await?;
+        *self.cache.write().await = doc;
+        Ok(out)
     }
 }
 
@@ -273,23 +269,25 @@ mod tests {
         assert!(!s.store.exists(&doc_path(2)).await.unwrap());
     }
 
+    fn repo(kind: &str) -> RepositoryMetadata {
+        RepositoryMetadata {
+            kind: kind.into(),
+            settings: BTreeMap::new(),
+            extra: Map::new(),
+        }
+    }
+
     #[tokio::test]
-    async fn concurrent_updates_all_land() {
+    async fn concurrent_updates_all_land_and_a_compacted_name_cannot_be_won_again() {
         let dir = tempfile::tempdir().unwrap();
         let open =
             || Store::open(Backend::Fs(dir.path().to_path_buf()), &Limits::default()).unwrap();
         let mut tasks = Vec::new();
-        for i in 0..10 {
+        for i in 0..20 {
             let s = StateStore::open(open()).await.unwrap();
             tasks.push(tokio::spawn(async move {
                 s.update(|doc| {
-                    doc.repositories.insert(
-                        format!("r{i}"),
-                        RepositoryMetadata {
-                            kind: "fs".into(),
-                            settings: BTreeMap::new(),
-                        },
-                    );
+                    doc.repositories.insert(format!("r{i}"), repo("fs"));
                     Ok::<_, StateError>(())
                 })
                 .await
@@ -301,10 +299,79 @@ mod tests {
         }
         let s = StateStore::open(open()).await.unwrap();
         let doc = s.current().await;
-        assert_eq!(doc.repositories.len(), 10);
-        assert_eq!(doc.version, 10);
-        // Pruned generations keep their names, so they can never be re-won.
-        let old = s.store.read(&doc_path(1)).await.unwrap();
-        assert_eq!(old.as_ref(), TOMBSTONE);
+        assert_eq!(doc.repositories.len(), 20);
+        assert_eq!((doc.version, doc.format), (20, CURRENT_FORMAT));
+        // Generations below the floor are gone; a stalled writer that
+        // creates one of those names again does not win.
+        assert!(!s.store.exists(&doc_path(1)).await.unwrap());
+        let mut stale = StateDoc::default();
+        let bogus = StateCodec.encode(1, &mut stale);
+        assert!(!s.chain.commit(1, bogus).await.unwrap());
+        assert_eq!(s.refresh().await.unwrap(), doc);
+    }
+
+    /// A writer that read the state, then stalled while 100 others
+    /// committed (and compaction ran), is not told its first attempt won;
+    /// its change lands on top of theirs.
+    async fn stalled_writer(store: impl Fn() -> Store) {
+        let stalled = std::sync::Arc::new(StateStore::open(store()).await.unwrap());
+        let others = StateStore::open(store()).await.unwrap();
+        let (read_tx, read_rx) = std::sync::mpsc::channel::<()>();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let attempts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let task = {
+            let (stalled, attempts) = (stalled.clone(), attempts.clone());
+            tokio::spawn(async move {
+                stalled
+                    .update(move |doc| {
+                        if attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                            read_tx.send(()).unwrap();
+                            go_rx.recv().unwrap();
+                        }
+                        doc.repositories.insert("stalled".into(), repo("fs"));
+                        Ok::<_, StateError>(())
+                    })
+                    .await
+                    .unwrap();
+            })
+        };
+        tokio::task::spawn_blocking(move || read_rx.recv().unwrap())
+            .await
+            .unwrap();
+        for i in 0..100 {
+            others
+                .update(|doc| {
+                    doc.repositories.insert(format!("r{i}"), repo("fs"));
+                    Ok::<_, StateError>(())
+                })
+                .await
+                .unwrap();
+        }
+        go_tx.send(()).unwrap();
+        task.await.unwrap();
+        assert!(
+            attempts.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+            "the stalled attempt was not reported as a success"
+        );
+        let doc = others.refresh().await.unwrap();
+        assert_eq!(doc.repositories.len(), 101, "no commit was lost");
+        assert_eq!(doc.version, 101);
+        let kept = others.chain.retained().await.unwrap();
+        assert!(kept.len() <= 16, "{kept:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_writer_stalled_across_100_commits_loses_its_race_on_fs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        stalled_writer(|| Store::open(Backend::Fs(path.clone()), &Limits::default()).unwrap())
+            .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_writer_stalled_across_100_commits_loses_its_race_in_memory() {
+        let name = format!("state-stalled-{}", uuid::Uuid::new_v4());
+        stalled_writer(|| Store::open(Backend::Memory(name.clone()), &Limits::default()).unwrap())
+            .await;
     }
 }

@@ -49,14 +49,58 @@ impl OpKind {
     }
 }
 
+/// Every field name a variant of [`OpKind`] reads or writes (the tag
+/// included): what a record's unknown fields are told apart from.
+const KIND_FIELDS: &[&str] = &[
+    "operation",
+    "snapshot",
+    "source",
+    "target",
+    "snapshots",
+    "staging",
+];
+
 /// One running operation on one repository.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(try_from = "RawOperation")]
 pub struct Operation {
     pub repository: String,
     pub node_id: String,
     pub start_millis: i64,
     #[serde(flatten)]
     pub kind: OpKind,
+    /// Fields a newer release wrote that this one does not know: kept, so
+    /// that this node's rewrite of the state does not drop them.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// An operation record as stored: its kind and unknown fields share the
+/// record's top level, so they are told apart after reading.
+#[derive(Deserialize)]
+struct RawOperation {
+    repository: String,
+    node_id: String,
+    start_millis: i64,
+    #[serde(flatten)]
+    rest: serde_json::Map<String, serde_json::Value>,
+}
+
+impl TryFrom<RawOperation> for Operation {
+    type Error = serde_json::Error;
+
+    fn try_from(raw: RawOperation) -> Result<Operation, serde_json::Error> {
+        let kind = serde_json::from_value(serde_json::Value::Object(raw.rest.clone()))?;
+        let mut extra = raw.rest;
+        extra.retain(|k, _| !KIND_FIELDS.contains(&k.as_str()));
+        Ok(Operation {
+            repository: raw.repository,
+            node_id: raw.node_id,
+            start_millis: raw.start_millis,
+            kind,
+            extra,
+        })
+    }
 }
 
 /// Why an operation cannot start now.
@@ -220,6 +264,53 @@ mod tests {
 
     fn snap(n: &str) -> OpKind {
         OpKind::Snapshot { snapshot: n.into() }
+    }
+
+    #[test]
+    fn every_kind_field_is_known_so_unknown_fields_are_never_doubled() {
+        let kinds = [
+            snap("s"),
+            OpKind::Clone {
+                source: "a".into(),
+                target: "b".into(),
+            },
+            OpKind::Delete {
+                snapshots: vec!["a".into()],
+            },
+            OpKind::Restore {
+                snapshot: "s".into(),
+                staging: vec!["u".into()],
+            },
+            OpKind::Cleanup,
+            OpKind::Collect,
+            OpKind::Rotation,
+            OpKind::Analyze,
+        ];
+        for kind in kinds {
+            let value = serde_json::to_value(&kind).unwrap();
+            for key in value.as_object().unwrap().keys() {
+                assert!(KIND_FIELDS.contains(&key.as_str()), "{key} of {kind:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_operation_record_keeps_the_fields_it_does_not_know() {
+        let stored = serde_json::json!({
+            "repository": "r", "node_id": "n", "start_millis": 1,
+            "operation": "restore", "snapshot": "s", "staging": ["u"],
+            "priority": "high", "lease": {"renewals": 3}
+        });
+        let op: Operation = serde_json::from_value(stored.clone()).unwrap();
+        assert_eq!(
+            op.kind,
+            OpKind::Restore {
+                snapshot: "s".into(),
+                staging: vec!["u".into()]
+            }
+        );
+        assert_eq!(op.extra.len(), 2);
+        assert_eq!(serde_json::to_value(&op).unwrap(), stored);
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! see half a file. For `fs` we therefore write a temporary file, fsync it and
 //! `link(2)` it to the final name, which fails atomically if the name exists.
 
+pub mod generations;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};

@@ -5,6 +5,7 @@ mod azure;
 mod backends;
 mod cleanup;
 mod clients;
+mod compaction;
 mod credentials;
 mod errors;
 mod faults;

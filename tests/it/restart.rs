@@ -56,24 +56,27 @@ async fn snapshot_interrupted_by_a_stop_is_recorded_as_failed_on_next_start() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path()).await;
     s.put_fs_repository("repo", "repo").await;
-    // Simulate a node that died mid-snapshot: an in-flight record with no commit.
+    // Simulate a node of an older release that died mid-snapshot: it
+    // committed a format-1 state document with an in-flight record.
     let node_id = s.node.cluster().node_id().to_string();
-    s.node
-        .state()
-        .update(|doc| {
-            doc.in_flight.insert(
-                "uuid-of-lost-snapshot".into(),
-                snapvault::state::InFlight {
-                    repository: "repo".into(),
-                    snapshot: "lost".into(),
-                    node_id: node_id.to_string(),
-                    start_millis: 1,
-                },
-            );
-            Ok::<_, snapvault::state::StateError>(())
-        })
-        .await
-        .unwrap();
+    let mut legacy = serde_json::to_value(s.node.state().refresh().await.unwrap()).unwrap();
+    let version = legacy["version"].as_u64().unwrap() + 1;
+    let legacy_doc = legacy.as_object_mut().unwrap();
+    legacy_doc.remove("format");
+    legacy_doc.remove("operations");
+    legacy_doc.insert("version".into(), json!(version));
+    legacy_doc.insert(
+        "in_flight".into(),
+        json!({"uuid-of-lost-snapshot": {
+            "repository": "repo", "snapshot": "lost",
+            "node_id": node_id, "start_millis": 1
+        }}),
+    );
+    std::fs::write(
+        dir.path().join(format!("state/state-{version}.json")),
+        serde_json::to_vec_pretty(&legacy).unwrap(),
+    )
+    .unwrap();
     let s = s.restart().await;
     let lost = s.ok("GET", "/_snapshot/repo/lost", None).await;
     assert_eq!(lost["snapshots"][0]["state"], "FAILED");
@@ -81,6 +84,6 @@ async fn snapshot_interrupted_by_a_stop_is_recorded_as_failed_on_next_start() {
         .as_str()
         .unwrap()
         .contains("stopped while the snapshot was running"));
-    assert!(s.node.state().current().await.in_flight.is_empty());
+    assert!(s.node.state().current().await.operations.is_empty());
     s.stop().await;
 }
