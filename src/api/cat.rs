@@ -120,9 +120,33 @@ pub(crate) fn render_rows(
         Some(s) => sort_keys(s, columns)?,
         None => Vec::new(),
     };
-    // Each row as its cells in the order of `columns` (missing ones empty).
-    let table: Vec<Vec<String>> = rows
-        .into_iter()
+    let table = in_column_order(columns, rows);
+    let order = row_order(&table, &keys);
+    match q.format.as_deref() {
+        Some("json") => {
+            Ok(axum::Json(json_rows(columns, &selected, &table, &order)).into_response())
+        }
+        None | Some("text") | Some("txt") => {
+            let header = flag(&q.v, "v", false)?
+                .then(|| selected.iter().map(|&c| columns[c].to_string()).collect());
+            Ok((
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "text/plain; charset=UTF-8",
+                )],
+                text_table(header, &selected, &table, &order),
+            )
+                .into_response())
+        }
+        Some(other) => Err(ApiError::bad_request(format!(
+            "unsupported format [{other}]"
+        ))),
+    }
+}
+
+/// Each row as its cells in the order of `columns` (missing ones empty).
+fn in_column_order(columns: &[&str], rows: Vec<Vec<(String, String)>>) -> Vec<Vec<String>> {
+    rows.into_iter()
         .map(|mut r| {
             columns
                 .iter()
@@ -134,87 +158,92 @@ pub(crate) fn render_rows(
                 })
                 .collect()
         })
-        .collect();
+        .collect()
+}
+
+/// The order to show rows in: by the sort keys, stable, each row's keys
+/// read once; the table's own order without keys.
+fn row_order(table: &[Vec<String>], keys: &[(usize, bool)]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..table.len()).collect();
-    if !keys.is_empty() {
-        let row_keys: Vec<Vec<(Option<f64>, &str)>> = table
-            .iter()
-            .map(|r| keys.iter().map(|(i, _)| sort_cell(&r[*i])).collect())
-            .collect();
-        order.sort_by(|&a, &b| {
-            keys.iter()
-                .enumerate()
-                .map(|(k, (_, desc))| {
-                    let ord = compare_cells(&row_keys[a][k], &row_keys[b][k]);
-                    if *desc {
-                        ord.reverse()
-                    } else {
-                        ord
-                    }
-                })
-                .find(|o| o.is_ne())
-                .unwrap_or(Ordering::Equal)
-        });
+    if keys.is_empty() {
+        return order;
     }
-    match q.format.as_deref() {
-        Some("json") => {
-            let out: Vec<serde_json::Value> = order
-                .iter()
-                .map(|&r| {
-                    serde_json::Value::Object(
-                        selected
-                            .iter()
-                            .map(|&c| {
-                                (
-                                    columns[c].to_string(),
-                                    serde_json::Value::String(table[r][c].clone()),
-                                )
-                            })
-                            .collect(),
-                    )
-                })
-                .collect();
-            Ok(axum::Json(out).into_response())
-        }
-        None | Some("text") | Some("txt") => {
-            let mut lines: Vec<Vec<String>> = Vec::new();
-            if flag(&q.v, "v", false)? {
-                lines.push(selected.iter().map(|&c| columns[c].to_string()).collect());
-            }
-            // One row per line, whatever a name holds: names stored before
-            // control and format characters were refused are shown escaped.
-            lines.extend(order.iter().map(|&r| {
+    let row_keys: Vec<Vec<(Option<f64>, &str)>> = table
+        .iter()
+        .map(|r| keys.iter().map(|(i, _)| sort_cell(&r[*i])).collect())
+        .collect();
+    order.sort_by(|&a, &b| {
+        keys.iter()
+            .enumerate()
+            .map(|(k, (_, desc))| {
+                let ord = compare_cells(&row_keys[a][k], &row_keys[b][k]);
+                if *desc {
+                    ord.reverse()
+                } else {
+                    ord
+                }
+            })
+            .find(|o| o.is_ne())
+            .unwrap_or(Ordering::Equal)
+    });
+    order
+}
+
+/// `format=json`: one object per row, the selected columns as strings.
+fn json_rows(
+    columns: &[&str],
+    selected: &[usize],
+    table: &[Vec<String>],
+    order: &[usize],
+) -> Vec<serde_json::Value> {
+    order
+        .iter()
+        .map(|&r| {
+            serde_json::Value::Object(
                 selected
                     .iter()
-                    .map(|&c| crate::grammar::shown(&table[r][c]).into_owned())
-                    .collect()
-            }));
-            let widths: Vec<usize> = (0..selected.len())
-                .map(|i| lines.iter().map(|l| l[i].len()).max().unwrap_or(0))
-                .collect();
-            let mut text = String::new();
-            for l in lines {
-                let line: Vec<String> = l
-                    .iter()
-                    .zip(&widths)
-                    .map(|(v, w)| format!("{v:<w$}"))
-                    .collect();
-                text.push_str(line.join(" ").trim_end());
-                text.push('\n');
-            }
-            Ok((
-                [(
-                    axum::http::header::CONTENT_TYPE,
-                    "text/plain; charset=UTF-8",
-                )],
-                text,
+                    .map(|&c| {
+                        (
+                            columns[c].to_string(),
+                            serde_json::Value::String(table[r][c].clone()),
+                        )
+                    })
+                    .collect(),
             )
-                .into_response())
-        }
-        Some(other) => Err(ApiError::bad_request(format!(
-            "unsupported format [{other}]"
-        ))),
+        })
+        .collect()
+}
+
+/// The aligned text table: an optional header line, then one row per
+/// line, whatever a name holds (names stored before control and format
+/// characters were refused are shown escaped), trailing blanks trimmed.
+fn text_table(
+    header: Option<Vec<String>>,
+    selected: &[usize],
+    table: &[Vec<String>],
+    order: &[usize],
+) -> String {
+    let mut lines: Vec<Vec<String>> = header.into_iter().collect();
+    lines.extend(order.iter().map(|&r| {
+        selected
+            .iter()
+            .map(|&c| crate::grammar::shown(&table[r][c]).into_owned())
+            .collect()
+    }));
+    let widths: Vec<usize> = (0..selected.len())
+        .map(|i| lines.iter().map(|l| l[i].len()).max().unwrap_or(0))
+        .collect();
+    let mut text = String::new();
+    for l in lines {
+        let line: Vec<String> = l
+            .iter()
+            .zip(&widths)
+            .map(|(v, w)| format!("{v:<w$}"))
+            .collect();
+        text.push_str(line.join(" ").trim_end());
+        text.push('\n');
     }
+    text
 }
 
 fn row(pairs: &[(&str, String)]) -> Vec<(String, String)> {
@@ -441,6 +470,28 @@ mod tests {
             "Unable to sort by unknown sort key `index:sideways`"
         );
         assert!(sort_keys("nope", COLS).is_err());
+    }
+
+    #[test]
+    fn text_tables_align_columns_and_sort_numbers_as_numbers() {
+        let rows = vec![
+            row(&[("index", "b".into()), ("docs.count", "10".into())]),
+            row(&[("index", "longer".into()), ("docs.count", "9".into())]),
+            row(&[("index", "a".into())]),
+        ];
+        let table = in_column_order(COLS, rows);
+        assert_eq!(table[2], vec!["a", "", "", ""]);
+        let order = row_order(&table, &[(1, true)]);
+        assert_eq!(order, vec![0, 1, 2]);
+        let order = row_order(&table, &[(1, false), (0, false)]);
+        assert_eq!(order, vec![2, 1, 0]);
+        let header = Some(vec!["index".to_string(), "docs.count".to_string()]);
+        assert_eq!(
+            text_table(header, &[0, 1], &table, &order),
+            "index  docs.count\na\nlonger 9\nb      10\n"
+        );
+        let json = json_rows(COLS, &[1], &table, &[0]);
+        assert_eq!(json, vec![serde_json::json!({"docs.count": "10"})]);
     }
 
     #[test]
