@@ -152,25 +152,20 @@ fn cors_config(c: CorsFile) -> Result<Cors, ConfigError> {
             })?;
         }
     }
-    if let Some(method) = cors
-        .allow_methods
-        .iter()
-        .find(|m| axum::http::Method::from_bytes(m.as_bytes()).is_err())
-    {
-        return Err(ConfigError::CorsMethod {
-            method: method.clone(),
-        });
+    let method = |m: &[u8]| axum::http::Method::from_bytes(m).is_ok();
+    if let Some(method) = first_refused(&cors.allow_methods, method) {
+        return Err(ConfigError::CorsMethod { method });
     }
-    if let Some(header) = cors
-        .allow_headers
-        .iter()
-        .find(|h| axum::http::HeaderName::from_bytes(h.as_bytes()).is_err())
-    {
-        return Err(ConfigError::CorsHeader {
-            header: header.clone(),
-        });
+    let header = |h: &[u8]| axum::http::HeaderName::from_bytes(h).is_ok();
+    if let Some(header) = first_refused(&cors.allow_headers, header) {
+        return Err(ConfigError::CorsHeader { header });
     }
     Ok(cors)
+}
+
+/// The first of `values` that `valid` refuses.
+fn first_refused(values: &[String], valid: impl Fn(&[u8]) -> bool) -> Option<String> {
+    values.iter().find(|v| !valid(v.as_bytes())).cloned()
 }
 
 #[cfg(test)]
