@@ -65,8 +65,13 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         std::thread::spawn(move || {
             let (mut conn, _) = listener.accept().unwrap();
-            let mut head = [0u8; 1024];
-            let _ = conn.read(&mut head);
+            // The whole request head first: closing with unread bytes
+            // would reset the connection before the probe reads the answer.
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap() == 1 {
+                head.push(byte[0]);
+            }
             conn.write_all(answer.as_bytes()).unwrap();
         });
         addr
