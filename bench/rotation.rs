@@ -27,18 +27,19 @@ async fn repository(node: &Node, name: &str) {
     let settings = [("location".to_string(), name.to_string())]
         .into_iter()
         .collect();
-    node.put_repository(PutRepository {
-        name: name.into(),
-        kind: "fs".into(),
-        settings,
-        verify: true,
-    })
-    .await
-    .unwrap();
+    node.repositories()
+        .put(PutRepository {
+            name: name.into(),
+            kind: "fs".into(),
+            settings,
+            verify: true,
+        })
+        .await
+        .unwrap();
 }
 
 async fn data_keys(node: &Node, repo: &str, n: usize) -> f64 {
-    let open = node.repo(repo).await.unwrap();
+    let open = node.repositories().open(repo).await.unwrap();
     let t = Instant::now();
     for _ in 0..n {
         open.repo.new_dek().await.unwrap();
@@ -58,7 +59,7 @@ async fn snapshot(node: &Arc<Node>, repo: &str, name: &str) -> f64 {
         metadata: None,
         wait_for_completion: true,
     };
-    match node.create_snapshot(req).await.unwrap() {
+    match node.snapshots().create(req).await.unwrap() {
         Created::Done(d) => assert_eq!(d.state.as_str(), "SUCCESS"),
         Created::Accepted => unreachable!("waited"),
     }
@@ -79,7 +80,7 @@ fn main() {
         let (node, _) = Node::start(config).await.unwrap();
 
         // An index of INDEX_MIB MiB of generated documents.
-        node.indices
+        node.indices()
             .create("bench", 2, Default::default())
             .await
             .unwrap();
@@ -100,10 +101,10 @@ fn main() {
                 });
                 id += 1;
             }
-            node.indices.write("bench", ops).await.unwrap();
+            node.indices().write("bench", ops).await.unwrap();
         }
         let index_mib =
-            node.indices.summary("bench").await.unwrap().store_bytes as f64 / (1 << 20) as f64;
+            node.indices().summary("bench").await.unwrap().store_bytes as f64 / (1 << 20) as f64;
 
         // 1. Time to rotate 10,000 wrapped keys.
         repository(&node, "rotated").await;
@@ -111,9 +112,9 @@ fn main() {
         add_key(&keystore, "k2");
         node.reload_keystore().await.unwrap();
         let t = Instant::now();
-        node.rotate_key("rotated", "k2", true).await.unwrap();
+        node.rotation().rotate("rotated", "k2", true).await.unwrap();
         let rotate_secs = t.elapsed().as_secs_f64();
-        let state = node.key_state("rotated").await.unwrap();
+        let state = node.rotation().key_state("rotated").await.unwrap();
         let rotation = state.keyring.rotation.unwrap();
         assert_eq!(rotation.phase.as_str(), "completed");
 
@@ -130,9 +131,10 @@ fn main() {
         data_keys(&node, "busy", OVERLAP_KEYS).await;
         add_key(&keystore, "k3");
         node.reload_keystore().await.unwrap();
-        node.rotate_key("busy", "k3", false).await.unwrap();
+        node.rotation().rotate("busy", "k3", false).await.unwrap();
         let before = loop {
             let r = node
+                .rotation()
                 .key_state("busy")
                 .await
                 .unwrap()
@@ -146,6 +148,7 @@ fn main() {
         };
         let busy_secs = snapshot(&node, "busy", "s").await;
         let during = node
+            .rotation()
             .key_state("busy")
             .await
             .unwrap()
@@ -154,9 +157,10 @@ fn main() {
             .unwrap();
         let still_running = during.phase.as_str() == "rewrapping";
         let t = Instant::now();
-        node.rotate_key("busy", "k3", true).await.unwrap();
+        node.rotation().rotate("busy", "k3", true).await.unwrap();
         let rest_secs = t.elapsed().as_secs_f64();
         let overlap = node
+            .rotation()
             .key_state("busy")
             .await
             .unwrap()

@@ -18,7 +18,7 @@ use crate::service::analyze::{
     AnalyzeOutcome, AnalyzeRequest, OpSummary, MAX_BLOB_COUNT, MAX_CONCURRENCY,
     MAX_REGISTER_OPERATIONS,
 };
-use crate::service::repositories::parse_byte_size;
+use crate::service::settings::parse_byte_size;
 use crate::Node;
 
 #[derive(Debug, Deserialize, Default)]
@@ -319,8 +319,8 @@ fn render(
 ) -> AnalyzeResponse {
     AnalyzeResponse {
         coordinating_node: NodeRef {
-            id: node.node_id.clone(),
-            name: node.config.node_name.clone(),
+            id: node.cluster().node_id().to_string(),
+            name: node.config().node_name.clone(),
         },
         repository: repository.into(),
         blob_count: o.request.blob_count,
@@ -429,6 +429,6 @@ pub async fn analyze_repository(
     EsQuery(q): EsQuery<AnalyzeQuery>,
 ) -> Result<Json<AnalyzeResponse>, ApiError> {
     let (request, read_nodes, early) = q.into_request()?;
-    let outcome = node.analyze_repository(&repository, request).await?;
+    let outcome = node.analysis().analyze(&repository, request).await?;
     Ok(Json(render(&node, &repository, outcome, read_nodes, early)))
 }

@@ -53,7 +53,7 @@ const INDEX_COLUMNS: &[&str] = &[
 ];
 
 async fn cat_indices_of(node: &Node, expr: &str, q: &CatQuery) -> Result<Response, ApiError> {
-    let all = node.indices.names().await;
+    let all = node.indices().names().await;
     let resolved = crate::indices::names::try_resolve(expr, &all)
         .map_err(crate::service::ServiceError::from)?;
     if let Some(missing) = resolved.missing.first() {
@@ -65,7 +65,7 @@ async fn cat_indices_of(node: &Node, expr: &str, q: &CatQuery) -> Result<Respons
     let mut rows = Vec::new();
     for name in resolved.names {
         let s = node
-            .indices
+            .indices()
             .summary(&name)
             .await
             .map_err(crate::service::ServiceError::from)?;
@@ -118,10 +118,10 @@ pub async fn cat_repositories(
     State(node): State<Arc<Node>>,
     EsQuery(q): EsQuery<CatQuery>,
 ) -> Result<Response, ApiError> {
-    let repos = node.get_repositories("_all").await?;
+    let repos = node.repositories().get("_all").await?;
     let mut rows = Vec::new();
     for (id, m) in repos {
-        let paused = node.pause_of(&id).await.is_some();
+        let paused = node.repositories().pause_of(&id).await.is_some();
         rows.push(row(&[
             ("id", id),
             ("type", m.kind),
@@ -149,7 +149,8 @@ const SNAPSHOT_COLUMNS: &[&str] = &[
 
 async fn cat_snapshots_of(node: &Node, repos: &str, q: &CatQuery) -> Result<Response, ApiError> {
     let listing = node
-        .get_snapshots(crate::service::status::ListSnapshots {
+        .snapshots()
+        .list(crate::service::status::ListSnapshots {
             repositories: repos.into(),
             snapshots: "_all".into(),
             ignore_unavailable: flag(&q.ignore_unavailable, "ignore_unavailable", false)?,

@@ -39,7 +39,7 @@ pub struct IndexQuery {
 
 /// Resolves an index expression; a concrete missing name is an error.
 async fn resolve(node: &Node, expr: &str) -> Result<Vec<String>, ApiError> {
-    let all = node.indices.names().await;
+    let all = node.indices().names().await;
     let r = names::try_resolve(expr, &all).map_err(ServiceError::from)?;
     if let Some(missing) = r.missing.first() {
         return Err(ServiceError::IndexNotFound {
@@ -82,7 +82,7 @@ pub async fn create_index(
     let settings = body.settings.unwrap_or_default();
     let shards = shards_setting(&settings)?;
     let _ = (body.mappings, body.aliases);
-    node.indices
+    node.indices()
         .create(&index, shards, settings)
         .await
         .map_err(ServiceError::from)?;
@@ -101,7 +101,7 @@ pub async fn get_index(
     let mut out = serde_json::Map::new();
     for name in resolve(&node, &index).await? {
         let m = node
-            .indices
+            .indices()
             .metadata(&name)
             .await
             .map_err(ServiceError::from)?;
@@ -126,7 +126,7 @@ pub async fn get_index(
 #[utoipa::path(head, path = "/{index}", tag = "indices", params(("index" = String, Path, description = "Index name")),
     responses((status = 200, description = "exists"), (status = 404, description = "missing")))]
 pub async fn index_exists(State(node): State<Arc<Node>>, Path(index): Path<String>) -> StatusCode {
-    let all = node.indices.names().await;
+    let all = node.indices().names().await;
     match names::try_resolve(&index, &all) {
         Err(_) => StatusCode::BAD_REQUEST,
         Ok(r) if r.missing.is_empty() && !r.names.is_empty() => StatusCode::OK,
@@ -142,7 +142,7 @@ pub async fn delete_index(
     EsQuery(_q): EsQuery<IndexQuery>,
 ) -> Result<Json<Acknowledged>, ApiError> {
     for name in resolve(&node, &index).await? {
-        node.indices
+        node.indices()
             .delete(&name)
             .await
             .map_err(ServiceError::from)?;
@@ -153,7 +153,7 @@ pub async fn delete_index(
 async fn set_state(node: &Node, expr: &str, state: IndexState) -> Result<Vec<String>, ApiError> {
     let names = resolve(node, expr).await?;
     for name in &names {
-        node.indices
+        node.indices()
             .set_state(name, state)
             .await
             .map_err(ServiceError::from)?;
@@ -202,8 +202,8 @@ fn item_json(index: &str, r: &DocResult, shards: u32) -> Value {
 
 /// Creates the index on first write, as Elasticsearch's auto-create does.
 async fn ensure_index(node: &Node, index: &str) -> Result<(), ServiceError> {
-    if !node.indices.exists(index).await {
-        match node.indices.create(index, 1, Default::default()).await {
+    if !node.indices().exists(index).await {
+        match node.indices().create(index, 1, Default::default()).await {
             Ok(_) | Err(crate::indices::IndexError::AlreadyExists(_)) => {}
             Err(e) => return Err(e.into()),
         }
@@ -230,7 +230,7 @@ async fn write_one(node: &Node, index: &str, op: DocOp) -> Result<Response, ApiE
     check_id(id)?;
     ensure_index(node, index).await?;
     let result = node
-        .indices
+        .indices()
         .write(index, vec![op])
         .await
         .map_err(ServiceError::from)?;
@@ -407,7 +407,7 @@ pub async fn get_doc(
     EsQuery(_q): EsQuery<DocQuery>,
 ) -> Result<Response, ApiError> {
     match node
-        .indices
+        .indices()
         .get_doc(&index, &id)
         .await
         .map_err(ServiceError::from)?
@@ -437,7 +437,10 @@ pub async fn delete_doc(
     Path((index, id)): Path<(String, String)>,
     EsQuery(_q): EsQuery<DocQuery>,
 ) -> Result<Response, ApiError> {
-    node.indices.get(&index).await.map_err(ServiceError::from)?;
+    node.indices()
+        .get(&index)
+        .await
+        .map_err(ServiceError::from)?;
     write_one(&node, &index, DocOp::Delete { id }).await
 }
 
@@ -506,7 +509,7 @@ async fn run_bulk_to_the_end(
 ) -> Result<Json<Value>, ApiError> {
     // A tracked task, so a graceful shutdown waits for it too.
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let tasks = node.tasks.clone();
+    let tasks = node.tasks().clone();
     tasks.spawn(async move {
         let _ = tx.send(run_bulk(&node, default_index, q, body).await);
     });
@@ -625,7 +628,7 @@ async fn run_bulk(
             continue;
         }
         let doc_ops: Vec<DocOp> = ops.into_iter().map(|(_, _, op)| op).collect();
-        match node.indices.write(&index, doc_ops).await {
+        match node.indices().write(&index, doc_ops).await {
             Err(e) => fail_all(&mut results, &slots, ServiceError::from(e).into()),
             Ok(outcomes) => {
                 for ((slot, verb), outcome) in slots.into_iter().zip(outcomes) {
@@ -739,7 +742,7 @@ pub async fn search(
     let mut skip = from;
     for name in resolve(&node, &index).await? {
         let (t, docs) = node
-            .indices
+            .indices()
             .search(&name, skip, size.saturating_sub(hits.len()))
             .await
             .map_err(ServiceError::from)?;
@@ -816,7 +819,11 @@ pub async fn count(
     let mut total = 0;
     let names = resolve(&node, &index).await?;
     for name in &names {
-        total += node.indices.count(name).await.map_err(ServiceError::from)?;
+        total += node
+            .indices()
+            .count(name)
+            .await
+            .map_err(ServiceError::from)?;
     }
     Ok(Json(
         json!({"count": total, "_shards": {"total": names.len(), "successful": names.len(), "skipped": 0, "failed": 0}}),

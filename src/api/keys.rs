@@ -149,7 +149,7 @@ pub async fn rotate_key(
             .into())
         }
     }
-    let outcome = node.rotate_key(&repository, &key_id, wait).await?;
+    let outcome = node.rotation().rotate(&repository, &key_id, wait).await?;
     let (status, changed, message, keyring) = match outcome {
         RotateOutcome::Started(k) => (if wait { StatusCode::OK } else { StatusCode::ACCEPTED }, true, None, k),
         RotateOutcome::AlreadyRunning(k) => (StatusCode::OK, false, Some(format!("a rotation to master key [{key_id}] is already running"))
@@ -173,14 +173,14 @@ pub async fn rotate_key_status(
     Path(repository): Path<String>,
 ) -> Result<Json<KeyStateBody>, ApiError> {
     Ok(Json(KeyStateBody::from_state(
-        &node.key_state(&repository).await?,
+        &node.rotation().key_state(&repository).await?,
     )))
 }
 
 #[utoipa::path(get, path = "/_snapshot/_rotate_key", tag = "keys",
     responses((status = 200, body = AllKeyStates)))]
 pub async fn all_rotations(State(node): State<Arc<Node>>) -> Result<Json<AllKeyStates>, ApiError> {
-    let states = node.all_key_states().await?;
+    let states = node.rotation().all_key_states().await?;
     Ok(Json(AllKeyStates {
         repositories: states
             .iter()

@@ -194,12 +194,12 @@ pub fn app(node: Arc<Node>) -> Router {
     let doc = openapi_json();
     let (router, _) = routes().split_for_parts();
     let request_id = HeaderName::from_static("x-request-id");
-    let http = &node.config.http;
+    let http = &node.config().http;
     let origins = Arc::new(edge::OriginPolicy::new(&http.cors));
     let edge = Arc::new(edge::Edge {
         hosts: http.allowed_hosts.clone(),
         origins: origins.clone(),
-        max_body_bytes: node.config.max_body_bytes,
+        max_body_bytes: node.config().max_body_bytes,
         body_timeout_secs: http.body_timeout_secs,
     });
     let stack = ServiceBuilder::new()
@@ -216,7 +216,7 @@ pub fn app(node: Arc<Node>) -> Router {
         // 3. The whole request, body and handler included: 408.
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(node.config.request_timeout_secs),
+            Duration::from_secs(node.config().request_timeout_secs),
         ))
         // 4. A panic anywhere inside is a 500 with an error id.
         .layer(CatchPanicLayer::custom(panic_response))
@@ -254,7 +254,7 @@ pub fn app(node: Arc<Node>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         // The body is already bounded and buffered by step 8; the same
         // bound for the extractors keeps axum's own 2 MB default away.
-        .layer(DefaultBodyLimit::max(node.config.max_body_bytes))
+        .layer(DefaultBodyLimit::max(node.config().max_body_bytes))
         .layer(stack)
         .with_state(node)
 }

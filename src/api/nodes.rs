@@ -42,7 +42,7 @@ pub struct NodesResponse {
 
 #[utoipa::path(get, path = "/_nodes", tag = "node", responses((status = 200, body = NodesResponse)))]
 pub async fn nodes(State(node): State<Arc<Node>>) -> Result<Json<NodesResponse>, ApiError> {
-    let live = node.live_nodes().await?;
+    let live = node.cluster().live_nodes().await?;
     let n = live.len();
     Ok(Json(NodesResponse {
         summary: NodesSummary {
@@ -50,7 +50,7 @@ pub async fn nodes(State(node): State<Arc<Node>>) -> Result<Json<NodesResponse>,
             successful: n,
             failed: 0,
         },
-        cluster_name: node.config.cluster_name.clone(),
+        cluster_name: node.config().cluster_name.clone(),
         nodes: live
             .into_iter()
             .map(|r| {
@@ -74,11 +74,16 @@ pub async fn cat_nodes(
 ) -> Result<Response, ApiError> {
     let now = crate::service::now_millis();
     let rows = node
+        .cluster()
         .live_nodes()
         .await?
         .into_iter()
         .map(|r| {
-            let me = if r.node_id == node.node_id { "*" } else { "-" };
+            let me = if r.node_id == node.cluster().node_id() {
+                "*"
+            } else {
+                "-"
+            };
             vec![
                 ("id".to_string(), r.node_id.clone()),
                 ("name".to_string(), r.name.clone()),

@@ -42,7 +42,7 @@ fn render(node: &Node, recoveries: Vec<(String, Recovery)>) -> Value {
                     "start_time": es_time(s.start_millis), "start_time_in_millis": s.start_millis,
                     "stop_time_in_millis": s.stop_millis, "total_time_in_millis": stop - s.start_millis,
                     "source": {"repository": r.repository, "snapshot": r.snapshot, "version": crate::ES_COMPAT_VERSION, "index": r.source_index},
-                    "target": {"id": node.node_id, "name": node.config.node_name},
+                    "target": {"id": node.cluster().node_id(), "name": node.config().node_name},
                     "index": {
                         "size": {"total_in_bytes": s.total_bytes, "reused_in_bytes": 0, "recovered_in_bytes": s.recovered_bytes, "percent": percent(s.recovered_bytes, s.total_bytes)},
                         "files": {"total": s.total_files, "reused": 0, "recovered": s.recovered_files, "percent": percent(s.recovered_files, s.total_files)},
@@ -58,7 +58,7 @@ fn render(node: &Node, recoveries: Vec<(String, Recovery)>) -> Value {
 async fn recovery_of(node: &Node, expr: &str, q: &RecoveryQuery) -> Result<Json<Value>, ApiError> {
     let _ = flag(&q.detailed, "detailed", false)?;
     let active_only = flag(&q.active_only, "active_only", false)?;
-    let found = node.recoveries(expr, active_only).await?;
+    let found = node.restores().recoveries(expr, active_only).await?;
     Ok(Json(render(node, found.into_iter().collect())))
 }
 

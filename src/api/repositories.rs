@@ -81,13 +81,14 @@ pub async fn put_repository(
     })?;
     let mut settings = BTreeMap::new();
     flatten_settings("", &body.settings.unwrap_or_default(), &mut settings)?;
-    node.put_repository(PutRepository {
-        name: repository,
-        kind,
-        settings,
-        verify,
-    })
-    .await?;
+    node.repositories()
+        .put(PutRepository {
+            name: repository,
+            kind,
+            settings,
+            verify,
+        })
+        .await?;
     Ok(Acknowledged::yes())
 }
 
@@ -109,8 +110,13 @@ async fn render_repositories(
     expr: &str,
 ) -> Result<Json<BTreeMap<String, RepositoryBody>>, ApiError> {
     let mut out = BTreeMap::new();
-    for (name, meta) in node.get_repositories(expr).await? {
-        let paused = node.pause_of(&name).await.as_ref().map(PauseBody::from);
+    for (name, meta) in node.repositories().get(expr).await? {
+        let paused = node
+            .repositories()
+            .pause_of(&name)
+            .await
+            .as_ref()
+            .map(PauseBody::from);
         out.insert(
             name,
             RepositoryBody {
@@ -150,7 +156,7 @@ pub async fn delete_repository(
     State(node): State<Arc<Node>>,
     Path(repository): Path<String>,
 ) -> Result<Json<Acknowledged>, ApiError> {
-    node.delete_repository(&repository).await?;
+    node.repositories().delete(&repository).await?;
     Ok(Acknowledged::yes())
 }
 
@@ -161,7 +167,7 @@ pub async fn verify_repository(
     State(node): State<Arc<Node>>,
     Path(repository): Path<String>,
 ) -> Result<Json<VerifyResponse>, ApiError> {
-    let nodes = node.verify_repository(&repository).await?;
+    let nodes = node.repositories().verify(&repository).await?;
     Ok(Json(VerifyResponse {
         nodes: nodes
             .into_iter()
@@ -177,7 +183,7 @@ pub async fn cleanup_repository(
     State(node): State<Arc<Node>>,
     Path(repository): Path<String>,
 ) -> Result<Json<CleanupResponse>, ApiError> {
-    let r = node.cleanup_repository(&repository).await?;
+    let r = node.snapshots().cleanup(&repository).await?;
     Ok(Json(CleanupResponse {
         results: CleanupResults {
             deleted_bytes: r.deleted_bytes,
@@ -195,7 +201,7 @@ pub async fn pause_repository(
     Path(repository): Path<String>,
     EsJson(body): EsJson<PauseRequest>,
 ) -> Result<Json<PauseResponse>, ApiError> {
-    let (pause, changed) = node.pause_repository(&repository, body.reason).await?;
+    let (pause, changed) = node.repositories().pause(&repository, body.reason).await?;
     Ok(Json(PauseResponse {
         acknowledged: true,
         changed,
@@ -210,7 +216,7 @@ pub async fn resume_repository(
     State(node): State<Arc<Node>>,
     Path(repository): Path<String>,
 ) -> Result<Json<PauseResponse>, ApiError> {
-    let changed = node.resume_repository(&repository).await?;
+    let changed = node.repositories().resume(&repository).await?;
     Ok(Json(PauseResponse {
         acknowledged: true,
         changed,

@@ -47,7 +47,7 @@ pub async fn restore_snapshot(
             .unwrap_or_default(),
         wait_for_completion: wait,
     };
-    Ok(match node.restore_snapshot(req).await? {
+    Ok(match node.restores().restore(req).await? {
         None => Json(Accepted { accepted: true }).into_response(),
         Some(o) => Json(RestoreResponse {
             snapshot: RestoreInfo {

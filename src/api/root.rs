@@ -26,9 +26,9 @@ pub struct Health {
 #[utoipa::path(get, path = "/", tag = "node", responses((status = 200, body = Value)))]
 pub async fn root(State(node): State<Arc<Node>>) -> Json<Value> {
     Json(json!({
-        "name": node.config.node_name,
-        "cluster_name": node.config.cluster_name,
-        "cluster_uuid": node.cluster_uuid,
+        "name": node.config().node_name,
+        "cluster_name": node.config().cluster_name,
+        "cluster_uuid": node.cluster().cluster_uuid(),
         "version": {
             "number": crate::ES_COMPAT_VERSION,
             "build_flavor": "default",
@@ -57,8 +57,8 @@ pub async fn root_head() -> axum::http::StatusCode {
 #[utoipa::path(get, path = "/_health", tag = "node", responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn health(State(node): State<Arc<Node>>) -> (axum::http::StatusCode, Json<Health>) {
     let reason = node
-        .state
-        .refresh()
+        .cluster()
+        .check_state_store()
         .await
         .err()
         .map(|e| format!("the state store cannot be read: {e}"));
@@ -69,8 +69,8 @@ pub async fn health(State(node): State<Arc<Node>>) -> (axum::http::StatusCode, J
     };
     let health = Health {
         status: if reason.is_some() { "red" } else { "green" }.into(),
-        node: node.config.node_name.clone(),
-        running_operations: node.tasks.running(),
+        node: node.config().node_name.clone(),
+        running_operations: node.tasks().running(),
         reason,
     };
     (status, Json(health))
@@ -83,7 +83,7 @@ pub async fn reload_secure_settings(
     node.reload_keystore().await?;
     Ok(Json(json!({
         "_nodes": {"total": 1, "successful": 1, "failed": 0},
-        "cluster_name": node.config.cluster_name,
-        "nodes": {node.node_id.clone(): {"name": node.config.node_name}},
+        "cluster_name": node.config().cluster_name,
+        "nodes": {node.cluster().node_id(): {"name": node.config().node_name}},
     })))
 }

@@ -52,7 +52,7 @@ pub async fn create_snapshot(
         metadata: body.metadata,
         wait_for_completion: flag(&q.wait_for_completion, "wait_for_completion", false)?,
     };
-    Ok(match node.create_snapshot(req).await? {
+    Ok(match node.snapshots().create(req).await? {
         Created::Accepted => Json(Accepted { accepted: true }).into_response(),
         Created::Done(details) => {
             let view = crate::service::status::SnapshotView {
@@ -166,7 +166,8 @@ pub async fn get_snapshot(
     let verbose = flag(&q.verbose, "verbose", true)?;
     let index_details = flag(&q.index_details, "index_details", false)?;
     let listing = node
-        .get_snapshots(ListSnapshots {
+        .snapshots()
+        .list(ListSnapshots {
             repositories: repository,
             snapshots: snapshot,
             ignore_unavailable: flag(&q.ignore_unavailable, "ignore_unavailable", false)?,
@@ -206,7 +207,7 @@ pub async fn delete_snapshot(
     Path((repository, snapshot)): Path<(String, String)>,
     EsQuery(_q): EsQuery<CreateQuery>,
 ) -> Result<Json<Acknowledged>, ApiError> {
-    node.delete_snapshots(&repository, &snapshot).await?;
+    node.snapshots().delete(&repository, &snapshot).await?;
     Ok(Acknowledged::yes())
 }
 
@@ -226,7 +227,8 @@ pub async fn clone_snapshot(
             "Validation Failed: 1: indices patterns are empty;",
         )
     })?;
-    node.clone_snapshot(&repository, &snapshot, &target, &indices)
+    node.snapshots()
+        .clone_snapshot(&repository, &snapshot, &target, &indices)
         .await?;
     Ok(Acknowledged::yes())
 }
@@ -244,7 +246,8 @@ async fn status(
     q: &StatusQuery,
 ) -> Result<Json<SnapshotStatusResponse>, ApiError> {
     let views = node
-        .snapshot_status(
+        .snapshots()
+        .status(
             repository,
             snapshot,
             flag(&q.ignore_unavailable, "ignore_unavailable", false)?,

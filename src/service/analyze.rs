@@ -29,7 +29,9 @@ use bytes::Bytes;
 use futures::StreamExt;
 use rand::{Rng, RngCore, SeedableRng};
 
-use super::{Node, Result, ServiceError};
+use super::operations::{emulated_cas, Operations, Start, Verb};
+use super::repositories::Repositories;
+use super::{Result, ServiceError};
 use crate::state::OpKind;
 use crate::storage::{StorageError, Store};
 
@@ -136,33 +138,43 @@ fn content(seed: u64, size: u64) -> Bytes {
     Bytes::from(buf)
 }
 
-impl Node {
-    pub async fn analyze_repository(
-        &self,
-        repository: &str,
-        req: AnalyzeRequest,
-    ) -> Result<AnalyzeOutcome> {
-        let open = self.repo(repository).await?;
-        self.check_not_paused(repository).await?;
-        if open.repo.readonly() {
-            return Err(ServiceError::Repository {
-                repository: repository.into(),
-                reason: "cannot run analysis on a readonly repository".into(),
-            });
+/// `_analyze` of the storage behind a repository.
+pub struct Analysis {
+    repositories: Arc<Repositories>,
+    operations: Arc<Operations>,
+}
+
+impl Analysis {
+    pub fn new(repositories: Arc<Repositories>, operations: Arc<Operations>) -> Analysis {
+        Analysis {
+            repositories,
+            operations,
         }
-        let op_id = crate::indices::new_doc_id();
+    }
+
+    /// `POST /_snapshot/{repository}/_analyze`.
+    pub async fn analyze(&self, repository: &str, req: AnalyzeRequest) -> Result<AnalyzeOutcome> {
+        let open = self
+            .repositories
+            .writable(repository, Verb::Analyze)
+            .await?;
+        let start = Start {
+            repository,
+            verb: Verb::Analyze,
+            readonly: open.repo.readonly(),
+            id: crate::indices::new_doc_id(),
+            kind: OpKind::Analyze,
+        };
         let busy = || ServiceError::ConcurrentSnapshotExecution {
             repository: repository.into(),
-            snapshot: String::new(),
+            snapshot: None,
             reason: "cannot analyze while a cleanup is running".into(),
         };
-        let op = self
-            .begin_op(repository, &op_id, OpKind::Analyze, busy)
-            .await?;
+        let op = self.operations.begin(start, busy).await?;
         let blob_path =
             crate::repository::layout::analysis_dir(&uuid::Uuid::new_v4().simple().to_string());
         let store = open.repo.store().clone();
-        let emulated = super::leases::emulated_cas(&self.state.current().await, repository);
+        let emulated = emulated_cas(&self.repositories.state().current().await, repository);
         let run = analyze(&store, &blob_path, &req, emulated);
         let outcome = tokio::time::timeout(req.timeout, run).await;
         // Whatever happened, nothing of the analysis stays behind.

@@ -9,8 +9,10 @@
 
 use std::collections::HashSet;
 
+use super::operations::{Start, Verb};
 use super::repositories::OpenRepository;
-use super::{Node, Result, ServiceError};
+use super::snapshots::Snapshots;
+use super::{Result, ServiceError};
 use crate::repository::layout::{self, Kind};
 use crate::repository::model::{IndexMeta, ShardManifest, SnapshotDetails};
 use crate::repository::RepoError;
@@ -26,26 +28,27 @@ pub struct CleanupResult {
     pub deleted_blobs: u64,
 }
 
-impl Node {
-    pub async fn cleanup_repository(&self, repository: &str) -> Result<CleanupResult> {
-        let open = self.repo(repository).await?;
-        self.check_not_paused(repository).await?;
-        self.recheck_placement(&open).await?;
-        if open.repo.readonly() {
-            return Err(ServiceError::Repository {
-                repository: repository.into(),
-                reason: "cannot run cleanup on readonly repository".into(),
-            });
-        }
-        let id = crate::indices::new_doc_id();
+impl Snapshots {
+    /// `POST /_snapshot/{repository}/_cleanup`.
+    pub async fn cleanup(&self, repository: &str) -> Result<CleanupResult> {
+        let open = self
+            .repositories
+            .writable(repository, Verb::Cleanup)
+            .await?;
+        self.repositories.recheck_placement(&open).await?;
+        let start = Start {
+            repository,
+            verb: Verb::Cleanup,
+            readonly: open.repo.readonly(),
+            id: crate::indices::new_doc_id(),
+            kind: OpKind::Cleanup,
+        };
         let busy = || ServiceError::ConcurrentSnapshotExecution {
             repository: repository.into(),
-            snapshot: String::new(),
+            snapshot: None,
             reason: "cannot cleanup - another cleanup is currently running".into(),
         };
-        let op = self
-            .begin_op(repository, &id, OpKind::Cleanup, busy)
-            .await?;
+        let op = self.operations.begin(start, busy).await?;
         let result = self.collect_garbage(&open, op.id()).await;
         op.end().await;
         result.map_err(|e| ServiceError::repo(repository, e))
@@ -108,7 +111,7 @@ impl Node {
             )
         };
         for (n, (obj, kind)) in own_objects(repo.store()).await?.into_iter().enumerate() {
-            if n % FENCE_EVERY == 0 && !self.holds_op(op_id).await {
+            if n % FENCE_EVERY == 0 && !self.operations.holds(op_id).await {
                 return Err(lost());
             }
             let referenced = match kind {

@@ -2,14 +2,18 @@
 //! the small documents (index metadata, shard manifests) are re-sealed
 //! under the clone's own paths; no data is copied.
 
-use super::{names, now_millis, Node, Result, ServiceError};
+use super::operations::{Start, Verb};
+use super::repositories::OpenRepository;
+use super::snapshots::{commit_snapshot, Snapshots};
+use super::{names, now_millis, Result, ServiceError};
 use crate::repository::layout;
 use crate::repository::model::{
     IndexMeta, ShardManifest, ShardStats, SnapshotDetails, SnapshotState,
 };
 use crate::state::OpKind;
 
-impl Node {
+impl Snapshots {
+    /// `PUT /_snapshot/{repository}/{source}/_clone/{target}`.
     pub async fn clone_snapshot(
         &self,
         repository: &str,
@@ -17,20 +21,13 @@ impl Node {
         target: &str,
         indices: &str,
     ) -> Result<()> {
-        let open = self.repo(repository).await?;
-        self.check_not_paused(repository).await?;
+        let open = self.repositories.writable(repository, Verb::Clone).await?;
         let invalid = |reason: &str| ServiceError::InvalidSnapshotName {
             repository: repository.into(),
             snapshot: target.into(),
             reason: reason.into(),
         };
         names::validate_snapshot_name(target).map_err(|r| invalid(&r))?;
-        if open.repo.readonly() {
-            return Err(ServiceError::Repository {
-                repository: repository.into(),
-                reason: "cannot clone a snapshot in a readonly repository".into(),
-            });
-        }
         let (data, _) = open
             .repo
             .latest()
@@ -66,13 +63,19 @@ impl Node {
         if resolved.names.is_empty() {
             return Err(ServiceError::IllegalArgument(format!("No indices in the source snapshot [{source}] matched requested pattern [{indices}]")));
         }
-        let op_id = crate::indices::new_doc_id();
-        let kind = OpKind::Clone {
-            source: source.into(),
-            target: target.into(),
+        let start = Start {
+            repository,
+            verb: Verb::Clone,
+            readonly: open.repo.readonly(),
+            id: crate::indices::new_doc_id(),
+            kind: OpKind::Clone {
+                source: source.into(),
+                target: target.into(),
+            },
         };
         let op = self
-            .begin_op(repository, &op_id, kind, || {
+            .operations
+            .begin(start, || {
                 invalid("snapshot with the same name is already in-progress")
             })
             .await?;
@@ -85,7 +88,7 @@ impl Node {
 
     async fn run_clone(
         &self,
-        open: &super::repositories::OpenRepository,
+        open: &OpenRepository,
         source_uuid: &str,
         target: &str,
         indices: &[String],
@@ -152,6 +155,6 @@ impl Node {
             details.indices.insert(name.clone(), index);
         }
         details.end_time_millis = now_millis();
-        self.commit_snapshot(repo, &dek, &details).await.map_err(e)
+        commit_snapshot(repo, &dek, &details).await.map_err(e)
     }
 }

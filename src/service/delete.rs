@@ -3,22 +3,18 @@
 //! collected right away when nothing that writes data runs on any replica,
 //! else left to `_cleanup`.
 
-use super::leases::Refusal;
-use super::{Node, Result, ServiceError};
+use super::operations::{Refusal, Start, Verb};
+use super::repositories::OpenRepository;
+use super::snapshots::Snapshots;
+use super::{Result, ServiceError};
 use crate::repository::layout;
 use crate::repository::model::SnapshotEntry;
 use crate::state::OpKind;
 
-impl Node {
-    pub async fn delete_snapshots(&self, repository: &str, expr: &str) -> Result<Vec<String>> {
-        let open = self.repo(repository).await?;
-        self.check_not_paused(repository).await?;
-        if open.repo.readonly() {
-            return Err(ServiceError::Repository {
-                repository: repository.into(),
-                reason: "cannot delete snapshot from a readonly repository".into(),
-            });
-        }
+impl Snapshots {
+    /// `DELETE /_snapshot/{repository}/{snapshots}`.
+    pub async fn delete(&self, repository: &str, expr: &str) -> Result<Vec<String>> {
+        let open = self.repositories.writable(repository, Verb::Delete).await?;
         let (data, _) = open
             .repo
             .latest()
@@ -27,7 +23,7 @@ impl Node {
         let mut known: Vec<String> = data.snapshots.iter().map(|s| s.name.clone()).collect();
         // Running snapshots resolve too, so that deleting one is refused
         // with the reason rather than reported missing.
-        for op in self.running_ops(repository).await? {
+        for op in self.operations.running(repository).await? {
             if let OpKind::Snapshot { snapshot } = op.kind {
                 known.push(snapshot);
             }
@@ -40,14 +36,20 @@ impl Node {
             });
         }
         let names = resolved.names;
-        let id = crate::indices::new_doc_id();
-        let kind = OpKind::Delete {
-            snapshots: names.clone(),
+        let start = Start {
+            repository,
+            verb: Verb::Delete,
+            readonly: open.repo.readonly(),
+            id: crate::indices::new_doc_id(),
+            kind: OpKind::Delete {
+                snapshots: names.clone(),
+            },
         };
         // Names in progress are not in the generation, so a name-in-progress
         // conflict cannot arise here; the record excludes everything else.
         let op = self
-            .begin_op(repository, &id, kind, || ServiceError::SnapshotMissing {
+            .operations
+            .begin(start, || ServiceError::SnapshotMissing {
                 repository: repository.into(),
                 snapshot: names.join(","),
             })
@@ -61,17 +63,23 @@ impl Node {
 
     /// Collects the data a delete freed, when nothing that writes data runs
     /// anywhere in the deployment (else `_cleanup` will).
-    async fn collect_after_delete(&self, open: &super::repositories::OpenRepository) {
+    async fn collect_after_delete(&self, open: &OpenRepository) {
         // Never collect in a location that shares storage (as _cleanup).
-        if let Err(e) = self.recheck_placement(open).await {
+        if let Err(e) = self.repositories.recheck_placement(open).await {
             tracing::warn!(repository = %open.name, error = %e, "not collecting data after a delete");
             return;
         }
-        let id = crate::indices::new_doc_id();
-        let op = match self.try_begin_op(&open.name, &id, OpKind::Collect).await {
+        let start = Start {
+            repository: &open.name,
+            verb: Verb::Cleanup,
+            readonly: open.repo.readonly(),
+            id: crate::indices::new_doc_id(),
+            kind: OpKind::Collect,
+        };
+        let op = match self.operations.try_begin(start).await {
             Ok(op) => op,
             Err(Refusal::Conflict(_)) => return,
-            Err(Refusal::State(e)) => {
+            Err(Refusal::Service(e)) => {
                 tracing::warn!(repository = %open.name, error = %e, "could not collect data after a delete; _cleanup will");
                 return;
             }
@@ -82,11 +90,7 @@ impl Node {
         op.end().await;
     }
 
-    async fn delete_committed(
-        &self,
-        open: &super::repositories::OpenRepository,
-        names: &[String],
-    ) -> Result<()> {
+    async fn delete_committed(&self, open: &OpenRepository, names: &[String]) -> Result<()> {
         if names.is_empty() {
             return Ok(());
         }

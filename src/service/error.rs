@@ -36,10 +36,12 @@ pub enum ServiceError {
         snapshot: String,
         reason: String,
     },
-    #[error("[{repository}:{snapshot}] {reason}")]
+    /// Refused by another operation; `snapshot` names the one it is
+    /// about, when it is about one.
+    #[error("[{repository}{}] {reason}", snapshot.as_ref().map(|s| format!(":{s}")).unwrap_or_default())]
     ConcurrentSnapshotExecution {
         repository: String,
-        snapshot: String,
+        snapshot: Option<String>,
         reason: String,
     },
     /// A restore the request cannot have (state, names, open index).

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use zeroize::Zeroizing;
 
-use super::repositories::parse_bool;
+use super::settings::parse_bool;
 use crate::clients::{endpoint_url, CloudClients, EndpointError};
 use crate::crypto::Keystore;
 use crate::storage::{AzureConfig, Backend, GcsConfig, S3Config};
@@ -22,7 +22,7 @@ use crate::storage::{AzureConfig, Backend, GcsConfig, S3Config};
 /// Why settings or a store URI name no place snapvault may use. The
 /// messages are the reasons of the `repository_exception` a registration
 /// answers, so each names the setting at fault; none carries a credential.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum LocationError {
     /// `container` (Azure) or `bucket` (S3, GCS) is missing or empty.
     #[error("missing {what}")]
@@ -60,14 +60,6 @@ pub enum LocationError {
     StoreUriScheme { scheme: String },
     #[error("a store URI has an unknown parameter [{parameter}]")]
     StoreUriParameter { parameter: String },
-}
-
-/// Callers that still collect refusals as text (`parse_settings`) take the
-/// message; once they hold a typed error they take this one as a source.
-impl From<LocationError> for String {
-    fn from(e: LocationError) -> String {
-        e.to_string()
-    }
 }
 
 /// Which naming rule of the service a bucket or container name breaks.

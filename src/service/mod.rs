@@ -1,32 +1,44 @@
-//! Operations without HTTP: registering repositories, snapshot, restore,
-//! delete, clone and cleanup, each in its own module as `impl Node` blocks.
+//! Operations without HTTP, one service per aggregate:
 //!
-//! [`Node`] holds the node's dependencies (configuration, keystore, state
-//! store, data store) and the repositories it has open. Long operations run
-//! as background tasks tracked per repository in [`ops::Ops`], which is also
-//! where conflicting operations are refused, as Elasticsearch does.
+//! | service | owns |
+//! |---|---|
+//! | [`cluster::Cluster`] | node identity, keystore, heartbeat and live nodes |
+//! | [`operations::Operations`] | every long operation's record, guard, preconditions and progress |
+//! | [`repositories::Repositories`] | registration, settings, placement, open repositories, pause |
+//! | [`snapshots::Snapshots`] | create, list, status, delete, clone, cleanup |
+//! | [`restore::Restores`] | restore and its per-shard recovery progress |
+//! | [`rotation::KeyRotation`] | master-key rotation and its background rewrap |
+//! | [`analyze::Analysis`] | `_analyze` of a repository's storage |
+//! | [`takeover::Takeover`] | failing cleanly the operations of a stopped node |
+//!
+//! [`Node`] builds them, each holding `Arc`s of what it uses, runs the
+//! background loop, and hands them to the api layer, which talks to them
+//! through their methods only.
 
 pub mod analyze;
 pub mod cleanup;
 pub mod clone;
+pub mod cluster;
 pub mod delete;
 pub mod error;
-pub mod leases;
 pub mod locations;
 pub mod names;
-pub mod ops;
+pub mod operations;
 pub mod pause;
 pub mod placement;
+pub mod progress;
 pub mod recovery;
 pub mod repositories;
 pub mod restore;
 pub mod rotation;
+pub mod settings;
 pub mod snapshots;
 pub mod status;
+pub mod takeover;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+use std::time::Duration;
 
 pub use error::{Result, ServiceError};
 
@@ -35,106 +47,263 @@ use crate::crypto::Keystore;
 use crate::indices::Indices;
 use crate::state::StateStore;
 use crate::storage::{Limits, Store};
-use repositories::OpenRepository;
 
-/// Everything one snapvault process serves.
+use analyze::Analysis;
+use cluster::Cluster;
+use operations::Operations;
+use progress::TaskTracker;
+use repositories::Repositories;
+use restore::Restores;
+use rotation::KeyRotation;
+use snapshots::Snapshots;
+use takeover::Takeover;
+
+/// Everything one snapvault process serves, wired together.
 pub struct Node {
-    pub config: Config,
-    pub node_id: String,
-    pub cluster_uuid: String,
-    keystore: RwLock<Keystore>,
-    /// Shared with the guards of running operations, which release their
-    /// record even when dropped early.
-    pub state: Arc<StateStore>,
-    pub indices: Indices,
-    repos: tokio::sync::Mutex<HashMap<String, Arc<OpenRepository>>>,
-    pub tasks: ops::TaskTracker,
-    recoveries: std::sync::Mutex<std::collections::BTreeMap<String, recovery::Recovery>>,
-    /// Repositories whose key rotation runs on this node.
-    rotating: std::sync::Mutex<std::collections::HashSet<String>>,
-    /// Running operations per repository name, shared by every handle.
-    ops: std::sync::Mutex<HashMap<String, Arc<std::sync::Mutex<ops::Ops>>>>,
+    config: Arc<Config>,
+    cluster: Arc<Cluster>,
+    repositories: Arc<Repositories>,
+    snapshots: Arc<Snapshots>,
+    restores: Arc<Restores>,
+    rotation: Arc<KeyRotation>,
+    analysis: Arc<Analysis>,
+    takeover: Arc<Takeover>,
+    indices: Arc<Indices>,
+    tasks: TaskTracker,
     /// Tells background loops and rewraps to stop.
     shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create data directory {}: {source}", path.display())]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {}: {source}", path.display())]
+    IdFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Keystore(#[source] crate::crypto::CryptoError),
+    /// A store location the configuration names that cannot be used.
+    #[error("{what} store: {source}")]
+    Location {
+        what: &'static str,
+        #[source]
+        source: locations::LocationError,
+    },
+    #[error("{what} store: {source}")]
+    Storage {
+        what: &'static str,
+        #[source]
+        source: crate::storage::StorageError,
+    },
+    #[error("state store: {0}")]
+    State(#[source] crate::state::StateError),
+    #[error("data store: {0}")]
+    Data(#[source] crate::indices::IndexError),
 }
 
 impl Node {
     /// Opens the data directory: keystore (created on first start), state
     /// store, indices. Returns the node and whether a keystore was created.
-    pub async fn start(config: Config) -> std::result::Result<(Arc<Node>, bool), String> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            format!(
-                "cannot create data directory {}: {e}",
-                config.data_dir.display()
-            )
+    pub async fn start(config: Config) -> std::result::Result<(Arc<Node>, bool), StartError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+            path: config.data_dir.clone(),
+            source,
         })?;
-        let created = Keystore::create_if_missing(&config.keystore).map_err(|e| e.to_string())?;
-        let keystore = Keystore::load(&config.keystore).map_err(|e| e.to_string())?;
+        let created =
+            Keystore::create_if_missing(&config.keystore).map_err(StartError::Keystore)?;
+        let keystore = Keystore::load(&config.keystore).map_err(StartError::Keystore)?;
         let limits = storage_limits(&config);
-        let open = |what: &str, uri: &str| {
+        let open = |what: &'static str, uri: &str| {
             let backend = locations::store_backend(uri, &keystore, &config.clients)
-                .map_err(|e| format!("{what} store: {e}"))?;
-            Store::open(backend, &limits).map_err(|e| format!("{what} store: {e}"))
+                .map_err(|source| StartError::Location { what, source })?;
+            Store::open(backend, &limits).map_err(|source| StartError::Storage { what, source })
         };
         let state = Arc::new(
             StateStore::open(open("state", &config.state_store)?)
                 .await
-                .map_err(|e| format!("state store: {e}"))?,
+                .map_err(StartError::State)?,
         );
-        let indices = Indices::load(open("data", &config.data_store)?)
-            .await
-            .map_err(|e| format!("data store: {e}"))?;
+        let indices = Arc::new(
+            Indices::load(open("data", &config.data_store)?)
+                .await
+                .map_err(StartError::Data)?,
+        );
         let node_id = read_or_create_id(config.data_dir.join("node.id"))?;
         let cluster_uuid = state
             .cluster_uuid(read_or_create_id(config.data_dir.join("cluster.id"))?)
             .await
-            .map_err(|e| format!("state store: {e}"))?;
-        let node = Arc::new(Node {
-            config,
+            .map_err(StartError::State)?;
+        let node = Arc::new(Node::wire(
+            Arc::new(config),
             node_id,
             cluster_uuid,
-            keystore: RwLock::new(keystore),
+            keystore,
             state,
             indices,
-            repos: tokio::sync::Mutex::new(HashMap::new()),
-            tasks: ops::TaskTracker::default(),
-            recoveries: Default::default(),
-            rotating: Default::default(),
-            ops: Default::default(),
-            shutdown: tokio::sync::watch::channel(false).0,
-        });
-        node.recover_interrupted().await;
+        ));
+        node.takeover.recover_interrupted().await;
         node.start_background();
         Ok((node, created))
     }
 
-    pub fn keystore(&self) -> Keystore {
-        self.keystore.read().expect("keystore lock").clone()
+    /// Builds every service from the node's dependencies.
+    fn wire(
+        config: Arc<Config>,
+        node_id: String,
+        cluster_uuid: String,
+        keystore: Keystore,
+        state: Arc<StateStore>,
+        indices: Arc<Indices>,
+    ) -> Node {
+        let tasks = TaskTracker::default();
+        let shutdown = tokio::sync::watch::channel(false).0;
+        let cluster = Arc::new(Cluster::new(
+            config.clone(),
+            node_id.clone(),
+            cluster_uuid,
+            keystore,
+            state.clone(),
+        ));
+        let operations = Arc::new(Operations::new(state.clone(), node_id));
+        let repositories = Arc::new(Repositories::new(
+            config.clone(),
+            cluster.clone(),
+            state.clone(),
+            operations.clone(),
+        ));
+        let snapshots = Arc::new(Snapshots::new(
+            config.clone(),
+            repositories.clone(),
+            operations.clone(),
+            indices.clone(),
+            tasks.clone(),
+        ));
+        let restores = Arc::new(Restores::new(
+            config.clone(),
+            repositories.clone(),
+            operations.clone(),
+            indices.clone(),
+            tasks.clone(),
+        ));
+        let rotation = Arc::new(KeyRotation::new(
+            config.clone(),
+            cluster.clone(),
+            repositories.clone(),
+            operations.clone(),
+            tasks.clone(),
+            shutdown.subscribe(),
+        ));
+        let analysis = Arc::new(Analysis::new(repositories.clone(), operations.clone()));
+        let takeover = Arc::new(Takeover::new(
+            cluster.clone(),
+            repositories.clone(),
+            operations,
+            indices.clone(),
+        ));
+        Node {
+            config,
+            cluster,
+            repositories,
+            snapshots,
+            restores,
+            rotation,
+            analysis,
+            takeover,
+            indices,
+            tasks,
+            shutdown,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+
+    pub fn repositories(&self) -> &Arc<Repositories> {
+        &self.repositories
+    }
+
+    pub fn snapshots(&self) -> &Arc<Snapshots> {
+        &self.snapshots
+    }
+
+    pub fn restores(&self) -> &Arc<Restores> {
+        &self.restores
+    }
+
+    pub fn rotation(&self) -> &Arc<KeyRotation> {
+        &self.rotation
+    }
+
+    pub fn analysis(&self) -> &Arc<Analysis> {
+        &self.analysis
+    }
+
+    /// The shared state document store (tests and diagnostics read it;
+    /// services change it only through their own operations).
+    pub fn state(&self) -> &Arc<StateStore> {
+        self.repositories.state()
+    }
+
+    pub fn indices(&self) -> &Arc<Indices> {
+        &self.indices
+    }
+
+    /// Background tasks that must finish before the process exits.
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.tasks
     }
 
     /// Re-reads the keystore file and environment (`_nodes/reload_secure_settings`).
     /// Open repositories are reopened on next use so they see the new keys.
     pub async fn reload_keystore(&self) -> Result<usize> {
-        let ks = Keystore::load(&self.config.keystore)
-            .map_err(|e| ServiceError::IllegalArgument(e.to_string()))?;
-        let n = ks.names().len();
-        *self.keystore.write().expect("keystore lock") = ks;
-        self.repos.lock().await.clear();
+        let n = self.cluster.reload_keystore()?;
+        self.repositories.forget_open().await;
         Ok(n)
     }
 
-    /// The running-operations record of repository `name` on this node.
-    pub(crate) fn ops_for(&self, name: &str) -> Arc<std::sync::Mutex<ops::Ops>> {
-        self.ops
-            .lock()
-            .expect("ops registry")
-            .entry(name.to_string())
-            .or_default()
-            .clone()
+    /// Background duties of every node, every heartbeat: publish liveness
+    /// and key fingerprints, take over the operations of stopped nodes,
+    /// and pick up rotations that are ownerless or were this node's.
+    fn start_background(&self) {
+        let (cluster, takeover, rotation) = (
+            self.cluster.clone(),
+            self.takeover.clone(),
+            self.rotation.clone(),
+        );
+        let every = Duration::from_secs(self.config.heartbeat_secs);
+        let mut stop = self.shutdown.subscribe();
+        tokio::spawn(async move {
+            loop {
+                cluster.heartbeat().await;
+                takeover.reap_orphans().await;
+                rotation.adopt_rotations().await;
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stop.changed() => return,
+                }
+                if *stop.borrow() {
+                    return;
+                }
+            }
+        });
     }
 
     /// Waits for background operations to finish, up to `timeout`.
-    pub async fn shutdown(&self, timeout: std::time::Duration) {
+    pub async fn shutdown(&self, timeout: Duration) {
         self.shutdown.send_replace(true);
         if tokio::time::timeout(timeout, self.tasks.wait_idle())
             .await
@@ -154,14 +323,14 @@ pub fn storage_limits(config: &Config) -> Limits {
     }
 }
 
-fn read_or_create_id(path: PathBuf) -> std::result::Result<String, String> {
+fn read_or_create_id(path: PathBuf) -> std::result::Result<String, StartError> {
     if let Ok(id) = std::fs::read_to_string(&path) {
         if !id.trim().is_empty() {
             return Ok(id.trim().to_string());
         }
     }
     let id = crate::indices::new_doc_id()[..20].to_string() + "AA";
-    std::fs::write(&path, &id).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    std::fs::write(&path, &id).map_err(|source| StartError::IdFile { path, source })?;
     Ok(id)
 }
 

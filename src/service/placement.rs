@@ -12,6 +12,9 @@
 
 use std::path::{Path, PathBuf};
 
+use super::{locations, settings};
+use crate::config::Config;
+use crate::state::{RepositoryMetadata, StateDoc};
 use crate::storage::Backend;
 
 /// Where a store keeps its objects, reduced to what decides overlap.
@@ -156,6 +159,112 @@ pub fn conflict(place: &Place, readonly: bool, reserved: &[Reserved]) -> Option<
         }
     }
     None
+}
+
+/// The place a registration names, computed without credentials (so every
+/// registered repository has one, whatever the keystore holds); `None` for
+/// a registration whose settings no longer parse, which cannot be opened.
+pub fn place_of(meta: &RepositoryMetadata, path_repo: &[PathBuf]) -> Option<Place> {
+    let s = &meta.settings;
+    let bucket = |service: &'static str, key: &str| {
+        Some(Place::Bucket {
+            service,
+            bucket: s.get(key)?.clone(),
+            prefix: s
+                .get("base_path")
+                .map(|p| {
+                    p.split('/')
+                        .filter(|x| !x.is_empty() && *x != ".")
+                        .map(String::from)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    };
+    match meta.kind.as_str() {
+        "fs" => Some(Place::Dir(
+            settings::resolve_location(s.get("location")?, path_repo).ok()?,
+        )),
+        "memory" => Some(Place::Memory(settings::memory_name(s))),
+        "s3" => bucket("s3", "bucket"),
+        "gcs" => bucket("gcs", "bucket"),
+        "azure" => bucket("azure", "container"),
+        _ => None,
+    }
+}
+
+/// The place of a store URI (the state store, the data store).
+fn place_of_store(uri: &str, path_repo: &[PathBuf]) -> Option<Place> {
+    let (scheme, settings) = locations::parse_store_uri(uri).ok()?;
+    if scheme == "file" {
+        return Some(Place::Dir(real_path(Path::new(settings.get("path")?))));
+    }
+    place_of(
+        &RepositoryMetadata {
+            kind: scheme,
+            settings,
+        },
+        path_repo,
+    )
+}
+
+/// Everything a repository named `name` must keep clear of: the other
+/// registered repositories of `doc`, the shared stores and the node's files.
+fn reserved_places(config: &Config, doc: &StateDoc, name: &str) -> Vec<Reserved> {
+    let path_repo = &config.path_repo;
+    let mut out = Vec::new();
+    for (uri, what) in [
+        (&config.state_store, "the state store"),
+        (&config.data_store, "the data store"),
+    ] {
+        if let Some(place) = place_of_store(uri, path_repo) {
+            out.push(Reserved {
+                what: what.into(),
+                place,
+                readonly: false,
+                may_contain_repositories: false,
+            });
+        }
+    }
+    for (dir, what) in [
+        (&config.data_dir, "the node's data directory"),
+        (&config.keystore, "the keystore"),
+    ] {
+        out.push(Reserved {
+            what: what.into(),
+            place: Place::Dir(real_path(dir)),
+            readonly: false,
+            // The default path.repo lies inside the data directory.
+            may_contain_repositories: true,
+        });
+    }
+    for (other, meta) in &doc.repositories {
+        if other == name {
+            continue;
+        }
+        if let Some(place) = place_of(meta, path_repo) {
+            out.push(Reserved {
+                what: format!("repository [{other}]"),
+                place,
+                readonly: meta.settings.get("readonly").is_some_and(|v| v == "true"),
+                may_contain_repositories: false,
+            });
+        }
+    }
+    out
+}
+
+/// Why repository `name` registered as `meta` may not live where it does,
+/// given `doc` and the node's own storage; `None` when it may.
+pub fn registration_conflict(
+    config: &Config,
+    doc: &StateDoc,
+    name: &str,
+    meta: &RepositoryMetadata,
+) -> Option<String> {
+    let place = place_of(meta, &config.path_repo)?;
+    let readonly = meta.settings.get("readonly").is_some_and(|v| v == "true");
+    conflict(&place, readonly, &reserved_places(config, doc, name))
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{now_millis, Node};
+use super::now_millis;
+use super::restore::Restores;
 
 #[derive(Debug, Clone, Default)]
 pub struct ShardRecovery {
@@ -26,8 +27,18 @@ pub struct Recovery {
     pub shards: Vec<ShardRecovery>,
 }
 
-impl Node {
-    pub(crate) fn recovery_start(
+/// Recoveries by target index name.
+#[derive(Default)]
+pub struct Recoveries(std::sync::Mutex<BTreeMap<String, Recovery>>);
+
+impl Recoveries {
+    fn map(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Recovery>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn start(
         &self,
         index: &str,
         repository: &str,
@@ -49,29 +60,23 @@ impl Node {
                 })
                 .collect(),
         };
-        self.recoveries
-            .lock()
-            .expect("recoveries")
-            .insert(index.into(), r);
+        self.map().insert(index.into(), r);
     }
 
-    pub(crate) fn recovery_update(
-        &self,
-        index: &str,
-        shard: u32,
-        f: impl FnOnce(&mut ShardRecovery),
-    ) {
-        if let Some(r) = self.recoveries.lock().expect("recoveries").get_mut(index) {
+    pub(crate) fn update(&self, index: &str, shard: u32, f: impl FnOnce(&mut ShardRecovery)) {
+        if let Some(r) = self.map().get_mut(index) {
             if let Some(s) = r.shards.get_mut(shard as usize) {
                 f(s);
             }
         }
     }
 
-    pub(crate) fn recovery_forget(&self, index: &str) {
-        self.recoveries.lock().expect("recoveries").remove(index);
+    pub(crate) fn forget(&self, index: &str) {
+        self.map().remove(index);
     }
+}
 
+impl Restores {
     /// Recoveries of existing indices matching `expr`, optionally only the
     /// ones still running.
     pub async fn recoveries(
@@ -86,7 +91,7 @@ impl Node {
                 index: missing.clone(),
             });
         }
-        let all = self.recoveries.lock().expect("recoveries").clone();
+        let all = self.recoveries.map().clone();
         Ok(all
             .into_iter()
             .filter(|(name, r)| {

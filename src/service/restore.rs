@@ -16,14 +16,18 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
 
-use super::repositories::OpenRepository;
+use super::operations::{Operations, Start, Verb};
+use super::progress::TaskTracker;
+use super::recovery::Recoveries;
+use super::repositories::{OpenRepository, Repositories};
 use super::snapshots::Throttle;
-use super::{Node, Result, ServiceError};
+use super::{Result, ServiceError};
+use crate::config::Config;
 use crate::grammar::{self, GrammarError};
 use crate::indices::names::MAX_INDEX_NAME_BYTES;
 use crate::indices::{IndexMetadata, IndexState, Indices};
 use crate::repository::layout;
-use crate::repository::model::{IndexMeta, ShardManifest, SnapshotState};
+use crate::repository::model::{FileEntry, IndexMeta, ShardManifest, SnapshotEntry, SnapshotState};
 use crate::repository::RepoError;
 use crate::state::OpKind;
 
@@ -48,8 +52,19 @@ pub struct RestoreOutcome {
     pub shards_total: u32,
 }
 
-/// One index to restore: (name in snapshot, target name, uuid in repository, shards).
-type Plan = Vec<(String, String, String, u32)>;
+/// One index to restore, as the plan names it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexPlan {
+    /// The index's name in the snapshot.
+    pub source: String,
+    /// The name it is restored under (after the rename).
+    pub target: String,
+    /// The index's uuid in the repository.
+    pub uuid: String,
+    pub shards: u32,
+    /// The data store uuid its files are staged under until published.
+    pub stage: String,
+}
 
 /// Longest `rename_replacement`, in bytes: no index name is longer, and
 /// the replacement is repeated at every match, so its size multiplies.
@@ -179,44 +194,42 @@ const FIXED_SETTINGS: &[&str] = &[
     "index.version.created",
 ];
 
-impl Node {
-    pub async fn restore_snapshot(
-        self: &Arc<Self>,
-        req: RestoreSnapshot,
-    ) -> Result<Option<RestoreOutcome>> {
-        let open = self.repo(&req.repository).await?;
-        self.check_not_paused(&req.repository).await?;
+/// What a restore will do, computed before anything is written: every
+/// index with its target name and staging uuid. Pure given the snapshot's
+/// entry, the request and the names of the open indices.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestorePlan {
+    pub indices: Vec<IndexPlan>,
+}
+
+impl RestorePlan {
+    /// Plans `req` against `entry`: state, fixed settings, index
+    /// resolution, rename, name rules, no two indices into one, no open
+    /// index overwritten. `stage` names a fresh staging uuid per index.
+    pub fn new(
+        entry: &SnapshotEntry,
+        req: &RestoreSnapshot,
+        is_open: impl Fn(&str) -> bool,
+        mut stage: impl FnMut() -> String,
+    ) -> Result<RestorePlan> {
         let fail = |reason: String| ServiceError::SnapshotRestore {
             repository: req.repository.clone(),
             snapshot: req.snapshot.clone(),
             reason,
         };
-        let (data, _) = open
-            .repo
-            .latest()
-            .await
-            .map_err(|e| ServiceError::repo(&req.repository, e))?;
-        let entry =
-            data.find(&req.snapshot)
-                .cloned()
-                .ok_or_else(|| ServiceError::SnapshotMissing {
-                    repository: req.repository.clone(),
-                    snapshot: req.snapshot.clone(),
-                })?;
         match entry.state {
             SnapshotState::Success => {}
             SnapshotState::Partial if req.partial => {}
             SnapshotState::Partial => return Err(fail("the snapshot is PARTIAL: some shards were not snapshotted; set [partial] to true to restore what it holds".into())),
             s => return Err(fail(format!("unsupported snapshot state [{}]", s.as_str()))),
         }
-        for key in req
+        let fixed = req
             .index_settings
             .keys()
             .chain(req.ignore_index_settings.iter())
-        {
-            if FIXED_SETTINGS.contains(&key.as_str()) {
-                return Err(fail(format!("cannot modify setting [{key}] on restore")));
-            }
+            .find(|k| FIXED_SETTINGS.contains(&k.as_str()));
+        if let Some(key) = fixed {
+            return Err(fail(format!("cannot modify setting [{key}] on restore")));
         }
         let available: Vec<String> = entry.indices.keys().cloned().collect();
         let resolved = crate::indices::names::try_resolve(
@@ -232,7 +245,7 @@ impl Node {
             req.rename_pattern.as_deref(),
             req.rename_replacement.as_deref(),
         )?;
-        let mut plan: Plan = Vec::new();
+        let mut indices: Vec<IndexPlan> = Vec::new();
         for name in &resolved.names {
             let target = match &rename {
                 Some(rename) => rename.apply(name)?,
@@ -244,182 +257,289 @@ impl Node {
                     reason,
                 }
             })?;
-            if let Some((other, ..)) = plan.iter().find(|(_, t, ..)| t == &target) {
+            if let Some(other) = indices.iter().find(|p| p.target == target) {
                 return Err(fail(format!(
-                    "indices [{other}] and [{name}] are renamed into the same index [{target}]"
+                    "indices [{}] and [{name}] are renamed into the same index [{target}]",
+                    other.source
                 )));
             }
-            if let Ok(meta) = self.indices.metadata(&target).await {
-                if meta.state == IndexState::Open {
-                    return Err(fail(format!(
-                        "cannot restore index [{target}] because an open index with same name already exists in the cluster. Either close or delete the existing index or restore the index under a different name by providing a rename pattern and replacement name"
-                    )));
-                }
+            if is_open(&target) {
+                return Err(fail(format!(
+                    "cannot restore index [{target}] because an open index with same name already exists in the cluster. Either close or delete the existing index or restore the index under a different name by providing a rename pattern and replacement name"
+                )));
             }
             let r = &entry.indices[name];
-            plan.push((name.clone(), target, r.uuid.clone(), r.shards));
+            indices.push(IndexPlan {
+                source: name.clone(),
+                target,
+                uuid: r.uuid.clone(),
+                shards: r.shards,
+                stage: stage(),
+            });
         }
-        let op_id = crate::indices::new_doc_id();
-        let stages: Vec<String> = plan.iter().map(|_| self.indices.staging_uuid()).collect();
-        let kind = OpKind::Restore {
-            snapshot: req.snapshot.clone(),
-            staging: stages.clone(),
-        };
+        Ok(RestorePlan { indices })
+    }
+
+    fn outcome(&self, snapshot: &str) -> RestoreOutcome {
+        RestoreOutcome {
+            snapshot: snapshot.into(),
+            indices: self.indices.iter().map(|p| p.target.clone()).collect(),
+            shards_total: self.indices.iter().map(|p| p.shards).sum(),
+        }
+    }
+}
+
+/// Restores, and the recovery progress `GET /_recovery` shows.
+pub struct Restores {
+    config: Arc<Config>,
+    repositories: Arc<Repositories>,
+    operations: Arc<Operations>,
+    pub(super) indices: Arc<Indices>,
+    tasks: TaskTracker,
+    pub(super) recoveries: Recoveries,
+}
+
+impl Restores {
+    pub fn new(
+        config: Arc<Config>,
+        repositories: Arc<Repositories>,
+        operations: Arc<Operations>,
+        indices: Arc<Indices>,
+        tasks: TaskTracker,
+    ) -> Restores {
+        Restores {
+            config,
+            repositories,
+            operations,
+            indices,
+            tasks,
+            recoveries: Recoveries::default(),
+        }
+    }
+
+    /// `POST /_snapshot/{repository}/{snapshot}/_restore`: 1. plan, 2.
+    /// record the operation, 3. run it in a tracked task of its own, even
+    /// when the request waits: a client that goes away must not cancel a
+    /// restore halfway (its staged files are removed by the restore
+    /// itself, or by a takeover of its record, never by a dropped request).
+    pub async fn restore(self: &Arc<Self>, req: RestoreSnapshot) -> Result<Option<RestoreOutcome>> {
+        let open = self
+            .repositories
+            .writable(&req.repository, Verb::Restore)
+            .await?;
+        let (data, _) = open
+            .repo
+            .latest()
+            .await
+            .map_err(|e| ServiceError::repo(&req.repository, e))?;
         let missing = || ServiceError::SnapshotMissing {
             repository: req.repository.clone(),
             snapshot: req.snapshot.clone(),
         };
-        let op = self
-            .begin_op(&req.repository, &op_id, kind, missing)
-            .await?;
-        let outcome = RestoreOutcome {
-            snapshot: req.snapshot.clone(),
-            indices: plan.iter().map(|p| p.1.clone()).collect(),
-            shards_total: plan.iter().map(|p| p.3).sum(),
+        let entry = data.find(&req.snapshot).cloned().ok_or_else(missing)?;
+        let mut open_now = std::collections::HashSet::new();
+        for name in self.indices.names().await {
+            if let Ok(meta) = self.indices.metadata(&name).await {
+                if meta.state == IndexState::Open {
+                    open_now.insert(name);
+                }
+            }
+        }
+        let plan = RestorePlan::new(
+            &entry,
+            &req,
+            |name| open_now.contains(name),
+            || self.indices.staging_uuid(),
+        )?;
+        let start = Start {
+            repository: &req.repository,
+            verb: Verb::Restore,
+            readonly: open.repo.readonly(),
+            id: crate::indices::new_doc_id(),
+            kind: OpKind::Restore {
+                snapshot: req.snapshot.clone(),
+                staging: plan.indices.iter().map(|p| p.stage.clone()).collect(),
+            },
         };
-        let req_wait = req.wait_for_completion;
-        let node = self.clone();
-        let task = async move {
-            let result = node
-                .run_restore(&open, &entry.uuid, &plan, &stages, &req, &op_id)
-                .await;
+        let op = self.operations.begin(start, missing).await?;
+        let outcome = plan.outcome(&req.snapshot);
+        let wait = req.wait_for_completion;
+        let (this, done) = (self.clone(), tokio::sync::oneshot::channel());
+        self.tasks.spawn(async move {
+            let result = this.run(&open, &entry.uuid, &plan, &req, op.id()).await;
             op.end().await;
-            result.map_err(|e| ServiceError::SnapshotRestoreFailed {
+            let result = result.map_err(|e| ServiceError::SnapshotRestoreFailed {
                 repository: req.repository.clone(),
                 snapshot: req.snapshot.clone(),
                 reason: e.to_string(),
-            })
-        };
-        // Always a tracked task of its own, even when the request waits: a
-        // client that goes away must not cancel a restore halfway (its
-        // staged files are removed by the restore itself, or by a takeover
-        // of its record, never by a dropped request).
-        let (done, finished) = tokio::sync::oneshot::channel();
-        self.tasks.spawn(async move {
-            let result = task.await;
+            });
             if let Err(e) = &result {
                 tracing::error!(error = %e, "restore failed");
             }
-            let _ = done.send(result);
+            let _ = done.0.send(result);
         });
-        if !req_wait {
+        if !wait {
             return Ok(None);
         }
-        finished.await.map_err(|_| {
+        done.1.await.map_err(|_| {
             ServiceError::Internal("the restore task ended without an answer".into())
         })??;
         Ok(Some(outcome))
     }
 
-    async fn run_restore(
+    /// Stages every index of the plan, then publishes them all; on any
+    /// failure removes what was staged, so nothing half-restored shows.
+    async fn run(
         &self,
         open: &OpenRepository,
         snapshot_uuid: &str,
-        plan: &Plan,
-        stages: &[String],
+        plan: &RestorePlan,
         req: &RestoreSnapshot,
         op_id: &str,
     ) -> std::result::Result<(), RepoError> {
         let throttle = Throttle::new(open.settings.max_restore_bytes_per_sec);
         let mut staged: Vec<IndexMetadata> = Vec::new();
-        let result: std::result::Result<(), RepoError> = async {
-            for ((source, target, index_uuid, shards), stage) in plan.iter().zip(stages) {
-                self.recovery_start(target, &req.repository, &req.snapshot, source, *shards);
-                let (meta, _) = open
-                    .repo
-                    .read_doc::<IndexMeta>(&layout::index_meta(index_uuid, snapshot_uuid))
-                    .await?;
-                let mut settings = meta.settings.clone();
-                for key in &req.ignore_index_settings {
-                    settings.remove(key);
-                }
-                settings.extend(req.index_settings.clone());
-                staged.push(Indices::new_metadata(target, stage, *shards, settings));
-                for shard in 0..*shards {
-                    let (m, _) = open
-                        .repo
-                        .read_doc::<ShardManifest>(&layout::shard_manifest(
-                            index_uuid,
-                            shard,
-                            snapshot_uuid,
-                        ))
-                        .await?;
-                    self.recovery_update(target, shard, |r| {
-                        r.stage = "INDEX";
-                        r.total_files = m.files.len() as u64;
-                        r.total_bytes = m.files.iter().map(|f| f.size).sum();
-                    });
-                    for file in m.files {
-                        let fetches: Vec<_> = file
-                            .chunks
-                            .iter()
-                            .map(|c| fetch_chunk(&open.repo, c, &throttle))
-                            .collect();
-                        let parts: Vec<Vec<u8>> = futures::stream::iter(fetches)
-                            .buffered(self.config.snapshot_upload_concurrency.max(1))
-                            .try_collect()
-                            .await?;
-                        let mut buf = BytesMut::with_capacity(file.size as usize);
-                        for p in parts {
-                            buf.extend_from_slice(&p);
-                        }
-                        if buf.len() as u64 != file.size {
-                            return Err(RepoError::Corrupt {
-                                path: file.name.clone(),
-                                reason: "restored size differs from the snapshot".into(),
-                            });
-                        }
-                        self.indices
-                            .write_staged_segment(stage, shard, &file.name, Bytes::from(buf))
-                            .await
-                            .map_err(|e| RepoError::Corrupt {
-                                path: file.name.clone(),
-                                reason: e.to_string(),
-                            })?;
-                        self.recovery_update(target, shard, |r| {
-                            r.recovered_files += 1;
-                            r.recovered_bytes += file.size;
-                        });
-                    }
+        let mut result = Ok(());
+        for index in &plan.indices {
+            match self
+                .stage_index(open, snapshot_uuid, index, req, &throttle)
+                .await
+            {
+                Ok(meta) => staged.push(meta),
+                Err(e) => {
+                    result = Err(e);
+                    break;
                 }
             }
-            Ok(())
         }
-        .await;
         // Taken for dead meanwhile, the staged files may be gone: never
         // publish then.
-        let result = match result {
-            Ok(()) if !self.holds_op(op_id).await => Err(RepoError::LeaseLost(
+        if result.is_ok() && !self.operations.holds(op_id).await {
+            result = Err(RepoError::LeaseLost(
                 "this node lost its lease on the restore (its heartbeat was late); nothing was published, restore again".into(),
-            )),
-            other => other,
-        };
+            ));
+        }
         if let Err(e) = result {
             for m in &staged {
                 self.indices.discard_staged(&m.uuid).await;
             }
-            for (_, target, ..) in plan {
-                self.recovery_forget(target);
+            for index in &plan.indices {
+                self.recoveries.forget(&index.target);
             }
             return Err(e);
         }
         for m in staged {
-            let (uuid, name, shards) = (m.uuid.clone(), m.name.clone(), m.number_of_shards);
-            if let Err(e) = self.indices.publish(m).await {
-                self.indices.discard_staged(&uuid).await;
-                self.recovery_forget(&name);
-                return Err(RepoError::Corrupt {
-                    path: uuid,
-                    reason: e.to_string(),
+            self.publish(m).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes every segment of one index into its staging uuid; returns
+    /// the metadata to publish it with.
+    async fn stage_index(
+        &self,
+        open: &OpenRepository,
+        snapshot_uuid: &str,
+        index: &IndexPlan,
+        req: &RestoreSnapshot,
+        throttle: &Throttle,
+    ) -> std::result::Result<IndexMetadata, RepoError> {
+        let target = &index.target;
+        self.recoveries.start(
+            target,
+            &req.repository,
+            &req.snapshot,
+            &index.source,
+            index.shards,
+        );
+        let (meta, _) = open
+            .repo
+            .read_doc::<IndexMeta>(&layout::index_meta(&index.uuid, snapshot_uuid))
+            .await?;
+        let mut settings = meta.settings.clone();
+        for key in &req.ignore_index_settings {
+            settings.remove(key);
+        }
+        settings.extend(req.index_settings.clone());
+        for shard in 0..index.shards {
+            let path = layout::shard_manifest(&index.uuid, shard, snapshot_uuid);
+            let (m, _) = open.repo.read_doc::<ShardManifest>(&path).await?;
+            self.recoveries.update(target, shard, |r| {
+                r.stage = "INDEX";
+                r.total_files = m.files.len() as u64;
+                r.total_bytes = m.files.iter().map(|f| f.size).sum();
+            });
+            for file in m.files {
+                self.restore_file(open, &index.stage, shard, &file, throttle)
+                    .await?;
+                self.recoveries.update(target, shard, |r| {
+                    r.recovered_files += 1;
+                    r.recovered_bytes += file.size;
                 });
             }
-            let now = super::now_millis();
-            for shard in 0..shards {
-                self.recovery_update(&name, shard, |r| {
-                    r.stage = "DONE";
-                    r.stop_millis = now;
-                });
-            }
+        }
+        Ok(Indices::new_metadata(
+            target,
+            &index.stage,
+            index.shards,
+            settings,
+        ))
+    }
+
+    /// Fetches, verifies and stages one file.
+    async fn restore_file(
+        &self,
+        open: &OpenRepository,
+        stage: &str,
+        shard: u32,
+        file: &FileEntry,
+        throttle: &Throttle,
+    ) -> std::result::Result<(), RepoError> {
+        let fetches: Vec<_> = file
+            .chunks
+            .iter()
+            .map(|c| fetch_chunk(&open.repo, c, throttle))
+            .collect();
+        let parts: Vec<Vec<u8>> = futures::stream::iter(fetches)
+            .buffered(self.config.snapshot_upload_concurrency.max(1))
+            .try_collect()
+            .await?;
+        let mut buf = BytesMut::with_capacity(file.size as usize);
+        for p in parts {
+            buf.extend_from_slice(&p);
+        }
+        if buf.len() as u64 != file.size {
+            return Err(RepoError::Corrupt {
+                path: file.name.clone(),
+                reason: "restored size differs from the snapshot".into(),
+            });
+        }
+        self.indices
+            .write_staged_segment(stage, shard, &file.name, Bytes::from(buf))
+            .await
+            .map_err(|e| RepoError::Corrupt {
+                path: file.name.clone(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Makes one staged index visible.
+    async fn publish(&self, m: IndexMetadata) -> std::result::Result<(), RepoError> {
+        let (uuid, name, shards) = (m.uuid.clone(), m.name.clone(), m.number_of_shards);
+        if let Err(e) = self.indices.publish(m).await {
+            self.indices.discard_staged(&uuid).await;
+            self.recoveries.forget(&name);
+            return Err(RepoError::Corrupt {
+                path: uuid,
+                reason: e.to_string(),
+            });
+        }
+        let now = super::now_millis();
+        for shard in 0..shards {
+            self.recoveries.update(&name, shard, |r| {
+                r.stage = "DONE";
+                r.stop_millis = now;
+            });
         }
         Ok(())
     }

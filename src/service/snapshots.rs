@@ -15,10 +15,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
-use super::ops::{RunningSnapshot, ShardProgress};
-use super::repositories::OpenRepository;
-use super::{names, now_millis, Node, Result, ServiceError};
+use super::operations::{Operations, Start, Verb};
+use super::progress::{RunningSnapshot, ShardProgress, SnapshotFailure, TaskTracker};
+use super::repositories::{OpenRepository, Repositories};
+use super::{names, now_millis, Result, ServiceError};
+use crate::config::Config;
 use crate::crypto::Dek;
+use crate::indices::Indices;
 use crate::repository::model::{
     ChunkRef, FileEntry, IndexMeta, IndexRef, RepositoryData, ShardFailure, ShardManifest,
     ShardStats, SnapshotDetails, SnapshotEntry, SnapshotState,
@@ -70,10 +73,39 @@ impl Throttle {
     }
 }
 
-impl Node {
-    pub async fn create_snapshot(self: &Arc<Self>, req: CreateSnapshot) -> Result<Created> {
-        let open = self.repo(&req.repository).await?;
-        self.check_not_paused(&req.repository).await?;
+/// Snapshots of every repository: create, list and status, delete, clone
+/// and cleanup (each in a file of its own).
+pub struct Snapshots {
+    pub(super) config: Arc<Config>,
+    pub(super) repositories: Arc<Repositories>,
+    pub(super) operations: Arc<Operations>,
+    pub(super) indices: Arc<Indices>,
+    tasks: TaskTracker,
+}
+
+impl Snapshots {
+    pub fn new(
+        config: Arc<Config>,
+        repositories: Arc<Repositories>,
+        operations: Arc<Operations>,
+        indices: Arc<Indices>,
+        tasks: TaskTracker,
+    ) -> Snapshots {
+        Snapshots {
+            config,
+            repositories,
+            operations,
+            indices,
+            tasks,
+        }
+    }
+
+    /// `PUT /_snapshot/{repository}/{snapshot}`.
+    pub async fn create(self: &Arc<Self>, req: CreateSnapshot) -> Result<Created> {
+        let open = self
+            .repositories
+            .writable(&req.repository, Verb::Snapshot)
+            .await?;
         let repository = req.repository.clone();
         let raw = req.snapshot.clone();
         // Elasticsearch answers a bad date math expression with a
@@ -85,12 +117,6 @@ impl Node {
             reason: reason.into(),
         };
         names::validate_snapshot_name(&name).map_err(|r| invalid(&r))?;
-        if open.repo.readonly() {
-            return Err(ServiceError::Repository {
-                repository,
-                reason: "cannot create snapshot in a readonly repository".into(),
-            });
-        }
         let all = self.indices.names().await;
         let resolved =
             crate::indices::names::try_resolve(req.indices.as_deref().unwrap_or("_all"), &all)?;
@@ -120,18 +146,28 @@ impl Node {
         });
         // The record is the snapshot's lease in the shared state: it
         // excludes cleanups and same-name snapshots on every replica.
-        let kind = OpKind::Snapshot {
-            snapshot: name.clone(),
+        let start = Start {
+            repository: &repository,
+            verb: Verb::Snapshot,
+            readonly: open.repo.readonly(),
+            id: uuid.clone(),
+            kind: OpKind::Snapshot {
+                snapshot: name.clone(),
+            },
         };
         let op = self
-            .begin_op(&repository, &uuid, kind, || {
+            .operations
+            .begin(start, || {
                 invalid("snapshot with the same name is already in-progress")
             })
             .await?;
         open.ops().snapshots.insert(name.clone(), running.clone());
         let (node, task_open, task_run) = (self.clone(), open.clone(), running.clone());
         self.tasks.spawn(async move {
-            let outcome = node.run_snapshot(&task_open, &task_run, req.partial).await;
+            let outcome = node
+                .run_snapshot(&task_open, &task_run, req.partial)
+                .await
+                .map_err(|e| SnapshotFailure::Repository(Arc::new(e)));
             if let Err(e) = &outcome {
                 tracing::error!(repository = %task_open.name, snapshot = %task_run.name, error = %e, "snapshot failed");
             }
@@ -146,10 +182,10 @@ impl Node {
             .wait()
             .await
             .map(|d| Created::Done(Box::new(d)))
-            .map_err(|reason| ServiceError::Snapshot {
+            .map_err(|e| ServiceError::Snapshot {
                 repository: open.name.clone(),
                 snapshot: running.name.clone(),
-                reason,
+                reason: e.to_string(),
             })
     }
 
@@ -158,10 +194,10 @@ impl Node {
         open: &OpenRepository,
         run: &RunningSnapshot,
         partial: bool,
-    ) -> std::result::Result<SnapshotDetails, String> {
+    ) -> std::result::Result<SnapshotDetails, RepoError> {
         let repo = &open.repo;
-        let dek = repo.new_dek().await.map_err(|e| e.to_string())?;
-        let (data, _) = repo.latest().await.map_err(|e| e.to_string())?;
+        let dek = repo.new_dek().await?;
+        let (data, _) = repo.latest().await?;
         let throttle = Throttle::new(open.settings.max_snapshot_bytes_per_sec);
         let mut indices = BTreeMap::new();
         let mut failures = Vec::new();
@@ -202,8 +238,7 @@ impl Node {
                 &layout::index_meta(&meta.uuid, &run.uuid),
                 &stored_meta,
             )
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
             indices.insert(
                 index_name.clone(),
                 IndexRef {
@@ -267,52 +302,8 @@ impl Node {
                 .then(|| "one or more shards failed and [partial] was false".into()),
             key_names: vec![repo.active_key_name().to_string()],
         };
-        self.commit_snapshot(repo, &dek, &details)
-            .await
-            .map_err(|e| e.to_string())?;
+        commit_snapshot(repo, &dek, &details).await?;
         Ok(details)
-    }
-
-    /// Writes the snapshot document, then commits it to a new generation.
-    pub(crate) async fn commit_snapshot(
-        &self,
-        repo: &Repository,
-        dek: &Dek,
-        details: &SnapshotDetails,
-    ) -> std::result::Result<(), RepoError> {
-        repo.write_doc(dek, &layout::snapshot(&details.uuid), details)
-            .await?;
-        let entry = SnapshotEntry {
-            name: details.name.clone(),
-            uuid: details.uuid.clone(),
-            state: details.state,
-            start_time_millis: details.start_time_millis,
-            end_time_millis: details.end_time_millis,
-            indices: details.indices.clone(),
-        };
-        let committed = repo
-            .update(dek, |data| {
-                if data.find(&entry.name).is_some() {
-                    return Err(RepoError::Corrupt {
-                        path: layout::generation(data.generation),
-                        reason: format!("snapshot [{}] was committed twice", entry.name),
-                    });
-                }
-                data.snapshots.push(entry.clone());
-                Ok(())
-            })
-            .await;
-        match committed {
-            Ok(_) => Ok(()),
-            // A write whose answer was lost may have landed: then the
-            // generation holds this very snapshot, and all is well.
-            Err(e) => match repo.latest().await {
-                Ok((data, _)) if data.find(&entry.name).is_some_and(|s| s.uuid == entry.uuid) => {
-                    Ok(())
-                }
-                _ => Err(e),
-            },
-        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -407,6 +398,47 @@ impl Node {
             },
             true,
         ))
+    }
+}
+
+/// Writes the snapshot document, then commits it to a new generation.
+/// Idempotent against a lost answer: a commit that landed although its
+/// answer was lost is found by uuid.
+pub(crate) async fn commit_snapshot(
+    repo: &Repository,
+    dek: &Dek,
+    details: &SnapshotDetails,
+) -> std::result::Result<(), RepoError> {
+    repo.write_doc(dek, &layout::snapshot(&details.uuid), details)
+        .await?;
+    let entry = SnapshotEntry {
+        name: details.name.clone(),
+        uuid: details.uuid.clone(),
+        state: details.state,
+        start_time_millis: details.start_time_millis,
+        end_time_millis: details.end_time_millis,
+        indices: details.indices.clone(),
+    };
+    let committed = repo
+        .update(dek, |data| {
+            if data.find(&entry.name).is_some() {
+                return Err(RepoError::Corrupt {
+                    path: layout::generation(data.generation),
+                    reason: format!("snapshot [{}] was committed twice", entry.name),
+                });
+            }
+            data.snapshots.push(entry.clone());
+            Ok(())
+        })
+        .await;
+    match committed {
+        Ok(_) => Ok(()),
+        // A write whose answer was lost may have landed: then the
+        // generation holds this very snapshot, and all is well.
+        Err(e) => match repo.latest().await {
+            Ok((data, _)) if data.find(&entry.name).is_some_and(|s| s.uuid == entry.uuid) => Ok(()),
+            _ => Err(e),
+        },
     }
 }
 

@@ -7,9 +7,10 @@
 use crate::state::{OpKind, StateDoc};
 use std::sync::Arc;
 
-use super::ops::ShardProgress;
+use super::progress::ShardProgress;
 use super::repositories::OpenRepository;
-use super::{Node, Result, ServiceError};
+use super::snapshots::Snapshots;
+use super::{Result, ServiceError};
 use crate::repository::layout;
 use crate::repository::model::{SnapshotDetails, SnapshotEntry, SnapshotState};
 
@@ -148,7 +149,7 @@ fn done_shards(d: &SnapshotDetails) -> Vec<ShardProgress> {
         .collect()
 }
 
-impl Node {
+impl Snapshots {
     /// Reads the details of committed snapshots (or builds the short form
     /// from the generation when `verbose` is false).
     async fn views(
@@ -200,7 +201,7 @@ impl Node {
         ignore_unavailable: bool,
         verbose: bool,
     ) -> Result<Vec<SnapshotView>> {
-        let running = running_views(open, &self.state.current().await);
+        let running = running_views(open, &self.repositories.state().current().await);
         if expr == "_current" {
             return Ok(running);
         }
@@ -233,17 +234,17 @@ impl Node {
         Ok(views)
     }
 
-    pub async fn get_snapshots(&self, q: ListSnapshots) -> Result<Listing> {
+    pub async fn list(&self, q: ListSnapshots) -> Result<Listing> {
         // Refuse an oversized snapshot expression, and a page of nothing,
         // before any repository is opened.
         crate::grammar::check_expression(&q.snapshots)?;
         if q.size == Some(0) {
             return Err(ServiceError::Validation(vec![SIZE_MUST_BE_POSITIVE.into()]));
         }
-        let repos = self.get_repositories(&q.repositories).await?;
+        let repos = self.repositories.get(&q.repositories).await?;
         let mut all = Vec::new();
         for name in repos.keys() {
-            let open = self.repo(name).await?;
+            let open = self.repositories.open(name).await?;
             all.extend(
                 self.select_snapshots(&open, &q.snapshots, q.ignore_unavailable, q.verbose)
                     .await?,
@@ -330,27 +331,24 @@ impl Node {
 
     /// `_status`: running snapshots of every repository (`repository` None),
     /// of one repository, or named snapshots of one repository.
-    pub async fn snapshot_status(
+    pub async fn status(
         &self,
         repository: Option<&str>,
         snapshots: Option<&str>,
         ignore_unavailable: bool,
     ) -> Result<Vec<SnapshotView>> {
         let repos: Vec<String> = match repository {
-            Some(r) => vec![self.repo(r).await?.name.clone()],
-            None => self
-                .state
-                .refresh()
-                .await?
-                .repositories
-                .into_keys()
-                .collect(),
+            Some(r) => vec![self.repositories.open(r).await?.name.clone()],
+            None => self.repositories.names().await?,
         };
         let mut out = Vec::new();
         for name in repos {
-            let open = self.repo(&name).await?;
+            let open = self.repositories.open(&name).await?;
             match snapshots {
-                None => out.extend(running_views(&open, &self.state.current().await)),
+                None => out.extend(running_views(
+                    &open,
+                    &self.repositories.state().current().await,
+                )),
                 Some(expr) => out.extend(
                     self.select_snapshots(&open, expr, ignore_unavailable, true)
                         .await?,

@@ -151,7 +151,7 @@ async fn gcs_emulator_without_conditional_writes_is_refused_unless_emulated() {
         Ok(_) => panic!("a state store without conditional writes was accepted"),
         Err(e) => e,
     };
-    assert!(err.contains("conditional writes"), "{err}");
+    assert!(err.to_string().contains("conditional writes"), "{err}");
     s.stop().await;
 }
 

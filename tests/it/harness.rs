@@ -219,7 +219,7 @@ impl Server {
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let app = snapvault::api::app(node.clone());
-        let limits = snapvault::server::ConnectionLimits::from_config(&node.config.http);
+        let limits = snapvault::server::ConnectionLimits::from_config(&node.config().http);
         let task = tokio::spawn(snapvault::server::serve(
             listener,
             app,

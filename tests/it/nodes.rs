@@ -24,15 +24,21 @@ async fn nodes_sharing_a_state_store_see_each_other() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     };
-    assert!(nodes["nodes"].get(&a.node.node_id).is_some());
-    assert!(nodes["nodes"].get(&b.node.node_id).is_some());
+    assert!(nodes["nodes"].get(a.node.cluster().node_id()).is_some());
+    assert!(nodes["nodes"].get(b.node.cluster().node_id()).is_some());
     assert_eq!(
-        nodes["nodes"][&a.node.node_id]["master_keys"],
+        nodes["nodes"][&a.node.cluster().node_id()]["master_keys"],
         serde_json::json!(["default"])
     );
     let cat = b.call("GET", "/_cat/nodes?v&h=id,master", None).await.text;
-    assert!(cat.contains(&format!("{} *", b.node.node_id)), "{cat}");
-    assert!(cat.contains(&format!("{} -", a.node.node_id)), "{cat}");
+    assert!(
+        cat.contains(&format!("{} *", b.node.cluster().node_id())),
+        "{cat}"
+    );
+    assert!(
+        cat.contains(&format!("{} -", a.node.cluster().node_id())),
+        "{cat}"
+    );
     // A stopped node drops out once its heartbeat is older than the window.
     b.stop().await;
     let started = std::time::Instant::now();

@@ -207,7 +207,7 @@ async fn replica_killed_mid_snapshot_and_mid_rotation_is_taken_over() {
     s.create_snapshot("repo", "before", "small").await;
     s.ok("PUT", "/_snapshot/bigrepo", Some(json!({"type": "fs", "settings": {"location": "bigrepo", "compress": false, "max_restore_bytes_per_sec": "300kb"}}))).await;
     s.create_snapshot("bigrepo", "bigsnap", "big").await;
-    let open = s.node.repo("repo").await.unwrap();
+    let open = s.node.repositories().open("repo").await.unwrap();
     for _ in 0..2500 {
         open.repo.new_dek().await.unwrap();
     }

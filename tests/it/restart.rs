@@ -57,16 +57,16 @@ async fn snapshot_interrupted_by_a_stop_is_recorded_as_failed_on_next_start() {
     let s = Server::start(dir.path()).await;
     s.put_fs_repository("repo", "repo").await;
     // Simulate a node that died mid-snapshot: an in-flight record with no commit.
-    let node_id = s.node.node_id.clone();
+    let node_id = s.node.cluster().node_id().to_string();
     s.node
-        .state
+        .state()
         .update(|doc| {
             doc.in_flight.insert(
                 "uuid-of-lost-snapshot".into(),
                 snapvault::state::InFlight {
                     repository: "repo".into(),
                     snapshot: "lost".into(),
-                    node_id: node_id.clone(),
+                    node_id: node_id.to_string(),
                     start_millis: 1,
                 },
             );
@@ -81,6 +81,6 @@ async fn snapshot_interrupted_by_a_stop_is_recorded_as_failed_on_next_start() {
         .as_str()
         .unwrap()
         .contains("stopped while the snapshot was running"));
-    assert!(s.node.state.current().await.in_flight.is_empty());
+    assert!(s.node.state().current().await.in_flight.is_empty());
     s.stop().await;
 }

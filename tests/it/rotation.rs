@@ -14,7 +14,7 @@ fn slow_rotation(extra: &str) -> String {
 
 /// Creates `n` data keys in `repo` the way snapshot operations do.
 async fn make_data_keys(s: &Server, repo: &str, n: usize) {
-    let open = s.node.repo(repo).await.unwrap();
+    let open = s.node.repositories().open(repo).await.unwrap();
     for _ in 0..n {
         open.repo.new_dek().await.unwrap();
     }
@@ -168,7 +168,7 @@ async fn data_keys_created_during_the_start_stay_readable_without_the_old_key() 
     make_data_keys(&s, "repo", 50).await;
     add_key(&data, "k2");
     s.ok("POST", "/_nodes/reload_secure_settings", None).await;
-    let open = s.node.repo("repo").await.unwrap();
+    let open = s.node.repositories().open("repo").await.unwrap();
     let mut writers = Vec::new();
     for _ in 0..40 {
         let open = open.clone();
@@ -191,7 +191,7 @@ async fn data_keys_created_during_the_start_stay_readable_without_the_old_key() 
     wait_rotation(&s.base, "repo", "completion", completed).await;
     remove_key(&data, "default");
     s.ok("POST", "/_nodes/reload_secure_settings", None).await;
-    let reopened = s.node.repo("repo").await.unwrap();
+    let reopened = s.node.repositories().open("repo").await.unwrap();
     for id in ids {
         reopened
             .repo
@@ -234,7 +234,7 @@ async fn rotation_errors_change_nothing() {
             .collect(),
         last_seen_millis: snapvault::service::now_millis() + 60_000,
     };
-    s.node.state.publish_node(&peer).await.unwrap();
+    s.node.state().publish_node(&peer).await.unwrap();
     let blocked = s
         .call(
             "POST",
@@ -264,7 +264,7 @@ async fn rotation_errors_change_nothing() {
         before,
         "nothing changed"
     );
-    std::fs::remove_file(s.node.config.state_dir.join("nodes/peer-node-id.json")).unwrap();
+    std::fs::remove_file(s.node.config().state_dir.join("nodes/peer-node-id.json")).unwrap();
 
     // One rotation at a time.
     let first = s

@@ -121,7 +121,10 @@ async fn replicas_share_state_and_data_stores_on_s3() {
         nodes.push(Server::start_with(&data, Some(&config)).await);
     }
     let (a, b) = (&nodes[0], &nodes[1]);
-    assert_eq!(a.node.cluster_uuid, b.node.cluster_uuid);
+    assert_eq!(
+        a.node.cluster().cluster_uuid(),
+        b.node.cluster().cluster_uuid()
+    );
     a.create_index("shared", 1).await;
     a.bulk("shared", &docs("s", 30)).await;
     assert_eq!(b.ok("GET", "/shared/_count", None).await["count"], 30);

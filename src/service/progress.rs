@@ -1,6 +1,7 @@
-//! Operations running on this node, per repository, so that status and
-//! listing can show the progress of in-progress work; and the tracker that
-//! lets shutdown wait for background tasks.
+//! Progress of the work running on this node, per repository, so that
+//! status and listing can show in-progress snapshots; and the tracker that
+//! lets shutdown wait for background tasks. Whether an operation may run
+//! at all is decided elsewhere, once: [`super::operations`].
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -10,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{watch, Notify};
 
 use crate::repository::model::{ShardStats, SnapshotDetails};
+use crate::repository::RepoError;
 
 /// Progress of one shard of a running snapshot or restore.
 #[derive(Debug, Clone, Default)]
@@ -19,9 +21,17 @@ pub struct ShardProgress {
     pub stage: &'static str,
 }
 
-/// The outcome of a finished snapshot: its details, or why it could not even
-/// be recorded.
-pub type Outcome = Option<Result<SnapshotDetails, String>>;
+/// Why a snapshot could not even be recorded (shared by every waiter).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SnapshotFailure {
+    #[error(transparent)]
+    Repository(Arc<RepoError>),
+    #[error("the snapshot task ended without a result")]
+    TaskEnded,
+}
+
+/// The outcome of a finished snapshot: its details, or why it failed.
+pub type Outcome = Option<Result<SnapshotDetails, SnapshotFailure>>;
 
 pub struct RunningSnapshot {
     pub name: String,
@@ -36,22 +46,20 @@ pub struct RunningSnapshot {
 
 impl RunningSnapshot {
     /// Waits until the snapshot has finished.
-    pub async fn wait(&self) -> Result<SnapshotDetails, String> {
+    pub async fn wait(&self) -> Result<SnapshotDetails, SnapshotFailure> {
         let mut rx = self.done.subscribe();
         loop {
             if let Some(outcome) = rx.borrow().clone() {
                 return outcome;
             }
             if rx.changed().await.is_err() {
-                return Err("the snapshot task ended without a result".into());
+                return Err(SnapshotFailure::TaskEnded);
             }
         }
     }
 }
 
 /// What runs on this node for one repository, for progress reporting.
-/// Conflicts between operations are decided in the shared state (see
-/// [`crate::state::operations`]), never here.
 #[derive(Default)]
 pub struct Ops {
     pub snapshots: BTreeMap<String, Arc<RunningSnapshot>>,

@@ -1,0 +1,102 @@
+//! This node within the deployment: its identity, its keystore, and the
+//! liveness every node publishes in the shared state (with the
+//! fingerprints of the master keys it holds, so a rotation can check that
+//! every live node holds the new key before it starts).
+
+use std::sync::{Arc, RwLock};
+
+use super::{now_millis, Result, ServiceError};
+use crate::config::Config;
+use crate::crypto::Keystore;
+use crate::state::nodes::NodeRecord;
+use crate::state::StateStore;
+
+pub struct Cluster {
+    config: Arc<Config>,
+    node_id: String,
+    cluster_uuid: String,
+    keystore: RwLock<Keystore>,
+    state: Arc<StateStore>,
+}
+
+impl Cluster {
+    pub fn new(
+        config: Arc<Config>,
+        node_id: String,
+        cluster_uuid: String,
+        keystore: Keystore,
+        state: Arc<StateStore>,
+    ) -> Cluster {
+        Cluster {
+            config,
+            node_id,
+            cluster_uuid,
+            keystore: RwLock::new(keystore),
+            state,
+        }
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    pub fn node_name(&self) -> &str {
+        &self.config.node_name
+    }
+
+    pub fn cluster_uuid(&self) -> &str {
+        &self.cluster_uuid
+    }
+
+    /// The keystore as last loaded.
+    pub fn keystore(&self) -> Keystore {
+        self.keystore.read().expect("keystore lock").clone()
+    }
+
+    /// Loads the keystore file and environment again; returns how many
+    /// keys it holds.
+    pub(crate) fn reload_keystore(&self) -> Result<usize> {
+        let ks = Keystore::load(&self.config.keystore)
+            .map_err(|e| ServiceError::IllegalArgument(e.to_string()))?;
+        let n = ks.names().len();
+        *self.keystore.write().expect("keystore lock") = ks;
+        Ok(n)
+    }
+
+    /// How long a node stays alive without a heartbeat: five of them.
+    pub fn liveness_window_millis(&self) -> i64 {
+        (self.config.heartbeat_secs * 5 * 1000) as i64
+    }
+
+    /// Nodes that published a heartbeat recently (this one included).
+    pub async fn live_nodes(&self) -> Result<Vec<NodeRecord>> {
+        Ok(self
+            .state
+            .live_nodes(now_millis(), self.liveness_window_millis())
+            .await?)
+    }
+
+    /// Whether the shared state store can be read now (the load
+    /// balancer's health check).
+    pub async fn check_state_store(&self) -> std::result::Result<(), crate::state::StateError> {
+        self.state.refresh().await.map(|_| ())
+    }
+
+    /// Publishes this node's liveness and key fingerprints.
+    pub(crate) async fn heartbeat(&self) {
+        let keystore = self.keystore();
+        let record = NodeRecord {
+            node_id: self.node_id.clone(),
+            name: self.config.node_name.clone(),
+            key_fingerprints: keystore
+                .names()
+                .into_iter()
+                .map(|n| (n.clone(), keystore.get(&n).expect("listed").fingerprint()))
+                .collect(),
+            last_seen_millis: now_millis(),
+        };
+        if let Err(e) = self.state.publish_node(&record).await {
+            tracing::warn!(error = %e, "could not publish node liveness");
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! A repository's settings: which ones each type takes, and turning the
+//! strings Elasticsearch registers into a checked [`RepoSettings`] with
+//! the storage backend it names. Nothing here touches storage: a refused
+//! registration creates nothing.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use super::{locations, placement};
+use crate::clients::CloudClients;
+use crate::crypto::Keystore;
+use crate::storage::Backend;
+
+/// Settings of a repository, parsed and validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RepoSettings {
+    pub backend: Backend,
+    pub compress: bool,
+    pub chunk_size: Option<u64>,
+    pub readonly: bool,
+    pub max_snapshot_bytes_per_sec: Option<u64>,
+    pub max_restore_bytes_per_sec: Option<u64>,
+    pub key_id: String,
+}
+
+/// Why a repository's settings were refused. Each message is
+/// Elasticsearch's where it has one.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("unknown setting [{setting}] for a repository of type [{kind}]")]
+    Unknown { kind: String, setting: String },
+    #[error("missing location")]
+    MissingLocation,
+    #[error("location [{location}] doesn't match any of the locations specified by path.repo")]
+    OutsidePathRepo { location: String },
+    #[error("location [{}] is not a directory", location.escape_default())]
+    NotADirectory { location: String },
+    #[error("repository type [{kind}] is not implemented by snapvault yet")]
+    TypeNotImplemented { kind: String },
+    #[error("unknown repository type [{kind}]")]
+    UnknownType { kind: String },
+    #[error("failed to parse setting [{setting}] with value [{value}] as a size in bytes")]
+    ByteSize { setting: String, value: String },
+    #[error("Failed to parse value [{value}] as only [true] or [false] are allowed for setting [{setting}]")]
+    Boolean { setting: String, value: String },
+    /// A value the value grammar or a cloud service's rules refuse; the
+    /// reason names the setting.
+    #[error("{0}")]
+    Value(String),
+    /// Cloud settings that name no place snapvault may use (bucket or
+    /// container rules, base path, endpoint, credentials in the keystore).
+    #[error(transparent)]
+    Location(#[from] super::locations::LocationError),
+}
+
+/// Settings every repository type takes.
+const COMMON_SETTINGS: &[&str] = &[
+    "compress",
+    "chunk_size",
+    "readonly",
+    "max_snapshot_bytes_per_sec",
+    "max_restore_bytes_per_sec",
+    "key_id",
+];
+
+/// Settings of each repository type, besides the common ones.
+fn type_settings(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "fs" | "memory" => &["location"],
+        "s3" => &["bucket", "base_path", "client"],
+        "azure" => &["container", "base_path", "client"],
+        "gcs" => &["bucket", "base_path", "client", "conditional_writes"],
+        _ => &[],
+    }
+}
+
+/// Parses `10mb`, `1gb`, `512kb`, `100b` or a bare number of bytes.
+pub fn parse_byte_size(value: &str) -> Option<u64> {
+    let v = value.trim().to_ascii_lowercase();
+    let split = v
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let mult: u64 = match unit.trim() {
+        "" | "b" => 1,
+        "k" | "kb" => 1 << 10,
+        "m" | "mb" => 1 << 20,
+        "g" | "gb" => 1 << 30,
+        "t" | "tb" => 1 << 40,
+        "p" | "pb" => 1 << 50,
+        _ => return None,
+    };
+    (n >= 0.0).then_some((n * mult as f64) as u64)
+}
+
+/// Elasticsearch's strict booleans: `true` or `false`, nothing else.
+pub(crate) fn parse_bool(name: &str, value: &str) -> Result<bool, SettingsError> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(SettingsError::Boolean {
+            setting: name.into(),
+            value: value.into(),
+        }),
+    }
+}
+
+/// Resolves an `fs` location inside one of the `path.repo` directories,
+/// lexically first (so `..` cannot climb out), then after symlinks.
+pub(crate) fn resolve_location(
+    location: &str,
+    path_repo: &[PathBuf],
+) -> Result<PathBuf, SettingsError> {
+    let joined = if Path::new(location).is_absolute() {
+        PathBuf::from(location)
+    } else {
+        path_repo[0].join(location)
+    };
+    let mut normal = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            Component::ParentDir => {
+                normal.pop();
+            }
+            Component::CurDir => {}
+            other => normal.push(other),
+        }
+    }
+    let outside = || SettingsError::OutsidePathRepo {
+        location: location.into(),
+    };
+    if !path_repo.iter().any(|root| normal.starts_with(root)) {
+        return Err(outside());
+    }
+    // Resolve symlinks of what exists before anything is created, so a
+    // link inside path.repo that points elsewhere is refused without a
+    // directory appearing at its target.
+    let real = placement::real_path(&normal);
+    if !path_repo.iter().any(|root| real.starts_with(root)) {
+        return Err(outside());
+    }
+    Ok(real)
+}
+
+/// The store a `memory` repository names: its `location`, `default` when
+/// absent or empty (one rule for the backend and for its place).
+pub(crate) fn memory_name(s: &BTreeMap<String, String>) -> String {
+    s.get("location")
+        .filter(|l| !l.is_empty())
+        .cloned()
+        .unwrap_or_else(|| "default".into())
+}
+
+/// What parsing settings needs from the node.
+pub struct Context<'a> {
+    pub path_repo: &'a [PathBuf],
+    pub keystore: &'a Keystore,
+    pub clients: &'a CloudClients,
+}
+
+/// Checks every setting of a `kind` repository and builds its backend.
+pub fn parse(
+    kind: &str,
+    s: &BTreeMap<String, String>,
+    cx: &Context<'_>,
+) -> Result<RepoSettings, SettingsError> {
+    let known = |k: &str| COMMON_SETTINGS.contains(&k) || type_settings(kind).contains(&k);
+    // Setting values end up in paths, host names and logs: no control
+    // or invisible format characters, bounded length.
+    for (k, v) in s {
+        crate::grammar::check_setting_value(k, v).map_err(SettingsError::Value)?;
+    }
+    if let Some(unknown) = s.keys().find(|k| !known(k)) {
+        if let Some(hint) = locations::client_setting_hint(kind, unknown) {
+            return Err(SettingsError::Value(hint));
+        }
+        return Err(SettingsError::Unknown {
+            kind: kind.into(),
+            setting: unknown.clone(),
+        });
+    }
+    let bytes = |name: &str| -> Result<Option<u64>, SettingsError> {
+        match s.get(name) {
+            None => Ok(None),
+            Some(v) => parse_byte_size(v)
+                .map(|n| (n > 0).then_some(n))
+                .ok_or_else(|| SettingsError::ByteSize {
+                    setting: name.into(),
+                    value: v.clone(),
+                }),
+        }
+    };
+    let flag = |name: &str, default: bool| -> Result<bool, SettingsError> {
+        s.get(name)
+            .map(|v| parse_bool(name, v))
+            .transpose()
+            .map(|v| v.unwrap_or(default))
+    };
+    Ok(RepoSettings {
+        backend: backend(kind, s, cx)?,
+        compress: flag("compress", true)?,
+        chunk_size: bytes("chunk_size")?,
+        readonly: flag("readonly", false)?,
+        max_snapshot_bytes_per_sec: bytes("max_snapshot_bytes_per_sec")?,
+        max_restore_bytes_per_sec: bytes("max_restore_bytes_per_sec")?,
+        // The master key that creates the repository; once it exists, its
+        // keyring decides which keys wrap and read (rotation changes them).
+        key_id: s.get("key_id").cloned().unwrap_or_else(|| "default".into()),
+    })
+}
+
+/// The storage backend a `kind` repository's settings name.
+fn backend(
+    kind: &str,
+    s: &BTreeMap<String, String>,
+    cx: &Context<'_>,
+) -> Result<Backend, SettingsError> {
+    let cloud = SettingsError::Location;
+    Ok(match kind {
+        "fs" => {
+            let location = s
+                .get("location")
+                .map(String::as_str)
+                .filter(|l| !l.is_empty())
+                .ok_or(SettingsError::MissingLocation)?;
+            let dir = resolve_location(location, cx.path_repo)?;
+            if dir.exists() && !dir.is_dir() {
+                return Err(SettingsError::NotADirectory {
+                    location: location.into(),
+                });
+            }
+            Backend::Fs(dir)
+        }
+        "memory" => Backend::Memory(memory_name(s)),
+        "s3" => Backend::S3(locations::s3_config(cx.keystore, cx.clients, s).map_err(cloud)?),
+        "azure" => {
+            Backend::Azure(locations::azure_config(cx.keystore, cx.clients, s).map_err(cloud)?)
+        }
+        "gcs" => Backend::Gcs(locations::gcs_config(cx.keystore, cx.clients, s).map_err(cloud)?),
+        "url" | "hdfs" | "source" => {
+            return Err(SettingsError::TypeNotImplemented { kind: kind.into() })
+        }
+        other => return Err(SettingsError::UnknownType { kind: other.into() }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_sizes_parse() {
+        assert_eq!(parse_byte_size("10mb"), Some(10 << 20));
+        assert_eq!(parse_byte_size("1GB"), Some(1 << 30));
+        assert_eq!(parse_byte_size("512"), Some(512));
+        assert_eq!(parse_byte_size("1.5kb"), Some(1536));
+        assert_eq!(parse_byte_size("ten"), None);
+        assert_eq!(parse_byte_size("5xb"), None);
+    }
+
+    #[test]
+    fn locations_stay_inside_path_repo() {
+        let root = tempfile::tempdir().unwrap();
+        let roots = vec![root.path().canonicalize().unwrap()];
+        assert!(resolve_location("backups", &roots)
+            .unwrap()
+            .ends_with("backups"));
+        assert!(resolve_location("../escape", &roots).is_err());
+        assert!(resolve_location("/etc", &roots).is_err());
+        assert!(resolve_location("a/../../b", &roots).is_err());
+        let abs = roots[0].join("abs");
+        assert_eq!(
+            resolve_location(abs.to_str().unwrap(), &roots).unwrap(),
+            abs
+        );
+    }
+}
