@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, Zeroizing};
 
 use super::{CryptoError, MasterKey};
 
@@ -44,6 +45,15 @@ struct KeystoreFile {
     /// Secure settings such as `s3.client.default.secret_key`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     settings: BTreeMap<String, String>,
+}
+
+/// The file's form holds every secret in plain text: wipe it when done.
+impl Drop for KeystoreFile {
+    fn drop(&mut self) {
+        for value in self.keys.values_mut().chain(self.settings.values_mut()) {
+            value.zeroize();
+        }
+    }
 }
 
 /// A secret string (a storage credential): wiped on drop, printed redacted.
@@ -124,19 +134,22 @@ impl Keystore {
     pub fn load(path: &Path) -> Result<Keystore, CryptoError> {
         let mut ks = Keystore::default();
         if path.exists() {
-            let text = std::fs::read_to_string(path).map_err(|source| KeystoreError::Read {
-                path: path.to_path_buf(),
-                source,
-            })?;
-            let file: KeystoreFile =
+            let text = std::fs::read_to_string(path)
+                .map(Zeroizing::new)
+                .map_err(|source| KeystoreError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+            let mut file: KeystoreFile =
                 serde_json::from_str(&text).map_err(|e| KeystoreError::Invalid {
                     path: path.to_path_buf(),
                     line: e.line(),
                 })?;
-            for (name, secret) in file.keys {
+            for (name, secret) in std::mem::take(&mut file.keys) {
+                let secret = Zeroizing::new(secret);
                 ks.keys.insert(name.clone(), parse_secret(&name, &secret)?);
             }
-            for (name, value) in file.settings {
+            for (name, value) in std::mem::take(&mut file.settings) {
                 ks.settings.insert(name, SecureSetting(value));
             }
         }
@@ -209,7 +222,8 @@ impl Keystore {
                 .map(|(n, v)| (n.clone(), v.0.clone()))
                 .collect(),
         };
-        let text = serde_json::to_string_pretty(&file).expect("keystore serialises");
+        let text =
+            Zeroizing::new(serde_json::to_string_pretty(&file).expect("keystore serialises"));
         let err = |source: std::io::Error| KeystoreError::Write {
             path: path.to_path_buf(),
             source,
