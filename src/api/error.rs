@@ -1,7 +1,10 @@
 //! The one place that turns errors into HTTP: a table from each service
 //! error to its Elasticsearch `*_exception` type and status, and the
-//! Elasticsearch error body. 5xx bodies for unexpected failures carry an
-//! error id; the cause is logged with it, never returned. Reasons often
+//! Elasticsearch error body. Every 5xx body carries an error id, and the
+//! whole cause (with its source chain) is logged under it; unexpected
+//! failures show nothing but the id. Lower layers keep storage internals
+//! (paths, request URIs, upstream answers) out of their messages, so what
+//! a 5xx shows names the repository's objects at most. Reasons often
 //! quote names from the request; every reason is stored with its control
 //! characters escaped ([`crate::grammar::shown`]), since error bodies end up
 //! in logs and terminals.
@@ -107,6 +110,22 @@ impl ApiError {
     }
 }
 
+/// An error and every `source` below it that its message does not
+/// already quote, for the log.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}
+
 fn escaped(reason: String) -> String {
     match crate::grammar::shown(&reason) {
         std::borrow::Cow::Borrowed(_) => reason,
@@ -178,9 +197,15 @@ impl From<ServiceError> for ApiError {
             | E::DocumentSource { index, .. } => Some(crate::grammar::shown(index).into_owned()),
             _ => None,
         };
-        if status.is_server_error() {
-            tracing::error!(%reason, kind, "request failed");
-        }
+        // Every 5xx names an error id; the whole cause, with its source
+        // chain, goes to the log under it.
+        let reason = if status.is_server_error() {
+            let id = uuid::Uuid::new_v4();
+            tracing::error!(error_id = %id, kind, error = %crate::grammar::shown(&chain(&e)), "request failed");
+            format!("{reason}; see the server log for error id [{id}]")
+        } else {
+            reason
+        };
         ApiError {
             status,
             kind,
@@ -231,6 +256,34 @@ mod tests {
             (e.status, e.kind),
             (StatusCode::BAD_REQUEST, "parse_exception")
         );
+    }
+
+    #[test]
+    fn every_server_error_names_an_error_id() {
+        let e: ApiError = ServiceError::RepositoryFailure {
+            repository: "r".into(),
+            source: crate::repository::RepoError::Corrupt {
+                path: "index-3".into(),
+                reason: "bad header".into(),
+            },
+        }
+        .into();
+        assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            e.reason.starts_with("[r] object [index-3] is corrupt"),
+            "{}",
+            e.reason
+        );
+        assert!(
+            e.reason.contains("see the server log for error id ["),
+            "{}",
+            e.reason
+        );
+        let e: ApiError = ServiceError::RepositoryMissing {
+            repository: "r".into(),
+        }
+        .into();
+        assert!(!e.reason.contains("error id"), "{}", e.reason);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 use std::collections::HashSet;
 
 use super::operations::{Start, Verb};
+use super::reasons::Busy;
 use super::repositories::OpenRepository;
 use super::snapshots::Snapshots;
 use super::{Result, ServiceError};
@@ -46,7 +47,7 @@ impl Snapshots {
         let busy = || ServiceError::ConcurrentSnapshotExecution {
             repository: repository.into(),
             snapshot: None,
-            reason: "cannot cleanup - another cleanup is currently running".into(),
+            reason: Busy::Cleanup,
         };
         let op = self.operations.begin(start, busy).await?;
         let result = self.collect_garbage(&open, op.id()).await;

@@ -3,6 +3,7 @@
 //! under the clone's own paths; no data is copied.
 
 use super::operations::{Start, Verb};
+use super::reasons::{SnapshotNameRefusal, SnapshotProblem};
 use super::repositories::OpenRepository;
 use super::snapshots::{commit_snapshot, Snapshots};
 use super::{names, now_millis, Result, ServiceError};
@@ -22,12 +23,13 @@ impl Snapshots {
         indices: &str,
     ) -> Result<()> {
         let open = self.repositories.writable(repository, Verb::Clone).await?;
-        let invalid = |reason: &str| ServiceError::InvalidSnapshotName {
+        let invalid = |reason| ServiceError::InvalidSnapshotName {
             repository: repository.into(),
             snapshot: target.into(),
-            reason: reason.into(),
+            reason,
         };
-        names::validate_snapshot_name(target).map_err(|r| invalid(&r))?;
+        names::validate_snapshot_name(target)
+            .map_err(|r| invalid(SnapshotNameRefusal::Rules(r)))?;
         let (data, _) = open
             .repo
             .latest()
@@ -41,16 +43,13 @@ impl Snapshots {
                 snapshot: source.into(),
             })?;
         if data.find(target).is_some() {
-            return Err(invalid("snapshot with the same name already exists"));
+            return Err(invalid(SnapshotNameRefusal::Exists));
         }
         if src.state != SnapshotState::Success && src.state != SnapshotState::Partial {
             return Err(ServiceError::Snapshot {
                 repository: repository.into(),
                 snapshot: source.into(),
-                reason: format!(
-                    "cannot clone from snapshot in state [{}]",
-                    src.state.as_str()
-                ),
+                reason: SnapshotProblem::CloneFromState(src.state),
             });
         }
         let available: Vec<String> = src.indices.keys().cloned().collect();
@@ -75,9 +74,7 @@ impl Snapshots {
         };
         let op = self
             .operations
-            .begin(start, || {
-                invalid("snapshot with the same name is already in-progress")
-            })
+            .begin(start, || invalid(SnapshotNameRefusal::InProgress))
             .await?;
         let result = self
             .run_clone(&open, &src.uuid, target, &resolved.names)

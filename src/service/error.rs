@@ -1,6 +1,10 @@
 //! Service errors, named after Elasticsearch concepts. `api::error` maps
 //! each to its `*_exception` type and status in one table.
 
+use super::reasons::{
+    Busy, RepositoryRefusal, RestoreRefusal, RotationConflict, SnapshotNameRefusal,
+    SnapshotProblem, VerificationFailure,
+};
 use crate::grammar::GrammarError;
 use crate::indices::IndexError;
 use crate::repository::RepoError;
@@ -11,12 +15,24 @@ pub enum ServiceError {
     #[error("[{repository}] missing")]
     RepositoryMissing { repository: String },
     #[error("[{repository}] {reason}")]
-    Repository { repository: String, reason: String },
+    Repository {
+        repository: String,
+        #[source]
+        reason: RepositoryRefusal,
+    },
     /// The repository's storage or format failed (not the request's fault).
+    #[error("[{repository}] {source}")]
+    RepositoryFailure {
+        repository: String,
+        #[source]
+        source: RepoError,
+    },
     #[error("[{repository}] {reason}")]
-    RepositoryFailure { repository: String, reason: String },
-    #[error("[{repository}] {reason}")]
-    RepositoryVerification { repository: String, reason: String },
+    RepositoryVerification {
+        repository: String,
+        #[source]
+        reason: VerificationFailure,
+    },
     #[error("[{repository}] repository is paused since [{since}]{}; resume it with POST /_snapshot/{repository}/_resume", reason.as_ref().map(|r| format!(" (reason: {r})")).unwrap_or_default())]
     RepositoryPaused {
         repository: String,
@@ -24,7 +40,10 @@ pub enum ServiceError {
         since: String,
     },
     #[error("[{repository}] {reason}")]
-    ConcurrentKeyRotation { repository: String, reason: String },
+    ConcurrentKeyRotation {
+        repository: String,
+        reason: RotationConflict,
+    },
     #[error("[{repository}:{snapshot}] is missing")]
     SnapshotMissing {
         repository: String,
@@ -34,7 +53,7 @@ pub enum ServiceError {
     InvalidSnapshotName {
         repository: String,
         snapshot: String,
-        reason: String,
+        reason: SnapshotNameRefusal,
     },
     /// Refused by another operation; `snapshot` names the one it is
     /// about, when it is about one.
@@ -42,27 +61,29 @@ pub enum ServiceError {
     ConcurrentSnapshotExecution {
         repository: String,
         snapshot: Option<String>,
-        reason: String,
+        reason: Busy,
     },
     /// A restore the request cannot have (state, names, open index).
     #[error("[{repository}:{snapshot}] {reason}")]
     SnapshotRestore {
         repository: String,
         snapshot: String,
-        reason: String,
+        reason: RestoreRefusal,
     },
     /// A restore that failed while reading the repository (damage, keys).
-    #[error("[{repository}:{snapshot}] {reason}")]
+    #[error("[{repository}:{snapshot}] {source}")]
     SnapshotRestoreFailed {
         repository: String,
         snapshot: String,
-        reason: String,
+        #[source]
+        source: RepoError,
     },
     #[error("[{repository}:{snapshot}] {reason}")]
     Snapshot {
         repository: String,
         snapshot: String,
-        reason: String,
+        #[source]
+        reason: SnapshotProblem,
     },
     #[error("no such index [{index}]")]
     IndexNotFound { index: String },
@@ -105,11 +126,11 @@ impl ServiceError {
             | RepoError::NoCreationKey(_)
             | RepoError::ActiveKeyMissing(_) => ServiceError::Repository {
                 repository: repository.to_string(),
-                reason: e.to_string(),
+                reason: RepositoryRefusal::Format(e),
             },
-            _ => ServiceError::RepositoryFailure {
+            source => ServiceError::RepositoryFailure {
                 repository: repository.to_string(),
-                reason: e.to_string(),
+                source,
             },
         }
     }

@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::progress::Ops;
+use super::reasons::{Busy, RepositoryRefusal};
 use super::{format_millis, now_millis, Result, ServiceError};
 use crate::state::operations::{conflict, Conflict};
 use crate::state::{OpKind, Operation, StateDoc, StateError, StateStore};
@@ -45,7 +46,7 @@ pub enum Verb {
 
 impl Verb {
     /// Elasticsearch's refusal on a readonly repository, if the verb writes.
-    fn readonly_refusal(self) -> Option<&'static str> {
+    pub(crate) fn readonly_refusal(self) -> Option<&'static str> {
         Some(match self {
             Verb::Snapshot => "cannot create snapshot in a readonly repository",
             Verb::Clone => "cannot clone a snapshot in a readonly repository",
@@ -85,13 +86,13 @@ pub fn precondition(doc: &StateDoc, repository: &str, readonly: bool, verb: Verb
             since: format_millis(p.since_millis),
         });
     }
-    match verb.readonly_refusal().filter(|_| readonly) {
-        Some(reason) => Err(ServiceError::Repository {
+    if readonly && verb.readonly_refusal().is_some() {
+        return Err(ServiceError::Repository {
             repository: repository.into(),
-            reason: reason.into(),
-        }),
-        None => Ok(()),
+            reason: RepositoryRefusal::ReadOnly(verb),
+        });
     }
+    Ok(())
 }
 
 /// What an operation asks for when it begins.
@@ -212,14 +213,14 @@ impl Operations {
                 Err(ServiceError::ConcurrentSnapshotExecution {
                     repository,
                     snapshot: Some(snapshot).filter(|s| !s.is_empty()),
-                    reason,
+                    reason: Busy::Conflict(reason),
                 })
             }
             Err(Refusal::Conflict(Conflict::Wait | Conflict::Skip)) => {
                 Err(ServiceError::ConcurrentSnapshotExecution {
                     repository,
                     snapshot: None,
-                    reason: "the collection of data freed by a snapshot deletion is still running; retry shortly".into(),
+                    reason: Busy::Collection,
                 })
             }
         }
@@ -463,7 +464,7 @@ mod tests {
             match verb {
                 Verb::Restore => assert!(readonly.is_ok()),
                 _ => assert!(
-                    matches!(&readonly, Err(ServiceError::Repository { reason, .. }) if reason.contains("readonly")),
+                    matches!(&readonly, Err(ServiceError::Repository { reason: RepositoryRefusal::ReadOnly(v), .. }) if *v == verb),
                     "{verb:?}"
                 ),
             }

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use super::cluster::Cluster;
 use super::operations::{self, Operations, Verb};
 use super::progress::Ops;
+use super::reasons::{RepositoryRefusal, VerificationFailure};
 use super::settings::{self, RepoSettings, SettingsError};
 use super::{names, placement, Result, ServiceError};
 use crate::config::Config;
@@ -50,7 +51,7 @@ fn check_unused(doc: &StateDoc, name: &str) -> Result<()> {
     if doc.operations.values().any(|op| op.repository == name) {
         return Err(ServiceError::Repository {
             repository: name.into(),
-            reason: "trying to modify or unregister a repository that is currently used".into(),
+            reason: RepositoryRefusal::InUse,
         });
     }
     Ok(())
@@ -94,7 +95,7 @@ impl Repositories {
     fn settings_error(name: &str, e: SettingsError) -> ServiceError {
         ServiceError::Repository {
             repository: name.to_string(),
-            reason: e.to_string(),
+            reason: RepositoryRefusal::Settings(e),
         }
     }
 
@@ -113,7 +114,7 @@ impl Repositories {
             None => Ok(()),
             Some(reason) => Err(ServiceError::Repository {
                 repository: name.into(),
-                reason,
+                reason: RepositoryRefusal::Placement(reason),
             }),
         }
     }
@@ -141,7 +142,7 @@ impl Repositories {
         )
         .map_err(|e| ServiceError::Repository {
             repository: name.to_string(),
-            reason: e.to_string(),
+            reason: RepositoryRefusal::Store(e),
         })?;
         let opts = OpenOptions {
             compress: settings.compress,
@@ -197,7 +198,7 @@ impl Repositories {
     pub async fn put(&self, req: PutRepository) -> Result<()> {
         names::validate_repository_name(&req.name).map_err(|reason| ServiceError::Repository {
             repository: req.name.clone(),
-            reason,
+            reason: RepositoryRefusal::InvalidName(reason),
         })?;
         let doc = self.state.refresh().await?;
         check_unused(&doc, &req.name)?;
@@ -298,7 +299,8 @@ impl Repositories {
     }
 
     async fn verify_open(&self, open: &OpenRepository) -> Result<()> {
-        let fail = |reason: String| ServiceError::RepositoryVerification {
+        use VerificationFailure as F;
+        let fail = |reason| ServiceError::RepositoryVerification {
             repository: open.name.clone(),
             reason,
         };
@@ -308,41 +310,49 @@ impl Repositories {
                 .read(layout::IDENTITY)
                 .await
                 .map(|_| ())
-                .map_err(|e| fail(format!("cannot read the repository: {e}")));
+                .map_err(|e| fail(F::Unreadable(e)));
         }
         let dir = layout::verify_dir(&uuid::Uuid::new_v4().simple().to_string());
         let path = format!("{dir}data-{}.dat", self.cluster.node_id());
         let payload = Bytes::from(uuid::Uuid::new_v4().to_string());
+        let at = |p: &str| p.to_string();
         store
             .write_if_absent(&path, payload.clone())
             .await
-            .map_err(|e| fail(format!("store location [{path}] is not accessible: {e}")))?;
-        let back = store
-            .read(&path)
-            .await
-            .map_err(|e| fail(format!("cannot read back [{path}]: {e}")))?;
-        let listed = store
-            .list(&dir)
-            .await
-            .map_err(|e| fail(format!("cannot list [{dir}]: {e}")))?;
+            .map_err(|source| {
+                fail(F::NotAccessible {
+                    path: at(&path),
+                    source,
+                })
+            })?;
+        let back = store.read(&path).await.map_err(|source| {
+            fail(F::ReadBack {
+                path: at(&path),
+                source,
+            })
+        })?;
+        let listed = store.list(&dir).await.map_err(|source| {
+            fail(F::List {
+                path: at(&dir),
+                source,
+            })
+        })?;
         // Other bytes: a create that meets identical bytes counts as the
         // writer's own (a retried request), which this must not be.
         let rival = Bytes::from(uuid::Uuid::new_v4().to_string());
         let cas = store.write_if_absent(&path, rival).await;
-        store
-            .delete_all(&dir)
-            .await
-            .map_err(|e| fail(format!("cannot delete [{dir}]: {e}")))?;
+        store.delete_all(&dir).await.map_err(|source| {
+            fail(F::Delete {
+                path: at(&dir),
+                source,
+            })
+        })?;
         if back != payload || listed.len() != 1 {
-            return Err(fail("a test object did not read back as written".into()));
+            return Err(fail(F::Mismatch));
         }
         if cas.is_ok() {
-            let hint = if matches!(open.settings.backend, Backend::Gcs(_)) {
-                ", or set [conditional_writes] to [emulated] if every writer of this repository is a replica of this deployment"
-            } else {
-                ""
-            };
-            return Err(fail(format!("the storage overwrote an existing object on a create-if-absent write, so it cannot protect commits; use a service that honours conditional writes, register the repository with [readonly] true{hint}")));
+            let gcs = matches!(open.settings.backend, Backend::Gcs(_));
+            return Err(fail(F::NoConditionalWrites { gcs }));
         }
         Ok(())
     }

@@ -20,14 +20,13 @@ use super::operations::{Operations, Start, Verb};
 use super::progress::TaskTracker;
 use super::recovery::Recoveries;
 use super::repositories::{OpenRepository, Repositories};
+use super::restore_plan::{IndexPlan, RestorePlan};
 use super::snapshots::Throttle;
 use super::{Result, ServiceError};
 use crate::config::Config;
-use crate::grammar::{self, GrammarError};
-use crate::indices::names::MAX_INDEX_NAME_BYTES;
 use crate::indices::{IndexMetadata, IndexState, Indices};
 use crate::repository::layout;
-use crate::repository::model::{FileEntry, IndexMeta, ShardManifest, SnapshotEntry, SnapshotState};
+use crate::repository::model::{FileEntry, IndexMeta, ShardManifest};
 use crate::repository::RepoError;
 use crate::state::OpKind;
 
@@ -50,243 +49,6 @@ pub struct RestoreOutcome {
     pub snapshot: String,
     pub indices: Vec<String>,
     pub shards_total: u32,
-}
-
-/// One index to restore, as the plan names it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct IndexPlan {
-    /// The index's name in the snapshot.
-    pub source: String,
-    /// The name it is restored under (after the rename).
-    pub target: String,
-    /// The index's uuid in the repository.
-    pub uuid: String,
-    pub shards: u32,
-    /// The data store uuid its files are staged under until published.
-    pub stage: String,
-}
-
-/// Longest `rename_replacement`, in bytes: no index name is longer, and
-/// the replacement is repeated at every match, so its size multiplies.
-const MAX_RENAME_REPLACEMENT_BYTES: usize = MAX_INDEX_NAME_BYTES;
-
-/// Most memory a compiled `rename_pattern` may take.
-const RENAME_PATTERN_SIZE_LIMIT: usize = 1 << 20;
-/// Longest `rename_pattern`, in bytes: as long as a name expression, far
-/// more than matching a 255-byte name needs; it also bounds the reason
-/// that quotes it.
-const MAX_RENAME_PATTERN_BYTES: usize = grammar::MAX_EXPRESSION_BYTES;
-
-/// A restore's `rename_pattern` and `rename_replacement`, checked and
-/// compiled once per request.
-#[derive(Debug)]
-struct Rename {
-    pattern: regex::Regex,
-    /// In the regex crate's syntax (`${1}`), see [`java_replacement`].
-    replacement: String,
-}
-
-impl Rename {
-    /// `None` when the request renames nothing. Pattern and replacement
-    /// are bounded before anything is compiled; the regex crate matches in
-    /// linear time and [`RENAME_PATTERN_SIZE_LIMIT`] bounds what compiling
-    /// may cost.
-    fn new(pattern: Option<&str>, replacement: Option<&str>) -> Result<Option<Rename>> {
-        let pattern = match (pattern, replacement) {
-            (Some(p), _) => p,
-            (None, Some(_)) => {
-                return Err(ServiceError::IllegalArgument(
-                    "rename_replacement requires rename_pattern".into(),
-                ))
-            }
-            (None, None) => return Ok(None),
-        };
-        let replacement = replacement.unwrap_or("");
-        for (what, value, limit) in [
-            ("rename_pattern", pattern, MAX_RENAME_PATTERN_BYTES),
-            (
-                "rename_replacement",
-                replacement,
-                MAX_RENAME_REPLACEMENT_BYTES,
-            ),
-        ] {
-            if value.len() > limit {
-                return Err(GrammarError::TooLarge {
-                    what,
-                    found: value.len(),
-                    limit,
-                    unit: "bytes",
-                }
-                .into());
-            }
-        }
-        let compiled = regex::RegexBuilder::new(pattern)
-            .size_limit(RENAME_PATTERN_SIZE_LIMIT)
-            .build()
-            .map_err(|e| {
-                ServiceError::IllegalArgument(format!(
-                    "invalid rename_pattern [{}]: {e}",
-                    grammar::shown(pattern)
-                ))
-            })?;
-        Ok(Some(Rename {
-            pattern: compiled,
-            replacement: java_replacement(replacement),
-        }))
-    }
-
-    /// `name` with every match replaced, as `replace_all` would, except
-    /// that the name stops being built once it is past
-    /// [`MAX_INDEX_NAME_BYTES`]: an empty pattern matches 256 times in a
-    /// 255-byte name, and each match adds a whole replacement. The error
-    /// is Elasticsearch's (`RestoreService.safeRenameIndex`): an
-    /// `illegal_argument` saying the name would exceed the limit.
-    fn apply(&self, name: &str) -> Result<String> {
-        let too_long = || {
-            ServiceError::IllegalArgument(format!(
-                "renaming index [{}] with rename_pattern and rename_replacement would exceed the index name limit of {MAX_INDEX_NAME_BYTES} bytes",
-                grammar::shown(name)
-            ))
-        };
-        let mut out = String::new();
-        let mut last = 0;
-        for caps in self.pattern.captures_iter(name) {
-            let Some(whole) = caps.get(0) else { continue };
-            out.push_str(&name[last..whole.start()]);
-            caps.expand(&self.replacement, &mut out);
-            last = whole.end();
-            if out.len() > MAX_INDEX_NAME_BYTES {
-                return Err(too_long());
-            }
-        }
-        out.push_str(&name[last..]);
-        if out.len() > MAX_INDEX_NAME_BYTES {
-            return Err(too_long());
-        }
-        Ok(out)
-    }
-}
-
-/// Java-style `$1` group references to the regex crate's `${1}` (which
-/// would otherwise read `$1a` as a group named `1a`).
-fn java_replacement(r: &str) -> String {
-    let mut out = String::with_capacity(r.len() + 8);
-    let mut chars = r.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
-            out.push_str("${");
-            while let Some(d) = chars.next_if(char::is_ascii_digit) {
-                out.push(d);
-            }
-            out.push('}');
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-const FIXED_SETTINGS: &[&str] = &[
-    "index.number_of_shards",
-    "number_of_shards",
-    "index.uuid",
-    "index.creation_date",
-    "index.version.created",
-];
-
-/// What a restore will do, computed before anything is written: every
-/// index with its target name and staging uuid. Pure given the snapshot's
-/// entry, the request and the names of the open indices.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RestorePlan {
-    pub indices: Vec<IndexPlan>,
-}
-
-impl RestorePlan {
-    /// Plans `req` against `entry`: state, fixed settings, index
-    /// resolution, rename, name rules, no two indices into one, no open
-    /// index overwritten. `stage` names a fresh staging uuid per index.
-    pub fn new(
-        entry: &SnapshotEntry,
-        req: &RestoreSnapshot,
-        is_open: impl Fn(&str) -> bool,
-        mut stage: impl FnMut() -> String,
-    ) -> Result<RestorePlan> {
-        let fail = |reason: String| ServiceError::SnapshotRestore {
-            repository: req.repository.clone(),
-            snapshot: req.snapshot.clone(),
-            reason,
-        };
-        match entry.state {
-            SnapshotState::Success => {}
-            SnapshotState::Partial if req.partial => {}
-            SnapshotState::Partial => return Err(fail("the snapshot is PARTIAL: some shards were not snapshotted; set [partial] to true to restore what it holds".into())),
-            s => return Err(fail(format!("unsupported snapshot state [{}]", s.as_str()))),
-        }
-        let fixed = req
-            .index_settings
-            .keys()
-            .chain(req.ignore_index_settings.iter())
-            .find(|k| FIXED_SETTINGS.contains(&k.as_str()));
-        if let Some(key) = fixed {
-            return Err(fail(format!("cannot modify setting [{key}] on restore")));
-        }
-        let available: Vec<String> = entry.indices.keys().cloned().collect();
-        let resolved = crate::indices::names::try_resolve(
-            req.indices.as_deref().unwrap_or("_all"),
-            &available,
-        )?;
-        if let (Some(missing), false) = (resolved.missing.first(), req.ignore_unavailable) {
-            return Err(ServiceError::IndexNotFound {
-                index: missing.clone(),
-            });
-        }
-        let rename = Rename::new(
-            req.rename_pattern.as_deref(),
-            req.rename_replacement.as_deref(),
-        )?;
-        let mut indices: Vec<IndexPlan> = Vec::new();
-        for name in &resolved.names {
-            let target = match &rename {
-                Some(rename) => rename.apply(name)?,
-                None => name.clone(),
-            };
-            crate::indices::names::validate_index_name(&target).map_err(|reason| {
-                ServiceError::InvalidIndexName {
-                    index: target.clone(),
-                    reason,
-                }
-            })?;
-            if let Some(other) = indices.iter().find(|p| p.target == target) {
-                return Err(fail(format!(
-                    "indices [{}] and [{name}] are renamed into the same index [{target}]",
-                    other.source
-                )));
-            }
-            if is_open(&target) {
-                return Err(fail(format!(
-                    "cannot restore index [{target}] because an open index with same name already exists in the cluster. Either close or delete the existing index or restore the index under a different name by providing a rename pattern and replacement name"
-                )));
-            }
-            let r = &entry.indices[name];
-            indices.push(IndexPlan {
-                source: name.clone(),
-                target,
-                uuid: r.uuid.clone(),
-                shards: r.shards,
-                stage: stage(),
-            });
-        }
-        Ok(RestorePlan { indices })
-    }
-
-    fn outcome(&self, snapshot: &str) -> RestoreOutcome {
-        RestoreOutcome {
-            snapshot: snapshot.into(),
-            indices: self.indices.iter().map(|p| p.target.clone()).collect(),
-            shards_total: self.indices.iter().map(|p| p.shards).sum(),
-        }
-    }
 }
 
 /// Restores, and the recovery progress `GET /_recovery` shows.
@@ -368,10 +130,10 @@ impl Restores {
         self.tasks.spawn(async move {
             let result = this.run(&open, &entry.uuid, &plan, &req, op.id()).await;
             op.end().await;
-            let result = result.map_err(|e| ServiceError::SnapshotRestoreFailed {
+            let result = result.map_err(|source| ServiceError::SnapshotRestoreFailed {
                 repository: req.repository.clone(),
                 snapshot: req.snapshot.clone(),
-                reason: e.to_string(),
+                source,
             });
             if let Err(e) = &result {
                 tracing::error!(error = %e, "restore failed");
@@ -553,68 +315,4 @@ async fn fetch_chunk(
     let plain = repo.get_chunk(c).await?;
     throttle.consume(plain.len() as u64).await;
     Ok(plain)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rename(pattern: &str, replacement: &str) -> Rename {
-        Rename::new(Some(pattern), Some(replacement))
-            .unwrap()
-            .unwrap()
-    }
-
-    #[test]
-    fn renames_follow_java_replacement_syntax() {
-        assert_eq!(
-            rename("test", "prod").apply("test-index").unwrap(),
-            "prod-index"
-        );
-        assert_eq!(
-            rename("(test)-(\\d+)", "$1_$2").apply("test-123").unwrap(),
-            "test_123"
-        );
-        assert_eq!(rename("(.+)", "r-$1a").apply("x").unwrap(), "r-xa");
-        assert_eq!(rename("-", "_").apply("a-b-c").unwrap(), "a_b_c");
-        assert_eq!(rename("xyz", "q").apply("test").unwrap(), "test");
-        assert_eq!(rename("test-", "").apply("test-index").unwrap(), "index");
-        assert_eq!(java_replacement("$1$23${x}$"), "${1}${23}${x}$");
-        assert!(Rename::new(None, None).unwrap().is_none());
-        assert!(Rename::new(None, Some("x")).is_err());
-    }
-
-    #[test]
-    fn renames_stop_at_the_index_name_limit() {
-        let b255 = "b".repeat(255);
-        assert_eq!(
-            rename("b+", &"a".repeat(255)).apply(&b255).unwrap(),
-            "a".repeat(255)
-        );
-        let e = rename("b", "aa").apply(&b255).unwrap_err();
-        assert!(e.to_string().contains("exceed"), "{e}");
-        let e = rename("(a+)", "$1$1").apply(&"a".repeat(200)).unwrap_err();
-        assert!(e.to_string().contains("exceed"), "{e}");
-        // 256 empty matches of a 255-byte replacement: refused after the
-        // second, never 64 KB.
-        let e = rename("", &"c".repeat(255)).apply(&b255).unwrap_err();
-        assert!(matches!(e, ServiceError::IllegalArgument(_)), "{e}");
-    }
-
-    #[test]
-    fn replacements_longer_than_an_index_name_are_refused_before_compiling() {
-        assert!(Rename::new(Some("("), Some(&"r".repeat(255))).is_err());
-        let e = Rename::new(Some(""), Some(&"r".repeat(256))).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "rename_replacement is too large: 256 > 255 bytes"
-        );
-        let e = Rename::new(Some(""), Some(&"r".repeat(20_000_000))).unwrap_err();
-        assert!(matches!(e, ServiceError::IllegalArgument(_)), "{e}");
-        let e = Rename::new(Some(&"p".repeat(4097)), Some("r")).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "rename_pattern is too large: 4097 > 4096 bytes"
-        );
-    }
 }

@@ -10,23 +10,24 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 
-use super::operations::{Operations, Start, Verb};
+use super::operations::{OpGuard, Operations, Start, Verb};
 use super::progress::{RunningSnapshot, ShardProgress, SnapshotFailure, TaskTracker};
+use super::reasons::{SnapshotNameRefusal, SnapshotProblem};
 use super::repositories::{OpenRepository, Repositories};
+pub use super::upload::Throttle;
+use super::upload::{previous_files, store_file};
 use super::{names, now_millis, Result, ServiceError};
 use crate::config::Config;
 use crate::crypto::Dek;
 use crate::indices::Indices;
 use crate::repository::model::{
-    ChunkRef, FileEntry, IndexMeta, IndexRef, RepositoryData, ShardFailure, ShardManifest,
-    ShardStats, SnapshotDetails, SnapshotEntry, SnapshotState,
+    FileEntry, IndexMeta, IndexRef, RepositoryData, ShardFailure, ShardManifest, ShardStats,
+    SnapshotDetails, SnapshotEntry, SnapshotState,
 };
-use crate::repository::{chunks, layout, RepoError, Repository};
+use crate::repository::{layout, RepoError, Repository};
 use crate::state::OpKind;
 
 #[derive(Debug, Clone)]
@@ -46,31 +47,20 @@ pub enum Created {
     Done(Box<SnapshotDetails>),
 }
 
-/// Paces uploads or downloads to a byte rate.
-pub struct Throttle {
-    rate: Option<u64>,
-    start: Instant,
-    bytes: std::sync::atomic::AtomicU64,
+/// What every file of one running snapshot is stored with.
+struct Upload<'a> {
+    open: &'a OpenRepository,
+    dek: &'a Dek,
+    run: &'a RunningSnapshot,
+    throttle: &'a Throttle,
 }
 
-impl Throttle {
-    pub fn new(rate: Option<u64>) -> Throttle {
-        Throttle {
-            rate,
-            start: Instant::now(),
-            bytes: Default::default(),
-        }
-    }
-
-    pub async fn consume(&self, n: u64) {
-        let Some(rate) = self.rate else { return };
-        let total = self.bytes.fetch_add(n, std::sync::atomic::Ordering::SeqCst) + n;
-        let due = Duration::from_secs_f64(total as f64 / rate as f64);
-        let elapsed = self.start.elapsed();
-        if due > elapsed {
-            tokio::time::sleep(due - elapsed).await;
-        }
-    }
+/// What the shards of a running snapshot produced so far.
+#[derive(Default)]
+struct Done {
+    indices: BTreeMap<String, IndexRef>,
+    failures: Vec<ShardFailure>,
+    stats: Vec<ShardStats>,
 }
 
 /// Snapshots of every repository: create, list and status, delete, clone
@@ -111,12 +101,12 @@ impl Snapshots {
         // Elasticsearch answers a bad date math expression with a
         // `parse_exception`, before the name rules apply.
         let name = crate::grammar::date_math::resolve(&raw, chrono::Utc::now())?;
-        let invalid = |reason: &str| ServiceError::InvalidSnapshotName {
+        let invalid = |reason| ServiceError::InvalidSnapshotName {
             repository: repository.clone(),
             snapshot: name.clone(),
-            reason: reason.into(),
+            reason,
         };
-        names::validate_snapshot_name(&name).map_err(|r| invalid(&r))?;
+        names::validate_snapshot_name(&name).map_err(|r| invalid(SnapshotNameRefusal::Rules(r)))?;
         let all = self.indices.names().await;
         let resolved =
             crate::indices::names::try_resolve(req.indices.as_deref().unwrap_or("_all"), &all)?;
@@ -131,12 +121,11 @@ impl Snapshots {
             .await
             .map_err(|e| ServiceError::repo(&repository, e))?;
         if data.find(&name).is_some() {
-            return Err(invalid("snapshot with the same name already exists"));
+            return Err(invalid(SnapshotNameRefusal::Exists));
         }
-        let uuid = crate::indices::new_doc_id() + "AA";
         let running = Arc::new(RunningSnapshot {
             name: name.clone(),
-            uuid: uuid.clone(),
+            uuid: crate::indices::new_doc_id() + "AA",
             start_millis: now_millis(),
             indices: resolved.names.clone(),
             include_global_state: req.include_global_state,
@@ -150,31 +139,16 @@ impl Snapshots {
             repository: &repository,
             verb: Verb::Snapshot,
             readonly: open.repo.readonly(),
-            id: uuid.clone(),
+            id: running.uuid.clone(),
             kind: OpKind::Snapshot {
                 snapshot: name.clone(),
             },
         };
         let op = self
             .operations
-            .begin(start, || {
-                invalid("snapshot with the same name is already in-progress")
-            })
+            .begin(start, || invalid(SnapshotNameRefusal::InProgress))
             .await?;
-        open.ops().snapshots.insert(name.clone(), running.clone());
-        let (node, task_open, task_run) = (self.clone(), open.clone(), running.clone());
-        self.tasks.spawn(async move {
-            let outcome = node
-                .run_snapshot(&task_open, &task_run, req.partial)
-                .await
-                .map_err(|e| SnapshotFailure::Repository(Arc::new(e)));
-            if let Err(e) = &outcome {
-                tracing::error!(repository = %task_open.name, snapshot = %task_run.name, error = %e, "snapshot failed");
-            }
-            op.end().await;
-            task_open.ops().snapshots.remove(&task_run.name);
-            task_run.done.send_replace(Some(outcome));
-        });
+        self.spawn_run(op, open.clone(), running.clone(), req.partial);
         if !req.wait_for_completion {
             return Ok(Created::Accepted);
         }
@@ -185,8 +159,33 @@ impl Snapshots {
             .map_err(|e| ServiceError::Snapshot {
                 repository: open.name.clone(),
                 snapshot: running.name.clone(),
-                reason: e.to_string(),
+                reason: SnapshotProblem::Failed(e),
             })
+    }
+
+    /// Runs the snapshot in a tracked task of its own, which ends its
+    /// record and publishes its outcome to every waiter.
+    fn spawn_run(
+        self: &Arc<Self>,
+        op: OpGuard,
+        open: Arc<OpenRepository>,
+        run: Arc<RunningSnapshot>,
+        partial: bool,
+    ) {
+        open.ops().snapshots.insert(run.name.clone(), run.clone());
+        let this = self.clone();
+        self.tasks.spawn(async move {
+            let outcome = this
+                .run_snapshot(&open, &run, partial)
+                .await
+                .map_err(|e| SnapshotFailure::Repository(Arc::new(e)));
+            if let Err(e) = &outcome {
+                tracing::error!(repository = %open.name, snapshot = %run.name, error = %e, "snapshot failed");
+            }
+            op.end().await;
+            open.ops().snapshots.remove(&run.name);
+            run.done.send_replace(Some(outcome));
+        });
     }
 
     async fn run_snapshot(
@@ -199,89 +198,22 @@ impl Snapshots {
         let dek = repo.new_dek().await?;
         let (data, _) = repo.latest().await?;
         let throttle = Throttle::new(open.settings.max_snapshot_bytes_per_sec);
-        let mut indices = BTreeMap::new();
-        let mut failures = Vec::new();
-        let mut all_stats = Vec::new();
-        for index_name in &run.indices {
-            let (meta, segments) = match self.indices.segments(index_name).await {
-                Ok(v) => v,
-                Err(e) => {
-                    failures.push(ShardFailure {
-                        index: index_name.clone(),
-                        index_uuid: String::new(),
-                        shard_id: 0,
-                        reason: e.to_string(),
-                    });
-                    continue;
-                }
+        let mut done = Done::default();
+        for index in &run.indices {
+            let upload = Upload {
+                open,
+                dek: &dek,
+                run,
+                throttle: &throttle,
             };
-            let base = run.shards.lock().expect("progress").len();
-            run.shards
-                .lock()
-                .expect("progress")
-                .extend((0..meta.number_of_shards).map(|shard| ShardProgress {
-                    stats: ShardStats {
-                        index: index_name.clone(),
-                        shard,
-                        ..Default::default()
-                    },
-                    stage: "INIT",
-                }));
-            let stored_meta = IndexMeta {
-                name: meta.name.clone(),
-                uuid: meta.uuid.clone(),
-                number_of_shards: meta.number_of_shards,
-                settings: meta.settings.clone(),
-            };
-            repo.write_doc(
-                &dek,
-                &layout::index_meta(&meta.uuid, &run.uuid),
-                &stored_meta,
-            )
-            .await?;
-            indices.insert(
-                index_name.clone(),
-                IndexRef {
-                    uuid: meta.uuid.clone(),
-                    shards: meta.number_of_shards,
-                },
-            );
-            let previous = previous_files(repo, &data, &meta.uuid).await;
-            for (shard, files) in segments.iter().enumerate() {
-                let shard = shard as u32;
-                let slot = base + shard as usize;
-                let result = self
-                    .snapshot_shard(
-                        open,
-                        &dek,
-                        run,
-                        slot,
-                        &meta.uuid,
-                        shard,
-                        files,
-                        previous.get(&shard),
-                        &throttle,
-                    )
-                    .await;
-                let mut progress = run.shards.lock().expect("progress");
-                let p = &mut progress[slot];
-                p.stats.time_in_millis = now_millis() - p.stats.start_time_millis;
-                match result {
-                    Ok(()) => p.stage = "DONE",
-                    Err(e) => {
-                        p.stage = "FAILURE";
-                        p.stats.failure = Some(e.to_string());
-                        failures.push(ShardFailure {
-                            index: index_name.clone(),
-                            index_uuid: meta.uuid.clone(),
-                            shard_id: shard,
-                            reason: e.to_string(),
-                        });
-                    }
-                }
-                all_stats.push(p.stats.clone());
-            }
+            self.snapshot_index(&upload, &data, index, &mut done)
+                .await?;
         }
+        let Done {
+            indices,
+            failures,
+            stats: all_stats,
+        } = done;
         let state = match (failures.is_empty(), partial) {
             (true, _) => SnapshotState::Success,
             (false, true) => SnapshotState::Partial,
@@ -291,7 +223,7 @@ impl Snapshots {
             name: run.name.clone(),
             uuid: run.uuid.clone(),
             state,
-            indices: indices.clone(),
+            indices,
             include_global_state: run.include_global_state,
             metadata: run.metadata.clone(),
             start_time_millis: run.start_millis,
@@ -306,19 +238,94 @@ impl Snapshots {
         Ok(details)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// One index: its metadata, then each shard, failures recorded per
+    /// shard (a partial snapshot keeps the others).
+    async fn snapshot_index(
+        &self,
+        up: &Upload<'_>,
+        data: &RepositoryData,
+        index_name: &str,
+        done: &mut Done,
+    ) -> std::result::Result<(), RepoError> {
+        let (repo, run) = (&up.open.repo, up.run);
+        let (meta, segments) = match self.indices.segments(index_name).await {
+            Ok(v) => v,
+            Err(e) => {
+                done.failures.push(ShardFailure {
+                    index: index_name.to_string(),
+                    index_uuid: String::new(),
+                    shard_id: 0,
+                    reason: e.to_string(),
+                });
+                return Ok(());
+            }
+        };
+        let base = {
+            let mut shards = run.shards.lock().expect("progress");
+            let base = shards.len();
+            shards.extend((0..meta.number_of_shards).map(|shard| ShardProgress {
+                stats: ShardStats {
+                    index: index_name.to_string(),
+                    shard,
+                    ..Default::default()
+                },
+                stage: "INIT",
+            }));
+            base
+        };
+        let stored_meta = IndexMeta {
+            name: meta.name.clone(),
+            uuid: meta.uuid.clone(),
+            number_of_shards: meta.number_of_shards,
+            settings: meta.settings.clone(),
+        };
+        let path = layout::index_meta(&meta.uuid, &run.uuid);
+        repo.write_doc(up.dek, &path, &stored_meta).await?;
+        done.indices.insert(
+            index_name.to_string(),
+            IndexRef {
+                uuid: meta.uuid.clone(),
+                shards: meta.number_of_shards,
+            },
+        );
+        let previous = previous_files(repo, data, &meta.uuid).await;
+        for (shard, files) in segments.iter().enumerate() {
+            let shard = shard as u32;
+            let slot = base + shard as usize;
+            let result = self
+                .snapshot_shard(up, slot, &meta.uuid, shard, files, previous.get(&shard))
+                .await;
+            let mut progress = run.shards.lock().expect("progress");
+            let p = &mut progress[slot];
+            p.stats.time_in_millis = now_millis() - p.stats.start_time_millis;
+            match result {
+                Ok(()) => p.stage = "DONE",
+                Err(e) => {
+                    p.stage = "FAILURE";
+                    p.stats.failure = Some(e.to_string());
+                    done.failures.push(ShardFailure {
+                        index: index_name.to_string(),
+                        index_uuid: meta.uuid.clone(),
+                        shard_id: shard,
+                        reason: e.to_string(),
+                    });
+                }
+            }
+            done.stats.push(p.stats.clone());
+        }
+        Ok(())
+    }
+
     async fn snapshot_shard(
         &self,
-        open: &OpenRepository,
-        dek: &Dek,
-        run: &RunningSnapshot,
+        up: &Upload<'_>,
         slot: usize,
         index_uuid: &str,
         shard: u32,
         files: &[crate::indices::SegmentFile],
         previous: Option<&HashMap<String, FileEntry>>,
-        throttle: &Throttle,
     ) -> std::result::Result<(), RepoError> {
+        let run = up.run;
         {
             let mut progress = run.shards.lock().expect("progress");
             let p = &mut progress[slot];
@@ -332,7 +339,7 @@ impl Snapshots {
         // memory stays bounded by two segment files.
         let jobs: Vec<_> = files
             .iter()
-            .map(|file| self.snapshot_file(open, dek, index_uuid, shard, file, previous, throttle))
+            .map(|file| self.snapshot_file(up, index_uuid, shard, file, previous))
             .collect();
         let mut done = futures::stream::iter(jobs).buffered(2);
         let mut manifest = ShardManifest::default();
@@ -345,28 +352,20 @@ impl Snapshots {
             }
             manifest.files.push(entry);
         }
-        open.repo
-            .write_doc(
-                dek,
-                &layout::shard_manifest(index_uuid, shard, &run.uuid),
-                &manifest,
-            )
-            .await
+        let path = layout::shard_manifest(index_uuid, shard, &run.uuid);
+        up.open.repo.write_doc(up.dek, &path, &manifest).await
     }
 
     /// One file of a shard: reused from the previous snapshot when it has
     /// the same name and size (segments are immutable), else stored.
     /// Returns the entry and whether it was uploaded.
-    #[allow(clippy::too_many_arguments)]
     async fn snapshot_file(
         &self,
-        open: &OpenRepository,
-        dek: &Dek,
+        up: &Upload<'_>,
         index_uuid: &str,
         shard: u32,
         file: &crate::indices::SegmentFile,
         previous: Option<&HashMap<String, FileEntry>>,
-        throttle: &Throttle,
     ) -> std::result::Result<(FileEntry, bool), RepoError> {
         if let Some(prev) = previous
             .and_then(|p| p.get(&file.name))
@@ -382,14 +381,8 @@ impl Snapshots {
                 path: file.name.clone(),
                 reason: e.to_string(),
             })?;
-        let chunks = store_file(
-            &open.repo,
-            dek,
-            data,
-            self.config.snapshot_upload_concurrency,
-            throttle,
-        )
-        .await?;
+        let concurrency = self.config.snapshot_upload_concurrency;
+        let chunks = store_file(&up.open.repo, up.dek, data, concurrency, up.throttle).await?;
         Ok((
             FileEntry {
                 name: file.name.clone(),
@@ -440,93 +433,4 @@ pub(crate) async fn commit_snapshot(
             _ => Err(e),
         },
     }
-}
-
-/// Files of the newest snapshot holding `index_uuid`, per shard and name:
-/// a file found there with the same size is reused without reading it.
-async fn previous_files(
-    repo: &Repository,
-    data: &RepositoryData,
-    index_uuid: &str,
-) -> HashMap<u32, HashMap<String, FileEntry>> {
-    let mut out = HashMap::new();
-    let newest = data.snapshots.iter().rev().find(|s| {
-        s.state != SnapshotState::Failed && s.indices.values().any(|i| i.uuid == index_uuid)
-    });
-    let Some(snap) = newest else { return out };
-    let shards = snap
-        .indices
-        .values()
-        .find(|i| i.uuid == index_uuid)
-        .map(|i| i.shards)
-        .unwrap_or(0);
-    for shard in 0..shards {
-        let path = layout::shard_manifest(index_uuid, shard, &snap.uuid);
-        // An unreadable previous manifest only costs incrementality.
-        if let Ok((m, _)) = repo.read_doc::<ShardManifest>(&path).await {
-            out.insert(
-                shard,
-                m.files.into_iter().map(|f| (f.name.clone(), f)).collect(),
-            );
-        }
-    }
-    out
-}
-
-/// Stores one file: cut into chunks (off the async runtime), then for each
-/// chunk, unless the repository holds it already, seal and upload, with at
-/// most `concurrency` chunks in flight.
-pub async fn store_file(
-    repo: &Repository,
-    dek: &Dek,
-    data: Bytes,
-    concurrency: usize,
-    throttle: &Throttle,
-) -> std::result::Result<Vec<ChunkRef>, RepoError> {
-    let key = repo.chunk_key().clone();
-    let d = data.clone();
-    let pieces = tokio::task::spawn_blocking(move || {
-        chunks::cut(&d)
-            .into_iter()
-            .map(|(o, l)| (o, l, key.keyed_hash(&d[o..o + l])))
-            .collect::<Vec<_>>()
-    })
-    .await
-    .map_err(|e| RepoError::Corrupt {
-        path: "chunker".into(),
-        reason: e.to_string(),
-    })?;
-    let uploads: Vec<_> = pieces
-        .into_iter()
-        .map(|(offset, len, id)| {
-            store_chunk(repo, dek, data.slice(offset..offset + len), id, throttle)
-        })
-        .collect();
-    futures::stream::iter(uploads)
-        .buffered(concurrency.max(1))
-        .try_collect()
-        .await
-}
-
-/// Stores one chunk unless the repository holds it already.
-async fn store_chunk(
-    repo: &Repository,
-    dek: &Dek,
-    piece: Bytes,
-    id: String,
-    throttle: &Throttle,
-) -> std::result::Result<ChunkRef, RepoError> {
-    if let Some(existing) = repo.existing_chunk(&id, piece.len() as u64).await? {
-        return Ok(existing);
-    }
-    let job = repo.seal_chunk_job(dek.clone(), id.clone(), piece);
-    let prepared = tokio::task::spawn_blocking(job)
-        .await
-        .map_err(|e| RepoError::Corrupt {
-            path: id.clone(),
-            reason: e.to_string(),
-        })?;
-    let (r, uploaded) = repo.put_chunk(dek, prepared).await?;
-    throttle.consume(uploaded).await;
-    Ok(r)
 }

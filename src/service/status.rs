@@ -250,83 +250,7 @@ impl Snapshots {
                     .await?,
             );
         }
-        let key = |v: &SnapshotView| -> (i64, String) {
-            let d = &v.details;
-            let n = match q.sort {
-                SortBy::StartTime => d.start_time_millis,
-                SortBy::Duration => {
-                    d.end_time_millis.max(d.start_time_millis) - d.start_time_millis
-                }
-                SortBy::IndexCount => d.indices.len() as i64,
-                SortBy::ShardCount => d.indices.values().map(|i| i.shards as i64).sum(),
-                SortBy::FailedShardCount => d.failures.len() as i64,
-                SortBy::Name | SortBy::Repository => 0,
-            };
-            let s = match q.sort {
-                SortBy::Repository => format!("{}\u{0}{}", v.repository, d.name),
-                _ => format!("{}\u{0}{}", d.name, v.repository),
-            };
-            (n, s)
-        };
-        all.sort_by_key(|v| key(v));
-        if q.descending {
-            all.reverse();
-        }
-        if let Some(from) = &q.from_sort_value {
-            all.retain(|v| {
-                let (n, s) = key(v);
-                let cmp = match q.sort {
-                    SortBy::Name => s.split('\u{0}').next().unwrap_or("").cmp(from.as_str()),
-                    SortBy::Repository => v.repository.as_str().cmp(from.as_str()),
-                    _ => n.cmp(&from.parse::<i64>().unwrap_or(0)),
-                };
-                if q.descending {
-                    cmp.is_le()
-                } else {
-                    cmp.is_ge()
-                }
-            });
-        }
-        if let Some(after) = &q.after {
-            let cursor = hex::decode(after)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| {
-                    ServiceError::IllegalArgument(format!("invalid after parameter [{after}]"))
-                })?;
-            let pos = all.iter().position(|v| {
-                let (n, s) = key(v);
-                format!("{n}\u{1}{s}") == cursor
-            });
-            match pos {
-                Some(p) => {
-                    all.drain(..=p);
-                }
-                None => {
-                    let (cn, cs) = cursor.split_once('\u{1}').unwrap_or(("0", ""));
-                    let c = (cn.parse::<i64>().unwrap_or(0), cs.to_string());
-                    all.retain(|v| if q.descending { key(v) < c } else { key(v) > c });
-                }
-            }
-        }
-        let total = all.len();
-        let page: Vec<SnapshotView> = all.into_iter().skip(q.offset).collect();
-        let remaining_after_offset = page.len();
-        let size = q.size.unwrap_or(usize::MAX);
-        let page: Vec<SnapshotView> = page.into_iter().take(size).collect();
-        let remaining = remaining_after_offset.saturating_sub(page.len());
-        // The cursor is the last snapshot shown; with none shown there is
-        // nothing to continue after.
-        let next = page.last().filter(|_| remaining > 0).map(|last| {
-            let (n, s) = key(last);
-            hex::encode(format!("{n}\u{1}{s}"))
-        });
-        Ok(Listing {
-            snapshots: page,
-            total,
-            remaining,
-            next,
-        })
+        page(all, &q)
     }
 
     /// `_status`: running snapshots of every repository (`repository` None),
@@ -356,5 +280,174 @@ impl Snapshots {
             }
         }
         Ok(out)
+    }
+}
+
+/// Sorts, filters and pages what a listing found, as Elasticsearch pages
+/// (`sort`, `order`, `from_sort_value`, `after`, `offset`, `size`). Pure.
+fn page(mut all: Vec<SnapshotView>, q: &ListSnapshots) -> Result<Listing> {
+    let key = |v: &SnapshotView| sort_key(v, q.sort);
+    all.sort_by_key(|v| key(v));
+    if q.descending {
+        all.reverse();
+    }
+    if let Some(from) = &q.from_sort_value {
+        all.retain(|v| {
+            let (n, s) = key(v);
+            let cmp = match q.sort {
+                SortBy::Name => s.split('\u{0}').next().unwrap_or("").cmp(from.as_str()),
+                SortBy::Repository => v.repository.as_str().cmp(from.as_str()),
+                _ => n.cmp(&from.parse::<i64>().unwrap_or(0)),
+            };
+            if q.descending {
+                cmp.is_le()
+            } else {
+                cmp.is_ge()
+            }
+        });
+    }
+    if let Some(after) = &q.after {
+        let cursor = hex::decode(after)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| {
+                ServiceError::IllegalArgument(format!("invalid after parameter [{after}]"))
+            })?;
+        let pos = all.iter().position(|v| {
+            let (n, s) = key(v);
+            format!("{n}\u{1}{s}") == cursor
+        });
+        match pos {
+            Some(p) => {
+                all.drain(..=p);
+            }
+            None => {
+                let (cn, cs) = cursor.split_once('\u{1}').unwrap_or(("0", ""));
+                let c = (cn.parse::<i64>().unwrap_or(0), cs.to_string());
+                all.retain(|v| if q.descending { key(v) < c } else { key(v) > c });
+            }
+        }
+    }
+    let total = all.len();
+    let page: Vec<SnapshotView> = all.into_iter().skip(q.offset).collect();
+    let remaining_after_offset = page.len();
+    let size = q.size.unwrap_or(usize::MAX);
+    let page: Vec<SnapshotView> = page.into_iter().take(size).collect();
+    let remaining = remaining_after_offset.saturating_sub(page.len());
+    // The cursor is the last snapshot shown; with none shown there is
+    // nothing to continue after.
+    let next = page.last().filter(|_| remaining > 0).map(|last| {
+        let (n, s) = key(last);
+        hex::encode(format!("{n}\u{1}{s}"))
+    });
+    Ok(Listing {
+        snapshots: page,
+        total,
+        remaining,
+        next,
+    })
+}
+
+/// A listing's sort key: the number sorted by, then name and repository.
+fn sort_key(v: &SnapshotView, sort: SortBy) -> (i64, String) {
+    let d = &v.details;
+    let n = match sort {
+        SortBy::StartTime => d.start_time_millis,
+        SortBy::Duration => d.end_time_millis.max(d.start_time_millis) - d.start_time_millis,
+        SortBy::IndexCount => d.indices.len() as i64,
+        SortBy::ShardCount => d.indices.values().map(|i| i.shards as i64).sum(),
+        SortBy::FailedShardCount => d.failures.len() as i64,
+        SortBy::Name | SortBy::Repository => 0,
+    };
+    let s = match sort {
+        SortBy::Repository => format!("{}\u{0}{}", v.repository, d.name),
+        _ => format!("{}\u{0}{}", d.name, v.repository),
+    };
+    (n, s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(name: &str, start: i64) -> SnapshotView {
+        SnapshotView {
+            repository: "r".into(),
+            details: SnapshotDetails {
+                name: name.into(),
+                uuid: format!("u-{name}"),
+                state: SnapshotState::Success,
+                indices: Default::default(),
+                include_global_state: false,
+                metadata: None,
+                start_time_millis: start,
+                end_time_millis: start + 1,
+                shards: Vec::new(),
+                failures: Vec::new(),
+                reason: None,
+                key_names: Vec::new(),
+            },
+            shards: Vec::new(),
+        }
+    }
+
+    fn query(size: Option<usize>) -> ListSnapshots {
+        ListSnapshots {
+            repositories: "r".into(),
+            snapshots: "_all".into(),
+            ignore_unavailable: false,
+            verbose: false,
+            sort: SortBy::StartTime,
+            descending: false,
+            size,
+            offset: 0,
+            after: None,
+            from_sort_value: None,
+        }
+    }
+
+    fn names(l: &Listing) -> Vec<&str> {
+        l.snapshots
+            .iter()
+            .map(|v| v.details.name.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn pages_follow_each_other_by_their_cursor_until_nothing_remains() {
+        let all = || vec![view("c", 3), view("a", 1), view("b", 2), view("d", 4)];
+        let first = page(all(), &query(Some(3))).unwrap();
+        assert_eq!(names(&first), vec!["a", "b", "c"]);
+        assert_eq!((first.total, first.remaining), (4, 1));
+        let q = ListSnapshots {
+            after: first.next.clone(),
+            ..query(Some(3))
+        };
+        let second = page(all(), &q).unwrap();
+        assert_eq!(names(&second), vec!["d"]);
+        assert_eq!((second.remaining, second.next.clone()), (0, None));
+        let by_name_desc = ListSnapshots {
+            sort: SortBy::Name,
+            descending: true,
+            offset: 1,
+            ..query(None)
+        };
+        assert_eq!(
+            names(&page(all(), &by_name_desc).unwrap()),
+            vec!["c", "b", "a"]
+        );
+        let from = ListSnapshots {
+            from_sort_value: Some("3".into()),
+            ..query(None)
+        };
+        assert_eq!(names(&page(all(), &from).unwrap()), vec!["c", "d"]);
+        let bad = ListSnapshots {
+            after: Some("zz".into()),
+            ..query(None)
+        };
+        assert!(matches!(
+            page(all(), &bad),
+            Err(ServiceError::IllegalArgument(_))
+        ));
     }
 }

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use serde_json::json;
-use snapvault::service::analyze::{analyze, AnalyzeRequest};
+use snapvault::service::analyze::AnalyzeRequest;
+use snapvault::service::storage_check::analyze;
 
 use super::harness::{files_under, Server};
 
