@@ -403,29 +403,41 @@ mod tests {
 
     #[test]
     fn bucket_name_refusals_name_the_rule_broken() {
-        let why = |kind: &str, what: &'static str, name: &str| {
-            check_bucket_name(kind, what, name).unwrap_err().to_string()
-        };
-        assert_eq!(
-            why("s3", "bucket", "ab"),
-            "invalid bucket name [ab]: must be 3 to 63 characters long"
-        );
-        assert_eq!(
-            why("azure", "container", "with.dot"),
-            "invalid container name [with.dot]: use lowercase letters, digits and [-] only"
-        );
-        assert_eq!(
-            why("s3", "bucket", "a\nb"),
-            "invalid bucket name [a\\nb]: use lowercase letters, digits and [-.] only"
-        );
-        assert_eq!(
-            why("gcs", "bucket", "-ab"),
-            "invalid bucket name [-ab]: must start and end with a letter or a digit"
-        );
-        assert_eq!(
-            why("s3", "bucket", "127.0.0.1"),
-            "invalid bucket name [127.0.0.1]: must not be an IP address"
-        );
+        for (kind, what, name, message) in [
+            (
+                "s3",
+                "bucket",
+                "ab",
+                "invalid bucket name [ab]: must be 3 to 63 characters long",
+            ),
+            (
+                "azure",
+                "container",
+                "with.dot",
+                "invalid container name [with.dot]: use lowercase letters, digits and [-] only",
+            ),
+            (
+                "s3",
+                "bucket",
+                "a\nb",
+                "invalid bucket name [a\\nb]: use lowercase letters, digits and [-.] only",
+            ),
+            (
+                "gcs",
+                "bucket",
+                "-ab",
+                "invalid bucket name [-ab]: must start and end with a letter or a digit",
+            ),
+            (
+                "s3",
+                "bucket",
+                "127.0.0.1",
+                "invalid bucket name [127.0.0.1]: must not be an IP address",
+            ),
+        ] {
+            let refused = check_bucket_name(kind, what, name).unwrap_err();
+            assert_eq!(refused.to_string(), message);
+        }
     }
 
     #[test]
