@@ -61,38 +61,77 @@ pub struct CloudClients {
     pub gcs: BTreeMap<String, GcsClient>,
 }
 
+/// A client table the node refuses to start with.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientConfigError {
+    #[error("s3.client.{client}.protocol must be [http] or [https], not [{protocol}]")]
+    Protocol { client: String, protocol: String },
+    #[error("{service}.client.{client}.endpoint: {source}")]
+    Endpoint {
+        /// `s3`, `azure` or `gcs`.
+        service: &'static str,
+        client: String,
+        #[source]
+        source: EndpointError,
+    },
+    #[error(
+        "azure.client.{client}.endpoint_suffix must be a host name such as [core.windows.net]"
+    )]
+    EndpointSuffix { client: String },
+}
+
+/// Why an endpoint is not one a client may connect to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointError {
+    #[error("only http and https endpoints are supported")]
+    Scheme,
+    #[error("the port is not a number")]
+    Port,
+    #[error("not a valid http(s) URL with a host")]
+    Host,
+}
+
 impl CloudClients {
     /// Checks every endpoint once, at start, so a typo fails the start
     /// rather than the first registration.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ClientConfigError> {
+        let endpoint = |service, client: &str, e: &str, protocol: &str| {
+            endpoint_url(e, protocol)
+                .map(drop)
+                .map_err(|source| ClientConfigError::Endpoint {
+                    service,
+                    client: client.to_string(),
+                    source,
+                })
+        };
         for (name, c) in &self.s3 {
-            if let Some(p) = &c.protocol {
-                if p != "http" && p != "https" {
-                    return Err(format!(
-                        "s3.client.{name}.protocol must be [http] or [https], not [{p}]"
-                    ));
-                }
+            if let Some(p) = c
+                .protocol
+                .as_ref()
+                .filter(|p| *p != "http" && *p != "https")
+            {
+                return Err(ClientConfigError::Protocol {
+                    client: name.clone(),
+                    protocol: p.clone(),
+                });
             }
             if let Some(e) = &c.endpoint {
-                endpoint_url(e, c.protocol.as_deref().unwrap_or("https"))
-                    .map_err(|why| format!("s3.client.{name}.endpoint: {why}"))?;
+                endpoint("s3", name, e, c.protocol.as_deref().unwrap_or("https"))?;
             }
         }
         for (name, c) in &self.azure {
             if let Some(e) = &c.endpoint {
-                endpoint_url(e, "https")
-                    .map_err(|why| format!("azure.client.{name}.endpoint: {why}"))?;
+                endpoint("azure", name, e, "https")?;
             }
-            if let Some(s) = &c.endpoint_suffix {
-                if !is_host(s) {
-                    return Err(format!("azure.client.{name}.endpoint_suffix must be a host name such as [core.windows.net]"));
-                }
+            if c.endpoint_suffix.as_deref().is_some_and(|s| !is_host(s)) {
+                return Err(ClientConfigError::EndpointSuffix {
+                    client: name.clone(),
+                });
             }
         }
         for (name, c) in &self.gcs {
             if let Some(e) = &c.endpoint {
-                endpoint_url(e, "https")
-                    .map_err(|why| format!("gcs.client.{name}.endpoint: {why}"))?;
+                endpoint("gcs", name, e, "https")?;
             }
         }
         Ok(())
@@ -108,7 +147,7 @@ fn is_host(s: &str) -> bool {
 
 /// An endpoint as a URL: `http(s)://host[:port][/path]`, or a bare
 /// `host[:port]` given the protocol. No user info, query or fragment.
-pub fn endpoint_url(endpoint: &str, protocol: &str) -> Result<String, String> {
+pub fn endpoint_url(endpoint: &str, protocol: &str) -> Result<String, EndpointError> {
     let url = if endpoint.contains("://") {
         endpoint.to_string()
     } else {
@@ -117,17 +156,17 @@ pub fn endpoint_url(endpoint: &str, protocol: &str) -> Result<String, String> {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
-        .ok_or("only http and https endpoints are supported")?;
+        .ok_or(EndpointError::Scheme)?;
     let host_port = rest.split('/').next().unwrap_or("");
     let host = match host_port.rsplit_once(':') {
         Some((h, port)) if !port.is_empty() && port.parse::<u16>().is_ok() => h,
-        Some(_) => return Err("the port is not a number".into()),
+        Some(_) => return Err(EndpointError::Port),
         None => host_port,
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let ip = host.parse::<std::net::IpAddr>().is_ok();
     if !(ip || is_host(host)) || url.contains(['@', '?', '#', ' ']) {
-        return Err("not a valid http(s) URL with a host".into());
+        return Err(EndpointError::Host);
     }
     Ok(url.trim_end_matches('/').to_string())
 }
@@ -150,10 +189,20 @@ mod tests {
             endpoint_url("http://[::1]:10000/devstoreaccount1", "https").unwrap(),
             "http://[::1]:10000/devstoreaccount1"
         );
-        assert!(endpoint_url("ftp://x", "https").is_err());
-        assert!(endpoint_url("http://user:pw@host", "https").is_err());
-        assert!(endpoint_url("http://host:port", "https").is_err());
-        assert!(endpoint_url("http://", "https").is_err());
+        assert_eq!(endpoint_url("ftp://x", "https"), Err(EndpointError::Scheme));
+        assert_eq!(
+            endpoint_url("http://user:pw@host", "https"),
+            Err(EndpointError::Port)
+        );
+        assert_eq!(
+            endpoint_url("http://user@host", "https"),
+            Err(EndpointError::Host)
+        );
+        assert_eq!(
+            endpoint_url("http://host:port", "https"),
+            Err(EndpointError::Port)
+        );
+        assert_eq!(endpoint_url("http://", "https"), Err(EndpointError::Host));
     }
 
     #[test]
@@ -171,9 +220,9 @@ mod tests {
             )]),
             ..Default::default()
         };
-        assert!(c
-            .validate()
-            .unwrap_err()
-            .contains("s3.client.default.protocol"));
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "s3.client.default.protocol must be [http] or [https], not [gopher]"
+        );
     }
 }

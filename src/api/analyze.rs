@@ -169,54 +169,110 @@ fn rate(bytes: u64, elapsed: Duration) -> u64 {
     (bytes as f64 / elapsed.as_secs_f64()) as u64
 }
 
+/// A refused parameter, in Elasticsearch's words.
+fn bad(name: &str, v: &str, why: &str) -> ApiError {
+    ApiError::bad_request(format!("invalid value [{v}] for parameter [{name}]: {why}"))
+}
+
+/// An integer parameter from 1 to `max`.
+fn int(v: &Option<String>, name: &str, default: u64, max: u64) -> Result<u64, ApiError> {
+    match v.as_deref() {
+        None => Ok(default),
+        Some(s) => match s.parse::<u64>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(bad(name, s, &format!("must be an integer from 1 to {max}"))),
+        },
+    }
+}
+
+/// A byte-size parameter from 1 byte to 1 TiB.
+fn size(v: &Option<String>, name: &str, default: u64) -> Result<u64, ApiError> {
+    match v.as_deref() {
+        None => Ok(default),
+        Some(s) => match parse_byte_size(s) {
+            Some(n) if (1..=1 << 40).contains(&n) => Ok(n),
+            _ => Err(bad(
+                name,
+                s,
+                "must be a byte size such as 10mb, at most 1tb",
+            )),
+        },
+    }
+}
+
+/// The parameters that bound the data an analysis holds and writes.
+struct Volume {
+    blob_count: u64,
+    concurrency: u64,
+    max_blob_size: u64,
+    max_total_data_size: u64,
+}
+
 impl AnalyzeQuery {
+    /// The service's request and the echoed node counts, each parameter
+    /// checked in the order Elasticsearch reads them.
     fn into_request(self) -> Result<(AnalyzeRequest, u64, u64), ApiError> {
-        let bad = |name: &str, v: &str, why: &str| {
-            ApiError::bad_request(format!("invalid value [{v}] for parameter [{name}]: {why}"))
+        let rare_action_probability = self.probability()?;
+        let timeout = self.timeout()?;
+        let seed = self.seed()?;
+        flag(&self.rarely_abort_writes, "rarely_abort_writes", true)?;
+        let volume = self.volume()?;
+        let request = AnalyzeRequest {
+            blob_count: volume.blob_count,
+            concurrency: volume.concurrency as usize,
+            max_blob_size: volume.max_blob_size,
+            max_total_data_size: volume.max_total_data_size,
+            register_operation_count: int(
+                &self.register_operation_count,
+                "register_operation_count",
+                10,
+                MAX_REGISTER_OPERATIONS,
+            )?,
+            rare_action_probability,
+            seed,
+            timeout,
+            detailed: flag(&self.detailed, "detailed", false)?,
         };
-        let int =
-            |v: &Option<String>, name: &str, default: u64, max: u64| -> Result<u64, ApiError> {
-                match v.as_deref() {
-                    None => Ok(default),
-                    Some(s) => match s.parse::<u64>() {
-                        Ok(n) if (1..=max).contains(&n) => Ok(n),
-                        _ => Err(bad(name, s, &format!("must be an integer from 1 to {max}"))),
-                    },
-                }
-            };
-        let size = |v: &Option<String>, name: &str, default: u64| -> Result<u64, ApiError> {
-            match v.as_deref() {
-                None => Ok(default),
-                Some(s) => match parse_byte_size(s) {
-                    Some(n) if (1..=1 << 40).contains(&n) => Ok(n),
-                    _ => Err(bad(
-                        name,
-                        s,
-                        "must be a byte size such as 10mb, at most 1tb",
-                    )),
-                },
-            }
-        };
-        let probability = match self.rare_action_probability.as_deref() {
-            None => 0.02,
+        let read_nodes = int(&self.read_node_count, "read_node_count", 10, 1000)?;
+        let early = int(
+            &self.early_read_node_count,
+            "early_read_node_count",
+            2,
+            1000,
+        )?;
+        Ok((request, read_nodes, early))
+    }
+
+    fn probability(&self) -> Result<f64, ApiError> {
+        match self.rare_action_probability.as_deref() {
+            None => Ok(0.02),
             Some(s) => match s.parse::<f64>() {
-                Ok(p) if (0.0..=1.0).contains(&p) => p,
-                _ => return Err(bad("rare_action_probability", s, "must be from 0 to 1")),
+                Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+                _ => Err(bad("rare_action_probability", s, "must be from 0 to 1")),
             },
-        };
-        let timeout = match self.timeout.as_deref() {
-            None => Duration::from_secs(30),
+        }
+    }
+
+    fn timeout(&self) -> Result<Duration, ApiError> {
+        match self.timeout.as_deref() {
+            None => Ok(Duration::from_secs(30)),
             Some(s) => parse_time_value(s)
                 .filter(|d| !d.is_zero())
-                .ok_or_else(|| bad("timeout", s, "must be a positive time value such as 30s"))?,
-        };
-        let seed = match self.seed.as_deref() {
-            None => rand::random::<u32>() as u64,
-            Some(s) => s
-                .parse()
-                .map_err(|_| bad("seed", s, "must be an integer"))?,
-        };
-        flag(&self.rarely_abort_writes, "rarely_abort_writes", true)?;
+                .ok_or_else(|| bad("timeout", s, "must be a positive time value such as 30s")),
+        }
+    }
+
+    fn seed(&self) -> Result<u64, ApiError> {
+        match self.seed.as_deref() {
+            None => Ok(rand::random::<u32>() as u64),
+            Some(s) => s.parse().map_err(|_| bad("seed", s, "must be an integer")),
+        }
+    }
+
+    /// Blob count and sizes, and concurrency, bounded together: blobs are
+    /// held in memory, a blob in flight up to four times (written, read
+    /// back, overwritten, read during the overwrite).
+    fn volume(&self) -> Result<Volume, ApiError> {
         let max_blob_size = size(&self.max_blob_size, "max_blob_size", 10 << 20)?;
         if max_blob_size > MAX_BLOB_SIZE {
             return Err(bad(
@@ -235,8 +291,6 @@ impl AnalyzeQuery {
             ));
         }
         let concurrency = int(&self.concurrency, "concurrency", 10, MAX_CONCURRENCY as u64)?;
-        // A blob in flight is held up to four times (written, read back,
-        // overwritten, read during the overwrite): bound the product.
         if concurrency.saturating_mul(max_blob_size) > MAX_BYTES_IN_FLIGHT {
             return Err(bad(
                 "concurrency",
@@ -247,30 +301,12 @@ impl AnalyzeQuery {
                 ),
             ));
         }
-        let request = AnalyzeRequest {
+        Ok(Volume {
             blob_count,
-            concurrency: concurrency as usize,
+            concurrency,
             max_blob_size,
             max_total_data_size,
-            register_operation_count: int(
-                &self.register_operation_count,
-                "register_operation_count",
-                10,
-                MAX_REGISTER_OPERATIONS,
-            )?,
-            rare_action_probability: probability,
-            seed,
-            timeout,
-            detailed: flag(&self.detailed, "detailed", false)?,
-        };
-        let read_nodes = int(&self.read_node_count, "read_node_count", 10, 1000)?;
-        let early = int(
-            &self.early_read_node_count,
-            "early_read_node_count",
-            2,
-            1000,
-        )?;
-        Ok((request, read_nodes, early))
+        })
     }
 }
 
@@ -281,13 +317,6 @@ fn render(
     read_nodes: u64,
     early: u64,
 ) -> AnalyzeResponse {
-    let OpSummary {
-        count,
-        bytes,
-        elapsed,
-        ..
-    } = o.write;
-    let r = &o.read;
     AnalyzeResponse {
         coordinating_node: NodeRef {
             id: node.cluster().node_id().to_string(),
@@ -308,57 +337,78 @@ fn render(
         blob_path: o.blob_path.clone(),
         issues_detected: o.issues.clone(),
         summary: AnalyzeSummary {
-            write: WriteSummary {
-                count,
-                total_size: human_bytes(bytes),
-                total_size_bytes: bytes,
-                total_throttled: "0s".into(),
-                total_throttled_nanos: 0,
-                total_elapsed: human_time(elapsed),
-                total_elapsed_nanos: elapsed.as_nanos() as u64,
-                throughput_bytes_per_sec: rate(o.write_phase_bytes, o.write_wall),
-            },
-            read: ReadSummary {
-                count: r.count,
-                total_size: human_bytes(r.bytes),
-                total_size_bytes: r.bytes,
-                total_wait: human_time(r.total_wait),
-                total_wait_nanos: r.total_wait.as_nanos() as u64,
-                max_wait: human_time(r.max_wait),
-                max_wait_nanos: r.max_wait.as_nanos() as u64,
-                total_throttled: "0s".into(),
-                total_throttled_nanos: 0,
-                total_elapsed: human_time(r.elapsed),
-                total_elapsed_nanos: r.elapsed.as_nanos() as u64,
-                throughput_bytes_per_sec: rate(r.bytes, o.read_wall),
-            },
-            register: RegisterSummary {
-                operation_count: o.request.register_operation_count,
-                contended_retries: o.register_retries,
-                elapsed: human_time(o.register_elapsed),
-                elapsed_nanos: o.register_elapsed.as_nanos() as u64,
-                emulated: o.register_emulated,
-            },
+            write: write_summary(&o),
+            read: read_summary(&o),
+            register: register_summary(&o),
         },
         listing_elapsed: human_time(o.listing_elapsed),
         listing_elapsed_nanos: o.listing_elapsed.as_nanos() as u64,
         delete_elapsed: human_time(o.delete_elapsed),
         delete_elapsed_nanos: o.delete_elapsed.as_nanos() as u64,
-        details: o.request.detailed.then(|| {
-            o.blobs
-                .iter()
-                .map(|b| BlobDetails {
-                    name: b.name.clone(),
-                    size: human_bytes(b.size),
-                    size_bytes: b.size,
-                    overwritten: b.overwritten,
-                    read_count: b.reads,
-                    write_elapsed: human_time(b.write_elapsed),
-                    write_elapsed_nanos: b.write_elapsed.as_nanos() as u64,
-                })
-                .collect()
-        }),
+        details: o.request.detailed.then(|| blob_details(&o)),
     }
+}
+
+fn write_summary(o: &AnalyzeOutcome) -> WriteSummary {
+    let OpSummary {
+        count,
+        bytes,
+        elapsed,
+        ..
+    } = o.write;
+    WriteSummary {
+        count,
+        total_size: human_bytes(bytes),
+        total_size_bytes: bytes,
+        total_throttled: "0s".into(),
+        total_throttled_nanos: 0,
+        total_elapsed: human_time(elapsed),
+        total_elapsed_nanos: elapsed.as_nanos() as u64,
+        throughput_bytes_per_sec: rate(o.write_phase_bytes, o.write_wall),
+    }
+}
+
+fn read_summary(o: &AnalyzeOutcome) -> ReadSummary {
+    let r = &o.read;
+    ReadSummary {
+        count: r.count,
+        total_size: human_bytes(r.bytes),
+        total_size_bytes: r.bytes,
+        total_wait: human_time(r.total_wait),
+        total_wait_nanos: r.total_wait.as_nanos() as u64,
+        max_wait: human_time(r.max_wait),
+        max_wait_nanos: r.max_wait.as_nanos() as u64,
+        total_throttled: "0s".into(),
+        total_throttled_nanos: 0,
+        total_elapsed: human_time(r.elapsed),
+        total_elapsed_nanos: r.elapsed.as_nanos() as u64,
+        throughput_bytes_per_sec: rate(r.bytes, o.read_wall),
+    }
+}
+
+fn register_summary(o: &AnalyzeOutcome) -> RegisterSummary {
+    RegisterSummary {
+        operation_count: o.request.register_operation_count,
+        contended_retries: o.register_retries,
+        elapsed: human_time(o.register_elapsed),
+        elapsed_nanos: o.register_elapsed.as_nanos() as u64,
+        emulated: o.register_emulated,
+    }
+}
+
+fn blob_details(o: &AnalyzeOutcome) -> Vec<BlobDetails> {
+    o.blobs
+        .iter()
+        .map(|b| BlobDetails {
+            name: b.name.clone(),
+            size: human_bytes(b.size),
+            size_bytes: b.size,
+            overwritten: b.overwritten,
+            read_count: b.reads,
+            write_elapsed: human_time(b.write_elapsed),
+            write_elapsed_nanos: b.write_elapsed.as_nanos() as u64,
+        })
+        .collect()
 }
 
 #[utoipa::path(post, path = "/_snapshot/{repository}/_analyze", tag = "repositories",

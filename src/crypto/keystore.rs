@@ -8,10 +8,35 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, Zeroizing};
 
 use super::{CryptoError, MasterKey};
 
 const ENV_PREFIX: &str = "SNAPVAULT_MASTER_KEY_";
+
+/// Why a keystore cannot be read or written. Messages name the file or the
+/// key, never a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum KeystoreError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Only the line, deliberately without the parser's error as a source:
+    /// its message can quote the file's content, which is secrets.
+    #[error("{} is not a valid keystore (line {line})", path.display())]
+    Invalid { path: PathBuf, line: usize },
+    #[error("key [{name}] is not 64 hex characters")]
+    NotAKey { name: String },
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 #[derive(Serialize, Deserialize, Default)]
 struct KeystoreFile {
@@ -20,6 +45,15 @@ struct KeystoreFile {
     /// Secure settings such as `s3.client.default.secret_key`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     settings: BTreeMap<String, String>,
+}
+
+/// The file's form holds every secret in plain text: wipe it when done.
+impl Drop for KeystoreFile {
+    fn drop(&mut self) {
+        for value in self.keys.values_mut().chain(self.settings.values_mut()) {
+            value.zeroize();
+        }
+    }
 }
 
 /// A secret string (a storage credential): wiped on drop, printed redacted.
@@ -89,7 +123,9 @@ fn parse_secret(name: &str, hex_secret: &str) -> Result<MasterKey, CryptoError> 
     let bytes = hex::decode(hex_secret.trim())
         .ok()
         .and_then(|v| <[u8; 32]>::try_from(v).ok())
-        .ok_or_else(|| CryptoError::Keystore(format!("key [{name}] is not 64 hex characters")))?;
+        .ok_or_else(|| KeystoreError::NotAKey {
+            name: name.to_string(),
+        })?;
     Ok(MasterKey::from_bytes(name, bytes))
 }
 
@@ -98,20 +134,22 @@ impl Keystore {
     pub fn load(path: &Path) -> Result<Keystore, CryptoError> {
         let mut ks = Keystore::default();
         if path.exists() {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                CryptoError::Keystore(format!("cannot read {}: {e}", path.display()))
-            })?;
-            let file: KeystoreFile = serde_json::from_str(&text).map_err(|e| {
-                CryptoError::Keystore(format!(
-                    "{} is not a valid keystore (line {})",
-                    path.display(),
-                    e.line()
-                ))
-            })?;
-            for (name, secret) in file.keys {
+            let text = std::fs::read_to_string(path)
+                .map(Zeroizing::new)
+                .map_err(|source| KeystoreError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+            let mut file: KeystoreFile =
+                serde_json::from_str(&text).map_err(|e| KeystoreError::Invalid {
+                    path: path.to_path_buf(),
+                    line: e.line(),
+                })?;
+            for (name, secret) in std::mem::take(&mut file.keys) {
+                let secret = Zeroizing::new(secret);
                 ks.keys.insert(name.clone(), parse_secret(&name, &secret)?);
             }
-            for (name, value) in file.settings {
+            for (name, value) in std::mem::take(&mut file.settings) {
                 ks.settings.insert(name, SecureSetting(value));
             }
         }
@@ -184,16 +222,18 @@ impl Keystore {
                 .map(|(n, v)| (n.clone(), v.0.clone()))
                 .collect(),
         };
-        let text = serde_json::to_string_pretty(&file).expect("keystore serialises");
-        let err = |e: std::io::Error| {
-            CryptoError::Keystore(format!("cannot write {}: {e}", path.display()))
+        let text =
+            Zeroizing::new(serde_json::to_string_pretty(&file).expect("keystore serialises"));
+        let err = |source: std::io::Error| KeystoreError::Write {
+            path: path.to_path_buf(),
+            source,
         };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(err)?;
         }
         let tmp = PathBuf::from(format!("{}.tmp", path.display()));
         write_private(&tmp, text.as_bytes()).map_err(err)?;
-        std::fs::rename(&tmp, path).map_err(err)
+        Ok(std::fs::rename(&tmp, path).map_err(err)?)
     }
 }
 
@@ -238,6 +278,35 @@ mod tests {
         assert_eq!(
             ks.get("default").unwrap().derive_kek("r").fingerprint(),
             again.get("default").unwrap().derive_kek("r").fingerprint()
+        );
+    }
+
+    #[test]
+    fn keystore_errors_and_debug_never_show_a_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ks.json");
+        let secret = "SUPERSECRET-5e5e5e";
+        std::fs::write(&path, format!("{{\"keys\": \"{secret}\"}}")).unwrap();
+        let e = Keystore::load(&path).unwrap_err();
+        assert!(
+            e.to_string().contains("is not a valid keystore (line 1)"),
+            "{e}"
+        );
+        assert!(!e.to_string().contains(secret) && !format!("{e:?}").contains(secret));
+        let e = parse_secret("prod", secret).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "keystore: key [prod] is not 64 hex characters"
+        );
+        assert!(!format!("{e:?}").contains(secret));
+        let mut ks = Keystore::default();
+        ks.insert(MasterKey::from_bytes("prod", [0x5e; 32]));
+        ks.set_setting("s3.client.default.secret_key", secret.into());
+        let shown = format!("{ks:?}");
+        assert!(shown.contains("s3.client.default.secret_key"), "{shown}");
+        assert!(
+            !shown.contains(secret) && !shown.contains(&"5e".repeat(32)),
+            "{shown}"
         );
     }
 

@@ -18,7 +18,7 @@ pub mod keystore;
 pub use envelope::{open, seal, unwrap, wrap};
 pub use header::{Compression, Header, ObjectKind};
 pub use keys::{Dek, Kek, KeyId, MasterKey};
-pub use keystore::Keystore;
+pub use keystore::{Keystore, KeystoreError};
 
 /// Crypto failures. They name the object, never a key.
 #[derive(Debug, thiserror::Error)]
@@ -28,5 +28,5 @@ pub enum CryptoError {
     #[error("decryption failed for object [{0}]: it was damaged, tampered with, moved, or sealed with another key")]
     Decrypt(String),
     #[error("keystore: {0}")]
-    Keystore(String),
+    Keystore(#[from] KeystoreError),
 }

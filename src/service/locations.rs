@@ -14,10 +14,68 @@ use std::path::PathBuf;
 
 use zeroize::Zeroizing;
 
-use crate::clients::{endpoint_url, CloudClients};
+use crate::clients::{endpoint_url, CloudClients, EndpointError};
 use crate::crypto::Keystore;
 use crate::es::boolean::parse_bool;
 use crate::storage::{AzureConfig, Backend, GcsConfig, S3Config};
+
+/// Why settings or a store URI name no place snapvault may use. The
+/// messages are the reasons of the `repository_exception` a registration
+/// answers, so each names the setting at fault; none carries a credential.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LocationError {
+    /// `container` (Azure) or `bucket` (S3, GCS) is missing or empty.
+    #[error("missing {what}")]
+    Missing { what: &'static str },
+    #[error("invalid {what} name [{}]: {rule}", name.escape_default())]
+    BucketName {
+        what: &'static str,
+        name: String,
+        rule: BucketRule,
+    },
+    #[error("invalid base_path [{}]: use segments separated by single '/', without '.', '..' or backslashes", base_path.escape_default())]
+    BasePath { base_path: String },
+    #[error("no credentials for {kind} client [{client}]: set [{setting}] in the keystore")]
+    NoCredentials {
+        kind: &'static str,
+        client: String,
+        setting: String,
+    },
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    /// A boolean setting (`path_style_access`) that is not `true` or `false`,
+    /// in the words of the shared boolean parser.
+    #[error("{reason}")]
+    Bool { reason: String },
+    #[error(
+        "unknown value [{value}] for setting [conditional_writes]: use [required] or [emulated]"
+    )]
+    ConditionalWrites { value: String },
+    #[error("a store URI has a malformed query: {source}")]
+    StoreUriQuery {
+        #[source]
+        source: serde_urlencoded::de::Error,
+    },
+    #[error("a store URI has an unsupported scheme [{scheme}]: use a path, file://, s3://, gcs:// or azure://")]
+    StoreUriScheme { scheme: String },
+    #[error("a store URI has an unknown parameter [{parameter}]")]
+    StoreUriParameter { parameter: String },
+}
+
+/// Which naming rule of the service a bucket or container name breaks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BucketRule {
+    #[error("must be 3 to {max} characters long")]
+    Length { max: usize },
+    #[error("use lowercase letters, digits and [{allowed}] only")]
+    Characters { allowed: &'static str },
+    #[error("must start and end with a letter or a digit")]
+    Ends,
+    #[error("must not contain consecutive separators")]
+    ConsecutiveSeparators,
+    #[error("must not be an IP address")]
+    IpAddress,
+}
 
 /// Settings that say where a client connects. They belong to the operator's
 /// client configuration; a repository that carries one is refused with
@@ -48,53 +106,52 @@ pub fn client_setting_hint(kind: &str, setting: &str) -> Option<String> {
 /// service's naming rules. The name becomes part of a host name in
 /// virtual-host requests, so anything else (`:`, `/`, `@`, an IP address)
 /// could send signed requests to another server.
-fn check_bucket_name(kind: &str, what: &str, name: &str) -> Result<(), String> {
-    let bad = |why: &str| {
-        Err(format!(
-            "invalid {what} name [{}]: {why}",
-            name.escape_default()
-        ))
-    };
-    let extra: &[u8] = match kind {
-        "azure" => b"-",
-        "gcs" => b"-._",
-        _ => b"-.",
+fn check_bucket_name(kind: &str, what: &'static str, name: &str) -> Result<(), LocationError> {
+    bucket_rule_broken(kind, name).map_or(Ok(()), |rule| {
+        Err(LocationError::BucketName {
+            what,
+            name: name.to_string(),
+            rule,
+        })
+    })
+}
+
+/// The first rule of `kind`'s service that `name` breaks, if any.
+fn bucket_rule_broken(kind: &str, name: &str) -> Option<BucketRule> {
+    let extra: &'static str = match kind {
+        "azure" => "-",
+        "gcs" => "-._",
+        _ => "-.",
     };
     let max = if kind == "gcs" && name.contains('.') {
         222
     } else {
         63
     };
-    if name.len() < 3 || name.len() > max {
-        return bad(&format!("must be 3 to {max} characters long"));
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || extra.contains(&b))
-    {
-        let allowed = String::from_utf8_lossy(extra).into_owned();
-        return bad(&format!(
-            "use lowercase letters, digits and [{allowed}] only"
-        ));
-    }
     let ends_ok = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-    if !ends_ok(name.as_bytes().first()) || !ends_ok(name.as_bytes().last()) {
-        return bad("must start and end with a letter or a digit");
+    if name.len() < 3 || name.len() > max {
+        Some(BucketRule::Length { max })
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || extra.as_bytes().contains(&b))
+    {
+        Some(BucketRule::Characters { allowed: extra })
+    } else if !ends_ok(name.as_bytes().first()) || !ends_ok(name.as_bytes().last()) {
+        Some(BucketRule::Ends)
+    } else if name.contains("..") || (kind == "azure" && name.contains("--")) {
+        Some(BucketRule::ConsecutiveSeparators)
+    } else if name.parse::<std::net::Ipv4Addr>().is_ok() {
+        Some(BucketRule::IpAddress)
+    } else {
+        None
     }
-    if name.contains("..") || (kind == "azure" && name.contains("--")) {
-        return bad("must not contain consecutive separators");
-    }
-    if name.parse::<std::net::Ipv4Addr>().is_ok() {
-        return bad("must not be an IP address");
-    }
-    Ok(())
 }
 
 /// A `base_path` as the object store sees it: segments joined by `/`,
 /// with no empty, `.` or `..` segment (the service would resolve those, so
 /// two spellings of one place could escape the overlap check) and no
 /// backslash or control character.
-fn base_path(s: &BTreeMap<String, String>) -> Result<String, String> {
+fn base_path(s: &BTreeMap<String, String>) -> Result<String, LocationError> {
     let Some(raw) = s.get("base_path") else {
         return Ok(String::new());
     };
@@ -104,10 +161,9 @@ fn base_path(s: &BTreeMap<String, String>) -> Result<String, String> {
         .any(|seg| seg.is_empty() || seg == "." || seg == "..")
         && !trimmed.is_empty();
     if bad || raw.contains('\\') || raw.chars().any(char::is_control) {
-        return Err(format!(
-            "invalid base_path [{}]: use segments separated by single '/', without '.', '..' or backslashes",
-            raw.escape_default()
-        ));
+        return Err(LocationError::BasePath {
+            base_path: raw.clone(),
+        });
     }
     Ok(trimmed.to_string())
 }
@@ -115,17 +171,29 @@ fn base_path(s: &BTreeMap<String, String>) -> Result<String, String> {
 /// A secure setting from the keystore, or a clear error naming it.
 fn credential(
     keystore: &Keystore,
-    kind: &str,
+    kind: &'static str,
     client: &str,
     what: &str,
-) -> Result<Zeroizing<String>, String> {
-    let name = format!("{kind}.client.{client}.{what}");
-    keystore
-        .setting(&name)
-        .map(|v| Zeroizing::new(v.expose().to_string()))
-        .ok_or_else(|| {
-            format!("no credentials for {kind} client [{client}]: set [{name}] in the keystore")
-        })
+) -> Result<Zeroizing<String>, LocationError> {
+    let setting = format!("{kind}.client.{client}.{what}");
+    match keystore.setting(&setting) {
+        Some(v) => Ok(Zeroizing::new(v.expose().to_string())),
+        None => Err(LocationError::NoCredentials {
+            kind,
+            client: client.to_string(),
+            setting,
+        }),
+    }
+}
+
+/// The non-empty bucket (or container) setting `what`.
+fn required<'a>(
+    s: &'a BTreeMap<String, String>,
+    what: &'static str,
+) -> Result<&'a String, LocationError> {
+    s.get(what)
+        .filter(|v| !v.is_empty())
+        .ok_or(LocationError::Missing { what })
 }
 
 /// Azure settings; the account name and key come from the keystore's
@@ -134,11 +202,8 @@ pub fn azure_config(
     keystore: &Keystore,
     clients: &CloudClients,
     s: &BTreeMap<String, String>,
-) -> Result<AzureConfig, String> {
-    let container = s
-        .get("container")
-        .filter(|c| !c.is_empty())
-        .ok_or("missing container")?;
+) -> Result<AzureConfig, LocationError> {
+    let container = required(s, "container")?;
     check_bucket_name("azure", "container", container)?;
     let root = base_path(s)?;
     let client = s.get("client").map(String::as_str).unwrap_or("default");
@@ -172,11 +237,8 @@ pub fn s3_config(
     keystore: &Keystore,
     clients: &CloudClients,
     s: &BTreeMap<String, String>,
-) -> Result<S3Config, String> {
-    let bucket = s
-        .get("bucket")
-        .filter(|b| !b.is_empty())
-        .ok_or("missing bucket")?;
+) -> Result<S3Config, LocationError> {
+    let bucket = required(s, "bucket")?;
     check_bucket_name("s3", "bucket", bucket)?;
     let root = base_path(s)?;
     let client = s.get("client").map(String::as_str).unwrap_or("default");
@@ -189,7 +251,9 @@ pub fn s3_config(
         .map(|e| endpoint_url(e, protocol))
         .transpose()?;
     let path_style = match s.get("path_style_access") {
-        Some(v) => parse_bool("path_style_access", v).map_err(|e| e.to_string())?,
+        Some(v) => parse_bool("path_style_access", v).map_err(|e| LocationError::Bool {
+            reason: e.to_string(),
+        })?,
         None => configured.path_style_access.unwrap_or(false),
     };
     Ok(S3Config {
@@ -216,11 +280,8 @@ pub fn gcs_config(
     keystore: &Keystore,
     clients: &CloudClients,
     s: &BTreeMap<String, String>,
-) -> Result<GcsConfig, String> {
-    let bucket = s
-        .get("bucket")
-        .filter(|b| !b.is_empty())
-        .ok_or("missing bucket")?;
+) -> Result<GcsConfig, LocationError> {
+    let bucket = required(s, "bucket")?;
     check_bucket_name("gcs", "bucket", bucket)?;
     let root = base_path(s)?;
     let client = s.get("client").map(String::as_str).unwrap_or("default");
@@ -238,9 +299,9 @@ pub fn gcs_config(
         None | Some("required") => false,
         Some("emulated") => true,
         Some(other) => {
-            return Err(format!(
-                "unknown value [{other}] for setting [conditional_writes]: use [required] or [emulated]"
-            ))
+            return Err(LocationError::ConditionalWrites {
+                value: other.to_string(),
+            })
         }
     };
     Ok(GcsConfig {
@@ -255,13 +316,13 @@ pub fn gcs_config(
 /// The settings a store URI carries: its scheme, then the repository
 /// settings of that type (the host and path become bucket or container and
 /// `base_path`).
-pub fn parse_store_uri(uri: &str) -> Result<(String, BTreeMap<String, String>), String> {
+pub fn parse_store_uri(uri: &str) -> Result<(String, BTreeMap<String, String>), LocationError> {
     let Some((scheme, rest)) = uri.split_once("://") else {
         return Ok(("file".into(), BTreeMap::from([("path".into(), uri.into())])));
     };
     let (place, query) = rest.split_once('?').unwrap_or((rest, ""));
     let mut settings: BTreeMap<String, String> = serde_urlencoded::from_str(query)
-        .map_err(|e| format!("a store URI has a malformed query: {e}"))?;
+        .map_err(|source| LocationError::StoreUriQuery { source })?;
     let (top, path) = place.split_once('/').unwrap_or((place, ""));
     let allowed: &[&str] = match scheme {
         "file" => {
@@ -272,13 +333,15 @@ pub fn parse_store_uri(uri: &str) -> Result<(String, BTreeMap<String, String>), 
         "azure" => &["endpoint", "client"],
         "gcs" => &["endpoint", "client"],
         other => {
-            return Err(format!(
-                "a store URI has an unsupported scheme [{other}]: use a path, file://, s3://, gcs:// or azure://"
-            ))
+            return Err(LocationError::StoreUriScheme {
+                scheme: other.to_string(),
+            })
         }
     };
     if let Some(bad) = settings.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(format!("a store URI has an unknown parameter [{bad}]"));
+        return Err(LocationError::StoreUriParameter {
+            parameter: bad.clone(),
+        });
     }
     match scheme {
         "s3" => settings.insert("bucket".into(), top.into()),
@@ -297,7 +360,7 @@ pub fn store_backend(
     uri: &str,
     keystore: &Keystore,
     clients: &CloudClients,
-) -> Result<Backend, String> {
+) -> Result<Backend, LocationError> {
     let (scheme, s) = parse_store_uri(uri)?;
     Ok(match scheme.as_str() {
         "s3" => Backend::S3(s3_config(keystore, clients, &s)?),
@@ -339,6 +402,62 @@ mod tests {
     }
 
     #[test]
+    fn bucket_name_refusals_name_the_rule_broken() {
+        for (kind, what, name, message) in [
+            (
+                "s3",
+                "bucket",
+                "ab",
+                "invalid bucket name [ab]: must be 3 to 63 characters long",
+            ),
+            (
+                "azure",
+                "container",
+                "with.dot",
+                "invalid container name [with.dot]: use lowercase letters, digits and [-] only",
+            ),
+            (
+                "s3",
+                "bucket",
+                "a\nb",
+                "invalid bucket name [a\\nb]: use lowercase letters, digits and [-.] only",
+            ),
+            (
+                "gcs",
+                "bucket",
+                "-ab",
+                "invalid bucket name [-ab]: must start and end with a letter or a digit",
+            ),
+            (
+                "s3",
+                "bucket",
+                "127.0.0.1",
+                "invalid bucket name [127.0.0.1]: must not be an IP address",
+            ),
+        ] {
+            let refused = check_bucket_name(kind, what, name).unwrap_err();
+            assert_eq!(refused.to_string(), message);
+        }
+    }
+
+    #[test]
+    fn a_missing_credential_is_named_and_no_present_one_is_shown() {
+        let mut keystore = Keystore::default();
+        let secret = "AKIA-SHOULD-NEVER-PRINT";
+        keystore.set_setting("s3.client.default.access_key", secret.into());
+        let settings = BTreeMap::from([("bucket".to_string(), "bkt".to_string())]);
+        let e = s3_config(&keystore, &CloudClients::default(), &settings).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "no credentials for s3 client [default]: set [s3.client.default.secret_key] in the keystore"
+        );
+        assert!(!format!("{e:?}").contains(secret));
+        keystore.set_setting("s3.client.default.secret_key", secret.into());
+        let c = s3_config(&keystore, &CloudClients::default(), &settings).unwrap();
+        assert!(!format!("{:?}", Backend::S3(c)).contains(secret));
+    }
+
+    #[test]
     fn base_paths_have_one_spelling() {
         let bp = |v: &str| base_path(&BTreeMap::from([("base_path".to_string(), v.to_string())]));
         assert_eq!(bp("/prod/snapshots/").unwrap(), "prod/snapshots");
@@ -372,9 +491,11 @@ mod tests {
         assert!(!s.contains_key("base_path"));
         assert!(parse_store_uri("s3://b?secret_key=x")
             .unwrap_err()
+            .to_string()
             .contains("unknown parameter [secret_key]"));
         assert!(parse_store_uri("ftp://x")
             .unwrap_err()
+            .to_string()
             .contains("unsupported scheme"));
     }
 }

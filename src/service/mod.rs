@@ -100,8 +100,12 @@ pub enum StartError {
     #[error("{0}")]
     Keystore(#[source] crate::crypto::CryptoError),
     /// A store location the configuration names that cannot be used.
-    #[error("{what} store: {reason}")]
-    Location { what: &'static str, reason: String },
+    #[error("{what} store: {source}")]
+    Location {
+        what: &'static str,
+        #[source]
+        source: locations::LocationError,
+    },
     #[error("{what} store: {source}")]
     Storage {
         what: &'static str,
@@ -128,7 +132,7 @@ impl Node {
         let limits = storage_limits(&config);
         let open = |what: &'static str, uri: &str| {
             let backend = locations::store_backend(uri, &keystore, &config.clients)
-                .map_err(|reason| StartError::Location { what, reason })?;
+                .map_err(|source| StartError::Location { what, source })?;
             Store::open(backend, &limits).map_err(|source| StartError::Storage { what, source })
         };
         let state = Arc::new(

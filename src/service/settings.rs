@@ -52,6 +52,10 @@ pub enum SettingsError {
     /// reason names the setting.
     #[error("{0}")]
     Value(String),
+    /// Cloud settings that name no place snapvault may use (bucket or
+    /// container rules, base path, endpoint, credentials in the keystore).
+    #[error(transparent)]
+    Location(#[from] super::locations::LocationError),
 }
 
 /// Settings every repository type takes.
@@ -186,7 +190,7 @@ fn backend(
     s: &BTreeMap<String, String>,
     cx: &Context<'_>,
 ) -> Result<Backend, SettingsError> {
-    let cloud = SettingsError::Value;
+    let cloud = SettingsError::Location;
     Ok(match kind {
         "fs" => {
             let location = s

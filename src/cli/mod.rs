@@ -1,0 +1,8 @@
+//! The binary's commands other than `serve`: `keystore …`, which manages
+//! the master keys and secure settings on disk, and `healthcheck`, a probe
+//! for container health checks. These modules belong to the binary, not to
+//! the library: each reads the operator's input (arguments, standard
+//! input) and prints for a terminal, and never prints a secret.
+
+pub mod healthcheck;
+pub mod keystore;

@@ -1,0 +1,56 @@
+//! [`ConfigError`]: why a node refuses to start with its configuration.
+//! Each message names the option (or file) at fault, and carries the
+//! cause (an I/O, TOML or regex error) as its source.
+
+use std::path::PathBuf;
+
+use crate::clients::ClientConfigError;
+
+/// A configuration the node refuses to start with. Each message names the
+/// option (or file) at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid config {}: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("path_repo must name at least one directory")]
+    NoPathRepo,
+    #[error("cannot create path_repo {}: {source}", path.display())]
+    CreatePathRepo {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot resolve path_repo {}: {source}", path.display())]
+    ResolvePathRepo {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Clients(#[from] ClientConfigError),
+    /// A zero timeout or cap would disable the protection silently.
+    #[error("{option} must be at least 1")]
+    Zero { option: &'static str },
+    #[error("http_allowed_hosts must name at least one host (or \"*\")")]
+    NoAllowedHosts,
+    #[error("bad regex in [http.cors] allow_origin [{origin}]: {source}")]
+    CorsOrigin {
+        origin: String,
+        #[source]
+        source: regex::Error,
+    },
+    #[error("invalid method [{method}] in [http.cors] allow_methods")]
+    CorsMethod { method: String },
+    #[error("invalid header [{header}] in [http.cors] allow_headers")]
+    CorsHeader { header: String },
+}
