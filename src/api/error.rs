@@ -110,6 +110,15 @@ impl ApiError {
     }
 }
 
+/// The error id a lower layer already put in `reason`, if any.
+fn named_error_id(reason: &str) -> Option<String> {
+    let start = reason.find("error id [")? + "error id [".len();
+    let len = reason[start..].find(']')?;
+    uuid::Uuid::parse_str(&reason[start..start + len])
+        .ok()
+        .map(|id| id.to_string())
+}
+
 /// An error and every `source` below it that its message does not
 /// already quote, for the log.
 fn chain(e: &dyn std::error::Error) -> String {
@@ -202,9 +211,17 @@ impl From<ServiceError> for ApiError {
         // Every 5xx names an error id; the whole cause, with its source
         // chain, goes to the log under it.
         let reason = if status.is_server_error() {
-            let id = uuid::Uuid::new_v4();
+            // A storage failure names the id its upstream answer was
+            // logged under: the cause chain goes under the same id.
+            let named = named_error_id(&reason);
+            let id = named
+                .clone()
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
             tracing::error!(error_id = %id, kind, error = %crate::es::shown(&chain(&e)), "request failed");
-            format!("{reason}; see the server log for error id [{id}]")
+            match named {
+                Some(_) => reason,
+                None => format!("{reason}; see the server log for error id [{id}]"),
+            }
         } else {
             reason
         };
@@ -286,6 +303,22 @@ mod tests {
         }
         .into();
         assert!(!e.reason.contains("error id"), "{}", e.reason);
+        // A storage failure already names its id: one id, not two.
+        let e: ApiError = ServiceError::RepositoryFailure {
+            repository: "r".into(),
+            source: crate::repository::RepoError::Storage(crate::storage::StorageError::Service {
+                path: "index-3".into(),
+                kind: "Unexpected",
+                error_id: uuid::Uuid::parse_str("7f1c4a7e-3c1b-4a57-9a43-0b1d2a7c9e11").unwrap(),
+            }),
+        }
+        .into();
+        assert_eq!(e.reason.matches("error id").count(), 1, "{}", e.reason);
+        assert!(
+            e.reason.contains("7f1c4a7e-3c1b-4a57-9a43-0b1d2a7c9e11"),
+            "{}",
+            e.reason
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::repository::RepoError;
 use crate::state::OpKind;
 use crate::storage::{Listed, Store};
 
-/// Objects examined between two checks that the lease still holds.
+/// Deletions between two checks that the lease still holds.
 const FENCE_EVERY: usize = 256;
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -55,7 +55,9 @@ impl Snapshots {
         result.map_err(|e| ServiceError::repo(repository, e))
     }
 
-    /// Deletes unreferenced objects. The caller holds operation `op_id`
+    /// Deletes unreferenced objects: 1. what the repository references,
+    /// 2. what its chains left below their floors, 3. the plan of
+    /// deletions, 4. each deletion. The caller holds operation `op_id`
     /// (a cleanup or a collection), which excludes every data writer; the
     /// record is checked again before deleting and every [`FENCE_EVERY`]
     /// deletions, so a node that was taken for dead stops at once.
@@ -65,46 +67,7 @@ impl Snapshots {
         op_id: &str,
     ) -> std::result::Result<CleanupResult, RepoError> {
         let repo = &open.repo;
-        let (data, _) = repo.latest().await?;
-        let mut keep: HashSet<String> = HashSet::new();
-        let mut keys: HashSet<String> = HashSet::new();
-        keys.insert(repo.chunk_key().id().to_hex());
-        // The metadata key, and the keys of generations an older release
-        // sealed under their operation's key (while they are kept).
-        keys.extend(repo.generation_keys().await?.iter().map(|k| k.to_hex()));
-        for snap in &data.snapshots {
-            let path = layout::snapshot(&snap.uuid);
-            let (_, k) = repo.read_doc::<SnapshotDetails>(&path).await?;
-            keys.insert(k.to_hex());
-            keep.insert(path);
-            for index in snap.indices.values() {
-                let meta = layout::index_meta(&index.uuid, &snap.uuid);
-                let (_, k) = repo.read_doc::<IndexMeta>(&meta).await?;
-                keys.insert(k.to_hex());
-                keep.insert(meta);
-                for shard in 0..index.shards {
-                    let path = layout::shard_manifest(&index.uuid, shard, &snap.uuid);
-                    let (m, k) = repo.read_doc::<ShardManifest>(&path).await?;
-                    keys.insert(k.to_hex());
-                    keep.insert(path);
-                    for file in m.files {
-                        for c in file.chunks {
-                            keep.insert(layout::chunk(&c.id));
-                            keys.insert(c.dek);
-                        }
-                    }
-                }
-            }
-        }
-        // Wrapped keys survive only under master keys the keyring still
-        // needs: after a completed rotation the old wrappings go.
-        let (_, keyring) = repo.keyring().await?;
-        let needed: HashSet<String> = keyring
-            .needed
-            .iter()
-            .map(|k| k.fingerprint.clone())
-            .collect();
-        let mut result = CleanupResult::default();
+        let referenced = Referenced::read(repo).await?;
         let lost = || {
             RepoError::LeaseLost(
                 "this node lost its lease on the cleanup (its heartbeat was late) and stopped; the repository is consistent, run _cleanup again".into(),
@@ -116,34 +79,100 @@ impl Snapshots {
         // Generations and keyrings below their floor: what a crash or a
         // late writer left, and an older release's tombstones.
         let reclaimed = repo.reclaim_generations().await?;
-        result.deleted_blobs += reclaimed.blobs;
-        result.deleted_bytes += reclaimed.bytes;
-        for (n, (obj, kind)) in own_objects(repo.store()).await?.into_iter().enumerate() {
+        let mut result = CleanupResult {
+            deleted_blobs: reclaimed.blobs,
+            deleted_bytes: reclaimed.bytes,
+        };
+        let plan = referenced.deletions(own_objects(repo.store()).await?);
+        for (n, obj) in plan.into_iter().enumerate() {
             if n % FENCE_EVERY == 0 && !self.operations.holds(op_id).await {
                 return Err(lost());
             }
-            let referenced = match kind {
-                // Kept or compacted by their chain, never decided here: a
-                // newer one may belong to a commit that raced this cleanup.
-                Kind::Generation(_) | Kind::GenerationFloor => true,
-                Kind::Identity | Kind::GenerationLatest | Kind::Keyring => true,
-                Kind::WrappedKey(kek, dek) => {
-                    keys.contains(&dek.to_hex()) && needed.contains(&kek.to_hex())
-                }
-                Kind::Snapshot | Kind::IndexMeta | Kind::ShardManifest | Kind::Chunk => {
-                    keep.contains(&obj.path)
-                }
-                // Scratch objects of a verification or analysis that died.
-                Kind::Verify | Kind::Analysis => false,
-            };
-            if !referenced {
-                repo.store().delete(&obj.path).await?;
-                result.deleted_blobs += 1;
-                result.deleted_bytes += obj.size;
-            }
+            repo.store().delete(&obj.path).await?;
+            result.deleted_blobs += 1;
+            result.deleted_bytes += obj.size;
         }
         tracing::info!(repository = %open.name, blobs = result.deleted_blobs, bytes = result.deleted_bytes, "cleanup finished");
         Ok(result)
+    }
+}
+
+/// Everything a repository references, read from its latest generation:
+/// the objects its snapshots reach, the data keys any of them (or a kept
+/// generation) is sealed with, and the master keys its keyring still
+/// needs. Reading fails rather than returning a partial set: never collect
+/// on incomplete knowledge.
+#[derive(Debug, Default)]
+pub struct Referenced {
+    pub objects: HashSet<String>,
+    pub data_keys: HashSet<String>,
+    pub master_keys: HashSet<String>,
+}
+
+impl Referenced {
+    async fn read(repo: &crate::repository::Repository) -> std::result::Result<Self, RepoError> {
+        let (data, _) = repo.latest().await?;
+        let mut r = Referenced::default();
+        r.data_keys.insert(repo.chunk_key().id().to_hex());
+        // The metadata key, and the keys of generations an older release
+        // sealed under their operation's key (while they are kept).
+        r.data_keys
+            .extend(repo.generation_keys().await?.iter().map(|k| k.to_hex()));
+        for snap in &data.snapshots {
+            let path = layout::snapshot(&snap.uuid);
+            let (_, k) = repo.read_doc::<SnapshotDetails>(&path).await?;
+            r.keep(path, k.to_hex());
+            for index in snap.indices.values() {
+                let meta = layout::index_meta(&index.uuid, &snap.uuid);
+                let (_, k) = repo.read_doc::<IndexMeta>(&meta).await?;
+                r.keep(meta, k.to_hex());
+                for shard in 0..index.shards {
+                    let path = layout::shard_manifest(&index.uuid, shard, &snap.uuid);
+                    let (m, k) = repo.read_doc::<ShardManifest>(&path).await?;
+                    r.keep(path, k.to_hex());
+                    for c in m.files.into_iter().flat_map(|f| f.chunks) {
+                        r.keep(layout::chunk(&c.id), c.dek);
+                    }
+                }
+            }
+        }
+        // Wrapped keys survive only under master keys the keyring still
+        // needs: after a completed rotation the old wrappings go.
+        let (_, keyring) = repo.keyring().await?;
+        r.master_keys = keyring.needed.into_iter().map(|k| k.fingerprint).collect();
+        Ok(r)
+    }
+
+    fn keep(&mut self, path: String, data_key: String) {
+        self.objects.insert(path);
+        self.data_keys.insert(data_key);
+    }
+
+    /// Whether an object of `kind` at `path` must stay.
+    fn keeps(&self, path: &str, kind: &Kind) -> bool {
+        match kind {
+            // Kept or compacted by their chain, never decided here: a
+            // newer one may belong to a commit that raced this cleanup.
+            Kind::Generation(_) | Kind::GenerationFloor => true,
+            Kind::Identity | Kind::GenerationLatest | Kind::Keyring => true,
+            Kind::WrappedKey(kek, dek) => {
+                self.data_keys.contains(&dek.to_hex()) && self.master_keys.contains(&kek.to_hex())
+            }
+            Kind::Snapshot | Kind::IndexMeta | Kind::ShardManifest | Kind::Chunk => {
+                self.objects.contains(path)
+            }
+            // Scratch objects of a verification or analysis that died.
+            Kind::Verify | Kind::Analysis => false,
+        }
+    }
+
+    /// The plan: which of the format's `objects` a cleanup deletes. Pure.
+    pub fn deletions(&self, objects: Vec<(Listed, Kind)>) -> Vec<Listed> {
+        objects
+            .into_iter()
+            .filter(|(obj, kind)| !self.keeps(&obj.path, kind))
+            .map(|(obj, _)| obj)
+            .collect()
     }
 }
 
@@ -171,4 +200,65 @@ async fn own_objects(store: &Store) -> crate::storage::Result<Vec<(Listed, Kind)
         .into_iter()
         .filter_map(|o| layout::classify(&o.path).map(|kind| (o, kind)))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::KeyId;
+
+    fn key(byte: u8) -> KeyId {
+        KeyId::from_hex(&format!("{byte:02x}").repeat(16)).unwrap()
+    }
+
+    fn listed(path: &str) -> Listed {
+        Listed {
+            path: path.into(),
+            size: 10,
+        }
+    }
+
+    #[test]
+    fn the_plan_deletes_exactly_the_unreferenced_objects_and_wrappings() {
+        let (kek_needed, kek_old, dek_used, dek_orphan) = (key(1), key(2), key(3), key(4));
+        let referenced = Referenced {
+            objects: ["snapshots/s1", "chunks/aa/kept"].map(String::from).into(),
+            data_keys: [dek_used.to_hex()].into(),
+            master_keys: [kek_needed.to_hex()].into(),
+        };
+        let objects = vec![
+            (listed("snapvault.json"), Kind::Identity),
+            (listed("index-7"), Kind::Generation(7)),
+            (listed("index.floor/8"), Kind::GenerationFloor),
+            (listed("snapshots/s1"), Kind::Snapshot),
+            (listed("snapshots/aborted"), Kind::Snapshot),
+            (listed("chunks/aa/kept"), Kind::Chunk),
+            (listed("chunks/bb/orphan"), Kind::Chunk),
+            (
+                listed("keys/n/used"),
+                Kind::WrappedKey(kek_needed, dek_used),
+            ),
+            (
+                listed("keys/n/orphan"),
+                Kind::WrappedKey(kek_needed, dek_orphan),
+            ),
+            (listed("keys/o/used"), Kind::WrappedKey(kek_old, dek_used)),
+            (listed("tests-x/data"), Kind::Verify),
+        ];
+        let deleted: Vec<String> = referenced
+            .deletions(objects)
+            .into_iter()
+            .map(|o| o.path)
+            .collect();
+        assert_eq!(
+            deleted,
+            vec![
+                "snapshots/aborted",
+                "chunks/bb/orphan",
+                "keys/n/orphan",
+                "keys/o/used",
+                "tests-x/data"
+            ]
+        );
+    }
 }
