@@ -110,6 +110,21 @@ impl ApiError {
     }
 }
 
+/// Every 5xx names an error id, and the whole cause, with its source
+/// chain, goes to the log under it. A storage failure names the id its
+/// upstream answer was logged under: the chain goes under the same id.
+fn with_error_id(reason: String, e: &ServiceError, kind: &str) -> String {
+    let named = named_error_id(&reason);
+    let id = named
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    tracing::error!(error_id = %id, kind, error = %crate::es::shown(&chain(e)), "request failed");
+    match named {
+        Some(_) => reason,
+        None => format!("{reason}; see the server log for error id [{id}]"),
+    }
+}
+
 /// The error id a lower layer already put in `reason`, if any.
 fn named_error_id(reason: &str) -> Option<String> {
     let start = reason.find("error id [")? + "error id [".len();
@@ -208,20 +223,8 @@ impl From<ServiceError> for ApiError {
             | E::DocumentSource { index, .. } => Some(crate::es::shown(index).into_owned()),
             _ => None,
         };
-        // Every 5xx names an error id; the whole cause, with its source
-        // chain, goes to the log under it.
         let reason = if status.is_server_error() {
-            // A storage failure names the id its upstream answer was
-            // logged under: the cause chain goes under the same id.
-            let named = named_error_id(&reason);
-            let id = named
-                .clone()
-                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-            tracing::error!(error_id = %id, kind, error = %crate::es::shown(&chain(&e)), "request failed");
-            match named {
-                Some(_) => reason,
-                None => format!("{reason}; see the server log for error id [{id}]"),
-            }
+            with_error_id(reason, &e, kind)
         } else {
             reason
         };
