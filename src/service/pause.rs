@@ -2,7 +2,10 @@
 //! clone and cleanup requests fail at once with `repository_paused_exception`
 //! while reads, status and a running key rotation go on. Operations already
 //! running finish. The pause lives in the persisted state, so it survives
-//! restarts and holds on every node sharing the state store.
+//! restarts and holds on every node sharing the state store. The refusal
+//! itself is part of every operation's precondition
+//! ([`super::operations::precondition`]), checked again inside the
+//! compare-and-swap that records the operation.
 
 use super::repositories::Repositories;
 use super::{now_millis, Result};
