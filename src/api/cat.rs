@@ -53,22 +53,9 @@ const INDEX_COLUMNS: &[&str] = &[
 ];
 
 async fn cat_indices_of(node: &Node, expr: &str, q: &CatQuery) -> Result<Response, ApiError> {
-    let all = node.indices().names().await;
-    let resolved =
-        crate::es::expression::resolve(expr, &all).map_err(crate::service::ServiceError::from)?;
-    if let Some(missing) = resolved.missing.first() {
-        return Err(crate::service::ServiceError::IndexNotFound {
-            index: missing.clone(),
-        }
-        .into());
-    }
     let mut rows = Vec::new();
-    for name in resolved.names {
-        let s = node
-            .indices()
-            .summary(&name)
-            .await
-            .map_err(crate::service::ServiceError::from)?;
+    for s in node.documents().summaries(expr).await? {
+        let name = &s.meta.name;
         let open = s.meta.state == crate::indices::IndexState::Open;
         rows.push(row(&[
             ("health", if open { "green".into() } else { String::new() }),

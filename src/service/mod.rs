@@ -35,6 +35,7 @@ pub mod restore;
 pub mod restore_plan;
 pub mod rewrap;
 pub mod rotation;
+pub mod rotation_lease;
 pub mod settings;
 pub mod snapshots;
 pub mod status;

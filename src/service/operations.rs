@@ -15,9 +15,9 @@
 //! snapshots (for status and listing) is kept here too, per repository.
 //!
 //! A key rotation's own lease lives in the repository's keyring (it must
-//! outlive a restart of every node); [`super::rotation`] reaches it through
-//! the keyring, and reaches this component for the record it needs on
-//! repositories that emulate conditional writes.
+//! outlive a restart of every node); it too is claimed, renewed and ended
+//! through this component ([`super::rotation_lease`]), as is the record a
+//! rotation needs on repositories that emulate conditional writes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -15,7 +15,7 @@ use super::rotation::KeyRotation;
 use super::{now_millis, Result, ServiceError};
 use crate::crypto;
 use crate::repository::layout;
-use crate::repository::model::{KeyRef, Keyring, Rotation, RotationPhase};
+use crate::repository::model::{KeyRef, Rotation, RotationPhase};
 use crate::repository::{RepoError, Repository};
 use crate::state::OpKind;
 
@@ -251,18 +251,9 @@ impl KeyRotation {
         rot: &Rotation,
         p: &Progress,
     ) -> std::result::Result<bool, RepoError> {
-        let lease = self.lease_millis();
-        let (owned, _) = repo
-            .update_keyring(|k| {
-                let Some(r) = owned_rotation(k, &rot.id, self.cluster.node_id()) else {
-                    return Ok::<_, RepoError>(false);
-                };
-                p.record(r);
-                r.lease_expires_millis = now_millis() + lease;
-                Ok(true)
-            })
-            .await?;
-        Ok(owned)
+        self.operations
+            .renew_rotation(repo, &rot.id, self.lease_millis(), |r| p.record(r))
+            .await
     }
 
     /// Records the end (completed, or failed with the old keys still
@@ -274,11 +265,10 @@ impl KeyRotation {
         p: Progress,
     ) -> std::result::Result<(), RepoError> {
         let ok = p.failures.is_empty();
-        let (owned, _) = repo
-            .update_keyring(|k| {
-                let Some(r) = owned_rotation(k, &rot.id, self.cluster.node_id()) else {
-                    return Ok::<_, RepoError>(false);
-                };
+        let from: Vec<String> = rot.from.iter().map(|f| f.fingerprint.clone()).collect();
+        let owned = self
+            .operations
+            .end_rotation(repo, &rot.id, |r, needed| {
                 p.record(r);
                 r.finished_millis = Some(now_millis());
                 r.phase = if ok {
@@ -287,11 +277,8 @@ impl KeyRotation {
                     RotationPhase::Failed
                 };
                 if ok {
-                    let from: Vec<String> =
-                        rot.from.iter().map(|f| f.fingerprint.clone()).collect();
-                    k.needed.retain(|n| !from.contains(&n.fingerprint));
+                    needed.retain(|n| !from.contains(&n.fingerprint));
                 }
-                Ok(true)
             })
             .await?;
         if !owned {
@@ -338,13 +325,6 @@ impl Progress {
         r.cursor = self.cursor.clone();
         r.failures = self.failures.clone();
     }
-}
-
-/// The running rotation `id`, if `node` still owns it.
-fn owned_rotation<'a>(k: &'a mut Keyring, id: &str, node: &str) -> Option<&'a mut Rotation> {
-    k.rotation
-        .as_mut()
-        .filter(|r| r.id == id && r.owner == node && r.phase == RotationPhase::Rewrapping)
 }
 
 /// Wraps the data key stored at `path` (under `kek`) again under `to`.

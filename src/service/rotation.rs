@@ -322,40 +322,17 @@ impl KeyRotation {
         let Ok(open) = self.repositories.open(name).await else {
             return false;
         };
-        let Ok((_, k)) = open.repo.keyring().await else {
-            return false;
-        };
-        let Some(r) = k.rotation.filter(|r| r.phase == RotationPhase::Rewrapping) else {
-            return false;
-        };
-        let me = self.cluster.node_id();
-        if r.owner != me && r.lease_expires_millis > now_millis() {
-            return false;
+        match self
+            .operations
+            .claim_rotation(&open.repo, self.lease_millis())
+            .await
+        {
+            Ok(Some(previous)) => {
+                tracing::warn!(repository = %name, previous_owner = %previous.owner, "resuming a key rotation from its checkpoint");
+                true
+            }
+            _ => false,
         }
-        let lease = self.lease_millis();
-        let took = open
-            .repo
-            .update_keyring(|k| {
-                let Some(cur) = k
-                    .rotation
-                    .as_mut()
-                    .filter(|c| c.id == r.id && c.phase == RotationPhase::Rewrapping)
-                else {
-                    return Ok::<_, RepoError>(false);
-                };
-                if cur.owner != me && cur.lease_expires_millis > now_millis() {
-                    return Ok(false);
-                }
-                cur.owner = me.to_string();
-                cur.lease_expires_millis = now_millis() + lease;
-                Ok(true)
-            })
-            .await;
-        let took = matches!(took, Ok((true, _)));
-        if took {
-            tracing::warn!(repository = %name, previous_owner = %r.owner, "resuming a key rotation from its checkpoint");
-        }
-        took
     }
 }
 

@@ -71,7 +71,7 @@ async fn push(chain: &Chain, item: String) {
             Ok::<_, TestError>(())
         })
         .await
-        .unwrap();
+        .unwrap_or_else(|e| panic!("push failed: {e:?}"));
 }
 
 async fn newest(chain: &Chain) -> (u64, Vec<String>) {
@@ -172,7 +172,7 @@ async fn a_writer_stalled_beyond_the_window_learns_the_outcome_is_unknown() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writers_with_compaction_lose_no_update() {
-    for (store, _dir) in stores() {
+    for (which, (store, _dir)) in stores().into_iter().enumerate() {
         let mut tasks = Vec::new();
         for w in 0..8 {
             let chain = Chain::with_policy(store.clone(), LAYOUT, SMALL);
@@ -187,10 +187,14 @@ async fn concurrent_writers_with_compaction_lose_no_update() {
         }
         let chain = Chain::with_policy(store.clone(), LAYOUT, SMALL);
         let (latest, mut doc) = newest(&chain).await;
-        assert_eq!(latest, 200);
+        assert_eq!(latest, 200, "store {which}");
         doc.sort();
         doc.dedup();
-        assert_eq!(doc.len(), 200, "every update landed exactly once");
+        assert_eq!(
+            doc.len(),
+            200,
+            "every update landed exactly once (store {which})"
+        );
         // Compaction ran beside the writers: a few generations stay, and
         // one marker (plus, transiently, the one it replaced).
         chain.reclaim().await.unwrap();

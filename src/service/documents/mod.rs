@@ -23,7 +23,7 @@ use super::progress::TaskTracker;
 use super::{Result, ServiceError};
 use crate::es::{expression, names};
 use crate::indices::{
-    new_doc_id, Doc, DocOp, DocResult, IndexError, IndexMetadata, IndexState, Indices,
+    new_doc_id, Doc, DocOp, DocResult, IndexError, IndexMetadata, IndexState, IndexSummary, Indices,
 };
 
 /// The document and index operations of one node.
@@ -136,6 +136,16 @@ impl Documents {
         let mut out = Vec::new();
         for name in self.resolve(expr).await? {
             out.push(self.indices.metadata(&name).await?);
+        }
+        Ok(out)
+    }
+
+    /// `_cat/indices`: each resolved index's metadata, document count and
+    /// size, in name order.
+    pub async fn summaries(&self, expr: &str) -> Result<Vec<IndexSummary>> {
+        let mut out = Vec::new();
+        for name in self.resolve(expr).await? {
+            out.push(self.indices.summary(&name).await?);
         }
         Ok(out)
     }
