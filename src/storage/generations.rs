@@ -12,8 +12,10 @@
 //! read `g-1` long ago could then create `gen-<g>` and believe it won. So:
 //! 1. a compactor raises the **floor** before deleting anything below it:
 //!    the floor is the largest `F` among the marker objects `<floor_dir><F>`
-//!    (markers are only added; one is deleted only when a larger one exists,
-//!    so the maximum never goes down, whatever two compactors interleave);
+//!    (markers are only added; one is deleted only when several larger ones
+//!    exist, so the maximum never goes down, whatever two compactors
+//!    interleave, and a listing that races marker changes still sees a
+//!    marker at or above the floor that mattered before it began);
 //! 2. each marker records a digest of every generation it lets go (read
 //!    before the marker exists, so never a re-created name), carried forward
 //!    for [`Policy::window`] generations;
@@ -44,6 +46,10 @@ use super::{Listed, StorageError, Store};
 /// What older releases overwrote superseded generations with. Still
 /// recognised (a newer generation exists) and compacted like any other.
 pub const LEGACY_TOMBSTONE: &[u8] = b"pruned";
+
+/// Floor markers kept (the newest ones), so that the one a committing
+/// writer must see is never removed while it lists them.
+const MARKERS_KEPT: usize = 4;
 
 /// Reads of the newest generation before giving up on a chain that keeps
 /// moving underneath the reader.
@@ -445,11 +451,15 @@ impl Chain {
             done.blobs += 1;
             done.bytes += obj.size;
         }
-        let markers = self.floor().await?;
-        for (value, path) in &markers.markers {
-            if *value < markers.value {
-                self.store.delete(path).await?;
-            }
+        // The newest markers stay: a listing taken while markers are added
+        // and removed may miss both an added one and a removed one (POSIX
+        // leaves both unspecified for `readdir`), so removing only markers
+        // older than the last few keeps one that no such listing can miss
+        // below the floor a writer must see.
+        let mut markers = self.floor().await?.markers;
+        markers.sort_by_key(|m| std::cmp::Reverse(m.0));
+        for (_, path) in markers.iter().skip(MARKERS_KEPT) {
+            self.store.delete(path).await?;
         }
         Ok(done)
     }

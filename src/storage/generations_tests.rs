@@ -196,11 +196,11 @@ async fn concurrent_writers_with_compaction_lose_no_update() {
             "every update landed exactly once (store {which})"
         );
         // Compaction ran beside the writers: a few generations stay, and
-        // one marker (plus, transiently, the one it replaced).
+        // the newest few markers.
         chain.reclaim().await.unwrap();
         let files = generation_files(&store).await;
         assert!(files.len() as u64 <= 2 * SMALL.keep, "{files:?}");
-        assert_eq!(store.list(LAYOUT.floor_dir).await.unwrap().len(), 1);
+        assert!(store.list(LAYOUT.floor_dir).await.unwrap().len() <= 4);
     }
 }
 

@@ -124,7 +124,8 @@ async fn two_hundred_snapshots_leave_the_repository_root_and_the_state_store_bou
         root.len() <= 16 + 2,
         "index-N, index.latest, snapvault.json: {root:?}"
     );
-    assert!(files_in(&repo.join("index.floor")).len() <= 2);
+    // The newest few floor markers stay (see `storage::generations`).
+    assert!(files_in(&repo.join("index.floor")).len() <= 4);
     let keyrings = files_in(&repo.join("keys"));
     assert!(keyrings.len() <= 16 + 1, "{keyrings:?}");
     let state = dir.path().join("state");
