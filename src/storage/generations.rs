@@ -353,6 +353,14 @@ impl Chain {
                 floor.markers.push((value, obj.path));
             }
         }
+        // The floor never goes down: the highest one this process has seen
+        // for this chain is a true lower bound, so a listing that comes back
+        // short cannot make it look lower.
+        let seen = self.store.highest_floor(self.layout.floor_dir, floor.value);
+        if seen > floor.value {
+            floor.value = seen;
+            floor.markers.clear();
+        }
         Ok(floor)
     }
 
@@ -362,6 +370,10 @@ impl Chain {
         for _ in 0..READ_ATTEMPTS {
             let floor = self.floor().await?;
             let Some(path) = floor.path() else {
+                if floor.value > 0 {
+                    // A short listing: the marker of the floor is not in it.
+                    continue;
+                }
                 return Ok((floor, Marker::default()));
             };
             if let Some(bytes) = self.store.read_opt(path).await? {
@@ -410,6 +422,13 @@ impl Chain {
             return Ok(Reclaimed::default());
         }
         let listed = self.listed().await?;
+        // Generations from the floor to the newest are gapless: a listing
+        // that misses one is incomplete (memory listings were seen to come
+        // back empty under contention), and a marker built on it would lack
+        // digests. Compact another time.
+        if (floor.value.max(self.layout.first)..target).any(|g| !listed.contains_key(&g)) {
+            return Ok(Reclaimed::default());
+        }
         for (&g, obj) in listed.range(floor.value..target) {
             if obj.size == LEGACY_TOMBSTONE.len() as u64 {
                 continue;

@@ -37,6 +37,8 @@ pub struct Store {
     /// Serialise create-if-absent where the service cannot (memory stores,
     /// and GCS services that ignore generation preconditions).
     pub(super) write_locks: Arc<Vec<tokio::sync::Mutex<()>>>,
+    /// The highest floor of each generation chain seen by this process.
+    pub(super) floors: Arc<Mutex<HashMap<String, u64>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -72,6 +74,7 @@ impl Store {
         let store = Store {
             op: operator::layered(op, limits),
             backend: backend.clone(),
+            floors: Default::default(),
             write_locks: Arc::new(
                 (0..WRITE_LOCK_STRIPES)
                     .map(|_| tokio::sync::Mutex::new(()))
@@ -152,6 +155,15 @@ impl Store {
             .exists(path)
             .await
             .map_err(|e| StorageError::from_opendal(path, e))
+    }
+
+    /// Records `listed` as a floor of chain `dir` and returns the highest
+    /// this process has seen for it.
+    pub(super) fn highest_floor(&self, dir: &str, listed: u64) -> u64 {
+        let mut floors = self.floors.lock().expect("floors");
+        let seen = floors.entry(dir.to_string()).or_insert(0);
+        *seen = (*seen).max(listed);
+        *seen
     }
 
     /// Size of an object, or `None` when it does not exist.
