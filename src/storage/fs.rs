@@ -30,6 +30,33 @@ pub(super) async fn blocking(
         .map_err(|e| StorageError::from_io(path, e))
 }
 
+/// The names of the regular files directly in `dir` (none when it is
+/// missing), read by one pass of `readdir` and nothing else. OpenDAL's
+/// `fs` lister stats every entry after reading the directory, across await
+/// points, and drops an entry removed before its stat: a listing taken
+/// while names are added and removed can then hold none of them. Names
+/// alone are what `readdir` returned, an object that outlived the listing
+/// is among them, and temporary files are left out.
+pub(super) fn names(dir: &Path) -> std::io::Result<Vec<String>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        // `file_type` comes from the directory entry itself on Linux.
+        if !name.starts_with(TEMP_PREFIX) && entry.file_type()?.is_file() {
+            out.push(name);
+        }
+    }
+    Ok(out)
+}
+
 /// Writes a fresh temporary file beside `target` and fsyncs it; returns
 /// its path.
 fn write_temp(target: &Path, data: &[u8]) -> std::io::Result<PathBuf> {

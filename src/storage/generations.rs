@@ -346,16 +346,19 @@ impl Chain {
     /// The floor: the largest marker listed (0 without markers).
     async fn floor(&self) -> Result<Floor> {
         let mut floor = Floor::default();
-        for obj in self.store.list(self.layout.floor_dir).await? {
-            let value = obj.path.strip_prefix(self.layout.floor_dir);
+        for path in self.store.list_names(self.layout.floor_dir).await? {
+            let value = path.strip_prefix(self.layout.floor_dir);
             if let Some(value) = value.and_then(|v| v.parse::<u64>().ok()) {
                 floor.value = floor.value.max(value);
-                floor.markers.push((value, obj.path));
+                floor.markers.push((value, path));
             }
         }
         // The floor never goes down: the highest one this process has seen
-        // for this chain is a true lower bound, so a listing that comes back
-        // short cannot make it look lower.
+        // or set for this chain is a true lower bound. A listing drops the
+        // markers removed while it runs and may miss those added meanwhile
+        // (OpenDAL's memory service stats every scanned name and skips the
+        // vanished ones), so one that overlapped several compactions can
+        // come back short; it cannot make the floor look lower.
         let seen = self.store.highest_floor(self.layout.floor_dir, floor.value);
         if seen > floor.value {
             floor.value = seen;
@@ -423,9 +426,9 @@ impl Chain {
         }
         let listed = self.listed().await?;
         // Generations from the floor to the newest are gapless: a listing
-        // that misses one is incomplete (memory listings were seen to come
-        // back empty under contention), and a marker built on it would lack
-        // digests. Compact another time.
+        // that misses one raced a compactor that freed it (listings drop
+        // what is removed while they run), and a marker built on it would
+        // lack digests. Compact another time.
         if (floor.value.max(self.layout.first)..target).any(|g| !listed.contains_key(&g)) {
             return Ok(Reclaimed::default());
         }
@@ -453,6 +456,10 @@ impl Chain {
             Err(StorageError::AlreadyExists(_)) => return Ok(Reclaimed::default()),
             Err(e) => return Err(e.into()),
         }
+        // Known to this process before anything below it is freed: a writer
+        // here that re-creates a freed name sees this floor whatever its
+        // listing holds (on memory, every writer is in this process).
+        self.store.highest_floor(self.layout.floor_dir, target);
         tracing::debug!(
             floor = target,
             chain = self.layout.hint,

@@ -300,3 +300,29 @@ fn the_floor_keeps_between_keep_plus_one_and_twice_keep_generations() {
         }
     }
 }
+
+/// As replicas sharing one `fs` directory do: every writer opens its own
+/// store, so no floor is shared in memory and each writer's floor comes
+/// from its own listings of the markers alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writers_that_share_only_the_directory_lose_no_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || Store::open(Backend::Fs(dir.path().to_path_buf()), &Limits::default()).unwrap();
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let chain = Chain::with_policy(open(), LAYOUT, SMALL);
+        tasks.push(tokio::spawn(async move {
+            for i in 0..25 {
+                push(&chain, format!("w{w}-{i}")).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let (latest, mut doc) = newest(&Chain::with_policy(open(), LAYOUT, SMALL)).await;
+    assert_eq!(latest, 200);
+    doc.sort();
+    doc.dedup();
+    assert_eq!(doc.len(), 200, "every update landed exactly once");
+}

@@ -186,6 +186,40 @@ impl Store {
             .collect())
     }
 
+    /// The names (paths, sorted) of the objects directly under `prefix`, a
+    /// directory path ending in `/`, as one snapshot: an object that exists
+    /// before the listing and outlives it is in it, whatever else is added
+    /// or removed meanwhile. On `fs` this is one `readdir` (see
+    /// [`super::fs::names`]); the object stores answer a listing from one
+    /// index. OpenDAL's memory service stats each name after its scan and
+    /// drops the ones removed meanwhile, so the same holds there only for
+    /// objects that outlive the listing; what the generation chains need
+    /// beyond that on memory, the per-process floor gives them.
+    pub async fn list_names(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut names = match &self.backend {
+            Backend::Fs(root) => {
+                let dir = root.join(prefix);
+                let names = tokio::task::spawn_blocking(move || super::fs::names(&dir))
+                    .await
+                    .map_err(|source| StorageError::Worker {
+                        path: prefix.to_string(),
+                        source,
+                    })?
+                    .map_err(|e| StorageError::from_io(prefix, e))?;
+                names.into_iter().map(|n| format!("{prefix}{n}")).collect()
+            }
+            _ => self
+                .list_entries(prefix, false)
+                .await?
+                .into_iter()
+                .filter(|e| !e.path.ends_with('/'))
+                .map(|e| e.path)
+                .collect::<Vec<_>>(),
+        };
+        names.sort();
+        Ok(names)
+    }
+
     /// Lists what lies directly under `prefix`: objects, and directories
     /// (paths ending in `/`, size 0) without descending into them.
     pub async fn list_shallow(&self, prefix: &str) -> Result<Vec<Listed>> {
