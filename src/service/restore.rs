@@ -99,11 +99,14 @@ impl Restores {
             snapshot: req.snapshot.clone(),
         };
         let entry = data.find(&req.snapshot).cloned().ok_or_else(missing)?;
+        // The plan is pure: planned once as if nothing were open, it names
+        // the targets, and only their metadata is read (not every index's).
+        let targets = RestorePlan::new(&entry, &req, |_| false, String::new)?;
         let mut open_now = std::collections::HashSet::new();
-        for name in self.indices.names().await {
-            if let Ok(meta) = self.indices.metadata(&name).await {
+        for index in targets.indices {
+            if let Ok(meta) = self.indices.metadata(&index.target).await {
                 if meta.state == IndexState::Open {
-                    open_now.insert(name);
+                    open_now.insert(index.target);
                 }
             }
         }

@@ -38,10 +38,13 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{Listed, StorageError, Store};
+
+#[path = "generations_floor.rs"]
+mod floor;
+use floor::{Floor, Marker};
 
 /// What older releases overwrote superseded generations with. Still
 /// recognised (a newer generation exists) and compacted like any other.
@@ -143,30 +146,6 @@ pub trait Codec: Sync {
 pub struct Reclaimed {
     pub blobs: u64,
     pub bytes: u64,
-}
-
-/// A floor marker: the floor it sets and the digests of what lies below.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Marker {
-    floor: u64,
-    #[serde(default)]
-    digests: BTreeMap<u64, String>,
-}
-
-/// The floor as listed: its value and the marker object that sets it.
-#[derive(Debug, Clone, Default)]
-struct Floor {
-    value: u64,
-    markers: Vec<(u64, String)>,
-}
-
-impl Floor {
-    fn path(&self) -> Option<&str> {
-        self.markers
-            .iter()
-            .find(|(f, _)| *f == self.value)
-            .map(|(_, p)| p.as_str())
-    }
 }
 
 fn digest(bytes: &[u8]) -> String {
@@ -340,58 +319,6 @@ impl Chain {
                 .and_then(|s| s.trim().parse().ok())
                 .unwrap_or(0),
             None => 0,
-        })
-    }
-
-    /// The floor: the largest marker listed (0 without markers).
-    async fn floor(&self) -> Result<Floor> {
-        let mut floor = Floor::default();
-        for path in self.store.list_names(self.layout.floor_dir).await? {
-            let value = path.strip_prefix(self.layout.floor_dir);
-            if let Some(value) = value.and_then(|v| v.parse::<u64>().ok()) {
-                floor.value = floor.value.max(value);
-                floor.markers.push((value, path));
-            }
-        }
-        // The floor never goes down: the highest one this process has seen
-        // or set for this chain is a true lower bound. A listing drops the
-        // markers removed while it runs and may miss those added meanwhile
-        // (OpenDAL's memory service stats every scanned name and skips the
-        // vanished ones), so one that overlapped several compactions can
-        // come back short; it cannot make the floor look lower.
-        let seen = self.store.highest_floor(self.layout.floor_dir, floor.value);
-        if seen > floor.value {
-            floor.value = seen;
-            floor.markers.clear();
-        }
-        Ok(floor)
-    }
-
-    /// The floor with the content of the marker that sets it. A marker
-    /// removed between the listing and the read was superseded: list again.
-    async fn floor_and_marker(&self) -> Result<(Floor, Marker)> {
-        for _ in 0..READ_ATTEMPTS {
-            let floor = self.floor().await?;
-            let Some(path) = floor.path() else {
-                if floor.value > 0 {
-                    // A short listing: the marker of the floor is not in it.
-                    continue;
-                }
-                return Ok((floor, Marker::default()));
-            };
-            if let Some(bytes) = self.store.read_opt(path).await? {
-                let marker = serde_json::from_slice(&bytes).map_err(|source| {
-                    GenerationError::CorruptFloor {
-                        path: path.to_string(),
-                        source,
-                    }
-                })?;
-                return Ok((floor, marker));
-            }
-        }
-        Err(GenerationError::Unstable {
-            name: self.layout.floor_dir.to_string(),
-            attempts: READ_ATTEMPTS,
         })
     }
 
