@@ -74,6 +74,7 @@ fn main() {
             config_file: None,
             listen: None,
             data_dir: Some(dir.path().to_path_buf()),
+            ..Default::default()
         };
         let config = Config::load(&o).unwrap();
         let keystore = config.keystore.clone();

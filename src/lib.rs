@@ -19,6 +19,8 @@
 //!   expressions, name rules, `filter_path`, date math, time values, byte
 //!   sizes, booleans), matched in linear time with bounded input: a leaf
 //!   that every layer may use.
+//! - [`security`]: users, roles and API keys (in the state store),
+//!   authentication of every request and the route → privilege table.
 //! - [`server`]: the accept loop (connection cap, request-head timeout,
 //!   graceful shutdown) shared by the binary and the tests;
 //!   [`json_depth`]: the one JSON nesting limit, checked at the edge, on
@@ -28,6 +30,7 @@
 //! by create-if-absent of its next generation; memory holds caches only.
 
 pub mod api;
+pub mod audit;
 pub mod clients;
 pub mod config;
 pub mod crypto;
@@ -36,6 +39,7 @@ pub mod indices;
 pub mod json_depth;
 pub mod logging;
 pub mod repository;
+pub mod security;
 pub mod server;
 pub mod service;
 pub mod state;

@@ -1,6 +1,6 @@
 //! The `snapvault` binary: the command line, then `serve` (config,
 //! tracing, bind, serve, graceful shutdown). The other commands
-//! (`keystore …`, `healthcheck`) live in [`cli`].
+//! (`keystore …`, `users …`, `healthcheck`) live in [`cli`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -37,6 +37,10 @@ enum Command {
         /// Address to listen on (`127.0.0.1:0` picks a free port).
         #[arg(long, env = "SNAPVAULT_LISTEN")]
         listen: Option<SocketAddr>,
+        /// Serve with `[security] enabled = false` on a non-loopback
+        /// address: anyone who reaches it can do anything.
+        #[arg(long)]
+        insecure_allow_anonymous: bool,
     },
     /// Print the OpenAPI document (regenerates `openapi/openapi.json`).
     Openapi,
@@ -45,6 +49,11 @@ enum Command {
     Healthcheck {
         #[arg(long, default_value = "127.0.0.1:9200")]
         addr: SocketAddr,
+    },
+    /// Reset a lost password of the built-in superuser `elastic`.
+    Users {
+        #[command(subcommand)]
+        action: cli::users::UsersAction,
     },
     /// Manage the master keys of the keystore.
     Keystore {
@@ -59,12 +68,24 @@ fn main() -> std::process::ExitCode {
         config_file: args.config,
         data_dir: args.data_dir,
         listen: None,
+        ..Default::default()
     };
     let result: Result<(), Failure> = match args.command {
-        Command::Serve { listen } => {
+        Command::Serve {
+            listen,
+            insecure_allow_anonymous,
+        } => {
             overrides.listen = listen;
+            overrides.insecure_allow_anonymous = insecure_allow_anonymous;
+            // The environment only, as Elasticsearch's images take it: a
+            // flag would show the password to anyone who lists processes.
+            overrides.bootstrap_password = std::env::var("ELASTIC_PASSWORD")
+                .ok()
+                .filter(|p| !p.is_empty())
+                .map(|p| snapvault::config::Secret(zeroize::Zeroizing::new(p)));
             serve(overrides).map_err(Failure::from)
         }
+        Command::Users { action } => cli::users::run(overrides, action).map_err(Failure::from),
         Command::Keystore { action } => {
             cli::keystore::run(overrides, action).map_err(Failure::from)
         }
@@ -90,6 +111,8 @@ enum Failure {
     Serve(#[from] ServeError),
     #[error(transparent)]
     Keystore(#[from] cli::keystore::KeystoreCommandError),
+    #[error(transparent)]
+    Users(#[from] cli::users::UsersCommandError),
     #[error(transparent)]
     Healthcheck(#[from] cli::healthcheck::HealthcheckError),
 }
@@ -133,6 +156,15 @@ async fn run(config: Config) -> Result<(), ServeError> {
             keystore = %config.keystore.display(),
             "created a new keystore with a random master key [default]. BACK IT UP NOW: losing the keystore means losing every backup encrypted with it"
         );
+    }
+    if let Some(password) = node.take_generated_password() {
+        // The one time the password exists outside its hash: on stdout for
+        // the operator, and never in the log.
+        println!("snapvault: the built-in superuser is [elastic] with password [{}]; it is shown only now (change it with POST /_security/user/elastic/_password, or reset it with `snapvault users reset-password elastic`)", password.as_str());
+        tracing::warn!("SECURITY: first start of this deployment created the superuser [elastic] with a random password, printed once on standard output (not in this log). Store it now: it is not shown again");
+    }
+    if !config.security.enabled {
+        tracing::warn!(listen = %config.listen, "SECURITY IS DISABLED: every request is served without authentication, as a superuser");
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

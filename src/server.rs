@@ -4,12 +4,14 @@
 //! request-head timeout, the cap on connections served at once, and the
 //! graceful shutdown that stops accepting and lets running requests end.
 //! What a request may contain is checked inside the application
-//! (`api::edge`); this module never looks at requests.
+//! (`api::edge`); this module never looks at requests, it only attaches
+//! the peer's address to them.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -17,6 +19,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tower::ServiceExt;
 
 /// The connection-level limits (see `config/snapvault.toml`).
 #[derive(Debug, Clone)]
@@ -69,9 +72,9 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         // 2. A connection for it (or shutdown).
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) if is_connection_error(&e) => continue,
                 Err(e) => {
                     // Out of descriptors or the like: pause instead of
@@ -89,7 +92,14 @@ pub async fn serve(
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
         // 3. Serve it in its own task, which holds the slot to the end.
-        let service = TowerToHyperService::new(app.clone());
+        //    The peer's address goes with every request (authentication
+        //    slows down a failing source, the audit log names it).
+        let service = TowerToHyperService::new(app.clone().map_request(
+            move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req
+            },
+        ));
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(e) = conn.await {

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::security::SecurityError;
 use crate::service::ServiceError;
 
 /// `{"type": ..., "reason": ...}` as in `root_cause`.
@@ -159,7 +160,47 @@ fn escaped(reason: String) -> String {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(self.body())).into_response()
+        let mut response = (self.status, axum::Json(self.body())).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            // Every 401 names the schemes a client may answer with, as
+            // Elasticsearch's does.
+            let headers = response.headers_mut();
+            for scheme in [r#"Basic realm="security" charset="UTF-8""#, "ApiKey"] {
+                headers.append(
+                    axum::http::header::WWW_AUTHENTICATE,
+                    axum::http::HeaderValue::from_static(scheme),
+                );
+            }
+        }
+        response
+    }
+}
+
+impl From<SecurityError> for ApiError {
+    fn from(e: SecurityError) -> ApiError {
+        use SecurityError as E;
+        use StatusCode as S;
+        match &e {
+            E::Unauthenticated(_) => {
+                ApiError::new(S::UNAUTHORIZED, "security_exception", e.to_string())
+            }
+            E::Forbidden(_) => ApiError::new(S::FORBIDDEN, "security_exception", e.to_string()),
+            E::IllegalArgument(_) => ApiError::bad_request(e.to_string()),
+            E::Validation(_) => ApiError::new(
+                S::BAD_REQUEST,
+                "action_request_validation_exception",
+                e.to_string(),
+            ),
+            E::Store(_) | E::Corrupt { .. } => {
+                let id = uuid::Uuid::new_v4();
+                tracing::error!(error_id = %id, error = ?e, "security document failure");
+                ApiError::new(
+                    S::INTERNAL_SERVER_ERROR,
+                    "security_exception",
+                    format!("{e}; see the server log for error id [{id}]"),
+                )
+            }
+        }
     }
 }
 
@@ -205,6 +246,7 @@ impl From<ServiceError> for ApiError {
             E::MapperParsing(_) => (S::BAD_REQUEST, "mapper_parsing_exception"),
             E::Validation(_) => (S::BAD_REQUEST, "action_request_validation_exception"),
             E::NotImplemented(_) => (S::NOT_IMPLEMENTED, "not_implemented_exception"),
+            E::Unauthorized(_) => (S::FORBIDDEN, "security_exception"),
             E::Internal(detail) => {
                 let id = uuid::Uuid::new_v4();
                 tracing::error!(error_id = %id, error = %crate::es::shown(detail), "internal error");

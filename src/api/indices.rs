@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 
+use super::auth::{bulk_permission, Caller};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{number, parse_body, EsJson, EsQuery};
 use super::model::bulk::BulkResponse;
@@ -249,10 +250,12 @@ pub async fn delete_doc(
     responses((status = 200, body = BulkResponse), (status = 400, body = ErrorBody)))]
 pub async fn bulk(
     State(node): State<Arc<Node>>,
+    caller: Caller,
     EsQuery(_q): EsQuery<BulkQuery>,
     body: Bytes,
 ) -> Result<Json<BulkResponse>, ApiError> {
-    let outcome = node.documents().bulk(None, body).await?;
+    let permitted = bulk_permission(&caller);
+    let outcome = node.documents().bulk(None, body, permitted).await?;
     Ok(Json(outcome.into()))
 }
 
@@ -260,32 +263,36 @@ pub async fn bulk(
     responses((status = 200, body = BulkResponse), (status = 400, body = ErrorBody)))]
 pub async fn bulk_put(
     state: State<Arc<Node>>,
+    caller: Caller,
     q: EsQuery<BulkQuery>,
     body: Bytes,
 ) -> Result<Json<BulkResponse>, ApiError> {
-    bulk(state, q, body).await
+    bulk(state, caller, q, body).await
 }
 
 #[utoipa::path(put, path = "/{index}/_bulk", tag = "documents", params(("index" = String, Path, description = "Default index")),
     request_body(content = String, content_type = "application/x-ndjson"), responses((status = 200, body = BulkResponse)))]
 pub async fn bulk_index_put(
     state: State<Arc<Node>>,
+    caller: Caller,
     path: Path<String>,
     q: EsQuery<BulkQuery>,
     body: Bytes,
 ) -> Result<Json<BulkResponse>, ApiError> {
-    bulk_index(state, path, q, body).await
+    bulk_index(state, caller, path, q, body).await
 }
 
 #[utoipa::path(post, path = "/{index}/_bulk", tag = "documents", params(("index" = String, Path, description = "Default index")),
     request_body(content = String, content_type = "application/x-ndjson"), responses((status = 200, body = BulkResponse)))]
 pub async fn bulk_index(
     State(node): State<Arc<Node>>,
+    caller: Caller,
     Path(index): Path<String>,
     EsQuery(_q): EsQuery<BulkQuery>,
     body: Bytes,
 ) -> Result<Json<BulkResponse>, ApiError> {
-    let outcome = node.documents().bulk(Some(index), body).await?;
+    let permitted = bulk_permission(&caller);
+    let outcome = node.documents().bulk(Some(index), body, permitted).await?;
     Ok(Json(outcome.into()))
 }
 

@@ -4,6 +4,7 @@
 //! Elasticsearch error body.
 
 pub mod analyze;
+pub mod auth;
 pub mod cat;
 pub mod edge;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod recovery;
 pub mod repositories;
 pub mod restore;
 pub mod root;
+pub mod security;
 pub mod snapshots;
 
 use std::sync::Arc;
@@ -47,9 +49,37 @@ use error::ApiError;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "snapvault", description = "Elasticsearch-compatible snapshot API with client-side encrypted repositories"),
-    tags((name = "repositories"), (name = "snapshots"), (name = "indices"), (name = "documents"), (name = "cat"), (name = "node"), (name = "keys"), (name = "not implemented"))
+    modifiers(&SecuritySchemes),
+    security(("basic" = []), ("api_key" = [])),
+    tags((name = "repositories"), (name = "snapshots"), (name = "indices"), (name = "documents"), (name = "cat"), (name = "node"), (name = "keys"), (name = "security"), (name = "not implemented"))
 )]
 struct ApiDoc;
+
+/// The two ways to sign in, as Elasticsearch takes them: `Authorization:
+/// Basic base64(user:password)` and `Authorization: ApiKey
+/// base64(id:api_key)` (the `encoded` value of a created key). `HEAD /`
+/// and `GET /_health` also answer without credentials.
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Authorization",
+                "`ApiKey ` followed by the `encoded` value of a created API key",
+            ))),
+        );
+    }
+}
 
 /// Every route, registered once with its OpenAPI description.
 fn routes() -> OpenApiRouter<Arc<Node>> {
@@ -113,6 +143,39 @@ fn routes() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(recovery::recovery))
         .routes(routes!(recovery::index_recovery))
         .routes(routes!(pending::slm_policies))
+        .routes(routes!(security::get_users))
+        .routes(routes!(
+            security::get_user,
+            security::put_user,
+            security::post_user,
+            security::delete_user
+        ))
+        .routes(routes!(
+            security::change_user_password,
+            security::change_user_password_put
+        ))
+        .routes(routes!(
+            security::change_own_password,
+            security::change_own_password_put
+        ))
+        .routes(routes!(security::get_roles))
+        .routes(routes!(
+            security::get_role,
+            security::put_role,
+            security::post_role,
+            security::delete_role
+        ))
+        .routes(routes!(
+            security::create_api_key,
+            security::create_api_key_put,
+            security::get_api_keys,
+            security::invalidate_api_keys
+        ))
+        .routes(routes!(security::authenticate))
+        .routes(routes!(
+            security::has_privileges,
+            security::has_privileges_get
+        ))
 }
 
 /// The OpenAPI document, as served at `/_openapi.json` and checked in.
@@ -188,8 +251,8 @@ fn cors_layer(cors: &crate::config::Cors, origins: Arc<edge::OriginPolicy>) -> C
 /// order a request passes them (outermost first). Everything that can
 /// refuse a request for what it is rather than what it asks (host, origin,
 /// content type, body size, pace and depth) runs before routing and before
-/// the body is buffered; authentication, when it comes, goes right after
-/// the origin check.
+/// the body is buffered; authentication goes right after the origin check,
+/// and authorization (which needs the matched route) is a route layer.
 pub fn app(node: Arc<Node>) -> Router {
     let doc = openapi_json();
     let (router, _) = routes().split_for_parts();
@@ -229,16 +292,19 @@ pub fn app(node: Arc<Node>) -> Router {
                 .enabled
                 .then(|| cors_layer(&http.cors, origins.clone())),
         )
-        // 7. A body must be JSON (Elasticsearch's 406 otherwise).
+        // 7. Who the request comes from (401 otherwise); what it may do is
+        //    decided after routing, by the route layer below.
+        .layer(from_fn_with_state(node.clone(), auth::authenticate))
+        // 8. A body must be JSON (Elasticsearch's 406 otherwise).
         .layer(from_fn(edge::check_content_type))
-        // 8. The body: no pause longer than the body timeout, no more than
+        // 9. The body: no pause longer than the body timeout, no more than
         //    max_body_bytes, no nesting past the depth limit; buffered.
         .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
             http.body_timeout_secs,
         )))
         .map_request(|req: Request<TimeoutBody<Body>>| req.map(Body::new))
         .layer(from_fn_with_state(edge, edge::read_body))
-        // 9. Elasticsearch's common parameters (pretty, filter_path, ...).
+        // 10. Elasticsearch's common parameters (pretty, filter_path, ...).
         .layer(from_fn(present::common_params));
     router
         .route(
@@ -250,9 +316,10 @@ pub fn app(node: Arc<Node>) -> Router {
                 )
             }),
         )
+        .route_layer(from_fn_with_state(node.clone(), auth::authorize))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        // The body is already bounded and buffered by step 8; the same
+        // The body is already bounded and buffered by step 9; the same
         // bound for the extractors keeps axum's own 2 MB default away.
         .layer(DefaultBodyLimit::max(node.config().max_body_bytes))
         .layer(stack)

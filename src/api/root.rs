@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
+use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
 use crate::Node;
 
@@ -16,8 +17,12 @@ use crate::Node;
 pub struct Health {
     /// `green`, or `red` when the shared state store cannot be read.
     pub status: String,
-    pub node: String,
-    pub running_operations: usize,
+    /// Shown to authenticated callers only, as is `running_operations`
+    /// and `reason`: an anonymous probe learns the status alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub running_operations: Option<usize>,
     /// Why the node is unhealthy, when it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -50,12 +55,14 @@ pub async fn root_head() -> axum::http::StatusCode {
     axum::http::StatusCode::OK
 }
 
-/// For load balancers: 200 while the node serves requests.
 /// The load balancer's health check: 200 while this node can read the
 /// shared state store (without which it could serve nothing consistent),
 /// 503 otherwise.
 #[utoipa::path(get, path = "/_health", tag = "node", responses((status = 200, body = Health), (status = 503, body = Health)))]
-pub async fn health(State(node): State<Arc<Node>>) -> (axum::http::StatusCode, Json<Health>) {
+pub async fn health(
+    State(node): State<Arc<Node>>,
+    caller: Caller,
+) -> (axum::http::StatusCode, Json<Health>) {
     let reason = node
         .cluster()
         .check_state_store()
@@ -67,11 +74,13 @@ pub async fn health(State(node): State<Arc<Node>>) -> (axum::http::StatusCode, J
     } else {
         axum::http::StatusCode::OK
     };
+    let status_text = if reason.is_some() { "red" } else { "green" };
+    let detail = caller.0.is_some();
     let health = Health {
-        status: if reason.is_some() { "red" } else { "green" }.into(),
-        node: node.config().node_name.clone(),
-        running_operations: node.tasks().running(),
-        reason,
+        status: status_text.into(),
+        node: detail.then(|| node.config().node_name.clone()),
+        running_operations: detail.then(|| node.tasks().running()),
+        reason: reason.filter(|_| detail),
     };
     (status, Json(health))
 }

@@ -53,4 +53,8 @@ pub enum ConfigError {
     CorsMethod { method: String },
     #[error("invalid header [{header}] in [http.cors] allow_headers")]
     CorsHeader { header: String },
+    #[error("security is disabled ([security] enabled = false) but the node listens on {listen}, which is not a loopback address: anyone who reaches it could delete every snapshot. Enable security, listen on 127.0.0.1, or pass --insecure-allow-anonymous if you really mean it")]
+    InsecureListen { listen: std::net::SocketAddr },
+    #[error("ELASTIC_PASSWORD must be at least 6 characters long")]
+    BootstrapPassword,
 }

@@ -182,6 +182,7 @@ mod tests {
             config_file: Some(file),
             listen: Some(listen.parse().unwrap()),
             data_dir: Some(dir.to_path_buf()),
+            ..Default::default()
         })
     }
 

@@ -15,9 +15,11 @@ use crate::clients::{AzureClient, Clients, CloudClients, GcsClient, S3Client};
 
 mod error;
 mod http;
+mod security;
 
 pub use error::ConfigError;
 pub use http::{AllowedHosts, Cors, CorsFile, Http, HttpFile};
+pub use security::{Secret, Security, SecurityFile};
 
 /// Options as they may appear in the TOML file; all optional.
 #[derive(Debug, Default, Deserialize)]
@@ -54,6 +56,8 @@ pub struct FileConfig {
     pub http_allowed_hosts: Option<Vec<String>>,
     /// The `[http]` table; only `[http.cors]` lives there.
     pub http: Option<HttpFile>,
+    /// The `[security]` table.
+    pub security: Option<SecurityFile>,
 }
 
 /// The effective configuration of a node.
@@ -90,6 +94,7 @@ pub struct Config {
     /// Endpoints of the cloud clients repositories name.
     pub clients: CloudClients,
     pub http: Http,
+    pub security: Security,
 }
 
 /// What flags and environment variables set.
@@ -98,6 +103,10 @@ pub struct Overrides {
     pub config_file: Option<PathBuf>,
     pub listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
+    /// `--insecure-allow-anonymous`: security off on a public address.
+    pub insecure_allow_anonymous: bool,
+    /// `ELASTIC_PASSWORD`, for the first start of a deployment.
+    pub bootstrap_password: Option<Secret>,
 }
 
 impl Config {
@@ -125,6 +134,13 @@ impl Config {
             .or(file.listen)
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9200)));
         let http = http::http_config(&mut file, listen)?;
+        let security = security::security_config(
+            file.security.take(),
+            listen,
+            &data_dir,
+            o.insecure_allow_anonymous,
+            o.bootstrap_password.clone(),
+        )?;
         Ok(Config {
             listen,
             keystore: file
@@ -151,6 +167,7 @@ impl Config {
             heartbeat_secs: file.heartbeat_secs.unwrap_or(2).max(1),
             clients,
             http,
+            security,
         })
     }
 

@@ -118,6 +118,10 @@ pub enum ServiceError {
     Validation(Vec<String>),
     #[error("{0} is not implemented by snapvault")]
     NotImplemented(String),
+    /// The caller may not do this to this resource (a bulk item naming an
+    /// index its roles do not cover).
+    #[error("{0}")]
+    Unauthorized(String),
     /// An unexpected failure; the detail is logged, not returned.
     #[error("{0}")]
     Internal(String),

@@ -49,9 +49,11 @@ use std::time::Duration;
 
 pub use error::{Result, ServiceError};
 
+use crate::audit::Audit;
 use crate::config::Config;
 use crate::crypto::Keystore;
 use crate::indices::Indices;
+use crate::security::Security;
 use crate::state::StateStore;
 use crate::storage::{Limits, Store};
 
@@ -78,6 +80,11 @@ pub struct Node {
     takeover: Arc<Takeover>,
     documents: Arc<Documents>,
     indices: Arc<Indices>,
+    security: Arc<Security>,
+    audit: Arc<Audit>,
+    /// `elastic`'s password when this start generated it, until the
+    /// binary takes it to print once.
+    generated_password: std::sync::Mutex<Option<zeroize::Zeroizing<String>>>,
     tasks: TaskTracker,
     /// Tells background loops and rewraps to stop.
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -117,6 +124,8 @@ pub enum StartError {
     State(#[source] crate::state::StateError),
     #[error("data store: {0}")]
     Data(#[source] crate::indices::IndexError),
+    #[error("security: {0}")]
+    Security(#[source] crate::security::SecurityError),
 }
 
 impl Node {
@@ -130,14 +139,30 @@ impl Node {
         let created =
             Keystore::create_if_missing(&config.keystore).map_err(StartError::Keystore)?;
         let keystore = Keystore::load(&config.keystore).map_err(StartError::Keystore)?;
-        let limits = storage_limits(&config);
-        let open = |what: &'static str, uri: &str| {
-            let backend = locations::store_backend(uri, &keystore, &config.clients)
-                .map_err(|source| StartError::Location { what, source })?;
-            Store::open(backend, &limits).map_err(|source| StartError::Storage { what, source })
+        let open = |what: &'static str, uri: &str| open_store(&config, &keystore, what, uri);
+        let state_store = open("state", &config.state_store)?;
+        let security = Security::open(
+            state_store.clone(),
+            config.security.enabled,
+            config.security.free_failed_attempts,
+        )
+        .await
+        .map_err(StartError::Security)?;
+        let generated = match config.security.enabled {
+            true => security
+                .bootstrap(
+                    config
+                        .security
+                        .bootstrap_password
+                        .as_ref()
+                        .map(|s| s.0.to_string()),
+                )
+                .await
+                .map_err(StartError::Security)?,
+            false => None,
         };
         let state = Arc::new(
-            StateStore::open(open("state", &config.state_store)?)
+            StateStore::open(state_store)
                 .await
                 .map_err(StartError::State)?,
         );
@@ -151,6 +176,7 @@ impl Node {
             .cluster_uuid(read_or_create_id(config.data_dir.join("cluster.id"))?)
             .await
             .map_err(StartError::State)?;
+        let audit = Arc::new(Audit::open(&config.security.audit_log));
         let node = Arc::new(Node::wire(
             Arc::new(config),
             node_id,
@@ -158,6 +184,7 @@ impl Node {
             keystore,
             state,
             indices,
+            (Arc::new(security), audit, generated),
         ));
         node.takeover.recover_interrupted().await;
         node.start_background();
@@ -172,6 +199,11 @@ impl Node {
         keystore: Keystore,
         state: Arc<StateStore>,
         indices: Arc<Indices>,
+        (security, audit, generated): (
+            Arc<Security>,
+            Arc<Audit>,
+            Option<zeroize::Zeroizing<String>>,
+        ),
     ) -> Node {
         let tasks = TaskTracker::default();
         let shutdown = tokio::sync::watch::channel(false).0;
@@ -230,9 +262,30 @@ impl Node {
             takeover,
             documents,
             indices,
+            security,
+            audit,
+            generated_password: std::sync::Mutex::new(generated),
             tasks,
             shutdown,
         }
+    }
+
+    /// Authentication, users, roles and API keys.
+    pub fn security(&self) -> &Arc<Security> {
+        &self.security
+    }
+
+    pub fn audit(&self) -> &Arc<Audit> {
+        &self.audit
+    }
+
+    /// `elastic`'s password if this start generated it; `Some` once only,
+    /// so it is printed once and then forgotten.
+    pub fn take_generated_password(&self) -> Option<zeroize::Zeroizing<String>> {
+        self.generated_password
+            .lock()
+            .expect("password lock")
+            .take()
     }
 
     pub fn config(&self) -> &Config {
@@ -295,16 +348,20 @@ impl Node {
     /// and key fingerprints, take over the operations of stopped nodes,
     /// and pick up rotations that are ownerless or were this node's.
     fn start_background(&self) {
-        let (cluster, takeover, rotation) = (
+        let (cluster, takeover, rotation, security) = (
             self.cluster.clone(),
             self.takeover.clone(),
             self.rotation.clone(),
+            self.security.clone(),
         );
         let every = Duration::from_secs(self.config.heartbeat_secs);
         let mut stop = self.shutdown.subscribe();
         tokio::spawn(async move {
             loop {
                 cluster.heartbeat().await;
+                if let Err(e) = security.refresh().await {
+                    tracing::warn!(error = %e, "cannot read the security document; keeping the last one read");
+                }
                 takeover.reap_orphans().await;
                 rotation.adopt_rotations().await;
                 tokio::select! {
@@ -328,6 +385,30 @@ impl Node {
             tracing::warn!("shutdown timed out with operations still running; they are recorded and will be failed cleanly on the next start");
         }
     }
+}
+
+fn open_store(
+    config: &Config,
+    keystore: &Keystore,
+    what: &'static str,
+    uri: &str,
+) -> std::result::Result<Store, StartError> {
+    let backend = locations::store_backend(uri, keystore, &config.clients)
+        .map_err(|source| StartError::Location { what, source })?;
+    Store::open(backend, &storage_limits(config))
+        .map_err(|source| StartError::Storage { what, source })
+}
+
+/// The security service of the deployment `config` names, without a
+/// node: for `snapvault users reset-password`, which changes the shared
+/// security document while the replicas run (they see it within a
+/// heartbeat).
+pub async fn open_security(config: &Config) -> std::result::Result<Security, StartError> {
+    let keystore = Keystore::load(&config.keystore).map_err(StartError::Keystore)?;
+    let store = open_store(config, &keystore, "state", &config.state_store)?;
+    Security::open(store, true, config.security.free_failed_attempts)
+        .await
+        .map_err(StartError::Security)
 }
 
 pub fn storage_limits(config: &Config) -> Limits {

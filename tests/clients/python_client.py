@@ -1,12 +1,31 @@
 """Drives snapvault with the official Elasticsearch Python client (8.x), the
 way an operator's script would. Exits non-zero on the first surprise.
-Usage: python_client.py http://127.0.0.1:PORT"""
+It signs in with basic credentials, then creates a least-privilege API key
+for a backup job and checks what that key may and may not do.
+Usage: python_client.py http://127.0.0.1:PORT PASSWORD_OF_ELASTIC"""
 
 import sys
 
-from elasticsearch import Elasticsearch, NotFoundError, BadRequestError, helpers
+from elasticsearch import (
+    AuthenticationException,
+    AuthorizationException,
+    BadRequestError,
+    Elasticsearch,
+    NotFoundError,
+    helpers,
+)
 
-es = Elasticsearch(sys.argv[1], request_timeout=120)
+url, password = sys.argv[1], sys.argv[2]
+
+try:
+    Elasticsearch(url, basic_auth=("elastic", password + "-wrong"), request_timeout=30).snapshot.get_repository()
+    raise SystemExit("expected a 401 for a wrong password")
+except AuthenticationException as e:
+    assert e.meta.status == 401
+    assert e.body["error"]["type"] == "security_exception", e.body
+
+es = Elasticsearch(url, basic_auth=("elastic", password), request_timeout=120)
+assert es.security.authenticate()["username"] == "elastic"
 
 info = es.info()
 assert info["version"]["number"].startswith("8."), info
@@ -51,6 +70,28 @@ try:
     raise SystemExit("expected a 400")
 except BadRequestError as e:
     assert e.body["error"]["type"] == "invalid_snapshot_name_exception", e.body
+
+key = es.security.create_api_key(
+    name="nightly-backup",
+    expiration="1d",
+    role_descriptors={"backup": {"cluster": ["create_snapshot", "monitor_snapshot"]}},
+)
+job = Elasticsearch(url, api_key=key["encoded"], request_timeout=120)
+assert job.security.authenticate()["api_key"]["name"] == "nightly-backup"
+taken = job.snapshot.create(repository="py-repo", snapshot="by-key", indices="py-books", wait_for_completion=True)
+assert taken["snapshot"]["state"] == "SUCCESS", taken
+try:
+    job.snapshot.delete(repository="py-repo", snapshot="nightly")
+    raise SystemExit("expected a 403: the backup key may not delete")
+except AuthorizationException as e:
+    assert e.meta.status == 403
+    assert "cluster:admin/snapshot/delete" in e.body["error"]["reason"], e.body
+es.security.invalidate_api_key(ids=[key["id"]])
+try:
+    job.snapshot.get(repository="py-repo", snapshot="_all")
+    raise SystemExit("expected a 401 for an invalidated key")
+except AuthenticationException:
+    pass
 
 es.snapshot.delete(repository="py-repo", snapshot="nightly")
 analysis = es.snapshot.repository_analyze(

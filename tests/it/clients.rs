@@ -2,7 +2,7 @@
 //! test command (`bash tests/run.sh`) installs the client into
 //! `target/venv`; a missing client fails the test, never skips it.
 
-use super::harness::Server;
+use super::harness::{Server, TEST_PASSWORD};
 
 fn python() -> String {
     if let Ok(p) = std::env::var("SNAPVAULT_TEST_PYTHON") {
@@ -27,6 +27,7 @@ async fn official_python_client_drives_the_snapshot_api() {
     let out = tokio::process::Command::new(python())
         .arg(script)
         .arg(&s.base)
+        .arg(TEST_PASSWORD)
         .output()
         .await
         .expect("python3 runs");

@@ -145,6 +145,7 @@ async fn gcs_emulator_without_conditional_writes_is_refused_unless_emulated() {
         config_file: Some(config_file),
         listen: Some("127.0.0.1:0".parse().unwrap()),
         data_dir: Some(state_dir),
+        ..Default::default()
     })
     .unwrap();
     let err = match snapvault::Node::start(config).await {

@@ -73,15 +73,45 @@ impl Resp {
     }
 }
 
+/// `elastic`'s password in every test deployment (set on first start, as
+/// `ELASTIC_PASSWORD` does for the binary).
+pub const TEST_PASSWORD: &str = "test-password-5f2a9c";
+
+/// `Authorization` for `user:password`.
+pub fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
 impl Api {
+    /// A client signed in as `elastic`, as every test is unless it says
+    /// otherwise.
     pub fn new(base: String) -> Api {
+        Api::with_authorization(base, Some(&basic("elastic", TEST_PASSWORD)))
+    }
+
+    /// A client sending `authorization` (or nothing) with every request.
+    pub fn with_authorization(base: String, authorization: Option<&str>) -> Api {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(a) = authorization {
+            headers.insert(reqwest::header::AUTHORIZATION, a.parse().unwrap());
+        }
         Api {
             base,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(120))
+                .default_headers(headers)
                 .build()
                 .unwrap(),
         }
+    }
+
+    /// The same server, as another caller.
+    pub fn as_caller(&self, authorization: Option<&str>) -> Api {
+        Api::with_authorization(self.base.clone(), authorization)
     }
 
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
@@ -212,8 +242,12 @@ impl Server {
             config_file,
             listen: Some("127.0.0.1:0".parse().unwrap()),
             data_dir: Some(data_dir.to_path_buf()),
+            ..Default::default()
         };
-        let config = Config::load(&o).unwrap();
+        let mut config = Config::load(&o).unwrap();
+        config.security.bootstrap_password = Some(snapvault::config::Secret(
+            zeroize::Zeroizing::new(TEST_PASSWORD.to_string()),
+        ));
         let (node, _) = Node::start(config).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -292,6 +326,8 @@ pub fn files_under(dir: &Path) -> Vec<(PathBuf, u64)> {
 pub struct Proc {
     api: Api,
     child: std::process::Child,
+    /// What the process printed on standard output before it listened.
+    pub printed: Vec<String>,
 }
 
 impl Proc {
@@ -316,19 +352,22 @@ impl Proc {
             .arg(data_dir)
             .arg("--config")
             .arg(&config)
+            .env("ELASTIC_PASSWORD", TEST_PASSWORD)
             .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
             .stderr(log)
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
-        let base = tokio::task::spawn_blocking(move || {
+        let (base, printed) = tokio::task::spawn_blocking(move || {
             let mut lines = std::io::BufReader::new(stdout).lines();
+            let mut printed = Vec::new();
             loop {
                 let line = lines.next().expect("server printed its address").unwrap();
                 if let Some(addr) = line.strip_prefix("snapvault listening on ") {
-                    return addr.trim().to_string();
+                    return (addr.trim().to_string(), printed);
                 }
+                printed.push(line);
             }
         })
         .await
@@ -336,6 +375,7 @@ impl Proc {
         Proc {
             api: Api::new(base),
             child,
+            printed,
         }
     }
 
@@ -387,7 +427,7 @@ pub async fn wait_rotation(
     what: &str,
     pred: impl Fn(&Value) -> bool,
 ) -> Value {
-    let client = reqwest::Client::new();
+    let client = Api::new(base.to_string()).client;
     let started = std::time::Instant::now();
     loop {
         let v: Value = client

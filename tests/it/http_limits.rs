@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::harness::{Resp, Server};
+use super::harness::{basic, Resp, Server, TEST_PASSWORD};
 
 /// `depth` nested objects: `{"a":{"a":...{}...}}`.
 fn nested(depth: usize) -> String {
@@ -264,8 +264,10 @@ async fn slow_senders_are_cut_off_at_their_timeouts_and_connections_past_the_cap
     let started = Instant::now();
     // 1. 50 clients promise a 1000-byte body and send one byte of it:
     //    they hold every slot until the body timeout.
+    // Signed in: credentials are checked before a byte of the body is read.
+    let auth = basic("elastic", TEST_PASSWORD);
     let body_head = format!(
-        "PUT /_snapshot/slow HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{"
+        "PUT /_snapshot/slow HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{"
     );
     let mut slow_bodies = Vec::new();
     for _ in 0..50 {
@@ -283,7 +285,12 @@ async fn slow_senders_are_cut_off_at_their_timeouts_and_connections_past_the_cap
     let fifty_first = {
         let addr = addr.clone();
         tokio::spawn(async move {
-            let r = raw_http(&addr, &format!("GET / HTTP/1.1\nHost: {addr}\n"), b"").await;
+            let r = raw_http(
+                &addr,
+                &format!("GET /_health HTTP/1.1\nHost: {addr}\n"),
+                b"",
+            )
+            .await;
             (r.0, started.elapsed())
         })
     };
@@ -293,7 +300,7 @@ async fn slow_senders_are_cut_off_at_their_timeouts_and_connections_past_the_cap
     for _ in 0..200 {
         slow_heads.push(tokio::spawn(slow_client(
             addr.clone(),
-            format!("GET / HTTP/1.1\r\nHost: {addr}\r\n").into_bytes(),
+            format!("GET /_health HTTP/1.1\r\nHost: {addr}\r\n").into_bytes(),
             b"X-Slow: ".iter().copied().cycle().take(100).collect(),
             100,
             started,
@@ -569,7 +576,7 @@ async fn hosts_outside_the_allow_list_are_refused_and_a_loopback_node_answers_lo
     // Listening on loopback: a rebound name is refused, loopback names work.
     let (status, raw) = raw_http(
         &addr,
-        &format!("GET / HTTP/1.1\nHost: evil.example:{port}\n"),
+        &format!("GET /_health HTTP/1.1\nHost: evil.example:{port}\n"),
         b"",
     )
     .await;
@@ -588,7 +595,12 @@ async fn hosts_outside_the_allow_list_are_refused_and_a_loopback_node_answers_lo
         format!("127.0.0.1:{port}"),
         "[::1]".to_string(),
     ] {
-        let (status, raw) = raw_http(&addr, &format!("GET / HTTP/1.1\nHost: {host}\n"), b"").await;
+        let (status, raw) = raw_http(
+            &addr,
+            &format!("GET /_health HTTP/1.1\nHost: {host}\n"),
+            b"",
+        )
+        .await;
         assert_eq!(status, 200, "{host}: {raw}");
     }
     s.stop().await;
@@ -602,12 +614,17 @@ async fn hosts_outside_the_allow_list_are_refused_and_a_loopback_node_answers_lo
     let addr = addr_of(&s);
     let (status, _) = raw_http(
         &addr,
-        "GET / HTTP/1.1\nHost: snapvault.internal:9200\n",
+        "GET /_health HTTP/1.1\nHost: snapvault.internal:9200\n",
         b"",
     )
     .await;
     assert_eq!(status, 200);
-    let (status, raw) = raw_http(&addr, &format!("GET / HTTP/1.1\nHost: {addr}\n"), b"").await;
+    let (status, raw) = raw_http(
+        &addr,
+        &format!("GET /_health HTTP/1.1\nHost: {addr}\n"),
+        b"",
+    )
+    .await;
     assert_eq!(status, 403, "{raw}");
     s.stop().await;
 }
@@ -619,7 +636,7 @@ async fn an_idle_keep_alive_connection_is_closed_at_the_header_timeout() {
     let s = Server::start_with(dir.path(), Some("http_header_timeout_secs = 1\n")).await;
     let addr = addr_of(&s);
     let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    sock.write_all(format!("GET / HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+    sock.write_all(format!("GET /_health HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
         .await
         .unwrap();
     // The answer arrives and the connection stays open for another request.

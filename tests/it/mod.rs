@@ -1,6 +1,7 @@
 mod harness;
 
 mod analyze;
+mod auth;
 mod azure;
 mod backends;
 mod cleanup;

@@ -5,6 +5,7 @@ pub mod bulk;
 pub mod documents;
 pub mod indices;
 pub mod search;
+pub mod security;
 pub mod snapshot;
 
 use serde::{Deserialize, Serialize};

@@ -24,6 +24,11 @@ use crate::es::names;
 use crate::indices::{new_doc_id, DocOp, DocResult};
 use crate::service::{Result, ServiceError};
 
+/// Whether the caller may apply an action to an index: `Err` carries the
+/// refusal's reason.
+pub type Permitted =
+    std::sync::Arc<dyn Fn(BulkAction, &str) -> std::result::Result<(), String> + Send + Sync>;
+
 /// The action of a bulk item, as the request names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BulkAction {
@@ -204,11 +209,20 @@ impl Documents {
     /// away meanwhile: stopping halfway would leave an arbitrary prefix
     /// applied, while finishing makes a re-sent request with explicit ids
     /// converge to the same documents.
-    pub async fn bulk(&self, default_index: Option<String>, body: Bytes) -> Result<BulkOutcome> {
+    ///
+    /// `permitted` says whether the caller may apply an action to an index;
+    /// a refused item fails alone with its reason, as Elasticsearch answers
+    /// an item naming an index the caller's roles do not cover.
+    pub async fn bulk(
+        &self,
+        default_index: Option<String>,
+        body: Bytes,
+        permitted: Permitted,
+    ) -> Result<BulkOutcome> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let this = self.clone();
         self.tasks.spawn(async move {
-            let _ = tx.send(this.run_bulk(default_index, body).await);
+            let _ = tx.send(this.run_bulk(default_index, body, permitted).await);
         });
         rx.await.unwrap_or_else(|_| {
             Err(ServiceError::Internal(
@@ -217,7 +231,12 @@ impl Documents {
         })
     }
 
-    async fn run_bulk(&self, default_index: Option<String>, body: Bytes) -> Result<BulkOutcome> {
+    async fn run_bulk(
+        &self,
+        default_index: Option<String>,
+        body: Bytes,
+        permitted: Permitted,
+    ) -> Result<BulkOutcome> {
         let started = std::time::Instant::now();
         let plan = BulkPlan::parse(&body, default_index.as_deref())?;
         let mut answers: Vec<Option<BulkItem>> = (0..plan.len()).map(|_| None).collect();
@@ -225,9 +244,16 @@ impl Documents {
         let mut by_index: BTreeMap<String, Vec<(usize, BulkAction, DocOp)>> = BTreeMap::new();
         for (slot, item) in plan.items.into_iter().enumerate() {
             match item {
-                Planned::Op(action, index, op) => {
-                    by_index.entry(index).or_default().push((slot, action, op))
-                }
+                Planned::Op(action, index, op) => match permitted(action, &index) {
+                    Ok(()) => by_index.entry(index).or_default().push((slot, action, op)),
+                    Err(reason) => {
+                        answers[slot] = Some(BulkItem {
+                            action,
+                            index: Some(index),
+                            outcome: ItemOutcome::Failed(ServiceError::Unauthorized(reason)),
+                        })
+                    }
+                },
                 Planned::Update { index, id } => {
                     answers[slot] = Some(BulkItem {
                         action: BulkAction::Update,

@@ -1,0 +1,126 @@
+//! Every route's action and what it needs: the one table authorization
+//! reads. A route missing here is refused (403) for everyone but no one
+//! can add one unnoticed: a test walks the OpenAPI document and fails on
+//! any route without an entry.
+
+/// What a route needs of the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Nothing: answered to anyone (a load balancer's probe).
+    Open,
+    /// Any authenticated caller.
+    Authenticated,
+    /// A cluster action (Elasticsearch's action name).
+    Cluster(&'static str),
+    /// An index action on the indices the path's first segment names.
+    Index(&'static str),
+}
+
+const R: &str = "/_snapshot/{repository}";
+const S: &str = "/_snapshot/{repository}/{snapshot}";
+
+/// The need of `method` on the route template `path` (axum's matched
+/// path), `None` for a route the table does not know.
+pub fn need(method: &str, path: &str) -> Option<Need> {
+    use Need::*;
+    let cluster = |a| Some(Cluster(a));
+    let index = |a| Some(Index(a));
+    match (method, path) {
+        ("HEAD", "/") | ("GET", "/_health") => Some(Open),
+        ("GET", "/") | ("GET", "/_openapi.json") => Some(Authenticated),
+        ("GET", "/_nodes") | ("GET", "/_cat/nodes") => cluster("cluster:monitor/nodes/info"),
+        ("POST", "/_nodes/reload_secure_settings") => {
+            cluster("cluster:admin/nodes/reload_secure_settings")
+        }
+        ("GET", "/_recovery") | ("GET", "/_cat/indices") | ("GET", "/_cat/indices/{index}") => {
+            cluster("cluster:monitor/indices")
+        }
+        ("GET", "/_slm/policy") => cluster("cluster:admin/slm/get"),
+        ("GET", "/_snapshot") | ("GET", R) | ("GET", "/_cat/repositories") => {
+            cluster("cluster:admin/repository/get")
+        }
+        ("PUT" | "POST", R) => cluster("cluster:admin/repository/put"),
+        ("DELETE", R) => cluster("cluster:admin/repository/delete"),
+        ("POST", "/_snapshot/{repository}/_verify") => cluster("cluster:admin/repository/verify"),
+        ("POST", "/_snapshot/{repository}/_cleanup") => {
+            cluster("cluster:admin/repository/_cleanup")
+        }
+        ("POST", "/_snapshot/{repository}/_analyze") => cluster("cluster:admin/repository/analyze"),
+        ("POST", "/_snapshot/{repository}/_pause" | "/_snapshot/{repository}/_resume") => {
+            cluster("cluster:admin/snapvault/repository/pause")
+        }
+        ("GET", "/_snapshot/_rotate_key" | "/_snapshot/{repository}/_rotate_key") => {
+            cluster("cluster:admin/snapvault/key/status")
+        }
+        ("POST", "/_snapshot/{repository}/_rotate_key") => {
+            cluster("cluster:admin/snapvault/key/rotate")
+        }
+        ("GET", S) | ("GET", "/_cat/snapshots" | "/_cat/snapshots/{repository}") => {
+            cluster("cluster:admin/snapshot/get")
+        }
+        ("PUT" | "POST", S) => cluster("cluster:admin/snapshot/create"),
+        ("DELETE", S) => cluster("cluster:admin/snapshot/delete"),
+        ("PUT", "/_snapshot/{repository}/{snapshot}/_clone/{target_snapshot}") => {
+            cluster("cluster:admin/snapshot/clone")
+        }
+        ("POST", "/_snapshot/{repository}/{snapshot}/_restore") => {
+            cluster("cluster:admin/snapshot/restore")
+        }
+        (
+            "GET",
+            "/_snapshot/_status"
+            | "/_snapshot/{repository}/_status"
+            | "/_snapshot/{repository}/{snapshot}/_status",
+        ) => cluster("cluster:admin/snapshot/status"),
+        // Bulk items name their indices; the handler checks each one.
+        ("PUT" | "POST", "/_bulk") => Some(Authenticated),
+        ("PUT" | "POST", "/{index}/_bulk") => index("indices:data/write/bulk"),
+        ("PUT", "/{index}") => index("indices:admin/create"),
+        ("GET" | "HEAD", "/{index}") => index("indices:admin/get"),
+        ("DELETE", "/{index}") => index("indices:admin/delete"),
+        ("POST", "/{index}/_close" | "/{index}/_open") => index("indices:admin/close"),
+        ("POST", "/{index}/_refresh") => index("indices:admin/refresh"),
+        ("GET", "/{index}/_recovery") => index("indices:monitor/recovery"),
+        ("GET" | "POST", "/{index}/_count") => index("indices:data/read/count"),
+        ("GET" | "POST", "/{index}/_search") => index("indices:data/read/search"),
+        ("GET", "/{index}/_doc/{id}") => index("indices:data/read/get"),
+        ("PUT" | "POST", "/{index}/_doc/{id}" | "/{index}/_create/{id}" | "/{index}/_doc") => {
+            index("indices:data/write/index")
+        }
+        ("DELETE", "/{index}/_doc/{id}") => index("indices:data/write/delete"),
+        _ => security_need(method, path),
+    }
+}
+
+/// The `/_security` routes. What a caller may do to itself (who am I, my
+/// password, my API keys) needs only authentication; the handler refuses a
+/// change to someone else without `manage_security`.
+fn security_need(method: &str, path: &str) -> Option<Need> {
+    use Need::*;
+    match (method, path) {
+        ("GET", "/_security/_authenticate")
+        | ("GET" | "POST", "/_security/user/_has_privileges")
+        | ("PUT" | "POST", "/_security/user/_password")
+        | ("PUT" | "POST", "/_security/user/{username}/_password")
+        | ("PUT" | "POST" | "GET" | "DELETE", "/_security/api_key") => Some(Authenticated),
+        ("GET", "/_security/user" | "/_security/user/{username}") => {
+            Some(Cluster("cluster:admin/xpack/security/user/get"))
+        }
+        ("PUT" | "POST", "/_security/user/{username}") => {
+            Some(Cluster("cluster:admin/xpack/security/user/put"))
+        }
+        ("DELETE", "/_security/user/{username}") => {
+            Some(Cluster("cluster:admin/xpack/security/user/delete"))
+        }
+        ("GET", "/_security/role" | "/_security/role/{name}") => {
+            Some(Cluster("cluster:admin/xpack/security/role/get"))
+        }
+        ("PUT" | "POST", "/_security/role/{name}") => {
+            Some(Cluster("cluster:admin/xpack/security/role/put"))
+        }
+        ("DELETE", "/_security/role/{name}") => {
+            Some(Cluster("cluster:admin/xpack/security/role/delete"))
+        }
+        _ => None,
+    }
+}
