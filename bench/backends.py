@@ -16,7 +16,7 @@ import time
 import urllib.request
 import uuid
 
-from run import MIB, call, dir_size  # noqa: E402  (bench/run.py)
+from run import MIB, PASSWORD, call, dir_size  # noqa: E402  (bench/run.py)
 
 AZ_ACCOUNT = "devstoreaccount1"
 AZ_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
@@ -53,6 +53,7 @@ def main():
             "SNAPVAULT_S3_DEFAULT_SECRET_KEY": "bench",
             "SNAPVAULT_AZURE_DEFAULT_ACCOUNT": AZ_ACCOUNT,
             "SNAPVAULT_AZURE_DEFAULT_KEY": AZ_KEY,
+            "ELASTIC_PASSWORD": PASSWORD,
         }
     )
     # Endpoints are the operator's client settings, not repository settings.

@@ -3,6 +3,7 @@ re-snapshot, restore, with the server's peak RSS during each phase (Linux
 `clear_refs` resets the high-water mark between phases). Standard library
 only; talks HTTP to a release binary on 127.0.0.1."""
 
+import base64
 import json
 import os
 import random
@@ -14,13 +15,17 @@ import time
 import urllib.request
 
 MIB = 1024 * 1024
+# `elastic`'s password in the benchmark deployments (ELASTIC_PASSWORD on
+# their first start); every request signs in with it.
+PASSWORD = "bench-password"
+AUTH = "Basic " + base64.b64encode(f"elastic:{PASSWORD}".encode()).decode()
 
 
 def call(base, method, path, body=None, ctype="application/json"):
     data = None
     if body is not None:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    req = urllib.request.Request(base + path, data=data, method=method, headers={"content-type": ctype})
+    req = urllib.request.Request(base + path, data=data, method=method, headers={"content-type": ctype, "authorization": AUTH})
     with urllib.request.urlopen(req, timeout=3600) as r:
         return json.loads(r.read() or b"null")
 
@@ -55,6 +60,7 @@ def main():
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        env=dict(os.environ, ELASTIC_PASSWORD=PASSWORD),
     )
     try:
         line = server.stdout.readline()

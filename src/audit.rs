@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 
 /// One audited event.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct Event<'a> {
     /// `authentication_failed`, `access_denied`, `access_granted` or a
     /// background event (`rotation_finished`).

@@ -4,7 +4,8 @@
 # - a Python virtual environment with the official Elasticsearch client,
 #   moto (an S3 emulator that honours conditional writes), gcp-storage-emulator
 #   (a GCS emulator that ignores them) and the Azure Blob SDK (to create test
-#   containers); Azurite (the Azure Blob emulator) from npm.
+#   containers); from npm, Azurite (the Azure Blob emulator) and the official
+#   Elasticsearch JavaScript client.
 mkdir -p target
 if ! target/venv/bin/python -c 'import elasticsearch, moto, azure.storage.blob, gcp_storage_emulator' 2>/dev/null; then
   python3 -m venv target/venv
@@ -12,10 +13,11 @@ if ! target/venv/bin/python -c 'import elasticsearch, moto, azure.storage.blob, 
     'elasticsearch>=8.19,<9' 'moto[server]>=5,<6' 'azure-storage-blob>=12,<13' \
     'gcp-storage-emulator>=2024,<2027'
 fi
-if [ ! -x target/node/node_modules/.bin/azurite-blob ]; then
+if [ ! -x target/node/node_modules/.bin/azurite-blob ] || [ ! -d target/node/node_modules/@elastic/elasticsearch ]; then
   mkdir -p target/node
-  npm install --silent --no-audit --no-fund --prefix target/node 'azurite@3'
+  npm install --silent --no-audit --no-fund --prefix target/node 'azurite@3' '@elastic/elasticsearch@8'
 fi
+export SNAPVAULT_TEST_NODE_MODULES="$PWD/target/node/node_modules"
 export SNAPVAULT_TEST_PYTHON="$PWD/target/venv/bin/python"
 
 free_port() {

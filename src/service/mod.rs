@@ -242,6 +242,7 @@ impl Node {
             operations.clone(),
             tasks.clone(),
             shutdown.subscribe(),
+            audit.clone(),
         ));
         let analysis = Arc::new(Analysis::new(repositories.clone(), operations.clone()));
         let takeover = Arc::new(Takeover::new(

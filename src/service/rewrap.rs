@@ -127,7 +127,7 @@ impl KeyRotation {
         }
         sources.sort_by(|a, b| a.0.cmp(&b.0));
         if !p.failures.is_empty() {
-            return self.finish(repo, &rot, p).await.map_err(fail);
+            return self.finish(name, repo, &rot, p).await.map_err(fail);
         }
         if p.total == 0 && p.done == 0 && p.cursor.is_none() {
             for (fp, _) in &sources {
@@ -154,7 +154,7 @@ impl KeyRotation {
         // The count taken at the start is an estimate: delete and cleanup may
         // remove keys before they are reached. At the end it is what was handled.
         p.total = p.done;
-        self.finish(repo, &rot, p).await.map_err(fail)
+        self.finish(name, repo, &rot, p).await.map_err(fail)
     }
 
     /// Rewraps every key under `fp` past the cursor, up to
@@ -260,6 +260,7 @@ impl KeyRotation {
     /// needed) and deletes the old wrappings of a completed rotation.
     async fn finish(
         &self,
+        name: &str,
         repo: &Repository,
         rot: &Rotation,
         p: Progress,
@@ -284,6 +285,16 @@ impl KeyRotation {
         if !owned {
             return Ok(());
         }
+        self.audit.record(&crate::audit::Event {
+            event: if ok {
+                "rotation_completed"
+            } else {
+                "rotation_failed"
+            },
+            repository: Some(name),
+            outcome: if ok { "success" } else { "failure" },
+            ..Default::default()
+        });
         if !ok {
             tracing::error!(
                 failures = p.failures.len(),

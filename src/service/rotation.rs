@@ -70,6 +70,9 @@ pub struct KeyRotation {
     pub(super) shutdown: tokio::sync::watch::Receiver<bool>,
     /// Repositories whose rewrap runs on this node.
     pub(super) rotating: Mutex<HashSet<String>>,
+    /// Where the end of a rotation is recorded (its start is a request,
+    /// audited at the edge).
+    pub(super) audit: Arc<crate::audit::Audit>,
 }
 
 impl KeyRotation {
@@ -80,6 +83,7 @@ impl KeyRotation {
         operations: Arc<Operations>,
         tasks: TaskTracker,
         shutdown: tokio::sync::watch::Receiver<bool>,
+        audit: Arc<crate::audit::Audit>,
     ) -> KeyRotation {
         KeyRotation {
             config,
@@ -89,6 +93,7 @@ impl KeyRotation {
             tasks,
             shutdown,
             rotating: Mutex::default(),
+            audit,
         }
     }
 

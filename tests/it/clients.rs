@@ -1,6 +1,8 @@
-//! The official Elasticsearch Python client against a real server. The
-//! test command (`bash tests/run.sh`) installs the client into
-//! `target/venv`; a missing client fails the test, never skips it.
+//! The official Elasticsearch Python and JavaScript clients against a real
+//! server, signed in with basic credentials and with an API key. The test
+//! command (`bash tests/run.sh`) installs the Python client into
+//! `target/venv` and the JavaScript client into `target/node`; a missing
+//! client fails the test, never skips it.
 
 use super::harness::{Server, TEST_PASSWORD};
 
@@ -42,5 +44,39 @@ async fn official_python_client_drives_the_snapshot_api() {
         String::from_utf8_lossy(&out.stdout)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("all checks passed"));
+    s.stop().await;
+}
+
+fn node_modules() -> String {
+    std::env::var("SNAPVAULT_TEST_NODE_MODULES").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/target/node/node_modules").to_string()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn official_javascript_client_signs_in_and_drives_the_snapshot_api() {
+    let modules = node_modules();
+    assert!(
+        std::path::Path::new(&modules).join("@elastic/elasticsearch").exists(),
+        "the JavaScript client is not installed in {modules}: run `bash tests/run.sh`, which installs it"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/js_client.js");
+    let out = tokio::process::Command::new("node")
+        .arg(script)
+        .arg(&s.base)
+        .arg(TEST_PASSWORD)
+        .env("NODE_PATH", &modules)
+        .output()
+        .await
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "js client failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("all checks passed"), "{stdout}");
     s.stop().await;
 }

@@ -189,6 +189,27 @@ async fn data_keys_created_during_the_start_stay_readable_without_the_old_key() 
         ids.push(w.await.unwrap());
     }
     wait_rotation(&s.base, "repo", "completion", completed).await;
+    // The audit log has the start (a request) and the end (the background
+    // rewrap), each naming the repository.
+    let audit = std::fs::read_to_string(data.join("audit.log")).unwrap();
+    let lines: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["action"] == "cluster:admin/snapvault/key/rotate"
+                && l["repository"] == "repo"
+                && l["user"] == "elastic"),
+        "{audit}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["event"] == "rotation_completed" && l["repository"] == "repo"),
+        "{audit}"
+    );
     remove_key(&data, "default");
     s.ok("POST", "/_nodes/reload_secure_settings", None).await;
     let reopened = s.node.repositories().open("repo").await.unwrap();
