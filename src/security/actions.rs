@@ -93,16 +93,27 @@ pub fn need(method: &str, path: &str) -> Option<Need> {
 }
 
 /// The `/_security` routes. What a caller may do to itself (who am I, my
-/// password, my API keys) needs only authentication; the handler refuses a
-/// change to someone else without `manage_security`.
+/// password) needs only authentication, its own API keys
+/// `manage_own_api_key`, as in Elasticsearch; the handler refuses a change
+/// to someone else without `manage_security`.
 fn security_need(method: &str, path: &str) -> Option<Need> {
     use Need::*;
     match (method, path) {
         ("GET", "/_security/_authenticate")
         | ("GET" | "POST", "/_security/user/_has_privileges")
         | ("PUT" | "POST", "/_security/user/_password")
-        | ("PUT" | "POST", "/_security/user/{username}/_password")
-        | ("PUT" | "POST" | "GET" | "DELETE", "/_security/api_key") => Some(Authenticated),
+        | ("PUT" | "POST", "/_security/user/{username}/_password") => Some(Authenticated),
+        // One's own keys need manage_own_api_key (manage_security
+        // includes it); the handler asks manage_security for others'.
+        ("PUT" | "POST", "/_security/api_key") => {
+            Some(Cluster("cluster:admin/xpack/security/api_key/own/create"))
+        }
+        ("GET", "/_security/api_key") => {
+            Some(Cluster("cluster:admin/xpack/security/api_key/own/get"))
+        }
+        ("DELETE", "/_security/api_key") => Some(Cluster(
+            "cluster:admin/xpack/security/api_key/own/invalidate",
+        )),
         ("GET", "/_security/user" | "/_security/user/{username}") => {
             Some(Cluster("cluster:admin/xpack/security/user/get"))
         }

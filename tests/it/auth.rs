@@ -354,10 +354,26 @@ async fn api_keys_expire_are_invalidated_and_never_exceed_their_owner() {
     .await;
     s.ok(
         "PUT",
-        "/_security/user/backup",
-        Some(json!({"password": "backup-password", "roles": ["snapshot_user"]})),
+        "/_security/role/own-keys",
+        Some(json!({"cluster": ["manage_own_api_key"]})),
     )
     .await;
+    s.ok(
+        "PUT",
+        "/_security/user/backup",
+        Some(json!({"password": "backup-password", "roles": ["snapshot_user", "own-keys"]})),
+    )
+    .await;
+    s.ok(
+        "PUT",
+        "/_security/user/plain",
+        Some(json!({"password": "plain-password", "roles": ["snapshot_user"]})),
+    )
+    .await;
+    let r = as_user(&s, "plain")
+        .call("POST", "/_security/api_key", Some(json!({"name": "mine"})))
+        .await;
+    assert_eq!(r.status, 403, "keys need manage_own_api_key: {}", r.text);
     let owner = as_user(&s, "backup");
     let key_api = |encoded: &str| s.as_caller(Some(&format!("ApiKey {encoded}")));
     // 1. A key asking for everything gets no more than its owner.
