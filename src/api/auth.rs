@@ -27,12 +27,12 @@ use crate::Node;
 /// Who a request comes from: `None` for an anonymous request to an open
 /// route (a load balancer's probe).
 #[derive(Debug, Clone)]
-pub struct Caller(pub Option<Principal>);
+pub struct Caller(pub Option<Arc<Principal>>);
 
 impl Caller {
     /// The principal, or a 401 for an anonymous caller.
     pub fn principal(&self) -> Result<&Principal, ApiError> {
-        self.0.as_ref().ok_or_else(|| {
+        self.0.as_deref().ok_or_else(|| {
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "security_exception",

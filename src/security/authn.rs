@@ -6,6 +6,7 @@
 //! not one per request.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use base64::Engine;
@@ -71,9 +72,9 @@ impl Security {
         header: Option<&str>,
         path: &str,
         source: IpAddr,
-    ) -> Result<Principal> {
+    ) -> Result<Arc<Principal>> {
         if !self.enabled {
-            return Ok(Principal::anonymous_superuser());
+            return Ok(self.anonymous.clone());
         }
         let Some(header) = header else {
             return Err(SecurityError::Unauthenticated(format!(
@@ -120,7 +121,7 @@ impl Security {
         }
     }
 
-    async fn cached(&self, key: &[u8; 32]) -> Option<Principal> {
+    async fn cached(&self, key: &[u8; 32]) -> Option<Arc<Principal>> {
         let version = self.doc.read().await.version;
         let cache = self.verified.lock().expect("verified lock");
         let v = cache.get(key)?;
@@ -193,7 +194,7 @@ async fn user_verified(
     Some(Verified {
         version: doc.version,
         expires_millis: None,
-        principal: Principal {
+        principal: Arc::new(Principal {
             username: username.to_string(),
             roles: user.roles.clone(),
             full_name: user.full_name.clone(),
@@ -204,7 +205,7 @@ async fn user_verified(
                 roles: resolve(&doc, &user.roles),
                 limited_to: None,
             },
-        },
+        }),
     })
 }
 
@@ -226,7 +227,7 @@ async fn key_verified(doc: SecurityDoc, id: &str, secret: Zeroizing<String>) -> 
     Some(Verified {
         version: doc.version,
         expires_millis: key.expiration_millis,
-        principal: Principal {
+        principal: Arc::new(Principal {
             username: key.username.clone(),
             roles: match limited.is_empty() {
                 true => owner.roles.clone(),
@@ -240,7 +241,7 @@ async fn key_verified(doc: SecurityDoc, id: &str, secret: Zeroizing<String>) -> 
                 roles: resolve(&doc, &owner.roles),
                 limited_to: (!limited.is_empty()).then_some(limited),
             },
-        },
+        }),
     })
 }
 
