@@ -83,6 +83,15 @@ pub async fn authenticate(State(node): State<Arc<Node>>, mut req: Request, next:
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    if req.headers().contains_key("es-security-runas-user") {
+        // Serving it as the signed-in user would be silently wrong.
+        return ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "not_implemented_exception",
+            "run_as (the es-security-runas-user header) is not implemented by snapvault",
+        )
+        .into_response();
+    }
     let caller = if header.is_none()
         && security.enabled()
         && open_without_credentials(req.method(), req.uri().path())
@@ -230,7 +239,9 @@ pub async fn authorize(State(node): State<Arc<Node>>, req: Request, next: Next) 
         audit("access_denied", "denied", 403);
         return ApiError::new(StatusCode::FORBIDDEN, "security_exception", reason).into_response();
     }
-    if method == Method::GET || method == Method::HEAD {
+    // Reads are not audited (searches and counts may be POSTs).
+    let reads = action.is_some_and(|a| a.starts_with("indices:data/read/"));
+    if method == Method::GET || method == Method::HEAD || reads {
         return next.run(req).await;
     }
     let response = next.run(req).await;

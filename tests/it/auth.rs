@@ -314,6 +314,15 @@ async fn the_built_in_roles_and_index_patterns_grant_what_they_say() {
         404,
         "nothing was written to the refused index"
     );
+    // run_as is not implemented: refused, never served as the caller.
+    let r = s
+        .client
+        .get(format!("{}/_snapshot", s.base))
+        .header("es-security-runas-user", "writer")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 501);
     // A user changes their own password, not another's.
     let r = writer
         .call(
