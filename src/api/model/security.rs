@@ -186,7 +186,7 @@ pub struct ApiKeyInfo {
 impl ApiKeyInfo {
     pub fn new(id: String, k: ApiKey) -> ApiKeyInfo {
         ApiKeyInfo {
-            realm: realm_of(&k.username),
+            realm: realm_of(&k.username).name,
             id,
             name: k.name,
             kind: "rest",
@@ -217,15 +217,27 @@ pub struct InvalidatedApiKeys {
     pub error_count: usize,
 }
 
-/// The realm Elasticsearch would name for a user.
-fn realm_of(username: &str) -> &'static str {
+/// The realm Elasticsearch would name for a user: `elastic` is in the
+/// reserved realm, everyone else in the native one.
+fn realm_of(username: &str) -> Realm {
     match username {
-        crate::security::ELASTIC => "reserved",
-        _ => "native",
+        crate::security::ELASTIC => Realm {
+            name: "reserved",
+            kind: "reserved",
+        },
+        _ => Realm {
+            name: "default_native",
+            kind: "native",
+        },
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+const API_KEY_REALM: Realm = Realm {
+    name: "_es_api_key",
+    kind: "_es_api_key",
+};
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 pub struct Realm {
     pub name: &'static str,
     #[serde(rename = "type")]
@@ -257,26 +269,10 @@ pub struct Authenticated {
 
 impl From<&Principal> for Authenticated {
     fn from(p: &Principal) -> Authenticated {
-        let user_realm = realm_of(&p.username);
-        let lookup = Realm {
-            name: user_realm,
-            kind: user_realm,
-        };
-        let (authentication_realm, authentication_type) = match &p.api_key {
-            Some(_) => (
-                Realm {
-                    name: "_es_api_key",
-                    kind: "_es_api_key",
-                },
-                "api_key",
-            ),
-            None => (
-                Realm {
-                    name: user_realm,
-                    kind: user_realm,
-                },
-                "realm",
-            ),
+        // Signed in with a key, both realms are the API key realm.
+        let (authentication_realm, lookup_realm, authentication_type) = match &p.api_key {
+            Some(_) => (API_KEY_REALM, API_KEY_REALM, "api_key"),
+            None => (realm_of(&p.username), realm_of(&p.username), "realm"),
         };
         Authenticated {
             username: p.username.clone(),
@@ -286,7 +282,7 @@ impl From<&Principal> for Authenticated {
             metadata: p.metadata.clone(),
             enabled: true,
             authentication_realm,
-            lookup_realm: lookup,
+            lookup_realm,
             authentication_type,
             api_key: p.api_key.as_ref().map(|(id, name)| ApiKeyRef {
                 id: id.clone(),
