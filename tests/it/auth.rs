@@ -181,12 +181,7 @@ async fn every_route_refuses_anonymous_wrong_and_unprivileged_callers_and_admits
 async fn the_built_in_roles_and_index_patterns_grant_what_they_say() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path()).await;
-    s.ok(
-        "PUT",
-        "/_snapshot/r",
-        Some(json!({"type": "fs", "settings": {"location": "r"}})),
-    )
-    .await;
+    s.put_fs_repository("r", "r").await;
     for (name, role) in [("snap", "snapshot_user"), ("view", "viewer")] {
         s.ok(
             "PUT",
@@ -355,12 +350,7 @@ async fn the_built_in_roles_and_index_patterns_grant_what_they_say() {
 async fn api_keys_expire_are_invalidated_and_never_exceed_their_owner() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path()).await;
-    s.ok(
-        "PUT",
-        "/_snapshot/r",
-        Some(json!({"type": "fs", "settings": {"location": "r"}})),
-    )
-    .await;
+    s.put_fs_repository("r", "r").await;
     s.ok(
         "PUT",
         "/_security/role/own-keys",
