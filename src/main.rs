@@ -135,6 +135,8 @@ enum ServeError {
     },
     #[error("cannot read the listening address: {0}")]
     LocalAddr(#[source] std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] snapvault::tls::TlsError),
 }
 
 /// Config, tracing, then the node on its own runtime.
@@ -173,15 +175,43 @@ async fn run(config: Config) -> Result<(), ServeError> {
             source,
         })?;
     let addr = listener.local_addr().map_err(ServeError::LocalAddr)?;
-    tracing::info!(%addr, node = %config.node_name, "snapvault listening");
-    println!("snapvault listening on http://{addr}");
+    let tls = match &config.http.tls {
+        Some(settings) => {
+            let tls = snapvault::tls::ReloadableTls::load(settings)?;
+            tls.watch_files();
+            reload_on_sighup(tls.clone());
+            Some(tls)
+        }
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, node = %config.node_name, %scheme, "snapvault listening");
+    println!("snapvault listening on {scheme}://{addr}");
     let app = snapvault::api::app(node.clone());
     let limits = snapvault::server::ConnectionLimits::from_config(&config.http);
-    snapvault::server::serve(listener, app, limits, shutdown_signal()).await;
+    snapvault::server::serve(listener, app, limits, tls, shutdown_signal()).await;
     tracing::info!("HTTP server stopped; waiting for running operations");
     node.shutdown(Duration::from_secs(60)).await;
     Ok(())
 }
+/// `SIGHUP` reloads the TLS certificate and key (only when TLS is on;
+/// otherwise the signal keeps its default, ending the process).
+fn reload_on_sighup(tls: std::sync::Arc<snapvault::tls::ReloadableTls>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; TLS files are still reloaded when they change");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tls.reload_and_log(true, "SIGHUP").await;
+        }
+    });
+    #[cfg(not(unix))]
+    drop(tls);
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

@@ -1,12 +1,13 @@
-//! The HTTP edge's options (`http_*` and `[http.cors]`), checked once at
-//! start: a zero timeout or cap would disable a protection silently, and a
-//! malformed origin pattern would refuse every browser. `server` and
-//! `api::edge` read the result, [`Http`].
+//! The HTTP edge's options (`http_*`, `[http.cors]` and `[http.tls]`),
+//! checked once at start: a zero timeout or cap would disable a protection
+//! silently, and a malformed origin pattern would refuse every browser.
+//! `server` and `api::edge` read the result, [`Http`].
 
 use std::net::SocketAddr;
 
 use serde::Deserialize;
 
+use super::tls::{tls_config, Tls, TlsFile};
 use super::{ConfigError, FileConfig};
 
 /// The `[http]` table of the file.
@@ -14,6 +15,7 @@ use super::{ConfigError, FileConfig};
 #[serde(deny_unknown_fields)]
 pub struct HttpFile {
     pub cors: Option<CorsFile>,
+    pub tls: Option<TlsFile>,
 }
 
 /// `[http.cors]`: Elasticsearch's `http.cors.*` settings, same names with
@@ -67,6 +69,8 @@ pub struct Http {
     pub max_connections: usize,
     pub allowed_hosts: AllowedHosts,
     pub cors: Cors,
+    /// TLS on the listener (`None`: plain HTTP).
+    pub tls: Option<Tls>,
 }
 
 /// Elasticsearch's CORS defaults (`http.cors.allow-methods`, `-headers`,
@@ -92,7 +96,9 @@ pub(super) fn http_config(file: &mut FileConfig, listen: SocketAddr) -> Result<H
         v => Ok(v.unwrap_or(default)),
     };
     let allowed_hosts = allowed_hosts(file.http_allowed_hosts.take(), listen)?;
-    let cors = cors_config(file.http.take().and_then(|h| h.cors).unwrap_or_default())?;
+    let table = file.http.take().unwrap_or_default();
+    let cors = cors_config(table.cors.unwrap_or_default())?;
+    let tls = tls_config(table.tls)?;
     Ok(Http {
         header_timeout_secs: positive(
             "http_header_timeout_secs",
@@ -110,6 +116,7 @@ pub(super) fn http_config(file: &mut FileConfig, listen: SocketAddr) -> Result<H
         },
         allowed_hosts,
         cors,
+        tls,
     })
 }
 

@@ -254,16 +254,23 @@ impl Server {
         let (tx, rx) = oneshot::channel::<()>();
         let app = snapvault::api::app(node.clone());
         let limits = snapvault::server::ConnectionLimits::from_config(&node.config().http);
+        let tls = node.config().http.tls.as_ref().map(|settings| {
+            let tls = snapvault::tls::ReloadableTls::load(settings).unwrap();
+            tls.watch_files();
+            tls
+        });
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let task = tokio::spawn(snapvault::server::serve(
             listener,
             app,
             limits,
+            tls,
             async move {
                 let _ = rx.await;
             },
         ));
         Server {
-            api: Api::new(format!("http://{addr}")),
+            api: Api::new(format!("{scheme}://{addr}")),
             data_dir: data_dir.to_path_buf(),
             node,
             stop: Some(tx),
