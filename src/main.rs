@@ -1,6 +1,6 @@
 //! The `snapvault` binary: the command line, then `serve` (config,
 //! tracing, bind, serve, graceful shutdown). The other commands
-//! (`keystore …`, `users …`, `healthcheck`) live in [`cli`].
+//! (`keystore …`, `users …`, `certs …`, `healthcheck`) live in [`cli`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -60,6 +60,11 @@ enum Command {
         #[command(subcommand)]
         action: KeystoreAction,
     },
+    /// Make TLS certificates for `[http.tls]`.
+    Certs {
+        #[command(subcommand)]
+        action: cli::certs::CertsAction,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -89,6 +94,7 @@ fn main() -> std::process::ExitCode {
         Command::Keystore { action } => {
             cli::keystore::run(overrides, action).map_err(Failure::from)
         }
+        Command::Certs { action } => cli::certs::run(overrides, action).map_err(Failure::from),
         Command::Openapi => {
             println!("{}", snapvault::api::openapi_json());
             Ok(())
@@ -115,6 +121,8 @@ enum Failure {
     Users(#[from] cli::users::UsersCommandError),
     #[error(transparent)]
     Healthcheck(#[from] cli::healthcheck::HealthcheckError),
+    #[error(transparent)]
+    Certs(#[from] cli::certs::CertsCommandError),
 }
 
 /// Why the service could not start (a running service stops cleanly).
@@ -201,7 +209,9 @@ fn reload_on_sighup(tls: std::sync::Arc<snapvault::tls::ReloadableTls>) {
     tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
         let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            tracing::warn!("cannot listen for SIGHUP; TLS files are still reloaded when they change");
+            tracing::warn!(
+                "cannot listen for SIGHUP; TLS files are still reloaded when they change"
+            );
             return;
         };
         while hup.recv().await.is_some() {

@@ -193,8 +193,7 @@ async fn accept_tls(
 /// answer arrives); 2. answer 400; 3. close our side and discard the rest
 /// for a moment, boundedly.
 async fn answer_plain_http(mut stream: TcpStream) {
-    const BODY: &str =
-        "This port serves HTTPS: send the request to https:// instead of http://\n";
+    const BODY: &str = "This port serves HTTPS: send the request to https:// instead of http://\n";
     let mut buf = vec![0u8; 16 * 1024];
     let _ = stream.read(&mut buf).await;
     let answer = format!(

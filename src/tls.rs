@@ -294,3 +294,55 @@ fn certificates(
     }
     Ok(certs)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_pair(dir: &Path, name: &str) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![name.to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    }
+
+    #[test]
+    fn a_reload_swaps_only_a_working_changed_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        write_pair(dir.path(), "first.test");
+        let settings = Tls {
+            certificate: dir.path().join("cert.pem"),
+            key: dir.path().join("key.pem"),
+            certificate_authorities: Vec::new(),
+            client_authentication: ClientAuthentication::None,
+            reload_interval_secs: 1,
+        };
+        let tls = ReloadableTls::load(&settings).unwrap();
+        let first = tls.server_config();
+        // 1. Files as loaded: nothing to do.
+        assert_eq!(tls.reload(false).unwrap(), Reloaded::Unchanged);
+        assert!(Arc::ptr_eq(&first, &tls.server_config()));
+        // 2. A key that does not match yet: an error, the old one stays,
+        //    and the same bad files are not retried until they change.
+        let key = std::fs::read(&settings.key).unwrap();
+        write_pair(dir.path(), "second.test");
+        std::fs::write(&settings.key, &key).unwrap();
+        assert!(matches!(
+            tls.reload(false),
+            Err(TlsError::KeyMismatch { .. })
+        ));
+        assert!(Arc::ptr_eq(&first, &tls.server_config()));
+        assert_eq!(tls.reload(false).unwrap(), Reloaded::Unchanged);
+        // 3. A matching pair: swapped; a forced reload rebuilds again.
+        write_pair(dir.path(), "third.test");
+        assert!(matches!(tls.reload(false), Ok(Reloaded::Swapped { .. })));
+        let third = tls.server_config();
+        assert!(!Arc::ptr_eq(&first, &third));
+        assert!(matches!(tls.reload(true), Ok(Reloaded::Swapped { .. })));
+        assert!(!Arc::ptr_eq(&third, &tls.server_config()));
+        assert_eq!(third.alpn_protocols, vec![b"http/1.1".to_vec()]);
+    }
+}

@@ -173,6 +173,11 @@ impl Config {
         })
     }
 
+    /// The data directory, for commands that need nothing else.
+    pub fn data_dir(o: &Overrides) -> Result<PathBuf, ConfigError> {
+        Ok(file_and_data_dir(o)?.1)
+    }
+
     /// Keystore path for the `keystore` subcommands, which need no repos.
     pub fn keystore_path(o: &Overrides) -> Result<PathBuf, ConfigError> {
         let (file, data_dir) = file_and_data_dir(o)?;

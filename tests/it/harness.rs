@@ -95,13 +95,23 @@ impl Api {
 
     /// A client sending `authorization` (or nothing) with every request.
     pub fn with_authorization(base: String, authorization: Option<&str>) -> Api {
+        Api::with_builder(base, authorization, reqwest::Client::builder())
+    }
+
+    /// [`Api::with_authorization`] from a client builder that already
+    /// holds other settings (TLS roots, a client certificate).
+    pub fn with_builder(
+        base: String,
+        authorization: Option<&str>,
+        builder: reqwest::ClientBuilder,
+    ) -> Api {
         let mut headers = reqwest::header::HeaderMap::new();
         if let Some(a) = authorization {
             headers.insert(reqwest::header::AUTHORIZATION, a.parse().unwrap());
         }
         Api {
             base,
-            client: reqwest::Client::builder()
+            client: builder
                 .timeout(Duration::from_secs(120))
                 .default_headers(headers)
                 .build()
@@ -384,6 +394,11 @@ impl Proc {
             child,
             printed,
         }
+    }
+
+    /// The process id (to send it signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGKILL: no shutdown hook runs.
