@@ -49,6 +49,10 @@ enum Command {
     Healthcheck {
         #[arg(long, default_value = "127.0.0.1:9200")]
         addr: SocketAddr,
+        /// Speak TLS (the listener has `[http.tls]` on); the certificate is
+        /// not checked.
+        #[arg(long)]
+        tls: bool,
     },
     /// Reset a lost password of the built-in superuser `elastic`.
     Users {
@@ -99,7 +103,9 @@ fn main() -> std::process::ExitCode {
             println!("{}", snapvault::api::openapi_json());
             Ok(())
         }
-        Command::Healthcheck { addr } => cli::healthcheck::run(addr).map_err(Failure::from),
+        Command::Healthcheck { addr, tls } => {
+            cli::healthcheck::run(addr, tls).map_err(Failure::from)
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! TLS on the listener with certificates made at test time (rcgen): HTTPS
 //! end to end, plain HTTP to the TLS port, client certificates, reloads on
-//! a file change and on SIGHUP, and `snapvault certs self-signed`.
+//! a file change and on SIGHUP, `snapvault certs self-signed` and the
+//! health probe over TLS.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -350,6 +351,28 @@ async fn certs_self_signed_writes_a_pair_that_loads_and_serves() {
     let cert_pem = std::fs::read_to_string(out.join("cert.pem")).unwrap();
     let api = https_api(&s.base, &cert_pem, None, true);
     assert_eq!(get_root(&api).await.unwrap().0, 200);
+    // The container's health probe, with --tls; without it, the 400.
+    //    (On a blocking thread: the server runs on this test's runtime.)
+    let addr = s.base.trim_start_matches("https://").to_string();
+    let probe = |tls: bool| {
+        let addr = addr.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_snapvault"));
+            c.args(["healthcheck", "--addr", &addr]);
+            if tls {
+                c.arg("--tls");
+            }
+            c.output().unwrap()
+        })
+    };
+    let healthy = probe(true).await.unwrap();
+    assert!(healthy.status.success(), "{healthy:?}");
+    let plain = probe(false).await.unwrap();
+    assert!(!plain.status.success());
+    assert!(
+        String::from_utf8_lossy(&plain.stderr).contains("400"),
+        "{plain:?}"
+    );
     // A second run does not overwrite the pair.
     let again = run();
     assert!(!again.status.success());
