@@ -219,9 +219,10 @@ impl Files {
         h.finalize().into()
     }
 
-    /// 1. The chain and the key; 2. the client verifier, if any; 3. the
-    /// configuration, which checks that the key is the certificate's. With
-    /// it, the SHA-256 of the leaf certificate.
+    /// The server configuration and the SHA-256 of its leaf certificate,
+    /// in three steps: the chain and the key, the client verifier (if
+    /// any), then the configuration, which checks that the key is the
+    /// certificate's.
     fn server_config(&self, tls: &Tls) -> Result<(ServerConfig, String), TlsError> {
         let chain = certificates("certificate", &tls.certificate, &self.certificate)?;
         let leaf_sha256 = hex::encode(Sha256::digest(&chain[0]));

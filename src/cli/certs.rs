@@ -83,8 +83,8 @@ pub fn run(o: Overrides, action: CertsAction) -> Result<()> {
     self_signed(&out, &names, days, force)
 }
 
-/// 1. Check the names and days; 2. make the key and certificate; 3. write
-/// them (the key readable by its owner only); 4. print what to configure.
+/// Checks the names and days, makes the key and certificate, writes them
+/// (the key readable by its owner only) and prints what to configure.
 fn self_signed(out: &Path, names: &[String], days: u32, force: bool) -> Result<()> {
     if !(1..=36_500).contains(&days) {
         return Err(CertsCommandError::Days);

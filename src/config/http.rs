@@ -264,7 +264,11 @@ mod tests {
                 continue;
             };
             in_cors |= l == "[http.cors]";
-            if in_cors || l.starts_with("http_") {
+            // Examples only: tables and `name = value` lines, not prose.
+            let example = l.starts_with('[')
+                || l.split_once(" = ")
+                    .is_some_and(|(k, _)| k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+            if (in_cors && example) || l.starts_with("http_") {
                 examples.push_str(l);
                 examples.push('\n');
             }
@@ -272,8 +276,16 @@ mod tests {
         let parsed: FileConfig = toml::from_str(&examples).unwrap();
         assert_eq!(parsed.http_header_timeout_secs, Some(10));
         assert_eq!(parsed.http_max_connections, Some(1024));
-        let cors = parsed.http.unwrap().cors.unwrap();
+        let http = parsed.http.unwrap();
+        let cors = http.cors.unwrap();
         assert_eq!(cors.enabled, Some(false));
         assert_eq!(cors.max_age_secs, Some(1_728_000));
+        let tls = http.tls.unwrap();
+        assert_eq!(tls.enabled, Some(false));
+        assert_eq!(
+            tls.client_authentication,
+            Some(crate::config::ClientAuthentication::Required)
+        );
+        assert_eq!(tls.reload_interval_secs, Some(5));
     }
 }
