@@ -22,7 +22,9 @@
 //! - [`security`]: users, roles and API keys (in the state store),
 //!   authentication of every request and the route → privilege table.
 //! - [`server`]: the accept loop (connection cap, request-head timeout,
-//!   graceful shutdown) shared by the binary and the tests;
+//!   graceful shutdown, the optional TLS handshake) shared by the binary
+//!   and the tests; [`tls`]: the listener's certificate, key and client
+//!   authorities, read from PEM files and swapped in on a change;
 //!   [`json_depth`]: the one JSON nesting limit, checked at the edge, on
 //!   every document written and on every stored source read.
 //!
@@ -44,6 +46,7 @@ pub mod server;
 pub mod service;
 pub mod state;
 pub mod storage;
+pub mod tls;
 
 pub use config::{Config, Overrides};
 pub use service::Node;

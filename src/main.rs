@@ -1,6 +1,6 @@
 //! The `snapvault` binary: the command line, then `serve` (config,
 //! tracing, bind, serve, graceful shutdown). The other commands
-//! (`keystore …`, `users …`, `healthcheck`) live in [`cli`].
+//! (`keystore …`, `users …`, `certs …`, `healthcheck`) live in [`cli`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,6 +49,10 @@ enum Command {
     Healthcheck {
         #[arg(long, default_value = "127.0.0.1:9200")]
         addr: SocketAddr,
+        /// Speak TLS (the listener has `[http.tls]` on); the certificate is
+        /// not checked.
+        #[arg(long)]
+        tls: bool,
     },
     /// Reset a lost password of the built-in superuser `elastic`.
     Users {
@@ -59,6 +63,11 @@ enum Command {
     Keystore {
         #[command(subcommand)]
         action: KeystoreAction,
+    },
+    /// Make TLS certificates for `[http.tls]`.
+    Certs {
+        #[command(subcommand)]
+        action: cli::certs::CertsAction,
     },
 }
 
@@ -89,11 +98,14 @@ fn main() -> std::process::ExitCode {
         Command::Keystore { action } => {
             cli::keystore::run(overrides, action).map_err(Failure::from)
         }
+        Command::Certs { action } => cli::certs::run(overrides, action).map_err(Failure::from),
         Command::Openapi => {
             println!("{}", snapvault::api::openapi_json());
             Ok(())
         }
-        Command::Healthcheck { addr } => cli::healthcheck::run(addr).map_err(Failure::from),
+        Command::Healthcheck { addr, tls } => {
+            cli::healthcheck::run(addr, tls).map_err(Failure::from)
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -115,6 +127,8 @@ enum Failure {
     Users(#[from] cli::users::UsersCommandError),
     #[error(transparent)]
     Healthcheck(#[from] cli::healthcheck::HealthcheckError),
+    #[error(transparent)]
+    Certs(#[from] cli::certs::CertsCommandError),
 }
 
 /// Why the service could not start (a running service stops cleanly).
@@ -135,6 +149,8 @@ enum ServeError {
     },
     #[error("cannot read the listening address: {0}")]
     LocalAddr(#[source] std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] snapvault::tls::TlsError),
 }
 
 /// Config, tracing, then the node on its own runtime.
@@ -173,15 +189,45 @@ async fn run(config: Config) -> Result<(), ServeError> {
             source,
         })?;
     let addr = listener.local_addr().map_err(ServeError::LocalAddr)?;
-    tracing::info!(%addr, node = %config.node_name, "snapvault listening");
-    println!("snapvault listening on http://{addr}");
+    let tls = match &config.http.tls {
+        Some(settings) => {
+            let tls = snapvault::tls::ReloadableTls::load(settings)?;
+            tls.watch_files();
+            reload_on_sighup(tls.clone());
+            Some(tls)
+        }
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, node = %config.node_name, %scheme, "snapvault listening");
+    println!("snapvault listening on {scheme}://{addr}");
     let app = snapvault::api::app(node.clone());
     let limits = snapvault::server::ConnectionLimits::from_config(&config.http);
-    snapvault::server::serve(listener, app, limits, shutdown_signal()).await;
+    snapvault::server::serve(listener, app, limits, tls, shutdown_signal()).await;
     tracing::info!("HTTP server stopped; waiting for running operations");
     node.shutdown(Duration::from_secs(60)).await;
     Ok(())
 }
+/// `SIGHUP` reloads the TLS certificate and key (only when TLS is on;
+/// otherwise the signal keeps its default, ending the process).
+fn reload_on_sighup(tls: std::sync::Arc<snapvault::tls::ReloadableTls>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!(
+                "cannot listen for SIGHUP; TLS files are still reloaded when they change"
+            );
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tls.reload_and_log(true, "SIGHUP").await;
+        }
+    });
+    #[cfg(not(unix))]
+    drop(tls);
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

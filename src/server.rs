@@ -2,12 +2,15 @@
 //! connections, for the binary and the tests alike, so every request
 //! passes the same edge. It owns what `axum::serve` does not expose: the
 //! request-head timeout, the cap on connections served at once, and the
-//! graceful shutdown that stops accepting and lets running requests end.
-//! What a request may contain is checked inside the application
-//! (`api::edge`); this module never looks at requests, it only attaches
-//! the peer's address to them.
+//! graceful shutdown that stops accepting and lets running requests end,
+//! and, when `[http.tls]` is on, the TLS handshake (within the head
+//! timeout, inside the connection's task, so a silent or slow client holds
+//! one slot for that long at most). What a request may contain is checked
+//! inside the application (`api::edge`); this module never looks at
+//! requests, it only attaches the peer's address to them.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,9 +20,13 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_rustls::server::TlsStream;
 use tower::ServiceExt;
+
+use crate::tls::ReloadableTls;
 
 /// The connection-level limits (see `config/snapvault.toml`).
 #[derive(Debug, Clone)]
@@ -42,9 +49,10 @@ impl ConnectionLimits {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` completes, then stops
-/// accepting and waits for the open connections: idle ones close at once,
-/// busy ones after their response (or at their timeouts).
+/// Serves `app` on `listener` (over TLS with the configuration `tls`
+/// holds when the connection arrives, if any) until `shutdown` completes,
+/// then stops accepting and waits for the open connections: idle ones
+/// close at once, busy ones after their response (or at their timeouts).
 ///
 /// A connection is accepted only once a slot is free, so past
 /// `max_connections` new connections wait in the kernel's listen backlog
@@ -53,6 +61,7 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnectionLimits,
+    tls: Option<Arc<ReloadableTls>>,
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -100,9 +109,25 @@ pub async fn serve(
                 req
             },
         ));
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        //    Over TLS, the handshake comes first, bounded like a request
+        //    head; the watcher keeps shutdown waiting for it.
+        let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
+        let handshake_timeout = limits.header_timeout;
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let ended = match tls {
+                None => {
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(conn).await
+                }
+                Some(tls) => match accept_tls(stream, peer, &tls, handshake_timeout).await {
+                    Some(stream) => {
+                        let conn = builder.serve_connection(TokioIo::new(stream), service);
+                        watcher.watch(conn).await
+                    }
+                    None => Ok(()),
+                },
+            };
+            if let Err(e) = ended {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
             drop(slot);
@@ -120,4 +145,72 @@ fn is_connection_error(e: &std::io::Error) -> bool {
         e.kind(),
         K::ConnectionRefused | K::ConnectionAborted | K::ConnectionReset
     )
+}
+
+/// What a TLS connection's first bytes must start with: a handshake record.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// The TLS handshake of one connection, within `within`; `None` (after a
+/// debug line) when it fails. A plain HTTP request (its first byte a
+/// letter, as every method starts) is answered with a 400 that says to use
+/// `https://`, since rustls itself could only close the connection.
+async fn accept_tls(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: &ReloadableTls,
+    within: Duration,
+) -> Option<TlsStream<TcpStream>> {
+    let config = tls.server_config();
+    let handshake = async {
+        let mut first = [0u8; 1];
+        if stream.peek(&mut first).await? == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+        }
+        if first[0] != TLS_HANDSHAKE_RECORD {
+            if first[0].is_ascii_alphabetic() {
+                answer_plain_http(stream).await;
+                return Err(std::io::Error::other("plain HTTP sent to the TLS port"));
+            }
+            return Err(std::io::Error::other("not a TLS handshake"));
+        }
+        tokio_rustls::TlsAcceptor::from(config).accept(stream).await
+    };
+    match tokio::time::timeout(within, handshake).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed; connection closed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out; connection closed");
+            None
+        }
+    }
+}
+
+/// Answers a plain HTTP request on the TLS port and closes: 1. read what
+/// the client sent (so closing does not reset the connection before the
+/// answer arrives); 2. answer 400; 3. close our side and discard the rest
+/// for a moment, boundedly.
+async fn answer_plain_http(mut stream: TcpStream) {
+    const BODY: &str = "This port serves HTTPS: send the request to https:// instead of http://\n";
+    let mut buf = vec![0u8; 16 * 1024];
+    let _ = stream.read(&mut buf).await;
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    if stream.write_all(answer.as_bytes()).await.is_err() || stream.shutdown().await.is_err() {
+        return;
+    }
+    let drain = async {
+        let mut left = 64 * 1024;
+        while left > 0 {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left -= n.min(left),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
 }

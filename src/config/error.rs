@@ -57,4 +57,14 @@ pub enum ConfigError {
     InsecureListen { listen: std::net::SocketAddr },
     #[error("ELASTIC_PASSWORD must be at least 6 characters long")]
     BootstrapPassword,
+    #[error("[http.tls] names files but not `enabled`: set enabled = true to serve HTTPS (or false to serve plain HTTP)")]
+    TlsEnabledUnset,
+    #[error("[http.tls] enabled = true needs `{option}`")]
+    TlsMissing { option: &'static str },
+    #[error("[http.tls] client_authentication = \"{mode}\" needs certificate_authorities (the CAs that sign client certificates)")]
+    TlsNoAuthorities { mode: &'static str },
+    #[error("[http.tls] certificate_authorities is set but client_authentication = \"none\" would never use it: remove one of them")]
+    TlsAuthoritiesUnused,
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }

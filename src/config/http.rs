@@ -1,12 +1,13 @@
-//! The HTTP edge's options (`http_*` and `[http.cors]`), checked once at
-//! start: a zero timeout or cap would disable a protection silently, and a
-//! malformed origin pattern would refuse every browser. `server` and
-//! `api::edge` read the result, [`Http`].
+//! The HTTP edge's options (`http_*`, `[http.cors]` and `[http.tls]`),
+//! checked once at start: a zero timeout or cap would disable a protection
+//! silently, and a malformed origin pattern would refuse every browser.
+//! `server` and `api::edge` read the result, [`Http`].
 
 use std::net::SocketAddr;
 
 use serde::Deserialize;
 
+use super::tls::{tls_config, Tls, TlsFile};
 use super::{ConfigError, FileConfig};
 
 /// The `[http]` table of the file.
@@ -14,6 +15,7 @@ use super::{ConfigError, FileConfig};
 #[serde(deny_unknown_fields)]
 pub struct HttpFile {
     pub cors: Option<CorsFile>,
+    pub tls: Option<TlsFile>,
 }
 
 /// `[http.cors]`: Elasticsearch's `http.cors.*` settings, same names with
@@ -67,6 +69,8 @@ pub struct Http {
     pub max_connections: usize,
     pub allowed_hosts: AllowedHosts,
     pub cors: Cors,
+    /// TLS on the listener (`None`: plain HTTP).
+    pub tls: Option<Tls>,
 }
 
 /// Elasticsearch's CORS defaults (`http.cors.allow-methods`, `-headers`,
@@ -92,7 +96,9 @@ pub(super) fn http_config(file: &mut FileConfig, listen: SocketAddr) -> Result<H
         v => Ok(v.unwrap_or(default)),
     };
     let allowed_hosts = allowed_hosts(file.http_allowed_hosts.take(), listen)?;
-    let cors = cors_config(file.http.take().and_then(|h| h.cors).unwrap_or_default())?;
+    let table = file.http.take().unwrap_or_default();
+    let cors = cors_config(table.cors.unwrap_or_default())?;
+    let tls = tls_config(table.tls)?;
     Ok(Http {
         header_timeout_secs: positive(
             "http_header_timeout_secs",
@@ -110,6 +116,7 @@ pub(super) fn http_config(file: &mut FileConfig, listen: SocketAddr) -> Result<H
         },
         allowed_hosts,
         cors,
+        tls,
     })
 }
 
@@ -257,7 +264,11 @@ mod tests {
                 continue;
             };
             in_cors |= l == "[http.cors]";
-            if in_cors || l.starts_with("http_") {
+            // Examples only: tables and `name = value` lines, not prose.
+            let example = l.starts_with('[')
+                || l.split_once(" = ")
+                    .is_some_and(|(k, _)| k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+            if (in_cors && example) || l.starts_with("http_") {
                 examples.push_str(l);
                 examples.push('\n');
             }
@@ -265,8 +276,16 @@ mod tests {
         let parsed: FileConfig = toml::from_str(&examples).unwrap();
         assert_eq!(parsed.http_header_timeout_secs, Some(10));
         assert_eq!(parsed.http_max_connections, Some(1024));
-        let cors = parsed.http.unwrap().cors.unwrap();
+        let http = parsed.http.unwrap();
+        let cors = http.cors.unwrap();
         assert_eq!(cors.enabled, Some(false));
         assert_eq!(cors.max_age_secs, Some(1_728_000));
+        let tls = http.tls.unwrap();
+        assert_eq!(tls.enabled, Some(false));
+        assert_eq!(
+            tls.client_authentication,
+            Some(crate::config::ClientAuthentication::Required)
+        );
+        assert_eq!(tls.reload_interval_secs, Some(5));
     }
 }

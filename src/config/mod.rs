@@ -16,10 +16,12 @@ use crate::clients::{AzureClient, Clients, CloudClients, GcsClient, S3Client};
 mod error;
 mod http;
 mod security;
+mod tls;
 
 pub use error::ConfigError;
 pub use http::{AllowedHosts, Cors, CorsFile, Http, HttpFile};
 pub use security::{Secret, Security, SecurityFile};
+pub use tls::{ClientAuthentication, Tls, TlsFile};
 
 /// Options as they may appear in the TOML file; all optional.
 #[derive(Debug, Default, Deserialize)]
@@ -54,7 +56,7 @@ pub struct FileConfig {
     pub http_body_timeout_secs: Option<u64>,
     pub http_max_connections: Option<usize>,
     pub http_allowed_hosts: Option<Vec<String>>,
-    /// The `[http]` table; only `[http.cors]` lives there.
+    /// The `[http]` table: `[http.cors]` and `[http.tls]`.
     pub http: Option<HttpFile>,
     /// The `[security]` table.
     pub security: Option<SecurityFile>,
@@ -169,6 +171,11 @@ impl Config {
             http,
             security,
         })
+    }
+
+    /// The data directory, for commands that need nothing else.
+    pub fn data_dir(o: &Overrides) -> Result<PathBuf, ConfigError> {
+        Ok(file_and_data_dir(o)?.1)
     }
 
     /// Keystore path for the `keystore` subcommands, which need no repos.

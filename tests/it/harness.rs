@@ -95,13 +95,23 @@ impl Api {
 
     /// A client sending `authorization` (or nothing) with every request.
     pub fn with_authorization(base: String, authorization: Option<&str>) -> Api {
+        Api::with_builder(base, authorization, reqwest::Client::builder())
+    }
+
+    /// [`Api::with_authorization`] from a client builder that already
+    /// holds other settings (TLS roots, a client certificate).
+    pub fn with_builder(
+        base: String,
+        authorization: Option<&str>,
+        builder: reqwest::ClientBuilder,
+    ) -> Api {
         let mut headers = reqwest::header::HeaderMap::new();
         if let Some(a) = authorization {
             headers.insert(reqwest::header::AUTHORIZATION, a.parse().unwrap());
         }
         Api {
             base,
-            client: reqwest::Client::builder()
+            client: builder
                 .timeout(Duration::from_secs(120))
                 .default_headers(headers)
                 .build()
@@ -254,16 +264,23 @@ impl Server {
         let (tx, rx) = oneshot::channel::<()>();
         let app = snapvault::api::app(node.clone());
         let limits = snapvault::server::ConnectionLimits::from_config(&node.config().http);
+        let tls = node.config().http.tls.as_ref().map(|settings| {
+            let tls = snapvault::tls::ReloadableTls::load(settings).unwrap();
+            tls.watch_files();
+            tls
+        });
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let task = tokio::spawn(snapvault::server::serve(
             listener,
             app,
             limits,
+            tls,
             async move {
                 let _ = rx.await;
             },
         ));
         Server {
-            api: Api::new(format!("http://{addr}")),
+            api: Api::new(format!("{scheme}://{addr}")),
             data_dir: data_dir.to_path_buf(),
             node,
             stop: Some(tx),
@@ -377,6 +394,11 @@ impl Proc {
             child,
             printed,
         }
+    }
+
+    /// The process id (to send it signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGKILL: no shutdown hook runs.

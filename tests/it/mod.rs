@@ -25,4 +25,5 @@ mod rotation;
 mod s3;
 mod security;
 mod snapshots;
+mod tls;
 mod walkthrough;
