@@ -244,6 +244,7 @@ impl From<ServiceError> for ApiError {
             E::Parse(_) => (S::BAD_REQUEST, "parse_exception"),
             E::ContentParse(_) => (S::BAD_REQUEST, "x_content_parse_exception"),
             E::MapperParsing(_) => (S::BAD_REQUEST, "mapper_parsing_exception"),
+            E::QueryParsing(_) => (S::BAD_REQUEST, "parsing_exception"),
             E::Validation(_) => (S::BAD_REQUEST, "action_request_validation_exception"),
             E::NotImplemented(_) => (S::NOT_IMPLEMENTED, "not_implemented_exception"),
             E::Unauthorized(_) => (S::FORBIDDEN, "security_exception"),
@@ -265,7 +266,9 @@ impl From<ServiceError> for ApiError {
             | E::DocumentSource { index, .. } => Some(crate::es::shown(index).into_owned()),
             _ => None,
         };
-        let reason = if status.is_server_error() {
+        // A 501 is a feature snapvault does not have, not a failure: no
+        // error id, nothing logged (a client could fill the log with them).
+        let reason = if status.is_server_error() && status != S::NOT_IMPLEMENTED {
             with_error_id(reason, &e, kind)
         } else {
             reason

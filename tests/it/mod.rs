@@ -21,6 +21,7 @@ mod packaging;
 mod pause;
 mod replicas;
 mod restart;
+mod schema;
 mod rotation;
 mod s3;
 mod security;
