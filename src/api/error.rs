@@ -266,9 +266,14 @@ impl From<ServiceError> for ApiError {
             | E::DocumentSource { index, .. } => Some(crate::es::shown(index).into_owned()),
             _ => None,
         };
-        // A 501 is a feature snapvault does not have, not a failure: no
-        // error id, nothing logged (a client could fill the log with them).
-        let reason = if status.is_server_error() && status != S::NOT_IMPLEMENTED {
+        // A 501 (a feature snapvault does not have) and a 503 for another
+        // operation in the way are answers, not failures: no error id and
+        // nothing logged (a client could fill the log with them).
+        let failure = !matches!(
+            e,
+            E::NotImplemented(_) | E::ConcurrentSnapshotExecution { .. }
+        );
+        let reason = if status.is_server_error() && failure {
             with_error_id(reason, &e, kind)
         } else {
             reason

@@ -342,7 +342,9 @@ pub fn app(node: Arc<Node>) -> Router {
         // 7. Who the request comes from (401 otherwise); what it may do is
         //    decided after routing, by the route layer below.
         .layer(from_fn_with_state(node.clone(), auth::authenticate))
-        // 8. A body must be JSON (Elasticsearch's 406 otherwise).
+        // 8. The path must decode to UTF-8 (axum's own refusal is plain
+        //    text); a body must be JSON (Elasticsearch's 406 otherwise).
+        .layer(from_fn(edge::check_path))
         .layer(from_fn(edge::check_content_type))
         // 9. The body: no pause longer than the body timeout, no more than
         //    max_body_bytes, no nesting past the depth limit; buffered.
