@@ -4,14 +4,22 @@
 # - a Python virtual environment with the official Elasticsearch client,
 #   moto (an S3 emulator that honours conditional writes), gcp-storage-emulator
 #   (a GCS emulator that ignores them) and the Azure Blob SDK (to create test
-#   containers); from npm, Azurite (the Azure Blob emulator) and the official
+#   containers), and schemathesis (the OpenAPI fuzzer of tests/it/schema.rs);
+#   from npm, Azurite (the Azure Blob emulator) and the official
 #   Elasticsearch JavaScript client.
+# A venv copied from another checkout keeps that checkout's path in its
+# scripts' first line; it is rebuilt.
 mkdir -p target
-if ! target/venv/bin/python -c 'import elasticsearch, moto, azure.storage.blob, gcp_storage_emulator' 2>/dev/null; then
+venv_ok() {
+  target/venv/bin/python -c 'import elasticsearch, moto, azure.storage.blob, gcp_storage_emulator, schemathesis' 2>/dev/null &&
+    head -1 target/venv/bin/schemathesis | grep -qF "$PWD/target/venv/bin/"
+}
+if ! venv_ok; then
+  rm -rf target/venv
   python3 -m venv target/venv
   target/venv/bin/pip install --quiet --disable-pip-version-check \
     'elasticsearch>=8.19,<9' 'moto[server]>=5,<6' 'azure-storage-blob>=12,<13' \
-    'gcp-storage-emulator>=2024,<2027'
+    'gcp-storage-emulator>=2024,<2027' 'schemathesis==4.32.5'
 fi
 if [ ! -x target/node/node_modules/.bin/azurite-blob ] || [ ! -d target/node/node_modules/@elastic/elasticsearch ]; then
   mkdir -p target/node

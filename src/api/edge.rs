@@ -160,6 +160,42 @@ pub async fn check_origin(State(edge): State<Arc<Edge>>, req: Request, next: Nex
     next.run(req).await
 }
 
+/// Refuses a path whose percent-decoded bytes are not UTF-8 (`/idx%FF`)
+/// with an Elasticsearch error; the path extractors would answer plain
+/// text. Names are checked for control characters later, by their rules.
+pub async fn check_path(req: Request, next: Next) -> Response {
+    if std::str::from_utf8(&percent_decoded(req.uri().path())).is_err() {
+        return ApiError::bad_request("the request path is not valid UTF-8 once percent-decoded")
+            .into_response();
+    }
+    next.run(req).await
+}
+
+/// `%XX` sequences decoded; a `%` without two hex digits stays as it is.
+fn percent_decoded(path: &str) -> Vec<u8> {
+    let b = path.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 /// Elasticsearch's content-type rules: a malformed `Content-Type` is a
 /// 400 on any request; a body needs a JSON type, else 406.
 pub async fn check_content_type(req: Request, next: Next) -> Response {
@@ -260,6 +296,14 @@ pub async fn read_body(State(edge): State<Arc<Edge>>, req: Request, next: Next) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_are_percent_decoded_before_the_utf8_check() {
+        assert_eq!(percent_decoded("/caf%C3%A9/%2"), "/café/%2".as_bytes());
+        assert_eq!(percent_decoded("/a%zz%4"), b"/a%zz%4");
+        assert!(std::str::from_utf8(&percent_decoded("/idx%FF")).is_err());
+        assert!(std::str::from_utf8(&percent_decoded("/idx%00")).is_ok());
+    }
 
     #[test]
     fn loopback_default_accepts_only_loopback_names() {

@@ -244,6 +244,7 @@ impl From<ServiceError> for ApiError {
             E::Parse(_) => (S::BAD_REQUEST, "parse_exception"),
             E::ContentParse(_) => (S::BAD_REQUEST, "x_content_parse_exception"),
             E::MapperParsing(_) => (S::BAD_REQUEST, "mapper_parsing_exception"),
+            E::QueryParsing(_) => (S::BAD_REQUEST, "parsing_exception"),
             E::Validation(_) => (S::BAD_REQUEST, "action_request_validation_exception"),
             E::NotImplemented(_) => (S::NOT_IMPLEMENTED, "not_implemented_exception"),
             E::Unauthorized(_) => (S::FORBIDDEN, "security_exception"),
@@ -265,7 +266,14 @@ impl From<ServiceError> for ApiError {
             | E::DocumentSource { index, .. } => Some(crate::es::shown(index).into_owned()),
             _ => None,
         };
-        let reason = if status.is_server_error() {
+        // A 501 (a feature snapvault does not have) and a 503 for another
+        // operation in the way are answers, not failures: no error id and
+        // nothing logged (a client could fill the log with them).
+        let failure = !matches!(
+            e,
+            E::NotImplemented(_) | E::ConcurrentSnapshotExecution { .. }
+        );
+        let reason = if status.is_server_error() && failure {
             with_error_id(reason, &e, kind)
         } else {
             reason

@@ -17,7 +17,9 @@ use super::auth::{bulk_permission, Caller};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{number, parse_body, EsJson, EsQuery};
 use super::model::bulk::BulkResponse;
-use super::model::documents::{DocNotFound, GetDocResponse, ShardStatistics, WriteResponse};
+use super::model::documents::{
+    DeleteDocNotFound, DocNotFound, GetDocNotFound, GetDocResponse, ShardStatistics, WriteResponse,
+};
 use super::model::indices::{
     CloseIndexResponse, CreateIndexBody, CreateIndexResponse, GetIndexResponse, OpenIndexResponse,
     RefreshResponse,
@@ -214,7 +216,7 @@ pub async fn create_doc(
 }
 
 #[utoipa::path(get, path = "/{index}/_doc/{id}", tag = "documents", params(("index" = String, Path, description = "Index"), ("id" = String, Path, description = "Document id")),
-    responses((status = 200, body = GetDocResponse), (status = 404, body = DocNotFound)))]
+    responses((status = 200, body = GetDocResponse), (status = 404, body = GetDocNotFound)))]
 pub async fn get_doc(
     State(node): State<Arc<Node>>,
     Path((index, id)): Path<(String, String)>,
@@ -234,7 +236,7 @@ pub async fn get_doc(
 }
 
 #[utoipa::path(delete, path = "/{index}/_doc/{id}", tag = "documents", params(("index" = String, Path, description = "Index"), ("id" = String, Path, description = "Document id")),
-    responses((status = 200, body = WriteResponse), (status = 404, body = WriteResponse)))]
+    responses((status = 200, body = WriteResponse), (status = 404, body = DeleteDocNotFound)))]
 pub async fn delete_doc(
     State(node): State<Arc<Node>>,
     Path((index, id)): Path<(String, String)>,

@@ -24,7 +24,8 @@ use crate::Node;
 pub struct RotateKeyRequest {
     /// Name of the master key to rotate to (it must be in every node's keystore).
     pub key_id: Option<String>,
-    /// `rewrap` (the default): rewrap data keys, never re-encrypt data.
+    /// `rewrap` (the default): rewrap data keys, never re-encrypt data;
+    /// `reencrypt` is not implemented yet (501).
     pub mode: Option<String>,
 }
 
@@ -125,7 +126,7 @@ pub struct AllKeyStates {
     params(("repository" = String, Path, description = "Repository name"),
         ("wait_for_completion" = Option<bool>, Query, description = "Answer when the rotation has finished (default false: 202 at once)")),
     request_body = RotateKeyRequest,
-    responses((status = 202, body = RotateKeyResponse), (status = 200, body = RotateKeyResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 202, body = RotateKeyResponse), (status = 200, body = RotateKeyResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 501, body = ErrorBody)))]
 pub async fn rotate_key(
     State(node): State<Arc<Node>>,
     Path(repository): Path<String>,
@@ -142,11 +143,18 @@ pub async fn rotate_key(
     })?;
     match body.mode.as_deref() {
         None | Some("rewrap") => {}
-        Some(other) => {
-            return Err(crate::service::ServiceError::NotImplemented(format!(
-                "rotation mode [{other}]"
-            ))
+        Some("reencrypt") => {
+            return Err(crate::service::ServiceError::NotImplemented(
+                "rotation mode [reencrypt]".into(),
+            )
             .into())
+        }
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "illegal_argument_exception",
+                format!("unknown rotation mode [{other}], expected [rewrap]"),
+            ))
         }
     }
     let outcome = node.rotation().rotate(&repository, &key_id, wait).await?;

@@ -50,6 +50,7 @@ use error::ApiError;
 #[openapi(
     info(title = "snapvault", description = "Elasticsearch-compatible snapshot API with client-side encrypted repositories"),
     modifiers(&SecuritySchemes),
+    components(schemas(error::SimpleErrorBody)),
     security(("basic" = []), ("api_key" = [])),
     tags((name = "repositories"), (name = "snapshots"), (name = "indices"), (name = "documents"), (name = "cat"), (name = "node"), (name = "keys"), (name = "security"), (name = "not implemented"))
 )]
@@ -180,9 +181,55 @@ fn routes() -> OpenApiRouter<Arc<Node>> {
 
 /// The OpenAPI document, as served at `/_openapi.json` and checked in.
 pub fn openapi_json() -> String {
-    let (_, doc) = routes().split_for_parts();
+    let (_, mut doc) = routes().split_for_parts();
+    document_error_answers(&mut doc);
     doc.to_pretty_json()
         .expect("the OpenAPI document serialises")
+}
+
+/// Every route can also answer an Elasticsearch error that its own
+/// annotation does not list (an unknown parameter is a 400, missing
+/// credentials a 401, a missing privilege a 403, a body that is too large a
+/// 413): each operation gets a `default` response with the error body, so a
+/// client (or a fuzzer checking answers against the document) knows the
+/// shape of every answer. The 406 for an unsupported `Content-Type` keeps
+/// Elasticsearch's short body, hence the `oneOf`.
+fn document_error_answers(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, OneOfBuilder, Ref, RefOr, ResponseBuilder, Schema};
+    let schema = OneOfBuilder::new()
+        .item(Ref::from_schema_name("ErrorBody"))
+        .item(Ref::from_schema_name("SimpleErrorBody"))
+        .build();
+    let error = ResponseBuilder::new()
+        .description("An Elasticsearch error")
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Schema::OneOf(schema)))
+                .build(),
+        )
+        .build();
+    let components = doc.components.get_or_insert_with(Default::default);
+    components
+        .responses
+        .insert("ElasticsearchError".into(), RefOr::T(error));
+    for item in doc.paths.paths.values_mut() {
+        for op in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.head,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            op.responses
+                .responses
+                .entry("default".to_string())
+                .or_insert_with(|| RefOr::Ref(Ref::from_response_name("ElasticsearchError")));
+        }
+    }
 }
 
 async fn not_found(req: Request) -> ApiError {
@@ -295,7 +342,9 @@ pub fn app(node: Arc<Node>) -> Router {
         // 7. Who the request comes from (401 otherwise); what it may do is
         //    decided after routing, by the route layer below.
         .layer(from_fn_with_state(node.clone(), auth::authenticate))
-        // 8. A body must be JSON (Elasticsearch's 406 otherwise).
+        // 8. The path must decode to UTF-8 (axum's own refusal is plain
+        //    text); a body must be JSON (Elasticsearch's 406 otherwise).
+        .layer(from_fn(edge::check_path))
         .layer(from_fn(edge::check_content_type))
         // 9. The body: no pause longer than the body timeout, no more than
         //    max_body_bytes, no nesting past the depth limit; buffered.

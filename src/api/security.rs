@@ -233,7 +233,8 @@ impl PutRole {
 
 #[utoipa::path(put, path = "/_security/role/{name}", tag = "security",
     params(("name" = String, Path), WriteQuery), request_body = PutRole,
-    responses((status = 200, body = RoleCreated), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = RoleCreated), (status = 400, body = ErrorBody),
+        (status = 501, body = ErrorBody, description = "`applications` or `run_as` named")))]
 pub async fn put_role(
     State(node): State<Arc<Node>>,
     Path(name): Path<String>,
@@ -251,7 +252,8 @@ pub async fn put_role(
 
 #[utoipa::path(post, path = "/_security/role/{name}", tag = "security",
     params(("name" = String, Path), WriteQuery), request_body = PutRole,
-    responses((status = 200, body = RoleCreated), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = RoleCreated), (status = 400, body = ErrorBody),
+        (status = 501, body = ErrorBody, description = "`applications` or `run_as` named")))]
 pub async fn post_role(
     state: State<Arc<Node>>,
     path: Path<String>,

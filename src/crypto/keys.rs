@@ -171,6 +171,12 @@ impl Dek {
         self.id
     }
 
+    /// A data key of known bytes, for fuzzing and tests (real data keys
+    /// are [`Dek::generate`]d and only ever read back unwrapped).
+    pub fn from_bytes(id: KeyId, secret: [u8; 32]) -> Dek {
+        Dek::from_parts(id, Secret(secret))
+    }
+
     pub(crate) fn from_parts(id: KeyId, secret: Secret) -> Dek {
         Dek { id, secret }
     }

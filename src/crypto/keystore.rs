@@ -140,18 +140,7 @@ impl Keystore {
                     path: path.to_path_buf(),
                     source,
                 })?;
-            let mut file: KeystoreFile =
-                serde_json::from_str(&text).map_err(|e| KeystoreError::Invalid {
-                    path: path.to_path_buf(),
-                    line: e.line(),
-                })?;
-            for (name, secret) in std::mem::take(&mut file.keys) {
-                let secret = Zeroizing::new(secret);
-                ks.keys.insert(name.clone(), parse_secret(&name, &secret)?);
-            }
-            for (name, value) in std::mem::take(&mut file.settings) {
-                ks.settings.insert(name, SecureSetting(value));
-            }
+            ks = Keystore::parse(path, &text)?;
         }
         for (var, value) in std::env::vars() {
             if let Some(name) = setting_from_env(&var) {
@@ -163,6 +152,26 @@ impl Keystore {
                     ks.keys.insert(name.clone(), parse_secret(&name, &value)?);
                 }
             }
+        }
+        Ok(ks)
+    }
+
+    /// The keys and settings of a keystore file's text (`path` names it in
+    /// errors); public for fuzzing and tests, [`Keystore::load`] is the
+    /// way in otherwise.
+    pub fn parse(path: &Path, text: &str) -> Result<Keystore, CryptoError> {
+        let mut ks = Keystore::default();
+        let mut file: KeystoreFile =
+            serde_json::from_str(text).map_err(|e| KeystoreError::Invalid {
+                path: path.to_path_buf(),
+                line: e.line(),
+            })?;
+        for (name, secret) in std::mem::take(&mut file.keys) {
+            let secret = Zeroizing::new(secret);
+            ks.keys.insert(name.clone(), parse_secret(&name, &secret)?);
+        }
+        for (name, value) in std::mem::take(&mut file.settings) {
+            ks.settings.insert(name, SecureSetting(value));
         }
         Ok(ks)
     }

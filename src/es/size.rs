@@ -3,7 +3,8 @@
 //! `chunk_size`) and repository analysis (`max_blob_size`) carry them.
 
 /// Parses `10mb`, `1gb`, `512kb`, `100b` or a bare number of bytes;
-/// `None` when malformed or negative.
+/// `None` when malformed or negative, and for a fraction of a byte
+/// (`1.5`, `0.5b`), which Elasticsearch refuses too.
 pub fn parse_byte_size(value: &str) -> Option<u64> {
     let v = value.trim().to_ascii_lowercase();
     let split = v
@@ -12,6 +13,7 @@ pub fn parse_byte_size(value: &str) -> Option<u64> {
     let (num, unit) = v.split_at(split);
     let n: f64 = num.parse().ok()?;
     let mult: u64 = match unit.trim() {
+        "" | "b" if num.contains('.') => return None,
         "" | "b" => 1,
         "k" | "kb" => 1 << 10,
         "m" | "mb" => 1 << 20,
@@ -35,5 +37,11 @@ mod tests {
         assert_eq!(parse_byte_size("1.5kb"), Some(1536));
         assert_eq!(parse_byte_size("ten"), None);
         assert_eq!(parse_byte_size("5xb"), None);
+        // Found by the nasty-input tests: `max_blob_size=1.5` analysed
+        // with 1-byte blobs.
+        assert_eq!(parse_byte_size("1.5"), None);
+        assert_eq!(parse_byte_size("0.5b"), None);
+        assert_eq!(parse_byte_size("1e400"), None);
+        assert_eq!(parse_byte_size("99999999999pb"), Some(u64::MAX));
     }
 }

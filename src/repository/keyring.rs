@@ -29,13 +29,19 @@ impl Codec for KeyringCodec {
     }
 
     fn decode(&self, n: u64, bytes: Bytes) -> impl Future<Output = Result<Keyring>> + Send {
-        let keyring = parse_json(&layout::keyring(n), &bytes);
+        let keyring = decode(&layout::keyring(n), &bytes);
         async move { keyring }
     }
 
     fn encode(&self, _n: u64, keyring: &mut Keyring) -> Bytes {
         Bytes::from(serde_json::to_vec_pretty(keyring).expect("keyring serialises"))
     }
+}
+
+/// A stored keyring generation's bytes (named `path` in errors) as a
+/// keyring; public for fuzzing and tests.
+pub fn decode(path: &str, bytes: &[u8]) -> Result<Keyring> {
+    parse_json(path, bytes)
 }
 
 impl Repository {

@@ -77,6 +77,21 @@ pub struct Invalidated {
 
 const MANAGE_SECURITY: &str = "cluster:admin/xpack/security/user/put";
 
+/// The most one user, role or API key may add to the security document,
+/// which every node holds and reads whole: without it one request could
+/// grow the document by the whole body limit (100 MiB of role names).
+pub const MAX_ENTRY_BYTES: usize = 64 * 1024;
+
+fn check_entry_size(kind: &str, entry: &impl serde::Serialize) -> Result<()> {
+    let len = serde_json::to_vec(entry).map_or(usize::MAX, |v| v.len());
+    if len > MAX_ENTRY_BYTES {
+        return Err(SecurityError::Validation(format!(
+            "{kind} is too large: [{len}] bytes, at most [{MAX_ENTRY_BYTES}]"
+        )));
+    }
+    Ok(())
+}
+
 fn check_name(kind: &str, name: &str) -> Result<()> {
     let ok = (1..=507).contains(&name.len())
         && name.trim() == name
@@ -106,6 +121,10 @@ impl Security {
                 "user [{name}] is reserved and only the password can be changed"
             )));
         }
+        check_entry_size(
+            "user",
+            &(&body.roles, &body.full_name, &body.email, &body.metadata),
+        )?;
         let hash = match body.password {
             Some(p) => {
                 check_password(&p)?;
@@ -207,6 +226,7 @@ impl Security {
             )));
         }
         check_role(&role)?;
+        check_entry_size("role", &role)?;
         let created = self
             .update(|doc| Ok(doc.roles.insert(name.to_string(), role.clone()).is_none()))
             .await?;
@@ -249,6 +269,7 @@ impl Security {
             ));
         }
         role_descriptors.values().try_for_each(check_role)?;
+        check_entry_size("api key", &(&role_descriptors, &metadata))?;
         let id = password::random(20).to_string();
         let secret = password::random(22);
         let hash = password::hash(secret.clone()).await;

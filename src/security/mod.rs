@@ -259,12 +259,21 @@ fn elastic_user(password_hash: String) -> model::User {
     }
 }
 
-/// A password Elasticsearch would accept.
+/// A password Elasticsearch would accept, and at most
+/// [`password::MAX_PASSWORD_LEN`] characters: argon2 reads the whole
+/// password, so a 100 MB one would hold a hashing slot for seconds.
 pub fn check_password(password: &str) -> Result<()> {
-    if password.chars().count() < password::MIN_PASSWORD_LEN {
+    let len = password.chars().count();
+    if len < password::MIN_PASSWORD_LEN {
         return Err(SecurityError::Validation(format!(
             "passwords must be at least [{}] characters long",
             password::MIN_PASSWORD_LEN
+        )));
+    }
+    if len > password::MAX_PASSWORD_LEN {
+        return Err(SecurityError::Validation(format!(
+            "passwords must be at most [{}] characters long",
+            password::MAX_PASSWORD_LEN
         )));
     }
     Ok(())

@@ -10,6 +10,9 @@ use zeroize::Zeroizing;
 /// Elasticsearch's rule for passwords.
 pub const MIN_PASSWORD_LEN: usize = 6;
 
+/// snapvault's bound on a password (Elasticsearch sets none).
+pub const MAX_PASSWORD_LEN: usize = 1024;
+
 /// Hashes computed at once, each holding 19 MiB: a burst of sign-ins
 /// (or of guesses) waits here instead of filling the blocking pool and
 /// the memory.

@@ -114,6 +114,9 @@ pub enum ServiceError {
     /// A document that is not a JSON object.
     #[error("{0}")]
     MapperParsing(String),
+    /// A search body naming a query Elasticsearch does not know.
+    #[error("{0}")]
+    QueryParsing(String),
     #[error("Validation Failed: {}", .0.iter().enumerate().map(|(i, r)| format!("{}: {r};", i + 1)).collect::<Vec<_>>().join(" "))]
     Validation(Vec<String>),
     #[error("{0} is not implemented by snapvault")]

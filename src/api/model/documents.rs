@@ -126,6 +126,28 @@ impl GetDocResponse {
     }
 }
 
+/// The 404 of `GET /{index}/_doc/{id}`, described for the OpenAPI
+/// document only: a missing document answers [`DocNotFound`], a missing
+/// index Elasticsearch's error body.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum GetDocNotFound {
+    Document(DocNotFound),
+    Index(crate::api::error::ErrorBody),
+}
+
+/// The 404 of `DELETE /{index}/_doc/{id}`, described for the OpenAPI
+/// document only: a missing document answers a [`WriteResponse`] with
+/// `result: not_found`, a missing index Elasticsearch's error body.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum DeleteDocNotFound {
+    Document(WriteResponse),
+    Index(crate::api::error::ErrorBody),
+}
+
 /// `GET /{index}/_doc/{id}` of a missing document (404).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DocNotFound {
