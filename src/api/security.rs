@@ -56,16 +56,24 @@ pub async fn get_user(State(node): State<Arc<Node>>, Path(username): Path<String
 
 async fn users(node: &Node, names: Option<&str>) -> Response {
     let users = node.security().users(names).await;
-    if names.is_some() && users.is_empty() {
+    by_name(
+        names,
+        users
+            .into_iter()
+            .map(|(n, u)| (n.clone(), UserInfo::new(n, u))),
+    )
+}
+
+/// `{name: entry, ...}`, or 404 `{}` when names were asked for and none
+/// matched, as Elasticsearch answers the get-user and get-role APIs.
+fn by_name<T: serde::Serialize>(
+    names: Option<&str>,
+    entries: impl Iterator<Item = (String, T)>,
+) -> Response {
+    let map: std::collections::BTreeMap<String, T> = entries.collect();
+    if names.is_some() && map.is_empty() {
         return not_found_empty();
     }
-    let map: serde_json::Map<String, serde_json::Value> = users
-        .into_iter()
-        .map(|(n, u)| {
-            let info = serde_json::to_value(UserInfo::new(n.clone(), u)).unwrap_or_default();
-            (n, info)
-        })
-        .collect();
     Json(map).into_response()
 }
 
@@ -199,19 +207,10 @@ pub async fn get_role(State(node): State<Arc<Node>>, Path(name): Path<String>) -
 
 async fn roles(node: &Node, names: Option<&str>) -> Response {
     let roles = node.security().roles(names).await;
-    if names.is_some() && roles.is_empty() {
-        return not_found_empty();
-    }
-    let map: serde_json::Map<String, serde_json::Value> = roles
-        .into_iter()
-        .map(|(n, r)| {
-            (
-                n,
-                serde_json::to_value(RoleInfo::from(r)).unwrap_or_default(),
-            )
-        })
-        .collect();
-    Json(map).into_response()
+    by_name(
+        names,
+        roles.into_iter().map(|(n, r)| (n, RoleInfo::from(r))),
+    )
 }
 
 impl PutRole {

@@ -1,7 +1,7 @@
 //! Changes to users, roles and API keys: each one compare-and-swap commit
 //! of the security document, checked first (Elasticsearch's rules and
-//! messages), and forgetting the credentials verified under the old
-//! document.
+//! messages). Credentials verified under the old document are not used
+//! after it (the cache compares document versions).
 
 use std::collections::BTreeMap;
 
@@ -159,7 +159,6 @@ impl Security {
                 Ok(created)
             })
             .await?;
-        self.forget_verified();
         Ok(created)
     }
 
@@ -173,7 +172,6 @@ impl Security {
         let found = self
             .update(|doc| Ok(doc.users.remove(name).is_some()))
             .await?;
-        self.forget_verified();
         Ok(found)
     }
 
@@ -203,7 +201,6 @@ impl Security {
                     .is_some())
             })
             .await?;
-        self.forget_verified();
         Ok(found)
     }
 
@@ -230,7 +227,6 @@ impl Security {
         let created = self
             .update(|doc| Ok(doc.roles.insert(name.to_string(), role.clone()).is_none()))
             .await?;
-        self.forget_verified();
         Ok(created)
     }
 
@@ -243,7 +239,6 @@ impl Security {
         let found = self
             .update(|doc| Ok(doc.roles.remove(name).is_some()))
             .await?;
-        self.forget_verified();
         Ok(found)
     }
 
@@ -313,9 +308,6 @@ impl Security {
     ) -> Result<Vec<(String, ApiKey)>> {
         let own_only =
             query.owner.unwrap_or(false) || !caller.permissions.allows_cluster(MANAGE_SECURITY);
-        if !own_only && caller.api_key.is_some() {
-            // A key with manage_security still sees everything it may.
-        }
         let doc = self.current().await;
         Ok(doc
             .api_keys
@@ -379,7 +371,6 @@ impl Security {
                 Ok(out)
             })
             .await?;
-        self.forget_verified();
         Ok(out)
     }
 }

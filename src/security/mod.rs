@@ -174,12 +174,7 @@ impl Security {
     pub async fn refresh(&self) -> Result<()> {
         let began = Instant::now();
         let (_, doc) = self.chain.read(&DocCodec).await?;
-        let mut cached = self.doc.write().await;
-        // A commit of this node may have installed a newer one meanwhile.
-        if doc.version >= cached.version {
-            *cached = doc;
-        }
-        drop(cached);
+        self.install(doc).await;
         let mut last = self.last_refresh.lock().expect("refresh lock");
         *last = (*last).max(began);
         Ok(())
@@ -192,11 +187,22 @@ impl Security {
     /// Applies `change` to the newest document by compare-and-swap.
     async fn update<T>(&self, change: impl FnMut(&mut SecurityDoc) -> Result<T>) -> Result<T> {
         let (out, doc) = self.chain.update(&DocCodec, change).await?;
+        self.install(doc).await;
+        Ok(out)
+    }
+
+    /// Makes `doc` the cached document unless a newer one is cached already
+    /// (a commit of this node may land while a refresh reads). Credentials
+    /// verified under an older version are never used again (`cached`
+    /// compares versions), so a new version also drops them, to free them.
+    async fn install(&self, doc: SecurityDoc) {
         let mut cached = self.doc.write().await;
+        if doc.version > cached.version {
+            self.verified.lock().expect("verified lock").clear();
+        }
         if doc.version >= cached.version {
             *cached = doc;
         }
-        Ok(out)
     }
 
     /// Creates `elastic` on the first start of a deployment: with
@@ -237,12 +243,7 @@ impl Security {
             Ok(())
         })
         .await?;
-        self.forget_verified();
         Ok(())
-    }
-
-    fn forget_verified(&self) {
-        self.verified.lock().expect("verified lock").clear();
     }
 }
 
