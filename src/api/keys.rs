@@ -16,7 +16,7 @@ use super::extract::{flag, EsJson, EsQuery};
 use super::model::es_time;
 use super::snapshots::CreateQuery;
 use crate::repository::model::{Keyring, Rotation};
-use crate::service::rotation::{percent, KeyState, RotateOutcome};
+use crate::service::rotation::{percent, KeyState, Mode, RotateOutcome, RotateRequest};
 use crate::Node;
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -24,9 +24,16 @@ use crate::Node;
 pub struct RotateKeyRequest {
     /// Name of the master key to rotate to (it must be in every node's keystore).
     pub key_id: Option<String>,
-    /// `rewrap` (the default): rewrap data keys, never re-encrypt data;
-    /// `reencrypt` is not implemented yet (501).
+    /// `rewrap` (the default): rewrap data keys under the new master key,
+    /// never touch data; `reencrypt`: rewrap, then seal every object again
+    /// under fresh data keys and destroy the old data keys.
     pub mode: Option<String>,
+    /// `reencrypt` only: re-encrypt only the objects these data key ids
+    /// seal (a leaked data key, say). Default: every data key.
+    pub data_keys: Option<Vec<String>>,
+    /// `reencrypt` only: bytes per second the whole deployment may write
+    /// (shared by the nodes that work on it). Default: unthrottled.
+    pub max_bytes_per_sec: Option<u64>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -141,23 +148,38 @@ pub async fn rotate_key(
             "Validation Failed: 1: key_id is missing;",
         )
     })?;
-    match body.mode.as_deref() {
-        None | Some("rewrap") => {}
-        Some("reencrypt") => {
-            return Err(crate::service::ServiceError::NotImplemented(
-                "rotation mode [reencrypt]".into(),
-            )
-            .into())
-        }
+    let mode = match body.mode.as_deref() {
+        None | Some("rewrap") => Mode::Rewrap,
+        Some("reencrypt") => Mode::Reencrypt,
         Some(other) => {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "illegal_argument_exception",
-                format!("unknown rotation mode [{other}], expected [rewrap]"),
+                format!("unknown rotation mode [{other}], expected [rewrap] or [reencrypt]"),
             ))
         }
+    };
+    if mode == Mode::Rewrap && (body.data_keys.is_some() || body.max_bytes_per_sec.is_some()) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "illegal_argument_exception",
+            "[data_keys] and [max_bytes_per_sec] apply to mode [reencrypt] only",
+        ));
     }
-    let outcome = node.rotation().rotate(&repository, &key_id, wait).await?;
+    if body.max_bytes_per_sec == Some(0) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "illegal_argument_exception",
+            "[max_bytes_per_sec] must be positive",
+        ));
+    }
+    let req = RotateRequest {
+        key_id: key_id.clone(),
+        mode,
+        data_keys: body.data_keys.unwrap_or_default(),
+        max_bytes_per_sec: body.max_bytes_per_sec,
+    };
+    let outcome = node.rotation().rotate(&repository, &req, wait).await?;
     let (status, changed, message, keyring) = match outcome {
         RotateOutcome::Started(k) => (if wait { StatusCode::OK } else { StatusCode::ACCEPTED }, true, None, k),
         RotateOutcome::AlreadyRunning(k) => (StatusCode::OK, false, Some(format!("a rotation to master key [{key_id}] is already running"))

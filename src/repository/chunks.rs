@@ -105,7 +105,7 @@ impl Repository {
     /// (header, path and bytes) and the keyed hash of the plaintext.
     pub async fn get_chunk(&self, r: &ChunkRef) -> Result<Vec<u8>> {
         let path = layout::chunk(&r.id);
-        let bytes = self.store().read(&path).await?;
+        let bytes = self.read_sealed(&path).await?;
         let dek = self
             .dek(Header::parse(&path, &bytes)?.key_id, &path)
             .await?;

@@ -111,11 +111,22 @@ impl Repository {
     /// first commit of a repository (or of one an older release wrote)
     /// creates it, and of two racing creators the keyring's compare-and-swap
     /// keeps one (the other removes its unused wrapped key).
+    ///
+    /// The keyring is read each time (one small read per commit): a
+    /// re-encryption switches the metadata key, and every node must seal
+    /// its next commit with the new one.
     pub async fn metadata_key(&self) -> Result<Dek> {
-        if let Some(key) = self.metadata_key.lock().expect("metadata key").clone() {
+        let named = self.keyring().await?.1.metadata_key;
+        if let Some(key) = self
+            .metadata_key
+            .lock()
+            .expect("metadata key")
+            .clone()
+            .filter(|k| named.as_deref() == Some(k.id().to_hex().as_str()))
+        {
             return Ok(key);
         }
-        let id = match self.keyring().await?.1.metadata_key {
+        let id = match named {
             Some(id) => id,
             None => self.create_metadata_key().await?,
         };

@@ -91,6 +91,31 @@ pub fn parse_wrapped_key(path: &str) -> Option<(KeyId, KeyId)> {
     Some((KeyId::from_hex(kek)?, KeyId::from_hex(dek)?))
 }
 
+/// Where a re-encryption keeps what is too big for the keyring: the old
+/// data keys and what depends on them (written once), and each range's
+/// tally of what it moved off each old key. Plaintext: ids and counts.
+pub const REENCRYPT_DIR: &str = "keys/reencrypt/";
+
+pub fn reencrypt_dir(rotation: &str) -> String {
+    format!("{REENCRYPT_DIR}{rotation}/")
+}
+
+pub fn reencrypt_inventory(rotation: &str) -> String {
+    format!("{REENCRYPT_DIR}{rotation}/inventory.json")
+}
+
+pub fn reencrypt_tally(rotation: &str, range: &str) -> String {
+    format!("{REENCRYPT_DIR}{rotation}/range-{range}.json")
+}
+
+/// The chunk directories (`chunks/<xx>/`) whose ids start with `digit`.
+pub fn chunk_dirs(digit: char) -> Vec<String> {
+    "0123456789abcdef"
+        .chars()
+        .map(|d| format!("{CHUNKS_DIR}{digit}{d}/"))
+        .collect()
+}
+
 pub fn snapshot(uuid: &str) -> String {
     format!("{SNAPSHOTS_DIR}{uuid}")
 }

@@ -13,6 +13,7 @@ pub mod generations;
 pub mod keyring;
 pub mod layout;
 pub mod model;
+pub mod reseal;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -316,6 +317,15 @@ impl Repository {
         })
     }
 
+    /// Drops data keys from this node's cache (a re-encryption destroyed
+    /// their wrappings).
+    pub fn forget_deks(&self, ids: &std::collections::HashSet<KeyId>) {
+        self.deks
+            .lock()
+            .expect("dek cache")
+            .retain(|id, _| !ids.contains(id));
+    }
+
     /// Seals bytes for `path`, compressing first when the repository does.
     pub fn seal(&self, dek: &Dek, path: &str, plain: &[u8]) -> Vec<u8> {
         seal_bytes(dek, self.compress, self.uuid(), path, plain)
@@ -341,9 +351,26 @@ impl Repository {
 
     /// Reads a sealed JSON document, returning it with its data key id.
     pub async fn read_doc<T: DeserializeOwned>(&self, path: &str) -> Result<(T, KeyId)> {
-        let bytes = self.store.read(path).await?;
+        let bytes = self.read_sealed(path).await?;
         let (header, plain) = self.open_object(path, &bytes).await?;
         Ok((parse_json(path, &plain)?, header.key_id))
+    }
+
+    /// Reads a sealed object whose data key this node can find.
+    ///
+    /// Why a second read: a re-encryption may overwrite the object and
+    /// destroy its old data key between our read and our key lookup. The
+    /// overwrite is atomic and the new header names a key that exists, so
+    /// reading once more gives the whole new version; a second miss is real.
+    pub async fn read_sealed(&self, path: &str) -> Result<Bytes> {
+        let bytes = self.store.read(path).await?;
+        match self.dek(Header::parse(path, &bytes)?.key_id, path).await {
+            Ok(_) => Ok(bytes),
+            Err(RepoError::UnknownDataKey { .. } | RepoError::MissingDataKey { .. }) => {
+                Ok(self.store.read(path).await?)
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -34,6 +34,11 @@ pub struct Keyring {
     /// repositories written before it existed; created by the first commit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata_key: Option<String>,
+    /// Data keys created by re-encryptions (one per range): no manifest
+    /// names them, so `_cleanup` keeps them by this list. A later
+    /// re-encryption retires them like any other old data key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reencryption_keys: Vec<String>,
 }
 
 impl Keyring {
@@ -48,6 +53,7 @@ impl Keyring {
             needed: vec![key],
             rotation: None,
             metadata_key: None,
+            reencryption_keys: Vec::new(),
         }
     }
 }
@@ -56,6 +62,13 @@ impl Keyring {
 #[serde(rename_all = "lowercase")]
 pub enum RotationPhase {
     Rewrapping,
+    /// `reencrypt` mode, after the rewrap: ranges of objects are sealed
+    /// again under fresh data keys.
+    Reencrypting,
+    /// `reencrypt` mode: waiting for operations older than the data key
+    /// switch, a last sweep, then the old data keys are deleted.
+    #[serde(rename = "destroying_old_keys")]
+    DestroyingOldKeys,
     Completed,
     Failed,
 }
@@ -64,9 +77,16 @@ impl RotationPhase {
     pub fn as_str(self) -> &'static str {
         match self {
             RotationPhase::Rewrapping => "rewrapping",
+            RotationPhase::Reencrypting => "reencrypting",
+            RotationPhase::DestroyingOldKeys => "destroying_old_keys",
             RotationPhase::Completed => "completed",
             RotationPhase::Failed => "failed",
         }
+    }
+
+    /// Whether a rotation in this phase still has work (and an owner).
+    pub fn running(self) -> bool {
+        !matches!(self, RotationPhase::Completed | RotationPhase::Failed)
     }
 }
 
@@ -94,6 +114,71 @@ pub struct Rotation {
     pub lease_expires_millis: i64,
     #[serde(default)]
     pub failures: Vec<String>,
+    /// The re-encryption of `reencrypt` mode, once its phase began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reencrypt: Option<Reencryption>,
+}
+
+/// What a `reencrypt` rotation was asked for and how far it is. The list
+/// of old data keys lives beside it in the inventory object
+/// (`keys/reencrypt/<rotation>/inventory.json`, written once), so the
+/// keyring stays small whatever the number of data keys.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Reencryption {
+    /// Only objects under these data keys (empty: every data key that
+    /// existed when the phase began, but the chunk-id key).
+    #[serde(default)]
+    pub data_keys: Vec<String>,
+    #[serde(default)]
+    pub max_bytes_per_sec: Option<u64>,
+    /// When the re-encryption phase began (0 until then).
+    #[serde(default)]
+    pub started_millis: i64,
+    /// Old data keys being retired (their ids are in the inventory).
+    #[serde(default)]
+    pub old_keys: u64,
+    /// Objects and stored bytes in the repository when the phase began.
+    #[serde(default)]
+    pub objects_total: u64,
+    #[serde(default)]
+    pub bytes_total: u64,
+    #[serde(default)]
+    pub ranges: Vec<RangeLease>,
+    /// Objects the final sweep sealed again (written concurrently).
+    #[serde(default)]
+    pub swept: u64,
+}
+
+/// One range of a re-encryption: chunks whose id starts with `name` (one
+/// hex digit), or `documents` (snapshot documents, index metadata and
+/// shard manifests). Claimed by one live node at a time with a lease and
+/// checkpointed, so a dead node's range is taken over from its cursor.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RangeLease {
+    pub name: String,
+    /// The fresh data key this range seals with (in `reencryption_keys`).
+    pub key: String,
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub lease_expires_millis: i64,
+    /// Last object handled (objects are handled in name order).
+    #[serde(default)]
+    pub cursor: Option<String>,
+    #[serde(default)]
+    pub done: bool,
+    /// Objects sealed again, and their stored bytes.
+    #[serde(default)]
+    pub objects: u64,
+    #[serde(default)]
+    pub bytes: u64,
+    /// Objects looked at that needed nothing (already under a new key, or
+    /// deleted meanwhile).
+    #[serde(default)]
+    pub skipped: u64,
+    /// Nodes that worked on this range, in order.
+    #[serde(default)]
+    pub owners: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -198,6 +283,10 @@ pub struct SnapshotDetails {
     /// Master key names that protected the snapshot's data keys when written.
     #[serde(default)]
     pub key_names: Vec<String>,
+    /// Data keys that seal the snapshot's objects: its documents' and its
+    /// chunks' (as recorded at writing; a re-encryption updates them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_keys: Vec<String>,
 }
 
 /// `indices/<uuid>/meta-<snapshot>`: the index definition at snapshot time.
@@ -228,4 +317,14 @@ pub struct FileEntry {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ShardManifest {
     pub files: Vec<FileEntry>,
+}
+
+impl ShardManifest {
+    /// The data keys its chunk references name.
+    pub fn chunk_keys(&self) -> std::collections::BTreeSet<String> {
+        self.files
+            .iter()
+            .flat_map(|f| f.chunks.iter().map(|c| c.dek.clone()))
+            .collect()
+    }
 }

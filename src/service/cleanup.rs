@@ -139,6 +139,11 @@ impl Referenced {
         // Wrapped keys survive only under master keys the keyring still
         // needs: after a completed rotation the old wrappings go.
         let (_, keyring) = repo.keyring().await?;
+        // A running re-encryption's range keys: they seal chunks before
+        // any snapshot's manifest names them (the sweep rewrites those
+        // at the end), so they are referenced from the keyring instead.
+        r.data_keys
+            .extend(keyring.reencryption_keys.iter().cloned());
         r.master_keys = keyring.needed.into_iter().map(|k| k.fingerprint).collect();
         Ok(r)
     }

@@ -118,6 +118,7 @@ impl Snapshots {
                 .collect(),
             reason: None,
             key_names: vec![repo.active_key_name().to_string()],
+            data_keys: vec![dek.id().to_hex()],
         };
         for name in indices {
             let index = src.indices[name].clone();
@@ -140,6 +141,7 @@ impl Snapshots {
                 repo.write_doc(&dek, &layout::shard_manifest(&index.uuid, shard, &uuid), &m)
                     .await
                     .map_err(e)?;
+                details.data_keys.extend(m.chunk_keys());
                 let total: u64 = m.files.iter().map(|f| f.size).sum();
                 details.shards.push(ShardStats {
                     index: name.clone(),
@@ -152,6 +154,8 @@ impl Snapshots {
             }
             details.indices.insert(name.clone(), index);
         }
+        details.data_keys.sort();
+        details.data_keys.dedup();
         details.end_time_millis = now_millis();
         commit_snapshot(repo, &dek, &details).await.map_err(e)
     }

@@ -29,6 +29,8 @@ pub mod placement;
 pub mod progress;
 pub mod reasons;
 pub mod recovery;
+mod reencrypt;
+mod reencrypt_ranges;
 pub mod rename;
 pub mod repositories;
 pub mod restore;

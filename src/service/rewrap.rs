@@ -24,7 +24,7 @@ use crate::state::OpKind;
 const REWRAP_CONCURRENCY: usize = 8;
 
 /// Local progress of a rewrap, checkpointed into the keyring.
-struct Progress {
+pub(super) struct Progress {
     total: u64,
     done: u64,
     cursor: Option<String>,
@@ -108,10 +108,13 @@ impl KeyRotation {
         let (_, keyring) = repo.keyring().await.map_err(fail)?;
         let Some(rot) = keyring
             .rotation
-            .filter(|r| r.phase == RotationPhase::Rewrapping && r.owner == self.cluster.node_id())
+            .filter(|r| r.phase.running() && r.owner == self.cluster.node_id())
         else {
             return Ok(());
         };
+        if rot.phase != RotationPhase::Rewrapping {
+            return self.reencrypt(name, repo).await;
+        }
         let mut p = Progress {
             total: rot.total,
             done: rot.done,
@@ -154,7 +157,37 @@ impl KeyRotation {
         // The count taken at the start is an estimate: delete and cleanup may
         // remove keys before they are reached. At the end it is what was handled.
         p.total = p.done;
+        if rot.mode == super::rotation::Mode::Reencrypt.as_str() && p.failures.is_empty() {
+            if self.enter_reencrypt(repo, &rot, &p).await.map_err(fail)? {
+                return self.reencrypt(name, repo).await;
+            }
+            return Ok(());
+        }
         self.finish(name, repo, &rot, p).await.map_err(fail)
+    }
+
+    /// The rewrap of a `reencrypt` rotation is done: the old master keys
+    /// are no longer needed, and the re-encryption phase begins. False
+    /// when another node owns the rotation now.
+    async fn enter_reencrypt(
+        &self,
+        repo: &Repository,
+        rot: &Rotation,
+        p: &Progress,
+    ) -> std::result::Result<bool, RepoError> {
+        let from: Vec<String> = rot.from.iter().map(|f| f.fingerprint.clone()).collect();
+        let owned = self
+            .operations
+            .end_rotation(repo, &rot.id, |r, needed| {
+                p.record(r);
+                r.phase = RotationPhase::Reencrypting;
+                needed.retain(|n| !from.contains(&n.fingerprint));
+            })
+            .await?;
+        if owned {
+            retire_wrappings(repo, rot).await;
+        }
+        Ok(owned)
     }
 
     /// Rewraps every key under `fp` past the cursor, up to
@@ -302,18 +335,23 @@ impl KeyRotation {
             );
             return Ok(());
         }
-        for f in &rot.from {
-            // Best effort: what a crash leaves behind, _cleanup removes.
-            if let Err(e) = repo
-                .store()
-                .delete_all(&format!("{}{}/", layout::KEYS_DIR, f.fingerprint))
-                .await
-            {
-                tracing::warn!(error = %e, "could not delete old key wrappings; _cleanup will");
-            }
-        }
+        retire_wrappings(repo, rot).await;
         tracing::info!(to = %rot.to.name, done = p.done, "key rotation completed");
         Ok(())
+    }
+}
+
+/// Deletes the wrappings under the rotation's old master keys (best
+/// effort: what a crash leaves behind, `_cleanup` removes).
+async fn retire_wrappings(repo: &Repository, rot: &Rotation) {
+    for f in &rot.from {
+        if let Err(e) = repo
+            .store()
+            .delete_all(&format!("{}{}/", layout::KEYS_DIR, f.fingerprint))
+            .await
+        {
+            tracing::warn!(error = %e, "could not delete old key wrappings; _cleanup will");
+        }
     }
 }
 
@@ -330,7 +368,7 @@ async fn list_wrapped(
 
 impl Progress {
     /// Copies local progress into the persisted rotation.
-    fn record(&self, r: &mut Rotation) {
+    pub(super) fn record(&self, r: &mut Rotation) {
         r.total = self.total.max(self.done);
         r.done = self.done;
         r.cursor = self.cursor.clone();

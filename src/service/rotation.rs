@@ -27,9 +27,39 @@ use super::repositories::Repositories;
 use super::{now_millis, Result, ServiceError};
 use crate::config::Config;
 use crate::repository::layout;
-use crate::repository::model::{KeyRef, Keyring, Rotation, RotationPhase};
+use crate::repository::model::{KeyRef, Keyring, Reencryption, Rotation, RotationPhase};
 use crate::repository::{RepoError, Repository};
 use crate::state::OpKind;
+
+/// How a rotation treats the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Data keys are wrapped again under the new master key; data untouched.
+    Rewrap,
+    /// After the rewrap, every object is sealed again under fresh data
+    /// keys and the old data keys are destroyed.
+    Reencrypt,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Rewrap => "rewrap",
+            Mode::Reencrypt => "reencrypt",
+        }
+    }
+}
+
+/// What `POST _rotate_key` asks for.
+#[derive(Debug, Clone)]
+pub struct RotateRequest {
+    pub key_id: String,
+    pub mode: Mode,
+    /// `reencrypt` only: re-encrypt only what these data keys seal.
+    pub data_keys: Vec<String>,
+    /// `reencrypt` only: the byte budget of the whole deployment.
+    pub max_bytes_per_sec: Option<u64>,
+}
 
 /// What `POST _rotate_key` did.
 pub enum RotateOutcome {
@@ -70,6 +100,8 @@ pub struct KeyRotation {
     pub(super) shutdown: tokio::sync::watch::Receiver<bool>,
     /// Repositories whose rewrap runs on this node.
     pub(super) rotating: Mutex<HashSet<String>>,
+    /// Repositories whose re-encryption ranges this node works on.
+    pub(super) range_workers: Mutex<HashSet<String>>,
     /// Where the end of a rotation is recorded (its start is a request,
     /// audited at the edge).
     pub(super) audit: Arc<crate::audit::Audit>,
@@ -93,6 +125,7 @@ impl KeyRotation {
             tasks,
             shutdown,
             rotating: Mutex::default(),
+            range_workers: Mutex::default(),
             audit,
         }
     }
@@ -108,11 +141,14 @@ impl KeyRotation {
     pub async fn rotate(
         self: &Arc<Self>,
         repository: &str,
-        key_id: &str,
+        req: &RotateRequest,
         wait: bool,
     ) -> Result<RotateOutcome> {
+        let key_id = req.key_id.as_str();
         let open = self.repositories.writable(repository, Verb::Rotate).await?;
         let to = self.target_key(&open.repo, key_id).await?;
+        self.check_data_keys(&open.repo, repository, &req.data_keys)
+            .await?;
         // Without conditional writes a rotation is one more writer that
         // must run alone; it holds an operation record from here.
         let doc = self.repositories.state().current().await;
@@ -132,7 +168,10 @@ impl KeyRotation {
         } else {
             None
         };
-        let outcome = match self.start_in_keyring(&open.repo, repository, &to).await {
+        let outcome = match self
+            .start_in_keyring(&open.repo, repository, &to, req)
+            .await
+        {
             Ok(outcome) => outcome,
             Err(e) => {
                 if let Some(op) = exclusive {
@@ -190,6 +229,44 @@ impl KeyRotation {
         })
     }
 
+    /// Each data key a `reencrypt` is limited to must be one the
+    /// repository holds (named by its id, 32 hex characters).
+    async fn check_data_keys(
+        &self,
+        repo: &Repository,
+        repository: &str,
+        ids: &[String],
+    ) -> Result<()> {
+        let active = repo.cached_keyring().active.fingerprint;
+        for id in ids {
+            let Some(dek) = crate::crypto::KeyId::from_hex(id) else {
+                return Err(ServiceError::IllegalArgument(format!(
+                    "[data_keys] holds [{id}], which is not a data key id (32 hex characters)"
+                )));
+            };
+            let kek = crate::crypto::KeyId::from_hex(&active).ok_or_else(|| {
+                ServiceError::repo(
+                    repository,
+                    RepoError::BadKeyId {
+                        path: layout::KEYRING_LATEST.into(),
+                        field: "active",
+                    },
+                )
+            })?;
+            let exists = repo
+                .store()
+                .exists(&layout::wrapped_key(kek, dek))
+                .await
+                .map_err(|e| ServiceError::repo(repository, e.into()))?;
+            if !exists {
+                return Err(ServiceError::IllegalArgument(format!(
+                    "repository [{repository}] holds no data key [{id}]"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// One compare-and-swap of the keyring: the new key becomes active and
     /// the rotation is recorded with this node as its owner.
     async fn start_in_keyring(
@@ -197,17 +274,14 @@ impl KeyRotation {
         repo: &Repository,
         repository: &str,
         to: &KeyRef,
+        req: &RotateRequest,
     ) -> Result<RotateOutcome> {
         let lease = self.lease_millis();
         let owner = self.cluster.node_id().to_string();
         let (outcome, _) = repo
             .update_keyring(|k| {
-                if let Some(r) = k
-                    .rotation
-                    .as_ref()
-                    .filter(|r| r.phase == RotationPhase::Rewrapping)
-                {
-                    if r.to.fingerprint == to.fingerprint {
+                if let Some(r) = k.rotation.as_ref().filter(|r| r.phase.running()) {
+                    if r.to.fingerprint == to.fingerprint && r.mode == req.mode.as_str() {
                         return Ok(RotateOutcome::AlreadyRunning(k.clone()));
                     }
                     return Err(StartError::Service(ServiceError::ConcurrentKeyRotation {
@@ -224,13 +298,16 @@ impl KeyRotation {
                     .filter(|n| n.fingerprint != to.fingerprint)
                     .cloned()
                     .collect();
-                if k.active.fingerprint == to.fingerprint && from.is_empty() {
+                if k.active.fingerprint == to.fingerprint
+                    && from.is_empty()
+                    && req.mode == Mode::Rewrap
+                {
                     return Ok(RotateOutcome::AlreadyActive(k.clone()));
                 }
                 let now = now_millis();
                 k.rotation = Some(Rotation {
                     id: uuid::Uuid::new_v4().to_string(),
-                    mode: "rewrap".into(),
+                    mode: req.mode.as_str().into(),
                     from,
                     to: to.clone(),
                     phase: RotationPhase::Rewrapping,
@@ -242,6 +319,11 @@ impl KeyRotation {
                     owner: owner.clone(),
                     lease_expires_millis: now + lease,
                     failures: Vec::new(),
+                    reencrypt: (req.mode == Mode::Reencrypt).then(|| Reencryption {
+                        data_keys: req.data_keys.clone(),
+                        max_bytes_per_sec: req.max_bytes_per_sec,
+                        ..Default::default()
+                    }),
                 });
                 k.active = to.clone();
                 if !k.needed.iter().any(|n| n.fingerprint == to.fingerprint) {
@@ -264,10 +346,7 @@ impl KeyRotation {
                 .keyring()
                 .await
                 .map_err(|e| ServiceError::repo(repository, e))?;
-            if k.rotation
-                .as_ref()
-                .is_none_or(|r| r.phase != RotationPhase::Rewrapping)
-            {
+            if k.rotation.as_ref().is_none_or(|r| !r.phase.running()) {
                 return Ok(k);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -312,12 +391,31 @@ impl KeyRotation {
             return;
         };
         for name in names {
+            self.join_reencryption(&name).await;
             if self.rotating.lock().expect("rotating").contains(&name) {
                 continue;
             }
             if self.adopt(&name).await {
                 self.spawn(&name, None);
             }
+        }
+    }
+
+    /// Every node works on the ranges of a running re-encryption (but on
+    /// a repository without conditional writes, where only the rotation's
+    /// owner writes).
+    async fn join_reencryption(self: &Arc<Self>, name: &str) {
+        let Ok(open) = self.repositories.open(name).await else {
+            return;
+        };
+        let reencrypting = open.repo.cached_keyring().rotation.is_some_and(|r| {
+            r.phase == RotationPhase::Reencrypting
+                && r.reencrypt
+                    .is_some_and(|re| re.ranges.iter().any(|x| !x.done))
+        });
+        let doc = self.repositories.state().current().await;
+        if reencrypting && !emulated_cas(&doc, name) {
+            self.spawn_range_worker(name);
         }
     }
 

@@ -7,14 +7,14 @@
 
 use super::now_millis;
 use super::operations::Operations;
-use crate::repository::model::{Keyring, Rotation, RotationPhase};
+use crate::repository::model::{Keyring, Rotation};
 use crate::repository::{RepoError, Repository};
 
 /// The running rotation `id`, if `node` still owns it.
 fn owned<'a>(k: &'a mut Keyring, id: &str, node: &str) -> Option<&'a mut Rotation> {
     k.rotation
         .as_mut()
-        .filter(|r| r.id == id && r.owner == node && r.phase == RotationPhase::Rewrapping)
+        .filter(|r| r.id == id && r.owner == node && r.phase.running())
 }
 
 impl Operations {
@@ -27,7 +27,7 @@ impl Operations {
         lease_millis: i64,
     ) -> Result<Option<Rotation>, RepoError> {
         let (_, k) = repo.keyring().await?;
-        let Some(r) = k.rotation.filter(|r| r.phase == RotationPhase::Rewrapping) else {
+        let Some(r) = k.rotation.filter(|r| r.phase.running()) else {
             return Ok(None);
         };
         let me = self.node_id();
@@ -39,7 +39,7 @@ impl Operations {
                 let Some(cur) = k
                     .rotation
                     .as_mut()
-                    .filter(|c| c.id == r.id && c.phase == RotationPhase::Rewrapping)
+                    .filter(|c| c.id == r.id && c.phase.running())
                 else {
                     return Ok::<_, RepoError>(None);
                 };

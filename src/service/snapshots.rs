@@ -60,6 +60,8 @@ struct Upload<'a> {
 #[derive(Default)]
 struct Done {
     indices: BTreeMap<String, IndexRef>,
+    /// Data keys the shard manifests name for their chunks.
+    chunk_keys: std::collections::BTreeSet<String>,
     failures: Vec<ShardFailure>,
     stats: Vec<ShardStats>,
 }
@@ -214,7 +216,9 @@ impl Snapshots {
             indices,
             failures,
             stats: all_stats,
+            mut chunk_keys,
         } = done;
+        chunk_keys.insert(dek.id().to_hex());
         let state = match (failures.is_empty(), partial) {
             (true, _) => SnapshotState::Success,
             (false, true) => SnapshotState::Partial,
@@ -234,6 +238,7 @@ impl Snapshots {
             reason: (state == SnapshotState::Failed)
                 .then(|| "one or more shards failed and [partial] was false".into()),
             key_names: vec![repo.active_key_name().to_string()],
+            data_keys: chunk_keys.into_iter().collect(),
         };
         commit_snapshot(repo, &dek, &details).await?;
         Ok(details)
@@ -300,7 +305,10 @@ impl Snapshots {
             let p = &mut progress[slot];
             p.stats.time_in_millis = now_millis() - p.stats.start_time_millis;
             match result {
-                Ok(()) => p.stage = "DONE",
+                Ok(keys) => {
+                    p.stage = "DONE";
+                    done.chunk_keys.extend(keys);
+                }
                 Err(e) => {
                     p.stage = "FAILURE";
                     p.stats.failure = Some(e.to_string());
@@ -325,7 +333,7 @@ impl Snapshots {
         shard: u32,
         files: &[crate::indices::SegmentFile],
         previous: Option<&HashMap<String, FileEntry>>,
-    ) -> std::result::Result<(), RepoError> {
+    ) -> std::result::Result<std::collections::BTreeSet<String>, RepoError> {
         let run = up.run;
         {
             let mut progress = run.shards.lock().expect("progress");
@@ -354,7 +362,8 @@ impl Snapshots {
             manifest.files.push(entry);
         }
         let path = layout::shard_manifest(index_uuid, shard, &run.uuid);
-        up.open.repo.write_doc(up.dek, &path, &manifest).await
+        up.open.repo.write_doc(up.dek, &path, &manifest).await?;
+        Ok(manifest.chunk_keys())
     }
 
     /// One file of a shard: reused from the previous snapshot when it has

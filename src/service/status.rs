@@ -90,6 +90,7 @@ fn running_views(open: &OpenRepository, state: &StateDoc) -> Vec<SnapshotView> {
                 failures: Vec::new(),
                 reason: None,
                 key_names: vec![open.repo.active_key_name().to_string()],
+                data_keys: Vec::new(),
             },
             shards: Vec::new(),
         });
@@ -128,6 +129,7 @@ fn local_running_views(open: &OpenRepository) -> Vec<SnapshotView> {
                     failures: Vec::new(),
                     reason: None,
                     key_names: vec![open.repo.active_key_name().to_string()],
+                    data_keys: Vec::new(),
                 },
                 shards,
             }
@@ -159,13 +161,24 @@ impl Snapshots {
         verbose: bool,
     ) -> Result<Vec<SnapshotView>> {
         let mut out = Vec::new();
+        let needed: Vec<String> = open
+            .repo
+            .cached_keyring()
+            .needed
+            .into_iter()
+            .map(|k| k.name)
+            .collect();
         for e in entries {
             let details = if verbose {
-                let (d, _) = open
+                let (mut d, _) = open
                     .repo
                     .read_doc::<SnapshotDetails>(&layout::snapshot(&e.uuid))
                     .await
                     .map_err(|err| ServiceError::repo(&open.name, err))?;
+                // Every data key is wrapped under every master key the
+                // keyring needs: those protect the snapshot now, whatever
+                // was active when it was written.
+                d.key_names = needed.clone();
                 d
             } else {
                 SnapshotDetails {
@@ -181,6 +194,7 @@ impl Snapshots {
                     failures: Vec::new(),
                     reason: None,
                     key_names: Vec::new(),
+                    data_keys: Vec::new(),
                 }
             };
             out.push(SnapshotView {
@@ -386,6 +400,7 @@ mod tests {
                 failures: Vec::new(),
                 reason: None,
                 key_names: Vec::new(),
+                data_keys: Vec::new(),
             },
             shards: Vec::new(),
         }

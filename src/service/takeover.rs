@@ -155,6 +155,7 @@ impl Takeover {
                 "node [{owner}] stopped while the snapshot was running"
             )),
             key_names: vec![repo.active_key_name().to_string()],
+            data_keys: vec![dek.id().to_hex()],
         };
         match commit_snapshot(repo, &dek, &details).await {
             Ok(()) => Ok(()),

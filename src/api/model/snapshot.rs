@@ -98,6 +98,10 @@ pub struct SnapshotInfo {
     /// Master key names that protect this snapshot's data keys (snapvault).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub encryption_keys: Option<Vec<String>>,
+    /// Data key ids that seal this snapshot's objects (snapvault; ids,
+    /// never keys).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_keys: Option<Vec<String>>,
 }
 
 /// Per-index sizes, shown with `index_details=true`.
@@ -153,6 +157,7 @@ impl SnapshotInfo {
             shards: None,
             feature_states: None,
             encryption_keys: None,
+            data_keys: None,
             index_details: None,
         };
         if !verbose {
@@ -198,6 +203,7 @@ impl SnapshotInfo {
         });
         info.feature_states = Some(Vec::new());
         info.encryption_keys = Some(d.key_names.clone());
+        info.data_keys = Some(d.data_keys.clone());
         info
     }
 }
