@@ -15,7 +15,8 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{flag, EsJson, EsQuery};
 use super::model::es_time;
 use super::snapshots::CreateQuery;
-use crate::repository::model::{Keyring, Rotation};
+use crate::repository::model::{Keyring, Rotation, RotationPhase};
+use crate::service::reencrypt::Progress;
 use crate::service::rotation::{percent, KeyState, Mode, RotateOutcome, RotateRequest};
 use crate::Node;
 
@@ -42,7 +43,8 @@ pub struct RotationBody {
     pub mode: String,
     pub from_keys: Vec<String>,
     pub to_key: String,
-    /// `rewrapping`, `completed` or `failed`.
+    /// `rewrapping`, `reencrypting`, `destroying_old_keys`, `completed`
+    /// or `failed`.
     pub phase: String,
     pub total: u64,
     pub done: u64,
@@ -58,10 +60,141 @@ pub struct RotationBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lease_expires_in_millis: Option<i64>,
     pub failures: Vec<String>,
+    /// `reencrypt` only: the second step's progress.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reencryption: Option<ReencryptionBody>,
 }
 
-impl From<&Rotation> for RotationBody {
-    fn from(r: &Rotation) -> RotationBody {
+/// Progress of sealing every object again under fresh data keys.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReencryptionBody {
+    /// The data keys asked for (empty: every data key older than the rotation).
+    pub data_keys_filter: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_bytes_per_sec: Option<u64>,
+    /// Objects and stored bytes in the repository when the step began.
+    pub objects_total: u64,
+    pub bytes_total: u64,
+    /// Objects sealed again so far, and their bytes (the final sweep included).
+    pub objects_done: u64,
+    pub bytes_done: u64,
+    /// Objects looked at that needed nothing (already under a new key, or deleted meanwhile).
+    pub objects_skipped: u64,
+    pub percent: f64,
+    /// Bytes sealed again per second since the step began.
+    pub throughput_bytes_per_sec: u64,
+    /// Time left at that rate (absent before any progress, and once finished).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated_time_left_in_millis: Option<i64>,
+    /// Objects the final sweep sealed again (written during the step by operations that began before it).
+    pub swept: u64,
+    pub ranges: Vec<RangeBody>,
+    /// For each old data key: what depended on it at the start and what still does.
+    pub old_data_keys: BTreeMap<String, OldKeyBody>,
+}
+
+/// One range of the work, claimed by one live node at a time.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RangeBody {
+    /// A hex digit (chunks whose id starts with it) or `documents`.
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_node: Option<String>,
+    /// Every node that worked on it, in order (more than one after a takeover).
+    pub owner_nodes: Vec<String>,
+    pub done: bool,
+    pub objects: u64,
+    pub bytes: u64,
+    pub skipped: u64,
+    /// The last object handled; a node taking over goes on after it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OldKeyBody {
+    pub objects_at_start: u64,
+    pub bytes_at_start: u64,
+    pub objects_remaining: u64,
+    pub bytes_remaining: u64,
+}
+
+impl ReencryptionBody {
+    fn new(r: &Rotation, progress: Option<&Progress>) -> Option<ReencryptionBody> {
+        let re = r.reencrypt.as_ref()?;
+        let now = crate::service::now_millis();
+        let objects_done = re.ranges.iter().map(|g| g.objects).sum::<u64>() + re.swept;
+        let bytes_done: u64 = re.ranges.iter().map(|g| g.bytes).sum();
+        let skipped: u64 = re.ranges.iter().map(|g| g.skipped).sum();
+        let looked = objects_done + skipped;
+        let elapsed = if re.started_millis > 0 {
+            r.finished_millis.unwrap_or(now) - re.started_millis
+        } else {
+            0
+        };
+        let throughput = if elapsed > 0 {
+            (bytes_done as f64 * 1000.0 / elapsed as f64) as u64
+        } else {
+            0
+        };
+        let finished = r.finished_millis.is_some();
+        let eta = (!finished && throughput > 0).then(|| {
+            (re.bytes_total.saturating_sub(bytes_done) as f64 * 1000.0 / throughput as f64) as i64
+        });
+        Some(ReencryptionBody {
+            data_keys_filter: re.data_keys.clone(),
+            max_bytes_per_sec: re.max_bytes_per_sec,
+            objects_total: re.objects_total,
+            bytes_total: re.bytes_total,
+            objects_done,
+            bytes_done,
+            objects_skipped: skipped,
+            percent: if r.phase == RotationPhase::Completed {
+                100.0
+            } else {
+                percent(looked, re.objects_total.max(1)).min(99.9)
+            },
+            throughput_bytes_per_sec: throughput,
+            estimated_time_left_in_millis: eta,
+            swept: re.swept,
+            ranges: re
+                .ranges
+                .iter()
+                .map(|g| RangeBody {
+                    name: g.name.clone(),
+                    owner_node: g.owner.clone().filter(|_| !g.done),
+                    owner_nodes: g.owners.clone(),
+                    done: g.done,
+                    objects: g.objects,
+                    bytes: g.bytes,
+                    skipped: g.skipped,
+                    cursor: g.cursor.clone(),
+                })
+                .collect(),
+            old_data_keys: progress
+                .map(|p| {
+                    p.remaining
+                        .iter()
+                        .map(|(k, (start, left))| {
+                            (
+                                k.clone(),
+                                OldKeyBody {
+                                    objects_at_start: start.objects,
+                                    bytes_at_start: start.bytes,
+                                    objects_remaining: left.objects,
+                                    bytes_remaining: left.bytes,
+                                },
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
+}
+
+impl RotationBody {
+    fn new(r: &Rotation, progress: Option<&Progress>) -> RotationBody {
         let now = crate::service::now_millis();
         let running = r.finished_millis.is_none();
         RotationBody {
@@ -81,6 +214,7 @@ impl From<&Rotation> for RotationBody {
             owner_node: r.owner.clone(),
             lease_expires_in_millis: running.then_some(r.lease_expires_millis - now),
             failures: r.failures.clone(),
+            reencryption: ReencryptionBody::new(r, progress),
         }
     }
 }
@@ -99,17 +233,25 @@ pub struct KeyStateBody {
 }
 
 impl KeyStateBody {
-    fn new(k: &Keyring, wrapped: Option<BTreeMap<String, usize>>) -> KeyStateBody {
+    fn new(
+        k: &Keyring,
+        wrapped: Option<BTreeMap<String, usize>>,
+        progress: Option<&Progress>,
+    ) -> KeyStateBody {
         KeyStateBody {
             active_key: k.active.name.clone(),
             needed_keys: k.needed.iter().map(|n| n.name.clone()).collect(),
             wrapped_keys: wrapped,
-            rotation: k.rotation.as_ref().map(RotationBody::from),
+            rotation: k.rotation.as_ref().map(|r| RotationBody::new(r, progress)),
         }
     }
 
     fn from_state(s: &KeyState) -> KeyStateBody {
-        KeyStateBody::new(&s.keyring, Some(s.wrapped_keys.clone()))
+        KeyStateBody::new(
+            &s.keyring,
+            Some(s.wrapped_keys.clone()),
+            s.reencryption.as_ref(),
+        )
     }
 }
 
@@ -190,7 +332,7 @@ pub async fn rotate_key(
         acknowledged: true,
         changed,
         message,
-        state: KeyStateBody::new(&keyring, None),
+        state: KeyStateBody::new(&keyring, None, None),
     };
     Ok((status, Json(resp)).into_response())
 }

@@ -29,7 +29,7 @@ pub mod placement;
 pub mod progress;
 pub mod reasons;
 pub mod recovery;
-mod reencrypt;
+pub mod reencrypt;
 mod reencrypt_ranges;
 pub mod rename;
 pub mod repositories;

@@ -723,3 +723,62 @@ impl KeyRotation {
         Ok((out, tally))
     }
 }
+
+/// What the progress API shows of a re-encryption: the totals of the
+/// inventory and, per old data key, what still depends on it (the
+/// inventory's count minus what the ranges' tallies moved off it).
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    pub remaining: BTreeMap<String, (Deps, Deps)>,
+}
+
+impl KeyRotation {
+    /// Per old data key: (at the start, still depending on it). Nothing
+    /// depends on any once the rotation completed; before the inventory
+    /// exists, nothing is known.
+    pub(super) async fn reencryption_progress(
+        &self,
+        repo: &Repository,
+        rot: &Rotation,
+    ) -> std::result::Result<Option<Progress>, RepoError> {
+        let Some(re) = rot.reencrypt.as_ref() else {
+            return Ok(None);
+        };
+        let Some(inventory) = self.read_inventory(repo, &rot.id).await? else {
+            return Ok(None);
+        };
+        let mut moved: BTreeMap<String, Deps> = BTreeMap::new();
+        let names = re.ranges.iter().map(|r| r.name.as_str()).chain(["sweep"]);
+        for range in names {
+            let path = layout::reencrypt_tally(&rot.id, range);
+            let Some(bytes) = repo.store().read_opt(&path).await? else {
+                continue;
+            };
+            let tally: Tally = serde_json::from_slice(&bytes)
+                .map_err(|source| RepoError::BadDocument { path, source })?;
+            for (k, d) in tally.moved {
+                let m = moved.entry(k).or_default();
+                m.objects += d.objects;
+                m.bytes += d.bytes;
+            }
+        }
+        let completed = rot.phase == RotationPhase::Completed;
+        let remaining = inventory
+            .old_keys
+            .into_iter()
+            .map(|(k, start)| {
+                let m = moved.get(&k).copied().unwrap_or_default();
+                let left = if completed {
+                    Deps::default()
+                } else {
+                    Deps {
+                        objects: start.objects.saturating_sub(m.objects),
+                        bytes: start.bytes.saturating_sub(m.bytes),
+                    }
+                };
+                (k, (start, left))
+            })
+            .collect();
+        Ok(Some(Progress { remaining }))
+    }
+}

@@ -75,6 +75,8 @@ pub struct KeyState {
     pub keyring: Keyring,
     /// Wrapped data keys stored under each needed master key, by name.
     pub wrapped_keys: BTreeMap<String, usize>,
+    /// What still depends on each old data key (`reencrypt` only).
+    pub reencryption: Option<super::reencrypt::Progress>,
 }
 
 /// Why starting a rotation failed inside the keyring update.
@@ -369,9 +371,17 @@ impl KeyRotation {
                 .len();
             wrapped_keys.insert(k.name.clone(), n);
         }
+        let reencryption = match keyring.rotation.as_ref() {
+            Some(rot) => self
+                .reencryption_progress(&open.repo, rot)
+                .await
+                .map_err(fail)?,
+            None => None,
+        };
         Ok(KeyState {
             keyring,
             wrapped_keys,
+            reencryption,
         })
     }
 

@@ -20,6 +20,7 @@ mod nasty_input;
 mod nodes;
 mod packaging;
 mod pause;
+mod reencrypt;
 mod replicas;
 mod restart;
 mod rotation;
