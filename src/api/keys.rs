@@ -33,8 +33,33 @@ pub struct RotateKeyRequest {
     /// seal (a leaked data key, say). Default: every data key.
     pub data_keys: Option<Vec<String>>,
     /// `reencrypt` only: bytes per second the whole deployment may write
-    /// (shared by the nodes that work on it). Default: unthrottled.
-    pub max_bytes_per_sec: Option<u64>,
+    /// (shared by the nodes that work on it), a number or a byte size such
+    /// as `"40mb"`. Default: unthrottled.
+    #[schema(value_type = Option<String>)]
+    pub max_bytes_per_sec: Option<ByteRate>,
+}
+
+/// A byte count as a number or as Elasticsearch's byte-size strings.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum ByteRate {
+    Number(u64),
+    Text(String),
+}
+
+impl ByteRate {
+    fn bytes(&self) -> Result<u64, ApiError> {
+        match self {
+            ByteRate::Number(n) => Ok(*n),
+            ByteRate::Text(t) => crate::es::size::parse_byte_size(t).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "illegal_argument_exception",
+                    format!("failed to parse [max_bytes_per_sec] with value [{t}] as a size in bytes"),
+                )
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -308,7 +333,8 @@ pub async fn rotate_key(
             "[data_keys] and [max_bytes_per_sec] apply to mode [reencrypt] only",
         ));
     }
-    if body.max_bytes_per_sec == Some(0) {
+    let max_bytes_per_sec = body.max_bytes_per_sec.as_ref().map(ByteRate::bytes).transpose()?;
+    if max_bytes_per_sec == Some(0) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "illegal_argument_exception",
@@ -319,7 +345,7 @@ pub async fn rotate_key(
         key_id: key_id.clone(),
         mode,
         data_keys: body.data_keys.unwrap_or_default(),
-        max_bytes_per_sec: body.max_bytes_per_sec,
+        max_bytes_per_sec,
     };
     let outcome = node.rotation().rotate(&repository, &req, wait).await?;
     let (status, changed, message, keyring) = match outcome {
@@ -328,11 +354,17 @@ pub async fn rotate_key(
             .filter(|_| k.rotation.as_ref().is_some_and(|r| r.finished_millis.is_none())), k),
         RotateOutcome::AlreadyActive(k) => (StatusCode::OK, false, Some(format!("master key [{key_id}] is already active and no other key is needed; nothing to rotate")), k),
     };
+    // Having waited, the answer is the final state with its per-key counts.
+    let state = if wait {
+        KeyStateBody::from_state(&node.rotation().key_state(&repository).await?)
+    } else {
+        KeyStateBody::new(&keyring, None, None)
+    };
     let resp = RotateKeyResponse {
         acknowledged: true,
         changed,
         message,
-        state: KeyStateBody::new(&keyring, None, None),
+        state,
     };
     Ok((status, Json(resp)).into_response())
 }

@@ -341,7 +341,7 @@ impl KeyRotation {
         Ok(outcome)
     }
 
-    /// Waits until the repository's rewrap is no longer running.
+    /// Waits until the repository's rotation has ended (every phase).
     async fn wait_for_rewrap(&self, repo: &Repository, repository: &str) -> Result<Keyring> {
         loop {
             let (_, k) = repo

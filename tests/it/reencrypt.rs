@@ -97,7 +97,7 @@ async fn reencrypt_under_load_leaves_nothing_under_an_old_data_key() {
         .call(
             "POST",
             "/_snapshot/repo/_rotate_key",
-            Some(start_body("k2", json!({"max_bytes_per_sec": 40_000}))),
+            Some(start_body("k2", json!({"max_bytes_per_sec": 1500}))),
         )
         .await;
     assert_eq!(started.status, 202, "{}", started.text);
@@ -216,4 +216,186 @@ async fn reencrypt_under_load_leaves_nothing_under_an_old_data_key() {
         }
         p.ok("DELETE", &format!("/{idx}"), None).await;
     }
+}
+
+/// A repository with two snapshots of different indices and the key `k2`.
+async fn prepared(data: &Path) -> Server {
+    std::fs::create_dir_all(data).unwrap();
+    let s = Server::start_with(data, Some(&config(""))).await;
+    s.create_index("a", 1).await;
+    s.create_index("b", 1).await;
+    s.bulk("a", &docs("a", 300)).await;
+    s.bulk("b", &docs("b", 300)).await;
+    s.put_fs_repository("repo", "repo").await;
+    s.create_snapshot("repo", "sa", "a").await;
+    s.create_snapshot("repo", "sb", "b").await;
+    add_key(data, "k2");
+    s.ok("POST", "/_nodes/reload_secure_settings", None).await;
+    s
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_byte_flipped_mid_run_is_reported_and_not_spread() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let s = prepared(&data).await;
+    let repo_dir = s.repo_dir("repo");
+    let started = s
+        .call(
+            "POST",
+            "/_snapshot/repo/_rotate_key",
+            Some(start_body("k2", json!({"max_bytes_per_sec": "20kb"}))),
+        )
+        .await;
+    assert_eq!(started.status, 202, "{}", started.text);
+    let mid = wait_rotation(&s.base, "repo", "ranges", |v| {
+        v["rotation"]["reencryption"]["ranges"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty())
+    })
+    .await;
+    // A chunk that no range has reached yet: in a range not done, after
+    // its cursor.
+    let ranges = mid["rotation"]["reencryption"]["ranges"].as_array().unwrap().clone();
+    let victim = header_keys(&repo_dir)
+        .into_keys()
+        .filter(|p| p.starts_with("chunks/"))
+        .rev()
+        .find(|p| {
+            let id = p.rsplit('/').next().unwrap();
+            ranges.iter().any(|g| {
+                g["name"].as_str() == id.get(..1)
+                    && g["done"] == false
+                    && g["cursor"].as_str().is_none_or(|c| c < p.as_str())
+            })
+        })
+        .expect("a chunk not reached yet");
+    let path = repo_dir.join(&victim);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.len() / 2 + 30;
+    bytes[at] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let done = wait_rotation(&s.base, "repo", "the end", finished).await;
+    let r = &done["rotation"];
+    assert_eq!(r["phase"], "failed", "{done}");
+    let failures = r["failures"].to_string();
+    assert!(failures.contains(&victim), "the damaged object is named: {done}");
+    // Not spread: the damaged object was not sealed again (it keeps its
+    // damaged bytes under its old key), and the old data keys stay.
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    let header = Header::parse(&victim, &bytes).unwrap();
+    assert!(
+        wrapped_ids(&repo_dir).contains(&header.key_id.to_hex()),
+        "the old data key was not destroyed"
+    );
+    // Whichever snapshot needs it fails to restore, clearly; the other restores.
+    s.ok("DELETE", "/a,b", None).await;
+    let ra = s
+        .call("POST", "/_snapshot/repo/sa/_restore?wait_for_completion=true", None)
+        .await;
+    let rb = s
+        .call("POST", "/_snapshot/repo/sb/_restore?wait_for_completion=true", None)
+        .await;
+    let shards_failed = |r: &super::harness::Resp| {
+        r.status != 200 || r.body["snapshot"]["shards"]["failed"].as_u64() != Some(0)
+    };
+    assert!(
+        shards_failed(&ra) != shards_failed(&rb),
+        "exactly one snapshot holds the damaged chunk: {} / {}",
+        ra.text,
+        rb.text
+    );
+    assert!(!format!("{}{}", ra.text, rb.text).contains("panick"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn data_keys_filter_reencrypts_only_what_the_named_key_seals() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let s = prepared(&data).await;
+    let repo_dir = s.repo_dir("repo");
+    let sa = s.ok("GET", "/_snapshot/repo/sa", None).await;
+    let sb = s.ok("GET", "/_snapshot/repo/sb", None).await;
+    let leaked = sa["snapshots"][0]["data_keys"][0].as_str().unwrap().to_string();
+    let sb_keys: BTreeSet<String> = sb["snapshots"][0]["data_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    assert!(!sb_keys.contains(&leaked), "snapshots use their own data keys");
+    let before = header_keys(&repo_dir);
+    assert!(before.values().any(|k| *k == leaked));
+
+    let done = s
+        .ok(
+            "POST",
+            "/_snapshot/repo/_rotate_key?wait_for_completion=true",
+            Some(start_body("k2", json!({"data_keys": [leaked.clone()]}))),
+        )
+        .await;
+    assert_eq!(done["rotation"]["phase"], "completed", "{done}");
+    let per_key = done["rotation"]["reencryption"]["old_data_keys"].clone();
+    assert_eq!(
+        per_key.as_object().unwrap().keys().collect::<Vec<_>>(),
+        vec![&leaked],
+        "{done}"
+    );
+    let after = header_keys(&repo_dir);
+    for (path, key) in &before {
+        if *key == leaked {
+            assert_ne!(after[path], leaked, "{path}");
+        } else {
+            assert_eq!(&after[path], key, "{path} untouched");
+        }
+    }
+    let wrapped = wrapped_ids(&repo_dir);
+    assert!(!wrapped.contains(&leaked));
+    for k in &sb_keys {
+        assert!(wrapped.contains(k), "{k} kept");
+    }
+    s.ok("DELETE", "/a", None).await;
+    s.ok("POST", "/_snapshot/repo/sa/_restore?wait_for_completion=true", None)
+        .await;
+    assert_eq!(s.ok("GET", "/a/_count", None).await["count"], 300);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_reencrypt_requests_get_clear_400s() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let s = prepared(&data).await;
+    for (body, needle) in [
+        (json!({"key_id": "k2", "mode": "shred"}), "unknown rotation mode [shred]"),
+        (
+            json!({"key_id": "k2", "data_keys": ["00"]}),
+            "apply to mode [reencrypt] only",
+        ),
+        (
+            json!({"key_id": "k2", "mode": "reencrypt", "max_bytes_per_sec": 0}),
+            "must be positive",
+        ),
+        (
+            json!({"key_id": "k2", "mode": "reencrypt", "data_keys": ["nothex"]}),
+            "not a data key id",
+        ),
+        (
+            json!({"key_id": "k2", "mode": "reencrypt", "data_keys": ["00112233445566778899aabbccddeeff"]}),
+            "holds no data key [00112233445566778899aabbccddeeff]",
+        ),
+        (
+            json!({"key_id": "k2", "mode": "reencrypt", "max_bytes_per_sec": "fast"}),
+            "failed to parse [max_bytes_per_sec] with value [fast]",
+        ),
+    ] {
+        let r = s.call("POST", "/_snapshot/repo/_rotate_key", Some(body.clone())).await;
+        assert_eq!(r.status, 400, "{body}: {}", r.text);
+        assert!(r.reason().contains(needle), "{body}: {}", r.text);
+        assert!(r.body["error"]["root_cause"].is_array(), "{}", r.text);
+    }
+    // Nothing started.
+    let state = s.ok("GET", "/_snapshot/repo/_rotate_key", None).await;
+    assert_eq!(state["active_key"], "default", "{state}");
+    assert!(state.get("rotation").is_none(), "{state}");
 }
