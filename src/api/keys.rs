@@ -55,7 +55,9 @@ impl ByteRate {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
                     "illegal_argument_exception",
-                    format!("failed to parse [max_bytes_per_sec] with value [{t}] as a size in bytes"),
+                    format!(
+                        "failed to parse [max_bytes_per_sec] with value [{t}] as a size in bytes"
+                    ),
                 )
             }),
         }
@@ -333,7 +335,11 @@ pub async fn rotate_key(
             "[data_keys] and [max_bytes_per_sec] apply to mode [reencrypt] only",
         ));
     }
-    let max_bytes_per_sec = body.max_bytes_per_sec.as_ref().map(ByteRate::bytes).transpose()?;
+    let max_bytes_per_sec = body
+        .max_bytes_per_sec
+        .as_ref()
+        .map(ByteRate::bytes)
+        .transpose()?;
     if max_bytes_per_sec == Some(0) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,

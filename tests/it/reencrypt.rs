@@ -256,7 +256,10 @@ async fn a_byte_flipped_mid_run_is_reported_and_not_spread() {
     .await;
     // A chunk that no range has reached yet: in a range not done, after
     // its cursor.
-    let ranges = mid["rotation"]["reencryption"]["ranges"].as_array().unwrap().clone();
+    let ranges = mid["rotation"]["reencryption"]["ranges"]
+        .as_array()
+        .unwrap()
+        .clone();
     let victim = header_keys(&repo_dir)
         .into_keys()
         .filter(|p| p.starts_with("chunks/"))
@@ -280,7 +283,10 @@ async fn a_byte_flipped_mid_run_is_reported_and_not_spread() {
     let r = &done["rotation"];
     assert_eq!(r["phase"], "failed", "{done}");
     let failures = r["failures"].to_string();
-    assert!(failures.contains(&victim), "the damaged object is named: {done}");
+    assert!(
+        failures.contains(&victim),
+        "the damaged object is named: {done}"
+    );
     // Not spread: the damaged object was not sealed again (it keeps its
     // damaged bytes under its old key), and the old data keys stay.
     assert_eq!(std::fs::read(&path).unwrap(), bytes);
@@ -292,10 +298,18 @@ async fn a_byte_flipped_mid_run_is_reported_and_not_spread() {
     // Whichever snapshot needs it fails to restore, clearly; the other restores.
     s.ok("DELETE", "/a,b", None).await;
     let ra = s
-        .call("POST", "/_snapshot/repo/sa/_restore?wait_for_completion=true", None)
+        .call(
+            "POST",
+            "/_snapshot/repo/sa/_restore?wait_for_completion=true",
+            None,
+        )
         .await;
     let rb = s
-        .call("POST", "/_snapshot/repo/sb/_restore?wait_for_completion=true", None)
+        .call(
+            "POST",
+            "/_snapshot/repo/sb/_restore?wait_for_completion=true",
+            None,
+        )
         .await;
     let shards_failed = |r: &super::harness::Resp| {
         r.status != 200 || r.body["snapshot"]["shards"]["failed"].as_u64() != Some(0)
@@ -317,14 +331,20 @@ async fn data_keys_filter_reencrypts_only_what_the_named_key_seals() {
     let repo_dir = s.repo_dir("repo");
     let sa = s.ok("GET", "/_snapshot/repo/sa", None).await;
     let sb = s.ok("GET", "/_snapshot/repo/sb", None).await;
-    let leaked = sa["snapshots"][0]["data_keys"][0].as_str().unwrap().to_string();
+    let leaked = sa["snapshots"][0]["data_keys"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
     let sb_keys: BTreeSet<String> = sb["snapshots"][0]["data_keys"]
         .as_array()
         .unwrap()
         .iter()
         .map(|k| k.as_str().unwrap().to_string())
         .collect();
-    assert!(!sb_keys.contains(&leaked), "snapshots use their own data keys");
+    assert!(
+        !sb_keys.contains(&leaked),
+        "snapshots use their own data keys"
+    );
     let before = header_keys(&repo_dir);
     assert!(before.values().any(|k| *k == leaked));
 
@@ -356,8 +376,12 @@ async fn data_keys_filter_reencrypts_only_what_the_named_key_seals() {
         assert!(wrapped.contains(k), "{k} kept");
     }
     s.ok("DELETE", "/a", None).await;
-    s.ok("POST", "/_snapshot/repo/sa/_restore?wait_for_completion=true", None)
-        .await;
+    s.ok(
+        "POST",
+        "/_snapshot/repo/sa/_restore?wait_for_completion=true",
+        None,
+    )
+    .await;
     assert_eq!(s.ok("GET", "/a/_count", None).await["count"], 300);
 }
 
@@ -367,7 +391,10 @@ async fn bad_reencrypt_requests_get_clear_400s() {
     let data = dir.path().join("node");
     let s = prepared(&data).await;
     for (body, needle) in [
-        (json!({"key_id": "k2", "mode": "shred"}), "unknown rotation mode [shred]"),
+        (
+            json!({"key_id": "k2", "mode": "shred"}),
+            "unknown rotation mode [shred]",
+        ),
         (
             json!({"key_id": "k2", "data_keys": ["00"]}),
             "apply to mode [reencrypt] only",
@@ -389,7 +416,9 @@ async fn bad_reencrypt_requests_get_clear_400s() {
             "failed to parse [max_bytes_per_sec] with value [fast]",
         ),
     ] {
-        let r = s.call("POST", "/_snapshot/repo/_rotate_key", Some(body.clone())).await;
+        let r = s
+            .call("POST", "/_snapshot/repo/_rotate_key", Some(body.clone()))
+            .await;
         assert_eq!(r.status, 400, "{body}: {}", r.text);
         assert!(r.reason().contains(needle), "{body}: {}", r.text);
         assert!(r.body["error"]["root_cause"].is_array(), "{}", r.text);
@@ -398,4 +427,150 @@ async fn bad_reencrypt_requests_get_clear_400s() {
     let state = s.ok("GET", "/_snapshot/repo/_rotate_key", None).await;
     assert_eq!(state["active_key"], "default", "{state}");
     assert!(state.get("rotation").is_none(), "{state}");
+}
+
+/// Fills index `index` with many small segments (one per bulk), hence a
+/// repository of many chunks: ranges of several objects each.
+async fn many_segments(api: &super::harness::Api, index: &str, bulks: usize) {
+    api.create_index(index, 1).await;
+    for i in 0..bulks {
+        api.bulk(index, &docs(&format!("{index}{i}-"), 3)).await;
+    }
+}
+
+/// Starts a re-encryption to `k2` once every replica's heartbeat has
+/// published that it holds the key.
+async fn start_when_all_hold(api: &super::harness::Api, extra: Value) -> super::harness::Resp {
+    let started = std::time::Instant::now();
+    loop {
+        let r = api
+            .call(
+                "POST",
+                "/_snapshot/repo/_rotate_key",
+                Some(start_body("k2", extra.clone())),
+            )
+            .await;
+        if r.status == 202 || started.elapsed() > std::time::Duration::from_secs(15) {
+            assert_eq!(r.status, 202, "{}", r.text);
+            return r;
+        }
+        assert!(
+            r.reason().contains("does not hold master key [k2]"),
+            "{}",
+            r.text
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+}
+
+/// Gives every replica under `root` the same new master key `name`.
+fn share_new_key(root: &Path, n: usize, name: &str) {
+    let first = root.join("r0");
+    add_key(&first, name);
+    for i in 1..n {
+        std::fs::copy(
+            first.join("keystore.json"),
+            root.join(format!("r{i}")).join("keystore.json"),
+        )
+        .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replica_killed_mid_range_is_taken_over_and_counts_add_up() {
+    use super::replicas::{replicas, shared_config, wait_nodes};
+    let root = tempfile::tempdir().unwrap();
+    let config = shared_config(root.path(), "rotation_lease_secs = 3\n");
+    let mut ps = replicas(root.path(), &config, 2).await;
+    wait_nodes(&ps[0], 2).await;
+    many_segments(&ps[0], "a", 100).await;
+    let repo_dir = root.path().join("repos").join("repo");
+    ps[0]
+        .put_fs_repository("repo", repo_dir.to_str().unwrap())
+        .await;
+    ps[0].create_snapshot("repo", "s1", "a").await;
+    let expected = ps[0].all_docs("a").await;
+    let old: BTreeSet<String> = header_keys(&repo_dir).into_values().collect();
+    let chunks = header_keys(&repo_dir)
+        .keys()
+        .filter(|p| p.starts_with("chunks/"))
+        .count();
+    assert!(chunks >= 80, "{chunks} chunks");
+    share_new_key(root.path(), 2, "k2");
+    for p in &ps {
+        p.ok("POST", "/_nodes/reload_secure_settings", None).await;
+    }
+    // The victim coordinates (it took the request) and works ranges.
+    let started = start_when_all_hold(&ps[0], json!({"max_bytes_per_sec": 1500})).await;
+    let victim = started.body["rotation"]["owner_node"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The victim is inside a range: it owns one, checkpointed, not done.
+    let mid = wait_rotation(&ps[1].base, "repo", "the victim mid-range", |v| {
+        v["rotation"]["reencryption"]["ranges"]
+            .as_array()
+            .is_some_and(|rs| {
+                rs.iter().any(|g| {
+                    g["owner_node"] == victim.as_str()
+                        && g["done"] == false
+                        && g["objects"].as_u64().unwrap_or(0) > 0
+                })
+            })
+    })
+    .await;
+    let range = mid["rotation"]["reencryption"]["ranges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["owner_node"] == victim.as_str() && g["done"] == false)
+        .unwrap()["name"]
+        .clone();
+    ps.remove(0).kill();
+
+    let done = wait_rotation(&ps[0].base, "repo", "takeover and completion", finished).await;
+    let r = &done["rotation"];
+    assert_eq!(r["phase"], "completed", "{done}");
+    assert_eq!(r["failures"], json!([]), "{done}");
+    let re = &r["reencryption"];
+    let taken = re["ranges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == range)
+        .unwrap();
+    let owners = taken["owner_nodes"].as_array().unwrap();
+    assert_eq!(owners.len(), 2, "the range changed hands: {done}");
+    assert_eq!(owners[0], victim.as_str(), "{done}");
+    // Counts add up: every object under an old key was sealed again once
+    // (work lost with the victim after its last checkpoint is found done
+    // and counted as skipped), and nothing depends on an old key.
+    let old_objects: u64 = re["old_data_keys"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|d| d["objects_at_start"].as_u64().unwrap())
+        .sum();
+    let moved = re["objects_done"].as_u64().unwrap();
+    let skipped = re["objects_skipped"].as_u64().unwrap();
+    assert!(
+        moved <= old_objects + re["swept"].as_u64().unwrap(),
+        "{done}"
+    );
+    assert!(moved + skipped >= old_objects, "{done}");
+    for d in re["old_data_keys"].as_object().unwrap().values() {
+        assert_eq!(d["objects_remaining"], 0, "{done}");
+    }
+    for (path, key) in header_keys(&repo_dir) {
+        assert!(!old.contains(&key), "{path} under old key {key}");
+    }
+    ps[0].ok("DELETE", "/a", None).await;
+    ps[0]
+        .ok(
+            "POST",
+            "/_snapshot/repo/s1/_restore?wait_for_completion=true",
+            None,
+        )
+        .await;
+    assert_eq!(ps[0].all_docs("a").await, expected);
 }

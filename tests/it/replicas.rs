@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::harness::{add_key, docs, wait_rotation, Proc, Server};
 
 /// The config every replica of a deployment under `root` shares.
-fn shared_config(root: &Path, extra: &str) -> String {
+pub(super) fn shared_config(root: &Path, extra: &str) -> String {
     let repos = root.join("repos");
     std::fs::create_dir_all(&repos).unwrap();
     format!(
@@ -24,7 +24,7 @@ fn shared_config(root: &Path, extra: &str) -> String {
 
 /// Starts `n` replicas with data directories `r0..`, all holding the
 /// keystore of the first.
-async fn replicas(root: &Path, config: &str, n: usize) -> Vec<Proc> {
+pub(super) async fn replicas(root: &Path, config: &str, n: usize) -> Vec<Proc> {
     let first = root.join("r0");
     std::fs::create_dir_all(&first).unwrap();
     let mut out = vec![Proc::spawn(&first, config).await];
@@ -37,7 +37,7 @@ async fn replicas(root: &Path, config: &str, n: usize) -> Vec<Proc> {
     out
 }
 
-async fn wait_nodes(p: &Proc, n: u64) {
+pub(super) async fn wait_nodes(p: &Proc, n: u64) {
     let started = Instant::now();
     loop {
         let v = p.ok("GET", "/_nodes", None).await;
