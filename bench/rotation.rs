@@ -113,7 +113,10 @@ fn main() {
         add_key(&keystore, "k2");
         node.reload_keystore().await.unwrap();
         let t = Instant::now();
-        node.rotation().rotate("rotated", "k2", true).await.unwrap();
+        node.rotation()
+            .rotate("rotated", &rewrap("k2"), true)
+            .await
+            .unwrap();
         let rotate_secs = t.elapsed().as_secs_f64();
         let state = node.rotation().key_state("rotated").await.unwrap();
         let rotation = state.keyring.rotation.unwrap();
@@ -132,7 +135,10 @@ fn main() {
         data_keys(&node, "busy", OVERLAP_KEYS).await;
         add_key(&keystore, "k3");
         node.reload_keystore().await.unwrap();
-        node.rotation().rotate("busy", "k3", false).await.unwrap();
+        node.rotation()
+            .rotate("busy", &rewrap("k3"), false)
+            .await
+            .unwrap();
         let before = loop {
             let r = node
                 .rotation()
@@ -158,7 +164,10 @@ fn main() {
             .unwrap();
         let still_running = during.phase.as_str() == "rewrapping";
         let t = Instant::now();
-        node.rotation().rotate("busy", "k3", true).await.unwrap();
+        node.rotation()
+            .rotate("busy", &rewrap("k3"), true)
+            .await
+            .unwrap();
         let rest_secs = t.elapsed().as_secs_f64();
         let overlap = node
             .rotation()
@@ -187,4 +196,14 @@ fn main() {
         println!("{}", serde_json::to_string_pretty(&report).unwrap());
         node.shutdown(std::time::Duration::from_secs(30)).await;
     });
+}
+
+/// A plain rewrap to master key `key`.
+fn rewrap(key: &str) -> snapvault::service::rotation::RotateRequest {
+    snapvault::service::rotation::RotateRequest {
+        key_id: key.into(),
+        mode: snapvault::service::rotation::Mode::Rewrap,
+        data_keys: Vec::new(),
+        max_bytes_per_sec: None,
+    }
 }
