@@ -47,6 +47,7 @@ impl Keyring {
         let key = KeyRef {
             name: name.to_string(),
             fingerprint: kek.fingerprint().to_hex(),
+            kms: None,
         };
         Keyring {
             active: key.clone(),
@@ -187,6 +188,25 @@ pub struct KeyRef {
     pub name: String,
     /// Fingerprint of the KEK it derives in this repository.
     pub fingerprint: String,
+    /// For a master key held by a key management service: the KEK as the
+    /// service wrapped it (a keystore key derives its KEK instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms: Option<KmsWrapping>,
+}
+
+/// A random KEK wrapped by a key management service's key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KmsWrapping {
+    /// `vault` or `aws-kms`.
+    pub service: String,
+    /// The key's name in the service (transit key, KMS key id or ARN).
+    pub key: String,
+    /// The service's ciphertext of the KEK (not secret without the service).
+    pub wrapped: String,
+    /// The version of the service's key that wrapped it, when known
+    /// (Vault): a rotation to a newer version of the same key is a new KEK.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

@@ -226,6 +226,7 @@ impl KeyRotation {
         Ok(KeyRef {
             name: key_id.to_string(),
             fingerprint: key.derive_kek(repo.uuid()).fingerprint().to_hex(),
+            kms: None,
         })
     }
 
