@@ -11,7 +11,7 @@
 use super::model::{KeyRef, KmsWrapping};
 use super::{layout, RepoError, Repository, Result};
 use crate::crypto::{Kek, KeyId};
-use crate::kms::{Failure, KmsError};
+use crate::kms::{Failure, Kms, KmsError};
 
 impl Repository {
     /// The KEK with this fingerprint, if this node holds it now: derived
@@ -37,11 +37,7 @@ impl Repository {
         let Some(w) = &key.kms else {
             return Ok(None);
         };
-        let kms = self.kms.as_ref().ok_or_else(|| KmsError {
-            key: key.name.clone(),
-            service: w.service.clone(),
-            failure: Failure::NotConfigured(key.name.clone()),
-        })?;
+        let kms = self.kms.as_ref().ok_or_else(|| not_configured(&key.name))?;
         Ok(Some(
             kms.unwrap(&key.name, &w.service, &w.wrapped, self.uuid(), id)
                 .await?,
@@ -52,30 +48,8 @@ impl Repository {
     /// wrapped by the service for this repository (which also proves that
     /// this node can use the key, and tells the key's version).
     pub async fn new_kms_key(&self, name: &str) -> Result<KeyRef> {
-        let kms = self.kms.as_ref().ok_or_else(|| KmsError {
-            key: name.into(),
-            service: "a key management service".into(),
-            failure: Failure::NotConfigured(name.into()),
-        })?;
-        let not_configured = || KmsError {
-            key: name.into(),
-            service: "a key management service".into(),
-            failure: Failure::NotConfigured(name.into()),
-        };
-        let service = kms.service_name(name).ok_or_else(not_configured)?;
-        let service_key = kms.service_key(name).ok_or_else(not_configured)?;
-        let kek = Kek::generate();
-        let wrapped = kms.wrap(name, &kek, self.uuid()).await?;
-        Ok(KeyRef {
-            name: name.into(),
-            fingerprint: kek.fingerprint().to_hex(),
-            kms: Some(KmsWrapping {
-                service: service.into(),
-                key: service_key.into(),
-                wrapped: wrapped.ciphertext,
-                version: wrapped.version,
-            }),
-        })
+        let kms = self.kms.as_ref().ok_or_else(|| not_configured(name))?;
+        Ok(kms_key(kms, name, self.uuid()).await?.1)
     }
 
     /// Whether some key the keyring needs opens on this node; when only
@@ -137,6 +111,34 @@ impl Repository {
         }
         Ok(None)
     }
+}
+
+fn not_configured(name: &str) -> KmsError {
+    KmsError {
+        key: name.into(),
+        service: "a key management service".into(),
+        failure: Failure::NotConfigured(name.into()),
+    }
+}
+
+/// A fresh random KEK for repository `uuid` and its keyring entry, wrapped
+/// by KMS-held master key `name`.
+pub(super) async fn kms_key(kms: &Kms, name: &str, uuid: &str) -> Result<(Kek, KeyRef)> {
+    let service = kms.service_name(name).ok_or_else(|| not_configured(name))?;
+    let service_key = kms.service_key(name).ok_or_else(|| not_configured(name))?;
+    let kek = Kek::generate();
+    let wrapped = kms.wrap(name, &kek, uuid).await?;
+    let key = KeyRef {
+        name: name.into(),
+        fingerprint: kek.fingerprint().to_hex(),
+        kms: Some(KmsWrapping {
+            service: service.into(),
+            key: service_key.into(),
+            wrapped: wrapped.ciphertext,
+            version: wrapped.version,
+        }),
+    };
+    Ok((kek, key))
 }
 
 impl From<KmsError> for RepoError {

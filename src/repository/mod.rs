@@ -160,8 +160,14 @@ impl Repository {
             Some(bytes) => parse_json::<Identity>(layout::IDENTITY, &bytes)?,
             None if opts.readonly => return Err(RepoError::ReadOnly),
             None => {
-                let key = key.ok_or_else(|| RepoError::NoCreationKey(key_name.to_string()))?;
-                create::create(&store, key).await?
+                let creation = match (key, &opts.kms) {
+                    (Some(key), _) => create::CreationKey::Keystore(key),
+                    (None, Some(kms)) if kms.holds(key_name) => {
+                        create::CreationKey::Kms(kms, key_name)
+                    }
+                    _ => return Err(RepoError::NoCreationKey(key_name.to_string())),
+                };
+                create::create(&store, creation).await?
             }
         };
         if identity.format_version > FORMAT_VERSION {

@@ -44,11 +44,15 @@ pub struct Keyring {
 impl Keyring {
     /// The keyring of a new repository: one key, active and needed.
     pub fn first(name: &str, kek: &crate::crypto::Kek) -> Keyring {
-        let key = KeyRef {
+        Keyring::with_key(KeyRef {
             name: name.to_string(),
             fingerprint: kek.fingerprint().to_hex(),
             kms: None,
-        };
+        })
+    }
+
+    /// The keyring of a new repository whose one key is `key`.
+    pub fn with_key(key: KeyRef) -> Keyring {
         Keyring {
             active: key.clone(),
             needed: vec![key],

@@ -22,6 +22,7 @@ pub mod cluster;
 pub mod delete;
 pub mod documents;
 pub mod error;
+mod kms_target;
 pub mod locations;
 pub mod operations;
 pub mod pause;
