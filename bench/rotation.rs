@@ -10,6 +10,7 @@ use serde_json::json;
 use snapvault::crypto::{Keystore, MasterKey};
 use snapvault::indices::DocOp;
 use snapvault::service::repositories::PutRepository;
+use snapvault::service::rotation::{Mode, RotateRequest};
 use snapvault::service::snapshots::{CreateSnapshot, Created};
 use snapvault::{Config, Node, Overrides};
 
@@ -36,6 +37,16 @@ async fn repository(node: &Node, name: &str) {
         })
         .await
         .unwrap();
+}
+
+/// A rewrap rotation to `key`.
+fn rewrap_to(key: &str) -> RotateRequest {
+    RotateRequest {
+        key_id: key.into(),
+        mode: Mode::Rewrap,
+        data_keys: Vec::new(),
+        max_bytes_per_sec: None,
+    }
 }
 
 async fn data_keys(node: &Node, repo: &str, n: usize) -> f64 {
@@ -113,7 +124,7 @@ fn main() {
         add_key(&keystore, "k2");
         node.reload_keystore().await.unwrap();
         let t = Instant::now();
-        node.rotation().rotate("rotated", "k2", true).await.unwrap();
+        node.rotation().rotate("rotated", &rewrap_to("k2"), true).await.unwrap();
         let rotate_secs = t.elapsed().as_secs_f64();
         let state = node.rotation().key_state("rotated").await.unwrap();
         let rotation = state.keyring.rotation.unwrap();
@@ -132,7 +143,7 @@ fn main() {
         data_keys(&node, "busy", OVERLAP_KEYS).await;
         add_key(&keystore, "k3");
         node.reload_keystore().await.unwrap();
-        node.rotation().rotate("busy", "k3", false).await.unwrap();
+        node.rotation().rotate("busy", &rewrap_to("k3"), false).await.unwrap();
         let before = loop {
             let r = node
                 .rotation()
@@ -158,7 +169,7 @@ fn main() {
             .unwrap();
         let still_running = during.phase.as_str() == "rewrapping";
         let t = Instant::now();
-        node.rotation().rotate("busy", "k3", true).await.unwrap();
+        node.rotation().rotate("busy", &rewrap_to("k3"), true).await.unwrap();
         let rest_secs = t.elapsed().as_secs_f64();
         let overlap = node
             .rotation()
