@@ -124,7 +124,10 @@ fn main() {
         add_key(&keystore, "k2");
         node.reload_keystore().await.unwrap();
         let t = Instant::now();
-        node.rotation().rotate("rotated", &rewrap_to("k2"), true).await.unwrap();
+        node.rotation()
+            .rotate("rotated", &rewrap_to("k2"), true)
+            .await
+            .unwrap();
         let rotate_secs = t.elapsed().as_secs_f64();
         let state = node.rotation().key_state("rotated").await.unwrap();
         let rotation = state.keyring.rotation.unwrap();
@@ -143,7 +146,10 @@ fn main() {
         data_keys(&node, "busy", OVERLAP_KEYS).await;
         add_key(&keystore, "k3");
         node.reload_keystore().await.unwrap();
-        node.rotation().rotate("busy", &rewrap_to("k3"), false).await.unwrap();
+        node.rotation()
+            .rotate("busy", &rewrap_to("k3"), false)
+            .await
+            .unwrap();
         let before = loop {
             let r = node
                 .rotation()
@@ -169,7 +175,10 @@ fn main() {
             .unwrap();
         let still_running = during.phase.as_str() == "rewrapping";
         let t = Instant::now();
-        node.rotation().rotate("busy", &rewrap_to("k3"), true).await.unwrap();
+        node.rotation()
+            .rotate("busy", &rewrap_to("k3"), true)
+            .await
+            .unwrap();
         let rest_secs = t.elapsed().as_secs_f64();
         let overlap = node
             .rotation()

@@ -79,7 +79,10 @@ impl std::fmt::Display for MasterKeyService {
                 endpoint,
                 region,
                 key,
-            } => write!(f, "aws-kms at [{endpoint}] (region [{region}], key [{key}])"),
+            } => write!(
+                f,
+                "aws-kms at [{endpoint}] (region [{region}], key [{key}])"
+            ),
         }
     }
 }
@@ -212,7 +215,10 @@ mod tests {
             c.master_keys["aws"].to_string(),
             "aws-kms at [https://kms.eu-west-1.amazonaws.com] (region [eu-west-1], key [alias/snap])"
         );
-        assert_eq!((c.cache.as_secs(), c.timeout.as_secs(), c.retries), (300, 10, 3));
+        assert_eq!(
+            (c.cache.as_secs(), c.timeout.as_secs(), c.retries),
+            (300, 10, 3)
+        );
     }
 
     #[test]
@@ -222,11 +228,11 @@ mod tests {
         assert!(e.to_string().contains("unknown service [gcp-kms]"), "{e}");
         let e = parse("[x]\nservice = \"vault\"\nkey = \"k\"\n").unwrap_err();
         assert!(e.to_string().contains("needs `address`"), "{e}");
-        let e = parse("[x]\nservice = \"vault\"\naddress = \"vault:8200\"\nkey = \"k\"\n")
-            .unwrap_err();
+        let e =
+            parse("[x]\nservice = \"vault\"\naddress = \"vault:8200\"\nkey = \"k\"\n").unwrap_err();
         assert!(e.to_string().contains("http:// or https://"), "{e}");
-        let e = parse("[X]\nservice = \"vault\"\naddress = \"http://v\"\nkey = \"k\"\n")
-            .unwrap_err();
+        let e =
+            parse("[X]\nservice = \"vault\"\naddress = \"http://v\"\nkey = \"k\"\n").unwrap_err();
         assert!(e.to_string().contains("[a-z0-9_-]"), "{e}");
     }
 }

@@ -20,8 +20,8 @@ mod security;
 mod tls;
 
 pub use error::ConfigError;
-pub use kms::{KmsConfig, MasterKeyFile, MasterKeyService};
 pub use http::{AllowedHosts, Cors, CorsFile, Http, HttpFile};
+pub use kms::{KmsConfig, MasterKeyFile, MasterKeyService};
 pub use security::{Secret, Security, SecurityFile};
 pub use tls::{ClientAuthentication, Tls, TlsFile};
 

@@ -47,7 +47,10 @@ impl AwsKms {
         let mut parts = http::Request::post(format!("{}/", self.endpoint))
             .header("content-type", "application/x-amz-json-1.1")
             .header("x-amz-target", format!("TrentService.{target}"))
-            .header("x-amz-content-sha256", crate::crypto::sha256_hex(body.as_bytes()))
+            .header(
+                "x-amz-content-sha256",
+                crate::crypto::sha256_hex(body.as_bytes()),
+            )
             .body(())
             .map_err(|e| Attempt::Fatal(Failure::BadAnswer(format!("bad endpoint: {e}"))))?
             .into_parts()
@@ -59,9 +62,18 @@ impl AwsKms {
             expires_in: None,
         };
         reqsign_aws_v4::RequestSigner::new("kms", &self.region)
-            .sign_request(&reqsign_core::Context::new(), &mut parts, Some(&credential), None)
+            .sign_request(
+                &reqsign_core::Context::new(),
+                &mut parts,
+                Some(&credential),
+                None,
+            )
             .await
-            .map_err(|_| Attempt::Fatal(Failure::NoCredentials("the request could not be signed".into())))?;
+            .map_err(|_| {
+                Attempt::Fatal(Failure::NoCredentials(
+                    "the request could not be signed".into(),
+                ))
+            })?;
         let mut req = http.post(parts.uri.to_string()).body(body);
         for (name, value) in &parts.headers {
             req = req.header(name, value);

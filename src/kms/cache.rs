@@ -58,6 +58,9 @@ mod tests {
         assert!(cache.get(kek.fingerprint()).is_none());
         let none = KekCache::new(Duration::ZERO);
         none.insert(&kek);
-        assert!(none.get(kek.fingerprint()).is_none(), "0 disables the cache");
+        assert!(
+            none.get(kek.fingerprint()).is_none(),
+            "0 disables the cache"
+        );
     }
 }

@@ -99,7 +99,10 @@ pub(crate) async fn send(req: reqwest::RequestBuilder) -> Result<Value, Attempt>
     };
     let detail = crate::es::shown(&detail).chars().take(300).collect();
     if status.as_u16() == 429 || status.is_server_error() {
-        Err(Attempt::Retry(format!("HTTP {}: {detail}", status.as_u16())))
+        Err(Attempt::Retry(format!(
+            "HTTP {}: {detail}",
+            status.as_u16()
+        )))
     } else {
         Err(Attempt::Fatal(Failure::Refused {
             status: status.as_u16(),
@@ -181,7 +184,11 @@ fn env_secret(var: &str) -> Option<crate::crypto::keystore::SecureSetting> {
 
 /// The credentials of key `name` from the keystore (or, for AWS, the
 /// standard environment variables).
-fn credentials(name: &str, service: &MasterKeyService, ks: &Keystore) -> Result<Credentials, KmsError> {
+fn credentials(
+    name: &str,
+    service: &MasterKeyService,
+    ks: &Keystore,
+) -> Result<Credentials, KmsError> {
     let missing = |what: String| KmsError {
         key: name.into(),
         service: service.to_string(),
@@ -200,9 +207,15 @@ fn credentials(name: &str, service: &MasterKeyService, ks: &Keystore) -> Result<
             }
         }
         MasterKeyService::AwsKms { .. } => {
-            let pair = match (secret(ks, name, "access_key"), secret(ks, name, "secret_key")) {
+            let pair = match (
+                secret(ks, name, "access_key"),
+                secret(ks, name, "secret_key"),
+            ) {
                 (Some(a), Some(s)) => Some((a, s, secret(ks, name, "session_token"))),
-                _ => match (env_secret("AWS_ACCESS_KEY_ID"), env_secret("AWS_SECRET_ACCESS_KEY")) {
+                _ => match (
+                    env_secret("AWS_ACCESS_KEY_ID"),
+                    env_secret("AWS_SECRET_ACCESS_KEY"),
+                ) {
                     (Some(a), Some(s)) => Some((a, s, env_secret("AWS_SESSION_TOKEN"))),
                     _ => None,
                 },
@@ -210,7 +223,11 @@ fn credentials(name: &str, service: &MasterKeyService, ks: &Keystore) -> Result<
             let (access_key, secret_key, session_token) = pair.ok_or_else(|| missing(format!(
                 "the keystore holds no credentials for it: set kms.{name}.access_key and kms.{name}.secret_key (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment)"
             )))?;
-            Ok(Credentials::Aws(aws::AwsAuth { access_key, secret_key, session_token }))
+            Ok(Credentials::Aws(aws::AwsAuth {
+                access_key,
+                secret_key,
+                session_token,
+            }))
         }
     }
 }
@@ -222,11 +239,19 @@ impl Kms {
         let mut keys = BTreeMap::new();
         for (name, service) in &config.master_keys {
             let (client, identity) = match service {
-                MasterKeyService::Vault { address, mount, key } => (
+                MasterKeyService::Vault {
+                    address,
+                    mount,
+                    key,
+                } => (
                     Client::Vault(vault::Vault::new(address, mount, key)),
                     kms_key_fingerprint(&["vault", address, mount, key]),
                 ),
-                MasterKeyService::AwsKms { endpoint, region, key } => (
+                MasterKeyService::AwsKms {
+                    endpoint,
+                    region,
+                    key,
+                } => (
                     Client::Aws(aws::AwsKms {
                         endpoint: endpoint.clone(),
                         region: region.clone(),
@@ -235,7 +260,14 @@ impl Kms {
                     kms_key_fingerprint(&["aws-kms", endpoint, region, key]),
                 ),
             };
-            keys.insert(name.clone(), Key { service: service.clone(), client, identity });
+            keys.insert(
+                name.clone(),
+                Key {
+                    service: service.clone(),
+                    client,
+                    identity,
+                },
+            );
         }
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
@@ -312,7 +344,11 @@ impl Kms {
     }
 
     fn creds(&self, name: &str) -> Option<Credentials> {
-        self.credentials.read().expect("kms credentials").get(name).cloned()
+        self.credentials
+            .read()
+            .expect("kms credentials")
+            .get(name)
+            .cloned()
     }
 
     /// One attempt of encrypt (`Some(plain)`) or decrypt (`None`, with
@@ -329,20 +365,37 @@ impl Kms {
         match (&key.client, creds) {
             (Client::Vault(v), Credentials::Vault(auth)) => {
                 let out = match encrypt {
-                    Some(plain) => v.encrypt(&self.http, auth, plain, context, timeout).await.map(Ok),
-                    None => v.decrypt(&self.http, auth, ciphertext, context).await.map(Err),
+                    Some(plain) => v
+                        .encrypt(&self.http, auth, plain, context, timeout)
+                        .await
+                        .map(Ok),
+                    None => v
+                        .decrypt(&self.http, auth, ciphertext, context)
+                        .await
+                        .map(Err),
                 };
                 // A refused AppRole token may have expired early: sign in again next time.
-                if matches!(out, Err(Attempt::Fatal(Failure::Refused { status: 403, .. }))) {
+                if matches!(
+                    out,
+                    Err(Attempt::Fatal(Failure::Refused { status: 403, .. }))
+                ) {
                     v.forget_login().await;
                 }
                 out
             }
             (Client::Aws(a), Credentials::Aws(auth)) => match encrypt {
-                Some(plain) => a.encrypt(&self.http, auth, plain, context, timeout).await.map(Ok),
-                None => a.decrypt(&self.http, auth, ciphertext, context).await.map(Err),
+                Some(plain) => a
+                    .encrypt(&self.http, auth, plain, context, timeout)
+                    .await
+                    .map(Ok),
+                None => a
+                    .decrypt(&self.http, auth, ciphertext, context)
+                    .await
+                    .map(Err),
             },
-            _ => Err(Attempt::Fatal(Failure::NoCredentials("credentials of another service".into()))),
+            _ => Err(Attempt::Fatal(Failure::NoCredentials(
+                "credentials of another service".into(),
+            ))),
         }
     }
 
@@ -361,12 +414,17 @@ impl Kms {
             service: key.service.to_string(),
             failure,
         };
-        let creds = self.creds(name).ok_or_else(|| fail(Failure::NoCredentials("no credentials loaded".into())))?;
+        let creds = self
+            .creds(name)
+            .ok_or_else(|| fail(Failure::NoCredentials("no credentials loaded".into())))?;
         let mut delay = Duration::from_millis(200);
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match self.attempt(key, &creds, encrypt, ciphertext, context, None).await {
+            match self
+                .attempt(key, &creds, encrypt, ciphertext, context, None)
+                .await
+            {
                 Ok(out) => return Ok(out),
                 Err(Attempt::Fatal(f)) => return Err(fail(f)),
                 Err(Attempt::Retry(detail)) if attempts > self.retries => {
@@ -384,7 +442,10 @@ impl Kms {
 
     /// Has the service wrap `kek` for the repository `context`.
     pub async fn wrap(&self, name: &str, kek: &Kek, context: &str) -> Result<Wrapped, KmsError> {
-        match self.with_retries(name, Some(kek.secret_bytes()), "", context).await? {
+        match self
+            .with_retries(name, Some(kek.secret_bytes()), "", context)
+            .await?
+        {
             Ok(w) => {
                 self.cache.insert(kek);
                 Ok(w)
@@ -426,8 +487,11 @@ impl Kms {
             service: key.service.to_string(),
             failure,
         };
-        let kek = Kek::from_unwrapped(&plain)
-            .ok_or_else(|| fail(Failure::BadAnswer("the unwrapped key is not 32 bytes".into())))?;
+        let kek = Kek::from_unwrapped(&plain).ok_or_else(|| {
+            fail(Failure::BadAnswer(
+                "the unwrapped key is not 32 bytes".into(),
+            ))
+        })?;
         if kek.fingerprint() != expected {
             return Err(fail(Failure::WrongKey(expected.to_hex())));
         }
@@ -448,11 +512,22 @@ impl Kms {
             let result = match self.creds(name) {
                 None => Err("no credentials loaded".to_string()),
                 Some(creds) => self
-                    .attempt(key, &creds, Some(b"snapvault-probe"), "", "snapvault-probe", Some(timeout))
+                    .attempt(
+                        key,
+                        &creds,
+                        Some(b"snapvault-probe"),
+                        "",
+                        "snapvault-probe",
+                        Some(timeout),
+                    )
                     .await
                     .map(|_| ())
                     .map_err(|a| match a {
-                        Attempt::Retry(detail) => Failure::Unreachable { attempts: 1, detail }.to_string(),
+                        Attempt::Retry(detail) => Failure::Unreachable {
+                            attempts: 1,
+                            detail,
+                        }
+                        .to_string(),
                         Attempt::Fatal(f) => f.to_string(),
                     }),
             };
@@ -466,7 +541,10 @@ impl Kms {
             if let Some(e) = &health.error {
                 tracing::warn!(key = %name, error = %e, "key management service probe failed");
             }
-            self.probes.lock().expect("kms probes").insert(name.clone(), health);
+            self.probes
+                .lock()
+                .expect("kms probes")
+                .insert(name.clone(), health);
         }
     }
 

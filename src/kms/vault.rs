@@ -68,7 +68,9 @@ impl Vault {
         let answer = send(req).await?;
         let token = answer["auth"]["client_token"]
             .as_str()
-            .ok_or_else(|| Attempt::Fatal(Failure::BadAnswer("the AppRole login gave no token".into())))?
+            .ok_or_else(|| {
+                Attempt::Fatal(Failure::BadAnswer("the AppRole login gave no token".into()))
+            })?
             .to_string();
         // Sign in again at two thirds of the lease (0: no expiry).
         let lease = answer["auth"]["lease_duration"].as_u64().unwrap_or(0);

@@ -56,7 +56,11 @@ impl Repository {
     /// KMS-held keys could and none did, why.
     pub(super) async fn check_needed_keys(&self) -> Result<bool> {
         let keyring = self.cached_keyring();
-        if keyring.needed.iter().any(|k| self.kek(&k.fingerprint).is_some()) {
+        if keyring
+            .needed
+            .iter()
+            .any(|k| self.kek(&k.fingerprint).is_some())
+        {
             return Ok(true);
         }
         let mut failure = None;
@@ -107,7 +111,12 @@ impl Repository {
             let Some(kek) = self.kek_for(k).await? else {
                 continue;
             };
-            return Ok(Some(crate::crypto::unwrap(&kek, self.uuid(), &path, &bytes)?));
+            return Ok(Some(crate::crypto::unwrap(
+                &kek,
+                self.uuid(),
+                &path,
+                &bytes,
+            )?));
         }
         Ok(None)
     }

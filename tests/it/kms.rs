@@ -114,10 +114,7 @@ async fn active(s: &Server, repo: &str) -> snapvault::repository::model::KeyRef 
 
 /// Fifty more documents, then snapshot `s<n>`; returns its name and the
 /// documents it holds.
-async fn snapshot(
-    s: &Server,
-    n: usize,
-) -> (String, std::collections::BTreeMap<String, Value>) {
+async fn snapshot(s: &Server, n: usize) -> (String, std::collections::BTreeMap<String, Value>) {
     let name = format!("s{n}");
     s.bulk("a", &docs(&format!("d{n}"), 50)).await;
     s.create_snapshot("repo", &name, "a").await;
@@ -157,14 +154,25 @@ async fn rotation_from_keystore_to_vault_to_a_new_vault_version_to_aws_kms_then_
     rotate(&s, "repo", "vault").await;
     let k = active(&s, "repo").await;
     let w = k.kms.clone().expect("a KMS entry");
-    assert_eq!((w.service.as_str(), w.key.as_str(), w.version), ("vault", transit.as_str(), Some(1)));
+    assert_eq!(
+        (w.service.as_str(), w.key.as_str(), w.version),
+        ("vault", transit.as_str(), Some(1))
+    );
     assert!(w.wrapped.starts_with("vault:v1:"), "{}", w.wrapped);
     let keyring_text: String = super::harness::files_under(&s.repo_dir("repo").join("keys"))
         .iter()
-        .filter(|(p, _)| p.file_name().unwrap().to_string_lossy().starts_with("keyring"))
+        .filter(|(p, _)| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("keyring")
+        })
         .map(|(p, _)| std::fs::read_to_string(p).unwrap())
         .collect();
-    assert!(!keyring_text.contains(&vault_root()), "no token in the keyring");
+    assert!(
+        !keyring_text.contains(&vault_root()),
+        "no token in the keyring"
+    );
     expected.push(snapshot(&s, 2).await);
 
     // A new version of the same transit key: the same key id rotates again.
@@ -181,7 +189,11 @@ async fn rotation_from_keystore_to_vault_to_a_new_vault_version_to_aws_kms_then_
             Some(json!({"key_id": "vault"})),
         )
         .await;
-    assert_eq!(same.body["changed"], false, "same key, same version: {}", same.text);
+    assert_eq!(
+        same.body["changed"], false,
+        "same key, same version: {}",
+        same.text
+    );
     // Version 1 can no longer decrypt anything: nothing needs it.
     vault(
         "POST",
@@ -227,7 +239,10 @@ async fn approle_credentials_sign_in_and_a_repository_can_be_created_under_a_vau
     let data = data_dir(
         root.path(),
         "node",
-        &[("kms.bao.role_id", &role_id), ("kms.bao.secret_id", &secret_id)],
+        &[
+            ("kms.bao.role_id", &role_id),
+            ("kms.bao.secret_id", &secret_id),
+        ],
     );
     let config = vault_table("bao", &vault_addr(), &transit);
     let s = Server::start_with(&data, Some(&config)).await;
@@ -339,7 +354,10 @@ async fn an_unreachable_kms_gives_a_clear_error_cached_keys_keep_reads_working_a
     rotate(&s, "repo", "one").await;
     s.create_snapshot("repo", "s1", "a").await;
     let expected = s.all_docs("a").await;
-    wait_health(&s, |h| h["status"] == "green" && h["master_keys"]["one"]["reachable"] == true).await;
+    wait_health(&s, |h| {
+        h["status"] == "green" && h["master_keys"]["one"]["reachable"] == true
+    })
+    .await;
 
     switch.down();
     // Reads go on with the cached key-encryption key, even from a
@@ -358,16 +376,25 @@ async fn an_unreachable_kms_gives_a_clear_error_cached_keys_keep_reads_working_a
             Some(json!({"key_id": "two"})),
         )
         .await;
-    assert!(started.elapsed() < Duration::from_secs(20), "bounded by retries and timeouts");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "bounded by retries and timeouts"
+    );
     assert_eq!(r.error_type(), "repository_exception", "{}", r.text);
     let reason = r.reason();
     assert!(reason.contains("master key [two]"), "{reason}");
     assert!(reason.contains(&format!("vault at [{via}]")), "{reason}");
-    assert!(reason.contains("could not be reached (3 attempts)"), "{reason}");
+    assert!(
+        reason.contains("could not be reached (3 attempts)"),
+        "{reason}"
+    );
     assert!(!r.text.contains(&token), "{}", r.text);
     let h = wait_health(&s, |h| h["master_keys"]["two"]["reachable"] == false).await;
     assert_eq!(h["status"], "yellow", "{h}");
-    assert!(h["reason"].as_str().unwrap().contains("master key ["), "{h}");
+    assert!(
+        h["reason"].as_str().unwrap().contains("master key ["),
+        "{h}"
+    );
     assert!(!h.to_string().contains(&token));
     let log = std::fs::read_to_string(data.join("audit.log")).unwrap_or_default();
     assert!(!log.contains(&token));
@@ -412,18 +439,33 @@ async fn a_replica_that_cannot_reach_the_new_kms_key_blocks_the_rotation() {
         if v["_nodes"]["total"] == 2 {
             tokio::time::sleep(Duration::from_secs(2)).await;
             break p0
-                .call("POST", "/_snapshot/repo/_rotate_key", Some(json!({"key_id": "vault"})))
+                .call(
+                    "POST",
+                    "/_snapshot/repo/_rotate_key",
+                    Some(json!({"key_id": "vault"})),
+                )
                 .await;
         }
         assert!(started.elapsed() < Duration::from_secs(30), "{v}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(r.status, 400, "{}", r.text);
-    assert!(r.reason().contains("cannot use master key [vault] held by vault"), "{}", r.text);
+    assert!(
+        r.reason()
+            .contains("cannot use master key [vault] held by vault"),
+        "{}",
+        r.text
+    );
     assert!(!r.text.contains("not-a-token"));
     let h = p1.ok("GET", "/_health", None).await;
     assert_eq!(h["master_keys"]["vault"]["reachable"], false, "{h}");
-    assert!(h["master_keys"]["vault"]["reason"].as_str().unwrap().contains("HTTP 403"), "{h}");
+    assert!(
+        h["master_keys"]["vault"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP 403"),
+        "{h}"
+    );
     assert!(!h.to_string().contains("not-a-token"));
     // The replica fixed and reloaded: the rotation may start.
     ks.save(&d1.join("keystore.json")).unwrap();
@@ -431,7 +473,11 @@ async fn a_replica_that_cannot_reach_the_new_kms_key_blocks_the_rotation() {
     let started = Instant::now();
     loop {
         let r = p0
-            .call("POST", "/_snapshot/repo/_rotate_key", Some(json!({"key_id": "vault"})))
+            .call(
+                "POST",
+                "/_snapshot/repo/_rotate_key",
+                Some(json!({"key_id": "vault"})),
+            )
             .await;
         if r.status == 202 {
             break;
@@ -469,15 +515,24 @@ fn a_bad_kms_configuration_refuses_to_start_with_a_clear_error() {
         "[master_keys.x]\nservice = \"gcp-kms\"\nkey = \"k\"\n",
         &[],
     );
-    assert!(said.contains("[master_keys.x]: unknown service [gcp-kms]"), "{said}");
+    assert!(
+        said.contains("[master_keys.x]: unknown service [gcp-kms]"),
+        "{said}"
+    );
     let said = refused_start(
         root.path(),
         "nocreds",
         &vault_table("prod", "http://127.0.0.1:1", "k"),
         &[],
     );
-    assert!(said.contains("master key [prod] is held by vault at [http://127.0.0.1:1]"), "{said}");
-    assert!(said.contains("set kms.prod.token, or kms.prod.role_id and kms.prod.secret_id"), "{said}");
+    assert!(
+        said.contains("master key [prod] is held by vault at [http://127.0.0.1:1]"),
+        "{said}"
+    );
+    assert!(
+        said.contains("set kms.prod.token, or kms.prod.role_id and kms.prod.secret_id"),
+        "{said}"
+    );
     let said = refused_start(
         root.path(),
         "half-approle",
