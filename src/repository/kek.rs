@@ -152,6 +152,6 @@ pub(super) async fn kms_key(kms: &Kms, name: &str, uuid: &str) -> Result<(Kek, K
 
 impl From<KmsError> for RepoError {
     fn from(e: KmsError) -> Self {
-        RepoError::Kms(e)
+        RepoError::Kms(Box::new(e))
     }
 }

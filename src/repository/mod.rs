@@ -96,7 +96,7 @@ pub enum RepoError {
     UnsupportedFormat(u32),
     /// A master key held by a key management service could not be used.
     #[error(transparent)]
-    Kms(crate::kms::KmsError),
+    Kms(Box<crate::kms::KmsError>),
 }
 
 pub type Result<T> = std::result::Result<T, RepoError>;
