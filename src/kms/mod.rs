@@ -538,13 +538,21 @@ impl Kms {
                     .err()
                     .map(|e| format!("master key [{name}] is held by {}, which {e}", key.service)),
             };
-            if let Some(e) = &health.error {
-                tracing::warn!(key = %name, error = %e, "key management service probe failed");
-            }
-            self.probes
+            // Logged when it changes, not every heartbeat.
+            let before = self
+                .probes
                 .lock()
                 .expect("kms probes")
-                .insert(name.clone(), health);
+                .insert(name.clone(), health.clone());
+            match (&health.error, before.map(|b| b.reachable)) {
+                (Some(e), None | Some(true)) => {
+                    tracing::warn!(key = %name, error = %e, "key management service probe failed")
+                }
+                (None, Some(false)) => {
+                    tracing::info!(key = %name, "key management service reachable again")
+                }
+                _ => {}
+            }
         }
     }
 

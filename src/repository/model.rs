@@ -352,3 +352,35 @@ impl ShardManifest {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyrings_without_kms_entries_still_parse_and_kms_entries_round_trip() {
+        let old = r#"{"active":{"name":"default","fingerprint":"00112233445566778899aabbccddeeff"},
+            "needed":[{"name":"default","fingerprint":"00112233445566778899aabbccddeeff"}]}"#;
+        let k: Keyring = serde_json::from_str(old).unwrap();
+        assert!(k.active.kms.is_none());
+        assert!(
+            !serde_json::to_string(&k).unwrap().contains("kms"),
+            "absent stays absent"
+        );
+        let mut k = k;
+        k.active.kms = Some(KmsWrapping {
+            service: "vault".into(),
+            key: "snap".into(),
+            wrapped: "vault:v2:abc".into(),
+            version: Some(2),
+        });
+        let text = serde_json::to_string(&k).unwrap();
+        assert!(
+            text.contains(
+                r#""kms":{"service":"vault","key":"snap","wrapped":"vault:v2:abc","version":2}"#
+            ),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<Keyring>(&text).unwrap(), k);
+    }
+}

@@ -430,8 +430,10 @@ async fn a_replica_that_cannot_reach_the_new_kms_key_blocks_the_rotation() {
     let mut bad = ks.clone();
     bad.set_setting("kms.vault.token", "not-a-token".into());
     bad.save(&d1.join("keystore.json")).unwrap();
-    let p0 = Proc::spawn(&d0, &good).await;
-    let p1 = Proc::spawn(&d1, &good).await;
+    // The most verbose log must not hold a token either.
+    let trace = [("RUST_LOG", "trace")];
+    let p0 = Proc::spawn_with_env(&d0, &good, &trace).await;
+    let p1 = Proc::spawn_with_env(&d1, &good, &trace).await;
     p0.put_fs_repository("repo", "repo").await;
     let started = Instant::now();
     let r = loop {
@@ -486,6 +488,11 @@ async fn a_replica_that_cannot_reach_the_new_kms_key_blocks_the_rotation() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     drop((p0, p1));
+    let logs = std::fs::read_to_string(d0.with_extension("log")).unwrap()
+        + &std::fs::read_to_string(d1.with_extension("log")).unwrap();
+    assert!(logs.contains("TRACE"), "a trace log");
+    assert!(!logs.contains(&vault_root()), "the token is in a log");
+    assert!(!logs.contains("not-a-token"), "the token is in a log");
 }
 
 /// Runs the binary with `config` over a fresh data directory whose keystore
