@@ -10,6 +10,7 @@ use serde_json::json;
 use snapvault::crypto::{Keystore, MasterKey};
 use snapvault::indices::DocOp;
 use snapvault::service::repositories::PutRepository;
+use snapvault::service::rotation::{Mode, RotateRequest};
 use snapvault::service::snapshots::{CreateSnapshot, Created};
 use snapvault::{Config, Node, Overrides};
 
@@ -36,6 +37,16 @@ async fn repository(node: &Node, name: &str) {
         })
         .await
         .unwrap();
+}
+
+/// A rewrap rotation to `key`.
+fn rewrap_to(key: &str) -> RotateRequest {
+    RotateRequest {
+        key_id: key.into(),
+        mode: Mode::Rewrap,
+        data_keys: Vec::new(),
+        max_bytes_per_sec: None,
+    }
 }
 
 async fn data_keys(node: &Node, repo: &str, n: usize) -> f64 {
@@ -114,7 +125,7 @@ fn main() {
         node.reload_keystore().await.unwrap();
         let t = Instant::now();
         node.rotation()
-            .rotate("rotated", &rewrap("k2"), true)
+            .rotate("rotated", &rewrap_to("k2"), true)
             .await
             .unwrap();
         let rotate_secs = t.elapsed().as_secs_f64();
@@ -136,7 +147,7 @@ fn main() {
         add_key(&keystore, "k3");
         node.reload_keystore().await.unwrap();
         node.rotation()
-            .rotate("busy", &rewrap("k3"), false)
+            .rotate("busy", &rewrap_to("k3"), false)
             .await
             .unwrap();
         let before = loop {
@@ -165,7 +176,7 @@ fn main() {
         let still_running = during.phase.as_str() == "rewrapping";
         let t = Instant::now();
         node.rotation()
-            .rotate("busy", &rewrap("k3"), true)
+            .rotate("busy", &rewrap_to("k3"), true)
             .await
             .unwrap();
         let rest_secs = t.elapsed().as_secs_f64();
@@ -196,14 +207,4 @@ fn main() {
         println!("{}", serde_json::to_string_pretty(&report).unwrap());
         node.shutdown(std::time::Duration::from_secs(30)).await;
     });
-}
-
-/// A plain rewrap to master key `key`.
-fn rewrap(key: &str) -> snapvault::service::rotation::RotateRequest {
-    snapvault::service::rotation::RotateRequest {
-        key_id: key.into(),
-        mode: snapvault::service::rotation::Mode::Rewrap,
-        data_keys: Vec::new(),
-        max_bytes_per_sec: None,
-    }
 }

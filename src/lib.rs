@@ -11,7 +11,9 @@
 //! - [`repository`]: the on-storage format (generations, manifests, chunks);
 //!   [`state`]: the persisted deployment state; [`indices`]: the data store
 //!   that snapshots protect.
-//! - [`crypto`]: envelope encryption (HKDF-derived KEKs, AES-256-GCM-SIV).
+//! - [`crypto`]: envelope encryption (HKDF-derived KEKs, AES-256-GCM-SIV);
+//!   [`kms`]: master keys held by Vault/OpenBao transit or AWS KMS, which
+//!   wrap random KEKs (only the wrapped form is stored).
 //! - [`storage`]: OpenDAL operators, layers, and atomic create-if-absent.
 //! - [`config`] and [`clients`]: the operator's configuration, including
 //!   where each named cloud client connects (never a repository setting).
@@ -39,6 +41,7 @@ pub mod crypto;
 pub mod es;
 pub mod indices;
 pub mod json_depth;
+pub mod kms;
 pub mod logging;
 pub mod repository;
 pub mod security;

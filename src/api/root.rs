@@ -15,7 +15,9 @@ use crate::Node;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
-    /// `green`, or `red` when the shared state store cannot be read.
+    /// `green`; `yellow` when a master key held by a key management
+    /// service failed this node's last probe (reads go on with cached keys,
+    /// still 200); `red` (503) when the shared state store cannot be read.
     pub status: String,
     /// Shown to authenticated callers only, as is `running_operations`
     /// and `reason`: an anonymous probe learns the status alone.
@@ -24,6 +26,21 @@ pub struct Health {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub running_operations: Option<usize>,
     /// Why the node is unhealthy, when it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Each master key held by a key management service, as this node's
+    /// last probe (every heartbeat) found it; authenticated callers only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub master_keys: Option<std::collections::BTreeMap<String, MasterKeyHealth>>,
+}
+
+/// Whether this node can use a KMS-held master key now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MasterKeyHealth {
+    /// `vault` or `aws-kms`.
+    pub service: String,
+    pub reachable: bool,
+    /// Why not: the key, the service and the cause (never credentials).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -74,13 +91,31 @@ pub async fn health(
     } else {
         axum::http::StatusCode::OK
     };
-    let status_text = if reason.is_some() { "red" } else { "green" };
+    let kms = node.cluster().kms().health();
+    let kms_down = kms.values().find_map(|h| h.error.clone());
+    let status_text = match (&reason, &kms_down) {
+        (Some(_), _) => "red",
+        (None, Some(_)) => "yellow",
+        (None, None) => "green",
+    };
     let detail = caller.0.is_some();
+    let master_keys = kms
+        .into_iter()
+        .map(|(name, h)| {
+            let health = MasterKeyHealth {
+                service: h.service.into(),
+                reachable: h.reachable,
+                reason: h.error,
+            };
+            (name, health)
+        })
+        .collect::<std::collections::BTreeMap<_, _>>();
     let health = Health {
         status: status_text.into(),
         node: detail.then(|| node.config().node_name.clone()),
         running_operations: detail.then(|| node.tasks().running()),
-        reason: reason.filter(|_| detail),
+        reason: reason.or(kms_down).filter(|_| detail),
+        master_keys: (detail && !master_keys.is_empty()).then_some(master_keys),
     };
     (status, Json(health))
 }

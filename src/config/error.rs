@@ -67,4 +67,6 @@ pub enum ConfigError {
     TlsAuthoritiesUnused,
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error("[master_keys.{name}]: {reason}")]
+    MasterKey { name: String, reason: String },
 }

@@ -15,11 +15,13 @@ use crate::clients::{AzureClient, Clients, CloudClients, GcsClient, S3Client};
 
 mod error;
 mod http;
+mod kms;
 mod security;
 mod tls;
 
 pub use error::ConfigError;
 pub use http::{AllowedHosts, Cors, CorsFile, Http, HttpFile};
+pub use kms::{KmsConfig, MasterKeyFile, MasterKeyService};
 pub use security::{Secret, Security, SecurityFile};
 pub use tls::{ClientAuthentication, Tls, TlsFile};
 
@@ -60,6 +62,11 @@ pub struct FileConfig {
     pub http: Option<HttpFile>,
     /// The `[security]` table.
     pub security: Option<SecurityFile>,
+    /// `[master_keys.<name>]`: master keys held by a key management service.
+    pub master_keys: Option<std::collections::BTreeMap<String, MasterKeyFile>>,
+    pub kms_cache_secs: Option<u64>,
+    pub kms_timeout_secs: Option<u64>,
+    pub kms_retries: Option<usize>,
 }
 
 /// The effective configuration of a node.
@@ -97,6 +104,8 @@ pub struct Config {
     pub clients: CloudClients,
     pub http: Http,
     pub security: Security,
+    /// Master keys held by key management services.
+    pub kms: KmsConfig,
 }
 
 /// What flags and environment variables set.
@@ -143,6 +152,12 @@ impl Config {
             o.insecure_allow_anonymous,
             o.bootstrap_password.clone(),
         )?;
+        let kms = kms::kms_config(
+            file.master_keys.take().unwrap_or_default(),
+            file.kms_cache_secs,
+            file.kms_timeout_secs,
+            file.kms_retries,
+        )?;
         Ok(Config {
             listen,
             keystore: file
@@ -170,6 +185,7 @@ impl Config {
             clients,
             http,
             security,
+            kms,
         })
     }
 

@@ -113,16 +113,28 @@ impl MasterKey {
             .expect("32 bytes is a valid HKDF length");
         let secret = Secret(okm);
         okm.zeroize();
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&secret.0).expect("any key length");
-        mac.update(FINGERPRINT_INFO);
-        let tag = mac.finalize().into_bytes();
-        let mut fp = [0u8; 16];
-        fp.copy_from_slice(&tag[..16]);
-        Kek {
-            fingerprint: KeyId(fp),
-            secret,
-        }
+        Kek::from_secret(secret)
     }
+}
+
+/// The fingerprint nodes publish for a master key held by a key
+/// management service: a hash of the service and the key's identity in
+/// it (no secret is involved; publishing it means "this node can use it").
+pub fn kms_key_fingerprint(parts: &[&str]) -> String {
+    use sha2::Digest;
+    let mut h = Sha256::new();
+    h.update(b"snapvault/v1/kms-master-key");
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p.as_bytes());
+    }
+    hex::encode(&h.finalize()[..16])
+}
+
+/// Hex SHA-256 of a request body (AWS SigV4's payload hash).
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(Sha256::digest(data))
 }
 
 /// A key-encryption key. Its fingerprint names it in storage paths: it is a
@@ -143,6 +155,36 @@ impl std::fmt::Debug for Kek {
 impl Kek {
     pub fn fingerprint(&self) -> KeyId {
         self.fingerprint
+    }
+
+    fn from_secret(secret: Secret) -> Kek {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&secret.0).expect("any key length");
+        mac.update(FINGERPRINT_INFO);
+        let tag = mac.finalize().into_bytes();
+        let mut fp = [0u8; 16];
+        fp.copy_from_slice(&tag[..16]);
+        Kek {
+            fingerprint: KeyId(fp),
+            secret,
+        }
+    }
+
+    /// A random KEK, for a master key held by a key management service:
+    /// the service wraps it, and only its wrapped form is stored.
+    pub fn generate() -> Kek {
+        Kek::from_secret(Secret::random())
+    }
+
+    /// A KEK a key management service unwrapped (`None` unless 32 bytes);
+    /// the caller wipes `bytes`.
+    pub fn from_unwrapped(bytes: &[u8]) -> Option<Kek> {
+        let secret: [u8; 32] = bytes.try_into().ok()?;
+        Some(Kek::from_secret(Secret(secret)))
+    }
+
+    /// The secret, to send to the key management service that wraps it.
+    pub(crate) fn secret_bytes(&self) -> &[u8; 32] {
+        &self.secret.0
     }
 }
 

@@ -61,6 +61,10 @@ impl Drop for KeystoreFile {
 pub struct SecureSetting(String);
 
 impl SecureSetting {
+    pub(crate) fn new(value: String) -> SecureSetting {
+        SecureSetting(value)
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }

@@ -17,7 +17,7 @@ pub mod keystore;
 
 pub use envelope::{open, seal, unwrap, wrap};
 pub use header::{Compression, Header, ObjectKind};
-pub use keys::{Dek, Kek, KeyId, MasterKey};
+pub use keys::{kms_key_fingerprint, sha256_hex, Dek, Kek, KeyId, MasterKey};
 pub use keystore::{Keystore, KeystoreError};
 
 /// Crypto failures. They name the object, never a key.

@@ -11,13 +11,30 @@ use crate::crypto::{self, Dek, KeyId, MasterKey};
 use crate::storage::generations::{Chain, Codec};
 use crate::storage::{StorageError, Store};
 
+/// The master key a new repository is created with.
+pub(super) enum CreationKey<'a> {
+    Keystore(&'a MasterKey),
+    /// Held by a key management service: a random KEK, wrapped by it.
+    Kms(&'a crate::kms::Kms, &'a str),
+}
+
 /// Creates the repository's identity with `key`. Creation order: 1. the
 /// wrapped chunk-id key under a fresh uuid, 2. `snapvault.json` if absent,
 /// 3. the first keyring (generation 0). A creator that loses the race
 /// leaves only unreferenced objects, which cleanup removes.
-pub(super) async fn create(store: &Store, key: &MasterKey) -> Result<Identity> {
+pub(super) async fn create(store: &Store, key: CreationKey<'_>) -> Result<Identity> {
     let uuid = uuid::Uuid::new_v4().to_string();
-    let kek = key.derive_kek(&uuid);
+    let (kek, keyring) = match key {
+        CreationKey::Keystore(key) => {
+            let kek = key.derive_kek(&uuid);
+            let keyring = Keyring::first(key.name(), &kek);
+            (kek, keyring)
+        }
+        CreationKey::Kms(kms, name) => {
+            let (kek, entry) = super::kek::kms_key(kms, name, &uuid).await?;
+            (kek, Keyring::with_key(entry))
+        }
+    };
     let chunk_key = Dek::generate();
     let path = layout::wrapped_key(kek.fingerprint(), chunk_key.id());
     store
@@ -26,7 +43,6 @@ pub(super) async fn create(store: &Store, key: &MasterKey) -> Result<Identity> {
             Bytes::from(crypto::wrap(&kek, &chunk_key, &uuid, &path)),
         )
         .await?;
-    let keyring = Keyring::first(key.name(), &kek);
     let identity = Identity {
         format_version: FORMAT_VERSION,
         uuid,

@@ -148,9 +148,9 @@ impl Repository {
             })
             .await?;
         if winner != mine {
-            for kek in self.keks.keys() {
+            for kek in self.wrapping_fingerprints() {
                 self.store()
-                    .delete(&layout::wrapped_key(*kek, dek.id()))
+                    .delete(&layout::wrapped_key(kek, dek.id()))
                     .await?;
             }
         }
@@ -208,6 +208,7 @@ mod tests {
         let mut ks = Keystore::default();
         ks.insert(MasterKey::from_bytes("default", [5; 32]));
         let opts = OpenOptions {
+            kms: None,
             compress: true,
             readonly: false,
         };

@@ -10,7 +10,6 @@ use bytes::Bytes;
 
 use super::model::Keyring;
 use super::{layout, parse_json, RepoError, Repository, Result};
-use crate::crypto::{Kek, KeyId};
 use crate::storage::generations::Codec;
 
 /// The keyring as bytes of a generation: plaintext JSON (names and
@@ -69,11 +68,5 @@ impl Repository {
         let (out, keyring) = self.keyrings.update(&KeyringCodec, change).await?;
         *self.keyring_cache.lock().expect("keyring cache") = keyring.clone();
         Ok((out, keyring))
-    }
-
-    /// The KEK with this fingerprint, if this node holds its master key.
-    pub fn kek(&self, fingerprint: &str) -> Option<&Kek> {
-        let id = KeyId::from_hex(fingerprint)?;
-        self.keks.get(&id)
     }
 }

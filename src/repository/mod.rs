@@ -10,6 +10,7 @@
 pub mod chunks;
 mod create;
 pub mod generations;
+mod kek;
 pub mod keyring;
 pub mod layout;
 pub mod model;
@@ -93,6 +94,9 @@ pub enum RepoError {
         "repository format version [{0}] is newer than this node understands ({FORMAT_VERSION})"
     )]
     UnsupportedFormat(u32),
+    /// A master key held by a key management service could not be used.
+    #[error(transparent)]
+    Kms(Box<crate::kms::KmsError>),
 }
 
 pub type Result<T> = std::result::Result<T, RepoError>;
@@ -107,8 +111,11 @@ pub struct Repository {
     identity: Identity,
     /// The keyring as last read: it names the KEK for new data keys.
     keyring_cache: Mutex<Keyring>,
-    /// KEKs this node can derive, by fingerprint.
+    /// KEKs this node can derive from its keystore, by fingerprint.
     keks: HashMap<KeyId, Kek>,
+    /// Master keys held by key management services, with the cache of the
+    /// KEKs they unwrapped (see `kek`).
+    kms: Option<std::sync::Arc<crate::kms::Kms>>,
     deks: Mutex<HashMap<KeyId, Dek>>,
     chunk_key: Dek,
     /// The key generations are sealed with, once known.
@@ -134,6 +141,8 @@ fn now_millis() -> i64 {
 pub struct OpenOptions {
     pub compress: bool,
     pub readonly: bool,
+    /// The node's KMS-held master keys, if it has any.
+    pub kms: Option<std::sync::Arc<crate::kms::Kms>>,
 }
 
 impl Repository {
@@ -151,8 +160,14 @@ impl Repository {
             Some(bytes) => parse_json::<Identity>(layout::IDENTITY, &bytes)?,
             None if opts.readonly => return Err(RepoError::ReadOnly),
             None => {
-                let key = key.ok_or_else(|| RepoError::NoCreationKey(key_name.to_string()))?;
-                create::create(&store, key).await?
+                let creation = match (key, &opts.kms) {
+                    (Some(key), _) => create::CreationKey::Keystore(key),
+                    (None, Some(kms)) if kms.holds(key_name) => {
+                        create::CreationKey::Kms(kms, key_name)
+                    }
+                    _ => return Err(RepoError::NoCreationKey(key_name.to_string())),
+                };
+                create::create(&store, creation).await?
             }
         };
         if identity.format_version > FORMAT_VERSION {
@@ -176,6 +191,7 @@ impl Repository {
             identity,
             keyring_cache: Mutex::new(keyring),
             keks,
+            kms: opts.kms,
             deks: Mutex::new(HashMap::new()),
             chunk_key: Dek::generate(),
             metadata_key: Mutex::new(None),
@@ -184,11 +200,7 @@ impl Repository {
         };
         // The newest keyring decides which keys are needed.
         let (_, keyring) = repo.keyring().await?;
-        if !keyring
-            .needed
-            .iter()
-            .any(|k| repo.kek(&k.fingerprint).is_some())
-        {
+        if !repo.check_needed_keys().await? {
             return Err(RepoError::WrongKey {
                 key: key_name.to_string(),
                 needed: keyring.needed.iter().map(|k| k.name.clone()).collect(),
@@ -257,10 +269,11 @@ impl Repository {
     /// Stores `dek` wrapped under the KEK `key` names (if absent).
     pub async fn wrap_under(&self, dek: &Dek, key: &KeyRef) -> Result<()> {
         let kek = self
-            .kek(&key.fingerprint)
+            .kek_for(key)
+            .await?
             .ok_or_else(|| RepoError::ActiveKeyMissing(key.name.clone()))?;
         let path = layout::wrapped_key(kek.fingerprint(), dek.id());
-        let wrapped = crypto::wrap(kek, dek, self.uuid(), &path);
+        let wrapped = crypto::wrap(&kek, dek, self.uuid(), &path);
         match self
             .store
             .write_if_absent(&path, Bytes::from(wrapped))
@@ -298,11 +311,16 @@ impl Repository {
         // under none at all, the header naming it is damaged (or the
         // object was never this repository's).
         let (_, keyring) = self.keyring().await?;
+        if let Some(dek) = self.dek_under_kms(id, &keyring).await? {
+            self.deks.lock().expect("dek cache").insert(id, dek.clone());
+            return Ok(dek);
+        }
         for k in &keyring.needed {
             let Some(fp) = KeyId::from_hex(&k.fingerprint) else {
                 continue;
             };
             if !self.keks.contains_key(&fp)
+                && k.kms.is_none()
                 && self.store.exists(&layout::wrapped_key(fp, id)).await?
             {
                 return Err(RepoError::MissingDataKey {
@@ -430,6 +448,7 @@ mod tests {
         OpenOptions {
             compress: true,
             readonly: false,
+            kms: None,
         }
     }
 

@@ -44,10 +44,15 @@ pub struct Keyring {
 impl Keyring {
     /// The keyring of a new repository: one key, active and needed.
     pub fn first(name: &str, kek: &crate::crypto::Kek) -> Keyring {
-        let key = KeyRef {
+        Keyring::with_key(KeyRef {
             name: name.to_string(),
             fingerprint: kek.fingerprint().to_hex(),
-        };
+            kms: None,
+        })
+    }
+
+    /// The keyring of a new repository whose one key is `key`.
+    pub fn with_key(key: KeyRef) -> Keyring {
         Keyring {
             active: key.clone(),
             needed: vec![key],
@@ -187,6 +192,25 @@ pub struct KeyRef {
     pub name: String,
     /// Fingerprint of the KEK it derives in this repository.
     pub fingerprint: String,
+    /// For a master key held by a key management service: the KEK as the
+    /// service wrapped it (a keystore key derives its KEK instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms: Option<KmsWrapping>,
+}
+
+/// A random KEK wrapped by a key management service's key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KmsWrapping {
+    /// `vault` or `aws-kms`.
+    pub service: String,
+    /// The key's name in the service (transit key, KMS key id or ARN).
+    pub key: String,
+    /// The service's ciphertext of the KEK (not secret without the service).
+    pub wrapped: String,
+    /// The version of the service's key that wrapped it, when known
+    /// (Vault): a rotation to a newer version of the same key is a new KEK.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -326,5 +350,37 @@ impl ShardManifest {
             .iter()
             .flat_map(|f| f.chunks.iter().map(|c| c.dek.clone()))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyrings_without_kms_entries_still_parse_and_kms_entries_round_trip() {
+        let old = r#"{"active":{"name":"default","fingerprint":"00112233445566778899aabbccddeeff"},
+            "needed":[{"name":"default","fingerprint":"00112233445566778899aabbccddeeff"}]}"#;
+        let k: Keyring = serde_json::from_str(old).unwrap();
+        assert!(k.active.kms.is_none());
+        assert!(
+            !serde_json::to_string(&k).unwrap().contains("kms"),
+            "absent stays absent"
+        );
+        let mut k = k;
+        k.active.kms = Some(KmsWrapping {
+            service: "vault".into(),
+            key: "snap".into(),
+            wrapped: "vault:v2:abc".into(),
+            version: Some(2),
+        });
+        let text = serde_json::to_string(&k).unwrap();
+        assert!(
+            text.contains(
+                r#""kms":{"service":"vault","key":"snap","wrapped":"vault:v2:abc","version":2}"#
+            ),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<Keyring>(&text).unwrap(), k);
     }
 }

@@ -16,6 +16,9 @@ pub struct Cluster {
     node_id: String,
     cluster_uuid: String,
     keystore: RwLock<Keystore>,
+    /// Master keys held by key management services (credentials from
+    /// the keystore, reloaded with it).
+    kms: Arc<crate::kms::Kms>,
     state: Arc<StateStore>,
 }
 
@@ -25,6 +28,7 @@ impl Cluster {
         node_id: String,
         cluster_uuid: String,
         keystore: Keystore,
+        kms: Arc<crate::kms::Kms>,
         state: Arc<StateStore>,
     ) -> Cluster {
         Cluster {
@@ -32,6 +36,7 @@ impl Cluster {
             node_id,
             cluster_uuid,
             keystore: RwLock::new(keystore),
+            kms,
             state,
         }
     }
@@ -48,6 +53,11 @@ impl Cluster {
         &self.cluster_uuid
     }
 
+    /// This node's KMS-held master keys.
+    pub fn kms(&self) -> &Arc<crate::kms::Kms> {
+        &self.kms
+    }
+
     /// The keystore as last loaded.
     pub fn keystore(&self) -> Keystore {
         self.keystore.read().expect("keystore lock").clone()
@@ -57,6 +67,9 @@ impl Cluster {
     /// keys it holds.
     pub(crate) fn reload_keystore(&self) -> Result<usize> {
         let ks = Keystore::load(&self.config.keystore)
+            .map_err(|e| ServiceError::IllegalArgument(e.to_string()))?;
+        self.kms
+            .set_keystore(&ks)
             .map_err(|e| ServiceError::IllegalArgument(e.to_string()))?;
         let n = ks.names().len();
         *self.keystore.write().expect("keystore lock") = ks;
@@ -88,10 +101,12 @@ impl Cluster {
         let record = NodeRecord {
             node_id: self.node_id.clone(),
             name: self.config.node_name.clone(),
+            // Keystore keys, and the KMS-held keys the last probe could use.
             key_fingerprints: keystore
                 .names()
                 .into_iter()
                 .map(|n| (n.clone(), keystore.get(&n).expect("listed").fingerprint()))
+                .chain(self.kms.usable_fingerprints())
                 .collect(),
             last_seen_millis: now_millis(),
         };

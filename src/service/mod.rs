@@ -22,6 +22,7 @@ pub mod cluster;
 pub mod delete;
 pub mod documents;
 pub mod error;
+mod kms_target;
 pub mod locations;
 pub mod operations;
 pub mod pause;
@@ -109,6 +110,9 @@ pub enum StartError {
     },
     #[error("{0}")]
     Keystore(#[source] crate::crypto::CryptoError),
+    /// A KMS-held master key this node cannot use as configured.
+    #[error("{0}")]
+    Kms(#[source] crate::kms::KmsError),
     /// A store location the configuration names that cannot be used.
     #[error("{what} store: {source}")]
     Location {
@@ -141,6 +145,7 @@ impl Node {
         let created =
             Keystore::create_if_missing(&config.keystore).map_err(StartError::Keystore)?;
         let keystore = Keystore::load(&config.keystore).map_err(StartError::Keystore)?;
+        let kms = Arc::new(crate::kms::Kms::new(&config.kms, &keystore).map_err(StartError::Kms)?);
         let open = |what: &'static str, uri: &str| open_store(&config, &keystore, what, uri);
         let state_store = open("state", &config.state_store)?;
         let security = Security::open(
@@ -183,7 +188,7 @@ impl Node {
             Arc::new(config),
             node_id,
             cluster_uuid,
-            keystore,
+            (keystore, kms),
             state,
             indices,
             (Arc::new(security), audit, generated),
@@ -198,7 +203,7 @@ impl Node {
         config: Arc<Config>,
         node_id: String,
         cluster_uuid: String,
-        keystore: Keystore,
+        (keystore, kms): (Keystore, Arc<crate::kms::Kms>),
         state: Arc<StateStore>,
         indices: Arc<Indices>,
         (security, audit, generated): (
@@ -214,6 +219,7 @@ impl Node {
             node_id.clone(),
             cluster_uuid,
             keystore,
+            kms,
             state.clone(),
         ));
         let operations = Arc::new(Operations::new(state.clone(), node_id));
@@ -358,6 +364,18 @@ impl Node {
             self.security.clone(),
         );
         let every = Duration::from_secs(self.config.heartbeat_secs);
+        // The KMS probe has its own loop: a service that hangs must not
+        // delay the heartbeat (five missed ones and this node is dead).
+        let (kms, mut stop_probe) = (self.cluster.kms().clone(), self.shutdown.subscribe());
+        tokio::spawn(async move {
+            loop {
+                kms.probe(every.max(Duration::from_secs(1))).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stop_probe.changed() => return,
+                }
+            }
+        });
         let mut stop = self.shutdown.subscribe();
         tokio::spawn(async move {
             loop {

@@ -148,6 +148,7 @@ impl Repositories {
         let opts = OpenOptions {
             compress: settings.compress,
             readonly: settings.readonly,
+            kms: Some(self.cluster.kms().clone()),
         };
         let repo = Repository::open(store, &settings.key_id, &self.cluster.keystore(), opts)
             .await

@@ -123,8 +123,10 @@ impl KeyRotation {
         };
         let mut sources = Vec::new();
         for f in &rot.from {
-            match repo.kek(&f.fingerprint) {
-                Some(kek) => sources.push((f.fingerprint.clone(), kek.clone())),
+            // A KMS that cannot answer now is an error to retry (the lease
+            // lapses, the rotation is adopted again), not a failed rotation.
+            match repo.kek_for(f).await.map_err(fail)? {
+                Some(kek) => sources.push((f.fingerprint.clone(), kek)),
                 None => p.failures.push(format!("node [{}] does not hold master key [{}], needed to read the data keys it wraps", self.cluster.node_name(), f.name)),
             }
         }

@@ -148,7 +148,11 @@ impl KeyRotation {
     ) -> Result<RotateOutcome> {
         let key_id = req.key_id.as_str();
         let open = self.repositories.writable(repository, Verb::Rotate).await?;
-        let to = self.target_key(&open.repo, key_id).await?;
+        let to = if self.cluster.kms().holds(key_id) {
+            super::kms_target::kms_target(&self.cluster, repository, &open.repo, key_id).await?
+        } else {
+            self.target_key(&open.repo, key_id).await?
+        };
         self.check_data_keys(&open.repo, repository, &req.data_keys)
             .await?;
         // Without conditional writes a rotation is one more writer that
@@ -228,6 +232,7 @@ impl KeyRotation {
         Ok(KeyRef {
             name: key_id.to_string(),
             fingerprint: key.derive_kek(repo.uuid()).fingerprint().to_hex(),
+            kms: None,
         })
     }
 

@@ -280,13 +280,6 @@ async fn every_error_type_has_elasticsearch_shape_and_status() {
         ),
         (
             "POST",
-            "/_snapshot/repo/_rotate_key",
-            Some(json!({"key_id": "default", "mode": "reencrypt"})),
-            501,
-            "not_implemented_exception",
-        ),
-        (
-            "POST",
             "/_snapshot/nope/_rotate_key",
             Some(json!({"key_id": "default"})),
             404,

@@ -16,6 +16,7 @@ mod hostile_input;
 mod hostile_more;
 mod http_limits;
 mod isolation;
+mod kms;
 mod nasty_input;
 mod nodes;
 mod packaging;
