@@ -1,6 +1,7 @@
 //! KMS benchmark (`bash bench/kms.sh`, which starts OpenBao): the latency
 //! of one transit unwrap of a key-encryption key (the cache off), and the
-//! time to rotate a repository holding `KEYS` wrapped data keys from a
+//! time to rotate a repository holding `BENCH_KEYS` (default 10 000) wrapped
+//! data keys from a
 //! keystore key to a Vault transit key. Runs a real node in-process on the
 //! local filesystem; prints a JSON report. Fails without OpenBao.
 
@@ -14,7 +15,6 @@ use snapvault::service::repositories::PutRepository;
 use snapvault::service::rotation::{Mode, RotateRequest};
 use snapvault::{Config, Node, Overrides};
 
-const KEYS: usize = 1000;
 const UNWRAPS: usize = 300;
 
 fn env(var: &str) -> String {
@@ -67,7 +67,12 @@ fn main() {
         took.sort_by(|a, b| a.partial_cmp(b).unwrap());
         let (median, p99) = (took[UNWRAPS / 2], took[UNWRAPS * 99 / 100]);
 
-        // 2. Rotation keystore -> Vault of KEYS data keys.
+        // 2. Rotation keystore -> Vault of `keys` data keys, then to a new
+        //    version of the same transit key.
+        let keys: usize = std::env::var("BENCH_KEYS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10_000);
         let dir = tempfile::tempdir().unwrap();
         let config_file = dir.path().join("snapvault.toml");
         std::fs::write(
@@ -97,27 +102,40 @@ fn main() {
             .await
             .unwrap();
         let open = node.repositories().open("repo").await.unwrap();
-        for _ in 0..KEYS {
+        for _ in 0..keys {
             open.repo.new_dek().await.unwrap();
         }
-        let t = Instant::now();
         let req = RotateRequest {
             key_id: "vault".into(),
             mode: Mode::Rewrap,
             data_keys: Vec::new(),
             max_bytes_per_sec: None,
         };
-        node.rotation().rotate("repo", &req, true).await.unwrap();
-        let rotate_secs = t.elapsed().as_secs_f64();
-        let state = node.rotation().key_state("repo").await.unwrap();
-        let rotation = state.keyring.rotation.unwrap();
-        assert_eq!(rotation.phase.as_str(), "completed");
+        let rotate = || async {
+            let t = Instant::now();
+            node.rotation().rotate("repo", &req, true).await.unwrap();
+            let secs = t.elapsed().as_secs_f64();
+            let state = node.rotation().key_state("repo").await.unwrap();
+            let rotation = state.keyring.rotation.unwrap();
+            assert_eq!(rotation.phase.as_str(), "completed");
+            json!({"data_keys": rotation.done, "seconds": secs,
+                "keys_per_sec": rotation.done as f64 / secs})
+        };
+        let to_vault = rotate().await;
+        let r = reqwest::Client::new()
+            .post(format!("{addr}/v1/transit/keys/{transit}/rotate"))
+            .header("x-vault-token", &token)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+        let to_new_version = rotate().await;
         println!(
             "{}",
             serde_json::to_string_pretty(&json!({
                 "transit_unwrap_ms": {"calls": UNWRAPS, "median": median, "p99": p99},
-                "rotation_keystore_to_vault": {"data_keys": rotation.done, "seconds": rotate_secs,
-                    "keys_per_sec": rotation.done as f64 / rotate_secs},
+                "rotation_keystore_to_vault": to_vault,
+                "rotation_vault_to_its_new_version": to_new_version,
             }))
             .unwrap()
         );

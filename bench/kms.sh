@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# KMS benchmark: transit unwrap latency and the time to rotate 1000 data
-# keys from a keystore key to a Vault transit key, against OpenBao's dev
-# server started by tests/emulators.sh (stopped on exit).
+# KMS benchmark: transit unwrap latency and the time to rotate BENCH_KEYS
+# (default 10 000) data keys from a keystore key to a Vault transit key and
+# then to that key's next version, against OpenBao's dev server started by
+# tests/emulators.sh (stopped on exit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tests/emulators.sh

@@ -3,41 +3,19 @@
 //! throughput during a rotation relative to without one. Runs a real node
 //! in-process on the local filesystem; prints a JSON report.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::json;
-use snapvault::crypto::{Keystore, MasterKey};
-use snapvault::indices::DocOp;
-use snapvault::service::repositories::PutRepository;
 use snapvault::service::rotation::{Mode, RotateRequest};
-use snapvault::service::snapshots::{CreateSnapshot, Created};
 use snapvault::{Config, Node, Overrides};
+
+#[path = "common.rs"]
+mod common;
+use common::{add_key, fill_index, fs_repository as repository};
 
 const KEYS: usize = 10_000;
 const OVERLAP_KEYS: usize = 30_000;
 const INDEX_MIB: usize = 256;
-
-fn add_key(path: &std::path::Path, name: &str) {
-    let mut ks = Keystore::load(path).unwrap();
-    ks.insert(MasterKey::generate(name));
-    ks.save(path).unwrap();
-}
-
-async fn repository(node: &Node, name: &str) {
-    let settings = [("location".to_string(), name.to_string())]
-        .into_iter()
-        .collect();
-    node.repositories()
-        .put(PutRepository {
-            name: name.into(),
-            kind: "fs".into(),
-            settings,
-            verify: true,
-        })
-        .await
-        .unwrap();
-}
 
 /// A rewrap rotation to `key`.
 fn rewrap_to(key: &str) -> RotateRequest {
@@ -58,25 +36,6 @@ async fn data_keys(node: &Node, repo: &str, n: usize) -> f64 {
     t.elapsed().as_secs_f64()
 }
 
-async fn snapshot(node: &Arc<Node>, repo: &str, name: &str) -> f64 {
-    let t = Instant::now();
-    let req = CreateSnapshot {
-        repository: repo.into(),
-        snapshot: name.into(),
-        indices: Some("bench".into()),
-        ignore_unavailable: false,
-        include_global_state: false,
-        partial: false,
-        metadata: None,
-        wait_for_completion: true,
-    };
-    match node.snapshots().create(req).await.unwrap() {
-        Created::Done(d) => assert_eq!(d.state.as_str(), "SUCCESS"),
-        Created::Accepted => unreachable!("waited"),
-    }
-    t.elapsed().as_secs_f64()
-}
-
 fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -92,31 +51,7 @@ fn main() {
         let (node, _) = Node::start(config).await.unwrap();
 
         // An index of INDEX_MIB MiB of generated documents.
-        node.indices()
-            .create("bench", 2, Default::default())
-            .await
-            .unwrap();
-        let mut written = 0usize;
-        let mut id = 0u64;
-        while written < INDEX_MIB << 20 {
-            let mut ops = Vec::new();
-            for _ in 0..2000 {
-                let text: String = (0..400)
-                    .map(|i| format!("w{} ", (id * 7 + i) % 5003))
-                    .collect();
-                let src = serde_json::value::to_raw_value(&json!({"n": id, "text": text})).unwrap();
-                written += src.get().len();
-                ops.push(DocOp::Index {
-                    id: id.to_string(),
-                    source: src,
-                    create_only: false,
-                });
-                id += 1;
-            }
-            node.indices().write("bench", ops).await.unwrap();
-        }
-        let index_mib =
-            node.indices().summary("bench").await.unwrap().store_bytes as f64 / (1 << 20) as f64;
+        let index_mib = fill_index(&node, "bench", 2, INDEX_MIB).await;
 
         // 1. Time to rotate 10,000 wrapped keys.
         repository(&node, "rotated").await;
@@ -136,9 +71,9 @@ fn main() {
         // 2. Snapshot throughput without a rotation (after a warm-up
         //    snapshot, so both measured runs read the index from page cache)...
         repository(&node, "warm").await;
-        snapshot(&node, "warm", "s").await;
+        common::snapshot(&node, "warm", "s", "bench").await;
         repository(&node, "quiet").await;
-        let quiet_secs = snapshot(&node, "quiet", "s").await;
+        let quiet_secs = common::snapshot(&node, "quiet", "s", "bench").await;
 
         // 3. ...and into a repository whose keys are rotating, once
         //    rewrapping is really under way.
@@ -164,7 +99,7 @@ fn main() {
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         };
-        let busy_secs = snapshot(&node, "busy", "s").await;
+        let busy_secs = common::snapshot(&node, "busy", "s", "bench").await;
         let during = node
             .rotation()
             .key_state("busy")

@@ -574,3 +574,120 @@ async fn a_replica_killed_mid_range_is_taken_over_and_counts_add_up() {
         .await;
     assert_eq!(ps[0].all_docs("a").await, expected);
 }
+
+/// Data key id of every sealed object in an S3 repository, by path.
+async fn s3_header_keys(store: &snapvault::storage::Store) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for o in store.list("/").await.unwrap() {
+        if o.path.starts_with("keys/") {
+            continue;
+        }
+        let bytes = store.read(&o.path).await.unwrap();
+        if bytes.starts_with(snapvault::crypto::header::MAGIC) {
+            let h = Header::parse(&o.path, &bytes).expect("a sealed object has a valid header");
+            out.insert(o.path, h.key_id.to_hex());
+        }
+    }
+    out
+}
+
+/// Three replicas sharing a state store and a repository on S3 (moto):
+/// each live replica claims ranges of the same re-encryption, the work is
+/// done once, and the repository restores identical afterwards.
+#[tokio::test(flavor = "multi_thread")]
+async fn three_replicas_share_a_reencryption_on_s3() {
+    use super::harness::keystore_with;
+    use super::s3::{bucket, client_toml, s3_store};
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = bucket().await;
+    let config = format!(
+        "heartbeat_secs = 1\nrotation_lease_secs = 3\nstate_store = \"s3://{bucket}/deploy/state\"\ndata_store = \"s3://{bucket}/deploy/data\"\n{}",
+        client_toml()
+    );
+    let mut ks = keystore_with(&[
+        ("s3.client.default.access_key", "test"),
+        ("s3.client.default.secret_key", "test"),
+    ]);
+    let mut nodes = Vec::new();
+    for name in ["a", "b", "c"] {
+        let data = dir.path().join(name);
+        std::fs::create_dir_all(&data).unwrap();
+        ks.save(&data.join("keystore.json")).unwrap();
+        nodes.push(Server::start_with(&data, Some(&config)).await);
+    }
+    let a = &nodes[0];
+    many_segments(a, "a", 60).await;
+    a.ok(
+        "PUT",
+        "/_snapshot/repo",
+        Some(json!({"type": "s3", "settings": {"bucket": bucket, "base_path": "repo"}})),
+    )
+    .await;
+    a.create_snapshot("repo", "s1", "a").await;
+    let expected = a.all_docs("a").await;
+    let store = s3_store(&bucket, "repo");
+    let before = s3_header_keys(&store).await;
+    let old: BTreeSet<String> = before.values().cloned().collect();
+    assert!(
+        before.keys().filter(|p| p.starts_with("chunks/")).count() >= 50,
+        "{} objects",
+        before.len()
+    );
+
+    // Every replica gets the new key, as a mounted secret would change.
+    ks.insert(snapvault::crypto::MasterKey::generate("k2"));
+    for n in &nodes {
+        ks.save(&n.data_dir.join("keystore.json")).unwrap();
+        n.ok("POST", "/_nodes/reload_secure_settings", None).await;
+    }
+    let ids: BTreeSet<String> = nodes
+        .iter()
+        .map(|n| n.node.cluster().node_id().to_string())
+        .collect();
+    start_when_all_hold(a, json!({"max_bytes_per_sec": 3000})).await;
+    let done = wait_rotation(&nodes[1].base, "repo", "completion", finished).await;
+    let r = &done["rotation"];
+    assert_eq!(r["phase"], "completed", "{done}");
+    assert_eq!(r["failures"], json!([]), "{done}");
+    let re = &r["reencryption"];
+    let owners: BTreeSet<String> = re["ranges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["owner_nodes"].as_array().unwrap().clone())
+        .map(|o| o.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(owners, ids, "every replica claimed ranges: {done}");
+    let at_start: u64 = re["old_data_keys"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|d| d["objects_at_start"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        re["objects_done"].as_u64().unwrap(),
+        at_start,
+        "each object sealed again exactly once: {done}"
+    );
+    for (path, key) in s3_header_keys(&store).await {
+        assert!(!old.contains(&key), "{path} under old key {key}");
+    }
+    // The old master key goes; everything restores from the new one.
+    ks.remove("default");
+    for n in &nodes {
+        ks.save(&n.data_dir.join("keystore.json")).unwrap();
+        n.ok("POST", "/_nodes/reload_secure_settings", None).await;
+    }
+    nodes[2].ok("DELETE", "/a", None).await;
+    nodes[2]
+        .ok(
+            "POST",
+            "/_snapshot/repo/s1/_restore?wait_for_completion=true",
+            None,
+        )
+        .await;
+    assert_eq!(nodes[1].all_docs("a").await, expected);
+    for n in nodes {
+        n.stop().await;
+    }
+}
