@@ -26,6 +26,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::rotation::KeyRotation;
@@ -44,6 +45,30 @@ pub(super) const DOCUMENTS: &str = "documents";
 /// Failures recorded in the keyring at most (the count goes on).
 const MAX_FAILURES: usize = 100;
 
+/// The ranges of a re-encryption: sixteen of chunks, by the first hex
+/// digit of their id, and one of documents.
+fn range_names() -> impl Iterator<Item = String> {
+    "0123456789abcdef"
+        .chars()
+        .map(String::from)
+        .chain([DOCUMENTS.to_string()])
+}
+
+/// One fresh data key per range, by range name; a few created at once
+/// (each is a round trip or more to storage).
+async fn range_keys(repo: &Repository) -> std::result::Result<BTreeMap<String, String>, RepoError> {
+    let keys: Vec<Dek> = futures::stream::iter(range_names().map(|_| repo.new_dek()))
+        .buffered(8)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<std::result::Result<_, _>>()?;
+    Ok(range_names()
+        .zip(keys)
+        .map(|(name, key)| (name, key.id().to_hex()))
+        .collect())
+}
+
 /// Objects and stored bytes.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
 pub struct Deps {
@@ -59,6 +84,12 @@ pub struct Inventory {
     pub old_keys: BTreeMap<String, Deps>,
     pub objects_total: u64,
     pub bytes_total: u64,
+    /// The fresh data key of each range, by range name: created with the
+    /// inventory, so a coordinator that retries the set-up (after losing
+    /// its lease, or a storage error) reuses them instead of leaving
+    /// unused wrapped keys behind.
+    #[serde(default)]
+    pub range_keys: BTreeMap<String, String>,
 }
 
 impl Inventory {
@@ -281,7 +312,13 @@ impl KeyRotation {
                         }
                         continue;
                     }
-                    self.work_ranges(name, repo).await;
+                    if !self
+                        .work_ranges_holding_lease(name, repo, &rot)
+                        .await
+                        .map_err(fail)?
+                    {
+                        return Ok(());
+                    }
                     if !self.wait_for_ranges(name, repo, &rot).await.map_err(fail)? {
                         return Ok(());
                     }
@@ -307,51 +344,19 @@ impl KeyRotation {
                 repo.store().delete_all(&dir.path).await?;
             }
         }
-        let inventory = match self.read_inventory(repo, &rot.id).await? {
-            Some(inv) => inv,
-            None => {
-                // New generations get a new metadata key before the old keys
-                // are listed, so the old one is among them (unless a filter
-                // leaves it out).
-                let (_, k) = repo.keyring().await?;
-                let current = k.metadata_key.clone();
-                let retire_metadata = asked.data_keys.is_empty()
-                    || current
-                        .as_ref()
-                        .is_some_and(|m| asked.data_keys.contains(m));
-                let mut keep: HashSet<String> = HashSet::from([repo.chunk_key().id().to_hex()]);
-                if retire_metadata {
-                    let key = repo.new_dek().await?;
-                    repo.switch_metadata_key(current.as_deref(), &key).await?;
-                    keep.insert(key.id().to_hex());
-                } else if let Some(m) = &current {
-                    keep.insert(m.clone());
-                }
-                let inv = self.take_inventory(repo, &asked.data_keys, &keep).await?;
-                let path = layout::reencrypt_inventory(&rot.id);
-                let bytes = bytes::Bytes::from(serde_json::to_vec(&inv).expect("serialises"));
-                match repo.store().write_if_absent(&path, bytes).await {
-                    Ok(()) => inv,
-                    Err(StorageError::AlreadyExists(_)) => {
-                        self.read_inventory(repo, &rot.id).await?.unwrap_or(inv)
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
+        let Some(inventory) = self
+            .holding_lease(repo, rot, self.inventory_for(repo, rot, &asked))
+            .await?
+        else {
+            return Ok(false);
         };
-        let mut ranges = Vec::new();
-        for name in "0123456789abcdef"
-            .chars()
-            .map(String::from)
-            .chain([DOCUMENTS.to_string()])
-        {
-            let key = repo.new_dek().await?;
-            ranges.push(RangeLease {
+        let ranges: Vec<RangeLease> = range_names()
+            .map(|name| RangeLease {
+                key: inventory.range_keys.get(&name).cloned().unwrap_or_default(),
                 name,
-                key: key.id().to_hex(),
                 ..Default::default()
-            });
-        }
+            })
+            .collect();
         let pins: Vec<String> = ranges.iter().map(|r| r.key.clone()).collect();
         let me = self.cluster.node_id().to_string();
         let lease = self.lease_millis();
@@ -380,12 +385,108 @@ impl KeyRotation {
                 Ok(true)
             })
             .await?;
-        tracing::info!(
-            old_keys = inventory.old_keys.len(),
-            objects = inventory.objects_total,
-            "re-encryption started"
-        );
+        if owned {
+            tracing::info!(
+                old_keys = inventory.old_keys.len(),
+                objects = inventory.objects_total,
+                "re-encryption started"
+            );
+        }
         Ok(owned)
+    }
+
+    /// The rotation's inventory: read back, or taken now (with a new
+    /// metadata key first, and one fresh data key per range) and written
+    /// once; a concurrent writer's copy wins.
+    async fn inventory_for(
+        &self,
+        repo: &Repository,
+        rot: &Rotation,
+        asked: &crate::repository::model::Reencryption,
+    ) -> std::result::Result<Inventory, RepoError> {
+        if let Some(mut inv) = self.read_inventory(repo, &rot.id).await? {
+            // Written by a version that kept no range keys in it.
+            if inv.range_keys.len() != range_names().count() {
+                inv.range_keys = range_keys(repo).await?;
+                let bytes = bytes::Bytes::from(serde_json::to_vec(&inv).expect("serialises"));
+                repo.store()
+                    .write(&layout::reencrypt_inventory(&rot.id), bytes)
+                    .await?;
+            }
+            return Ok(inv);
+        }
+        // New generations get a new metadata key before the old keys
+        // are listed, so the old one is among them (unless a filter
+        // leaves it out).
+        let (_, k) = repo.keyring().await?;
+        let current = k.metadata_key.clone();
+        let retire_metadata = asked.data_keys.is_empty()
+            || current
+                .as_ref()
+                .is_some_and(|m| asked.data_keys.contains(m));
+        let mut keep: HashSet<String> = HashSet::from([repo.chunk_key().id().to_hex()]);
+        if retire_metadata {
+            let key = repo.new_dek().await?;
+            repo.switch_metadata_key(current.as_deref(), &key).await?;
+            keep.insert(key.id().to_hex());
+        } else if let Some(m) = &current {
+            keep.insert(m.clone());
+        }
+        let mut inv = self.take_inventory(repo, &asked.data_keys, &keep).await?;
+        inv.range_keys = range_keys(repo).await?;
+        let path = layout::reencrypt_inventory(&rot.id);
+        let bytes = bytes::Bytes::from(serde_json::to_vec(&inv).expect("serialises"));
+        match repo.store().write_if_absent(&path, bytes).await {
+            Ok(()) => Ok(inv),
+            Err(StorageError::AlreadyExists(_)) => {
+                Ok(self.read_inventory(repo, &rot.id).await?.unwrap_or(inv))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The coordinator works on ranges like every node, its own lease
+    /// renewed meanwhile; false when it lost the rotation.
+    async fn work_ranges_holding_lease(
+        &self,
+        name: &str,
+        repo: &Repository,
+        rot: &Rotation,
+    ) -> std::result::Result<bool, RepoError> {
+        let work = async {
+            self.work_ranges(name, repo).await;
+            Ok(())
+        };
+        Ok(self.holding_lease(repo, rot, work).await?.is_some())
+    }
+
+    /// Runs `work` while renewing the coordinator's lease every third of
+    /// its length, so that a long step (an inventory, the sweep of a large
+    /// repository) never lets the lease lapse under a live owner and
+    /// another node start the same step. `None` when the lease was lost
+    /// meanwhile; `work` still runs to its end (stopping it between a
+    /// temporary object and its rename would leave the temporary behind,
+    /// and every step is safe to repeat).
+    async fn holding_lease<T>(
+        &self,
+        repo: &Repository,
+        rot: &Rotation,
+        work: impl std::future::Future<Output = std::result::Result<T, RepoError>>,
+    ) -> std::result::Result<Option<T>, RepoError> {
+        tokio::pin!(work);
+        let every = Duration::from_millis((self.lease_millis() / 3).max(100) as u64);
+        let mut owned = true;
+        loop {
+            tokio::select! {
+                r = &mut work => return Ok(if owned { Some(r?) } else { None }),
+                _ = tokio::time::sleep(every), if owned => {
+                    // A failed renewal is tried again at the next tick.
+                    if let Ok(still) = self.renew(repo, rot).await {
+                        owned = still;
+                    }
+                }
+            }
+        }
     }
 
     pub(super) async fn read_inventory(
@@ -518,8 +619,12 @@ impl KeyRotation {
                 return Ok(false);
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
-            // A range whose node died is claimable again once its lease ran out.
-            self.work_ranges(name, repo).await;
+            // A range whose node died is claimable again once its lease ran
+            // out. Working one takes seconds: the coordinator's lease is
+            // renewed meanwhile.
+            if !self.work_ranges_holding_lease(name, repo, rot).await? {
+                return Ok(false);
+            }
         }
     }
 
@@ -563,7 +668,12 @@ impl KeyRotation {
             .map(|r| r.ranges.clone())
             .unwrap_or_default();
         let keys = RangeKeys::load(repo, &ranges).await?;
-        let (out, tally) = self.sweep(repo, &old, &keys).await?;
+        let Some((out, tally)) = self
+            .holding_lease(repo, rot, self.sweep(repo, &old, &keys))
+            .await?
+        else {
+            return Ok(());
+        };
         let tally_bytes = bytes::Bytes::from(serde_json::to_vec(&tally).expect("serialises"));
         repo.store()
             .write(&layout::reencrypt_tally(&rot.id, "sweep"), tally_bytes)
@@ -571,26 +681,32 @@ impl KeyRotation {
         let failed =
             !out.failures.is_empty() || k.rotation.as_ref().is_some_and(|r| !r.failures.is_empty());
         if !failed {
-            // The destruction: every wrapping of every old data key.
-            let keks: Vec<KeyId> = repo
-                .store()
-                .list_shallow(layout::KEYS_DIR)
-                .await?
-                .into_iter()
-                .filter_map(|d| {
-                    KeyId::from_hex(
-                        d.path
-                            .trim_start_matches(layout::KEYS_DIR)
-                            .trim_end_matches('/'),
-                    )
-                })
-                .collect();
-            for dek in &old {
-                for kek in &keks {
-                    repo.store()
-                        .delete(&layout::wrapped_key(*kek, *dek))
-                        .await?;
+            let destroy = async {
+                // The destruction: every wrapping of every old data key.
+                let keks: Vec<KeyId> = repo
+                    .store()
+                    .list_shallow(layout::KEYS_DIR)
+                    .await?
+                    .into_iter()
+                    .filter_map(|d| {
+                        KeyId::from_hex(
+                            d.path
+                                .trim_start_matches(layout::KEYS_DIR)
+                                .trim_end_matches('/'),
+                        )
+                    })
+                    .collect();
+                for dek in &old {
+                    for kek in &keks {
+                        repo.store()
+                            .delete(&layout::wrapped_key(*kek, *dek))
+                            .await?;
+                    }
                 }
+                Ok(())
+            };
+            if self.holding_lease(repo, rot, destroy).await?.is_none() {
+                return Ok(());
             }
             repo.forget_deks(&old);
         }

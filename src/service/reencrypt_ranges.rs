@@ -70,7 +70,16 @@ impl KeyRotation {
             match self.claim_range(repo).await {
                 Ok(Some(work)) => {
                     let range = work.range.name.clone();
-                    if let Err(e) = self.work_range(work).await {
+                    let key = format!("{}/{range}", work.rotation);
+                    let rotation = work.rotation.clone();
+                    let r = self
+                        .renewing_range(repo, &rotation, &range, self.work_range(work))
+                        .await;
+                    self.working_ranges
+                        .lock()
+                        .expect("working ranges")
+                        .remove(&key);
+                    if let Err(e) = r {
                         tracing::warn!(repository = %name, range = %range, error = %e, "re-encryption range stopped; another node or a retry takes it over");
                         return;
                     }
@@ -92,6 +101,7 @@ impl KeyRotation {
     ) -> std::result::Result<Option<Work<'a>>, RepoError> {
         let me = self.cluster.node_id().to_string();
         let lease = self.lease_millis();
+        let busy = self.working_ranges.lock().expect("working ranges").clone();
         let (claimed, keyring) = repo
             .update_keyring(|k| {
                 let Some(r) = k
@@ -108,6 +118,7 @@ impl KeyRotation {
                 let now = now_millis();
                 let Some(range) = re.ranges.iter_mut().find(|x| {
                     !x.done
+                        && !busy.contains(&format!("{id}/{}", x.name))
                         && (x.owner.is_none()
                             || x.owner.as_deref() == Some(me.as_str())
                             || x.lease_expires_millis <= now)
@@ -125,6 +136,38 @@ impl KeyRotation {
         let Some((rotation, range)) = claimed else {
             return Ok(None);
         };
+        // Claimed by this process now: the caller removes it when done.
+        let key = format!("{rotation}/{}", range.name);
+        if !self
+            .working_ranges
+            .lock()
+            .expect("working ranges")
+            .insert(key)
+        {
+            // Another task of this node claimed it between the snapshot of
+            // `busy` and the swap: it works the range.
+            return Ok(None);
+        }
+        let key = format!("{rotation}/{}", range.name);
+        let prepared = self.prepare_work(repo, rotation, range, keyring).await;
+        if prepared.is_err() {
+            self.working_ranges
+                .lock()
+                .expect("working ranges")
+                .remove(&key);
+        }
+        prepared.map(Some)
+    }
+
+    /// What working a claimed range needs: the inventory's old keys, the
+    /// range keys, its tally so far, and this node's share of the budget.
+    async fn prepare_work<'a>(
+        &self,
+        repo: &'a Repository,
+        rotation: String,
+        range: RangeLease,
+        keyring: crate::repository::model::Keyring,
+    ) -> std::result::Result<Work<'a>, RepoError> {
         let re = keyring
             .rotation
             .and_then(|r| r.reencrypt)
@@ -152,7 +195,7 @@ impl KeyRotation {
             .max(1) as u64;
         let budget = re.max_bytes_per_sec.map(|b| (b / nodes).max(1));
         tracing::info!(range = %range.name, cursor = ?range.cursor, "re-encrypting a range");
-        Ok(Some(Work {
+        Ok(Work {
             repo,
             rotation,
             range,
@@ -161,7 +204,64 @@ impl KeyRotation {
             tally,
             throttle: Throttle::new(budget),
             last: Instant::now(),
-        }))
+        })
+    }
+
+    /// Runs `work` on range `range` while renewing that range's lease
+    /// every third of its length: one step (a throttled object, a
+    /// snapshot's documents on slow storage) may outlast the lease, and
+    /// the checkpoints only renew it between steps. Renewal stops once the
+    /// range is not this node's anymore; `work` notices at its next
+    /// checkpoint.
+    async fn renewing_range<T>(
+        &self,
+        repo: &Repository,
+        rotation: &str,
+        range: &str,
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
+        tokio::pin!(work);
+        let every = Duration::from_millis((self.lease_millis() / 3).max(100) as u64);
+        let mut owned = true;
+        loop {
+            tokio::select! {
+                r = &mut work => return r,
+                _ = tokio::time::sleep(every), if owned => {
+                    if let Ok(still) = self.renew_range(repo, rotation, range).await {
+                        owned = still;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Extends this node's lease on a range; false when it is not this
+    /// node's (or not running) anymore.
+    async fn renew_range(
+        &self,
+        repo: &Repository,
+        rotation: &str,
+        range: &str,
+    ) -> std::result::Result<bool, RepoError> {
+        let me = self.cluster.node_id().to_string();
+        let lease = self.lease_millis();
+        let (owned, _) = repo
+            .update_keyring(|k| {
+                let cur = k
+                    .rotation
+                    .as_mut()
+                    .filter(|r| r.id == rotation && r.phase == RotationPhase::Reencrypting)
+                    .and_then(|r| r.reencrypt.as_mut())
+                    .and_then(|re| re.ranges.iter_mut().find(|x| x.name == range))
+                    .filter(|x| x.owner.as_deref() == Some(me.as_str()) && !x.done);
+                let Some(cur) = cur else {
+                    return Ok::<_, RepoError>(false);
+                };
+                cur.lease_expires_millis = now_millis() + lease;
+                Ok(true)
+            })
+            .await?;
+        Ok(owned)
     }
 
     /// Seals the range's objects again, past its cursor, in name order.

@@ -104,6 +104,10 @@ pub struct KeyRotation {
     pub(super) rotating: Mutex<HashSet<String>>,
     /// Repositories whose re-encryption ranges this node works on.
     pub(super) range_workers: Mutex<HashSet<String>>,
+    /// Ranges (`<rotation>/<range>`) a task of this process works on now:
+    /// the coordinator and the range worker of one node never claim the
+    /// same range twice (the keyring's owner is the node, not the task).
+    pub(super) working_ranges: Mutex<HashSet<String>>,
     /// Where the end of a rotation is recorded (its start is a request,
     /// audited at the edge).
     pub(super) audit: Arc<crate::audit::Audit>,
@@ -128,6 +132,7 @@ impl KeyRotation {
             shutdown,
             rotating: Mutex::default(),
             range_workers: Mutex::default(),
+            working_ranges: Mutex::default(),
             audit,
         }
     }
