@@ -51,6 +51,40 @@ pub async fn fill_index(node: &Node, name: &str, shards: u32, mib: usize) -> f64
     node.indices().summary(name).await.unwrap().store_bytes as f64 / (1 << 20) as f64
 }
 
+/// Creates index `name` and fills it with about `mib` MiB of documents
+/// whose text is base64 of random bytes (what compression cannot shrink
+/// below about three quarters, unlike [`fill_index`]'s vocabulary text,
+/// which zstd shrinks about fifty times); returns its stored size in MiB.
+pub async fn fill_random_index(node: &Node, name: &str, shards: u32, mib: usize) -> f64 {
+    use base64::Engine;
+    use rand::RngCore;
+    node.indices()
+        .create(name, shards, Default::default())
+        .await
+        .unwrap();
+    let mut rng = rand::thread_rng();
+    let mut raw = vec![0u8; 1800];
+    let mut written = 0usize;
+    let mut id = 0u64;
+    while written < mib << 20 {
+        let mut ops = Vec::new();
+        for _ in 0..2000 {
+            rng.fill_bytes(&mut raw);
+            let text = base64::engine::general_purpose::STANDARD.encode(&raw);
+            let src = serde_json::value::to_raw_value(&json!({"n": id, "text": text})).unwrap();
+            written += src.get().len();
+            ops.push(DocOp::Index {
+                id: id.to_string(),
+                source: src,
+                create_only: false,
+            });
+            id += 1;
+        }
+        node.indices().write(name, ops).await.unwrap();
+    }
+    node.indices().summary(name).await.unwrap().store_bytes as f64 / (1 << 20) as f64
+}
+
 /// Registers repository `name` of `kind` with `settings`.
 pub async fn repository(node: &Node, name: &str, kind: &str, settings: &[(&str, &str)]) {
     let settings: BTreeMap<String, String> = settings

@@ -1,7 +1,8 @@
 //! Re-encryption benchmark (`bash bench/reencrypt.sh`, which starts moto):
 //!
-//! 1. `fs`: the time to re-encrypt a repository holding a snapshot of
-//!    `BENCH_MIB` MiB (default 1024), unthrottled;
+//! 1. `fs`: the time to re-encrypt a repository holding a snapshot of an
+//!    index of `BENCH_MIB` MiB (default 1400: random text, so about 1 GiB
+//!    stored in the repository), unthrottled;
 //! 2. `fs`: snapshot throughput of a second index into a fresh repository
 //!    while another repository re-encrypts, relative to without;
 //! 3. S3 on moto: re-encrypting `BENCH_S3_MIB` MiB (default 256) with one
@@ -22,7 +23,7 @@ use snapvault::{Config, Node, Overrides};
 
 #[path = "common.rs"]
 mod common;
-use common::{add_key, fill_index, fs_repository, repository, round, snapshot};
+use common::{add_key, fill_random_index, fs_repository, repository, round, snapshot};
 
 fn mib_from_env(var: &str, default: usize) -> usize {
     std::env::var(var)
@@ -110,7 +111,7 @@ async fn emulator_ceiling(store: &snapvault::storage::Store, parallel: usize) ->
 fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let fs_mib = mib_from_env("BENCH_MIB", 1024);
+        let fs_mib = mib_from_env("BENCH_MIB", 1400);
         let s3_mib = mib_from_env("BENCH_S3_MIB", 256);
         let endpoint = std::env::var("SNAPVAULT_TEST_S3_ENDPOINT")
             .expect("SNAPVAULT_TEST_S3_ENDPOINT is not set: run bash bench/reencrypt.sh");
@@ -119,7 +120,7 @@ fn main() {
         // 1. fs, unthrottled.
         let node = start(&dir.path().join("fs"), "").await;
         let keystore = dir.path().join("fs").join("keystore.json");
-        let index_mib = fill_index(&node, "big", 2, fs_mib).await;
+        let index_mib = fill_random_index(&node, "big", 2, fs_mib).await;
         fs_repository(&node, "rotated").await;
         let snap_secs = snapshot(&node, "rotated", "s", "big").await;
         add_key(&keystore, "k2");
@@ -128,7 +129,7 @@ fn main() {
 
         // 2. Snapshot throughput of a second index without and during a
         //    re-encryption of the first repository (warm page cache both).
-        let small_mib = fill_index(&node, "small", 1, fs_mib / 4).await;
+        let small_mib = fill_random_index(&node, "small", 1, fs_mib / 4).await;
         fs_repository(&node, "warm").await;
         snapshot(&node, "warm", "s", "small").await;
         fs_repository(&node, "quiet").await;
@@ -183,7 +184,7 @@ fn main() {
         ks.set_setting("s3.client.default.secret_key", "test".into());
         ks.save(&first.join("keystore.json")).unwrap();
         let a = start(&first, &config).await;
-        let s3_index_mib = fill_index(&a, "s3data", 2, s3_mib).await;
+        let s3_index_mib = fill_random_index(&a, "s3data", 2, s3_mib).await;
         for name in ["one", "three"] {
             repository(
                 &a,
@@ -235,6 +236,7 @@ fn main() {
                 "reencrypt_seconds": round(fs_secs, 2),
                 "reencrypted_mib": round(mib(fs_bytes), 1),
                 "reencrypted_objects": fs_objects,
+                "snapshot_mib_per_s": round(index_mib / snap_secs, 1),
                 "reencrypt_mib_per_s": round(mib(fs_bytes) / fs_secs, 1),
             },
             "snapshot_during_reencryption": {
