@@ -556,3 +556,62 @@ fn a_bad_kms_configuration_refuses_to_start_with_a_clear_error() {
     assert!(said.contains("also holds a master key [default]"), "{said}");
     assert!(!said.contains("SECRET-TOKEN-1"), "{said}");
 }
+
+/// `mode: reencrypt` to KMS-held keys: keystore → Vault → AWS KMS, each
+/// time every object sealed again under fresh data keys (read from the
+/// headers), then the keystore key removed and every snapshot restores.
+#[tokio::test(flavor = "multi_thread")]
+async fn reencryption_to_vault_then_to_aws_kms_leaves_nothing_under_an_old_data_key() {
+    use super::reencrypt::header_keys;
+    use std::collections::BTreeSet;
+    let root = tempfile::tempdir().unwrap();
+    let (transit, aws) = (transit_key().await, aws_key().await);
+    let config = format!(
+        "{}{}",
+        vault_table("vault", &vault_addr(), &transit),
+        aws_table("aws", &aws)
+    );
+    let data = data_dir(
+        root.path(),
+        "node",
+        &[
+            ("kms.vault.token", &vault_root()),
+            ("kms.aws.access_key", "test"),
+            ("kms.aws.secret_key", "test"),
+        ],
+    );
+    let s = Server::start_with(&data, Some(&config)).await;
+    s.create_index("a", 2).await;
+    s.put_fs_repository("repo", "repo").await;
+    let mut expected = vec![snapshot(&s, 1).await];
+    for key in ["vault", "aws"] {
+        let before: BTreeSet<String> = header_keys(&s.repo_dir("repo")).into_values().collect();
+        let r = s
+            .call(
+                "POST",
+                "/_snapshot/repo/_rotate_key?wait_for_completion=true",
+                Some(json!({"key_id": key, "mode": "reencrypt"})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["active_key"], key, "{}", r.text);
+        assert_eq!(r.body["rotation"]["phase"], "completed", "{}", r.text);
+        assert_eq!(r.body["rotation"]["mode"], "reencrypt", "{}", r.text);
+        for (path, k) in header_keys(&s.repo_dir("repo")) {
+            assert!(!before.contains(&k), "{path} still under {k} after {key}");
+        }
+        assert_eq!(
+            active(&s, "repo").await.kms.unwrap().service,
+            if key == "vault" { "vault" } else { "aws-kms" }
+        );
+        expected.push(snapshot(&s, expected.len() + 1).await);
+    }
+    remove_key(&data, "default");
+    s.ok("POST", "/_nodes/reload_secure_settings", None).await;
+    for (name, docs) in expected {
+        s.ok("DELETE", "/a", None).await;
+        s.restore("repo", &name, json!({})).await;
+        assert_eq!(s.all_docs("a").await, docs, "{name}");
+    }
+    s.stop().await;
+}

@@ -24,7 +24,7 @@ fn finished(v: &Value) -> bool {
 
 /// Data key id of every sealed object of an fs repository (wrapped keys
 /// and plain documents aside), by path: read from each object's header.
-fn header_keys(repo: &Path) -> BTreeMap<String, String> {
+pub(super) fn header_keys(repo: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for (path, _) in super::harness::files_under(repo) {
         let rel = path
