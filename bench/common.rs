@@ -25,30 +25,12 @@ pub fn add_key(path: &std::path::Path, name: &str) {
 /// text documents (words from a 5003-word vocabulary, about 2.4 KiB each);
 /// returns its stored size in MiB.
 pub async fn fill_index(node: &Node, name: &str, shards: u32, mib: usize) -> f64 {
-    node.indices()
-        .create(name, shards, Default::default())
-        .await
-        .unwrap();
-    let mut written = 0usize;
-    let mut id = 0u64;
-    while written < mib << 20 {
-        let mut ops = Vec::new();
-        for _ in 0..2000 {
-            let text: String = (0..400)
-                .map(|i| format!("w{} ", (id * 7 + i) % 5003))
-                .collect();
-            let src = serde_json::value::to_raw_value(&json!({"n": id, "text": text})).unwrap();
-            written += src.get().len();
-            ops.push(DocOp::Index {
-                id: id.to_string(),
-                source: src,
-                create_only: false,
-            });
-            id += 1;
-        }
-        node.indices().write(name, ops).await.unwrap();
-    }
-    node.indices().summary(name).await.unwrap().store_bytes as f64 / (1 << 20) as f64
+    fill(node, name, shards, mib, |id| {
+        (0..400)
+            .map(|i| format!("w{} ", (id * 7 + i) % 5003))
+            .collect()
+    })
+    .await
 }
 
 /// Creates index `name` and fills it with about `mib` MiB of documents
@@ -58,20 +40,34 @@ pub async fn fill_index(node: &Node, name: &str, shards: u32, mib: usize) -> f64
 pub async fn fill_random_index(node: &Node, name: &str, shards: u32, mib: usize) -> f64 {
     use base64::Engine;
     use rand::RngCore;
+    let mut raw = vec![0u8; 1800];
+    fill(node, name, shards, mib, |_| {
+        rand::thread_rng().fill_bytes(&mut raw);
+        base64::engine::general_purpose::STANDARD.encode(&raw)
+    })
+    .await
+}
+
+/// Creates index `name` and writes documents `{"n": id, "text": text(id)}`
+/// in batches of 2000 until about `mib` MiB of sources are written;
+/// returns the index's stored size in MiB.
+async fn fill(
+    node: &Node,
+    name: &str,
+    shards: u32,
+    mib: usize,
+    mut text: impl FnMut(u64) -> String,
+) -> f64 {
     node.indices()
         .create(name, shards, Default::default())
         .await
         .unwrap();
-    let mut rng = rand::thread_rng();
-    let mut raw = vec![0u8; 1800];
     let mut written = 0usize;
     let mut id = 0u64;
     while written < mib << 20 {
         let mut ops = Vec::new();
         for _ in 0..2000 {
-            rng.fill_bytes(&mut raw);
-            let text = base64::engine::general_purpose::STANDARD.encode(&raw);
-            let src = serde_json::value::to_raw_value(&json!({"n": id, "text": text})).unwrap();
+            let src = serde_json::value::to_raw_value(&json!({"n": id, "text": text(id)})).unwrap();
             written += src.get().len();
             ops.push(DocOp::Index {
                 id: id.to_string(),

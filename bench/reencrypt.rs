@@ -80,6 +80,17 @@ async fn reencrypt(node: &Node, repo: &str, key: &str) -> (f64, u64, u64, usize)
     (secs, bytes, objects, owners.len())
 }
 
+/// One re-encryption of [`reencrypt`]'s result, for the report.
+fn run_report((secs, bytes, objects, owners): (f64, u64, u64, usize)) -> serde_json::Value {
+    json!({
+        "seconds": round(secs, 2),
+        "mib": round(mib(bytes), 1),
+        "objects": objects,
+        "mib_per_s": round(mib(bytes) / secs, 1),
+        "range_owners": owners,
+    })
+}
+
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1 << 20) as f64
 }
@@ -249,20 +260,8 @@ fn main() {
             },
             "s3_moto": {
                 "index_mib": round(s3_index_mib, 0),
-                "one_replica": {
-                    "seconds": round(one.0, 2),
-                    "mib": round(mib(one.1), 1),
-                    "objects": one.2,
-                    "mib_per_s": round(mib(one.1) / one.0, 1),
-                    "range_owners": one.3,
-                },
-                "three_replicas": {
-                    "seconds": round(three.0, 2),
-                    "mib": round(mib(three.1), 1),
-                    "objects": three.2,
-                    "mib_per_s": round(mib(three.1) / three.0, 1),
-                    "range_owners": three.3,
-                },
+                "one_replica": run_report(one),
+                "three_replicas": run_report(three),
                 "speedup": round(one.0 / three.0, 2),
                 "emulator_read_and_write_every_object": {
                     "one_in_flight_mib_per_s": round(mib(ceiling1.1) / ceiling1.0, 1),

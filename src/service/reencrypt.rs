@@ -54,6 +54,33 @@ fn range_names() -> impl Iterator<Item = String> {
         .chain([DOCUMENTS.to_string()])
 }
 
+/// Runs `work` while calling `renew` every third of a lease of
+/// `lease_millis`, until `renew` answers false (the lease is not this
+/// node's anymore); a failed renewal is tried again at the next tick.
+/// Returns what `work` gave and whether the lease was still held.
+pub(super) async fn renewing<T, R>(
+    lease_millis: i64,
+    work: impl std::future::Future<Output = T>,
+    mut renew: impl FnMut() -> R,
+) -> (T, bool)
+where
+    R: std::future::Future<Output = std::result::Result<bool, RepoError>>,
+{
+    tokio::pin!(work);
+    let every = Duration::from_millis((lease_millis / 3).max(100) as u64);
+    let mut owned = true;
+    loop {
+        tokio::select! {
+            r = &mut work => return (r, owned),
+            _ = tokio::time::sleep(every), if owned => {
+                if let Ok(still) = renew().await {
+                    owned = still;
+                }
+            }
+        }
+    }
+}
+
 /// One fresh data key per range, by range name; a few created at once
 /// (each is a round trip or more to storage).
 async fn range_keys(repo: &Repository) -> std::result::Result<BTreeMap<String, String>, RepoError> {
@@ -473,20 +500,8 @@ impl KeyRotation {
         rot: &Rotation,
         work: impl std::future::Future<Output = std::result::Result<T, RepoError>>,
     ) -> std::result::Result<Option<T>, RepoError> {
-        tokio::pin!(work);
-        let every = Duration::from_millis((self.lease_millis() / 3).max(100) as u64);
-        let mut owned = true;
-        loop {
-            tokio::select! {
-                r = &mut work => return Ok(if owned { Some(r?) } else { None }),
-                _ = tokio::time::sleep(every), if owned => {
-                    // A failed renewal is tried again at the next tick.
-                    if let Ok(still) = self.renew(repo, rot).await {
-                        owned = still;
-                    }
-                }
-            }
-        }
+        let (r, owned) = renewing(self.lease_millis(), work, || self.renew(repo, rot)).await;
+        Ok(if owned { Some(r?) } else { None })
     }
 
     pub(super) async fn read_inventory(

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 
 use super::now_millis;
-use super::reencrypt::{record_failures, reseal_snapshot, Outcome, RangeKeys, Tally, DOCUMENTS};
+use super::reencrypt::{
+    record_failures, renewing, reseal_snapshot, Outcome, RangeKeys, Tally, DOCUMENTS,
+};
 use super::rotation::KeyRotation;
 use super::upload::Throttle;
 use crate::crypto::KeyId;
@@ -220,19 +222,8 @@ impl KeyRotation {
         range: &str,
         work: impl std::future::Future<Output = T>,
     ) -> T {
-        tokio::pin!(work);
-        let every = Duration::from_millis((self.lease_millis() / 3).max(100) as u64);
-        let mut owned = true;
-        loop {
-            tokio::select! {
-                r = &mut work => return r,
-                _ = tokio::time::sleep(every), if owned => {
-                    if let Ok(still) = self.renew_range(repo, rotation, range).await {
-                        owned = still;
-                    }
-                }
-            }
-        }
+        let renew = || self.renew_range(repo, rotation, range);
+        renewing(self.lease_millis(), work, renew).await.0
     }
 
     /// Extends this node's lease on a range; false when it is not this

@@ -125,10 +125,11 @@ async fn health(s: &Server) -> Value {
     s.call("GET", "/_health", None).await.body
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn rotation_from_keystore_to_vault_to_a_new_vault_version_to_aws_kms_then_the_keystore_key_goes_and_everything_restores(
-) {
-    let root = tempfile::tempdir().unwrap();
+/// A node whose config names a fresh transit key (`vault`) and a fresh key
+/// of moto's KMS (`aws`), credentials for both in its keystore, with index
+/// `a` and `fs` repository `repo`; returns it, its data directory, the
+/// transit key's name and the config (to start it again).
+async fn vault_and_aws_node(root: &Path) -> (Server, std::path::PathBuf, String, String) {
     let (transit, aws) = (transit_key().await, aws_key().await);
     let config = format!(
         "{}{}",
@@ -136,7 +137,7 @@ async fn rotation_from_keystore_to_vault_to_a_new_vault_version_to_aws_kms_then_
         aws_table("aws", &aws)
     );
     let data = data_dir(
-        root.path(),
+        root,
         "node",
         &[
             ("kms.vault.token", &vault_root()),
@@ -147,6 +148,14 @@ async fn rotation_from_keystore_to_vault_to_a_new_vault_version_to_aws_kms_then_
     let s = Server::start_with(&data, Some(&config)).await;
     s.create_index("a", 2).await;
     s.put_fs_repository("repo", "repo").await;
+    (s, data, transit, config)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotation_from_keystore_to_vault_to_a_new_vault_version_to_aws_kms_then_the_keystore_key_goes_and_everything_restores(
+) {
+    let root = tempfile::tempdir().unwrap();
+    let (s, data, transit, config) = vault_and_aws_node(root.path()).await;
     let mut expected = Vec::new();
     expected.push(snapshot(&s, 1).await);
 
@@ -565,24 +574,7 @@ async fn reencryption_to_vault_then_to_aws_kms_leaves_nothing_under_an_old_data_
     use super::reencrypt::header_keys;
     use std::collections::BTreeSet;
     let root = tempfile::tempdir().unwrap();
-    let (transit, aws) = (transit_key().await, aws_key().await);
-    let config = format!(
-        "{}{}",
-        vault_table("vault", &vault_addr(), &transit),
-        aws_table("aws", &aws)
-    );
-    let data = data_dir(
-        root.path(),
-        "node",
-        &[
-            ("kms.vault.token", &vault_root()),
-            ("kms.aws.access_key", "test"),
-            ("kms.aws.secret_key", "test"),
-        ],
-    );
-    let s = Server::start_with(&data, Some(&config)).await;
-    s.create_index("a", 2).await;
-    s.put_fs_repository("repo", "repo").await;
+    let (s, data, _, _) = vault_and_aws_node(root.path()).await;
     let mut expected = vec![snapshot(&s, 1).await];
     for key in ["vault", "aws"] {
         let before: BTreeSet<String> = header_keys(&s.repo_dir("repo")).into_values().collect();

@@ -192,12 +192,7 @@ async fn reencrypt_under_load_leaves_nothing_under_an_old_data_key() {
         ("during", "a"),
         ("s1-copy", "a"),
     ] {
-        p.ok(
-            "POST",
-            &format!("/_snapshot/repo/{snap}/_restore?wait_for_completion=true"),
-            Some(json!({"indices": idx})),
-        )
-        .await;
+        p.restore("repo", snap, json!({"indices": idx})).await;
         let a = p.ok("GET", "/a/_count", None).await["count"]
             .as_u64()
             .unwrap();
@@ -376,12 +371,7 @@ async fn data_keys_filter_reencrypts_only_what_the_named_key_seals() {
         assert!(wrapped.contains(k), "{k} kept");
     }
     s.ok("DELETE", "/a", None).await;
-    s.ok(
-        "POST",
-        "/_snapshot/repo/sa/_restore?wait_for_completion=true",
-        None,
-    )
-    .await;
+    s.restore("repo", "sa", json!({})).await;
     assert_eq!(s.ok("GET", "/a/_count", None).await["count"], 300);
 }
 
@@ -592,13 +582,7 @@ async fn a_replica_killed_mid_range_is_taken_over_and_counts_add_up() {
         assert!(!old.contains(&key), "{path} under old key {key}");
     }
     ps[0].ok("DELETE", "/a", None).await;
-    ps[0]
-        .ok(
-            "POST",
-            "/_snapshot/repo/s1/_restore?wait_for_completion=true",
-            None,
-        )
-        .await;
+    ps[0].restore("repo", "s1", json!({})).await;
     assert_eq!(ps[0].all_docs("a").await, expected);
 }
 
@@ -709,13 +693,7 @@ async fn three_replicas_share_a_reencryption_on_s3() {
         n.ok("POST", "/_nodes/reload_secure_settings", None).await;
     }
     nodes[2].ok("DELETE", "/a", None).await;
-    nodes[2]
-        .ok(
-            "POST",
-            "/_snapshot/repo/s1/_restore?wait_for_completion=true",
-            None,
-        )
-        .await;
+    nodes[2].restore("repo", "s1", json!({})).await;
     assert_eq!(nodes[1].all_docs("a").await, expected);
     for n in nodes {
         n.stop().await;
