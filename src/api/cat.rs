@@ -148,6 +148,7 @@ async fn cat_snapshots_of(node: &Node, repos: &str, q: &CatQuery) -> Result<Resp
             offset: 0,
             after: None,
             from_sort_value: None,
+            slm_policy_filter: None,
         })
         .await?;
     let hms = |ms: i64| {

@@ -209,55 +209,17 @@ impl From<ServiceError> for ApiError {
         use ServiceError as E;
         use StatusCode as S;
         let reason = escaped(e.to_string());
-        let (status, kind) = match &e {
-            E::RepositoryMissing { .. } => (S::NOT_FOUND, "repository_missing_exception"),
-            E::Repository { .. } => (S::BAD_REQUEST, "repository_exception"),
-            E::RepositoryFailure { .. } => (S::INTERNAL_SERVER_ERROR, "repository_exception"),
-            E::RepositoryVerification { .. } => (
+        if let E::Internal(detail) = &e {
+            let id = uuid::Uuid::new_v4();
+            tracing::error!(error_id = %id, error = %crate::es::shown(detail), "internal error");
+            return ApiError::new(
                 S::INTERNAL_SERVER_ERROR,
-                "repository_verification_exception",
-            ),
-            E::SnapshotMissing { .. } => (S::NOT_FOUND, "snapshot_missing_exception"),
-            E::RepositoryPaused { .. } => (S::CONFLICT, "repository_paused_exception"),
-            E::ConcurrentKeyRotation { .. } => (S::CONFLICT, "concurrent_key_rotation_exception"),
-            E::InvalidSnapshotName { .. } => (S::BAD_REQUEST, "invalid_snapshot_name_exception"),
-            E::ConcurrentSnapshotExecution { .. } => (
-                S::SERVICE_UNAVAILABLE,
-                "concurrent_snapshot_execution_exception",
-            ),
-            E::SnapshotRestore { .. } => (S::BAD_REQUEST, "snapshot_restore_exception"),
-            E::SnapshotRestoreFailed { .. } => {
-                (S::INTERNAL_SERVER_ERROR, "snapshot_restore_exception")
-            }
-            E::Snapshot { .. } => (S::INTERNAL_SERVER_ERROR, "snapshot_exception"),
-            E::IndexNotFound { .. } => (S::NOT_FOUND, "index_not_found_exception"),
-            E::ResourceAlreadyExists { .. } => {
-                (S::BAD_REQUEST, "resource_already_exists_exception")
-            }
-            E::InvalidIndexName { .. } => (S::BAD_REQUEST, "invalid_index_name_exception"),
-            E::IndexClosed { .. } => (S::BAD_REQUEST, "index_closed_exception"),
-            // Elasticsearch's unreadable `_source` is an
-            // ElasticsearchParseException: 400 parse_exception.
-            E::DocumentSource { .. } => (S::BAD_REQUEST, "parse_exception"),
-            E::VersionConflict(_) => (S::CONFLICT, "version_conflict_engine_exception"),
-            E::IllegalArgument(_) => (S::BAD_REQUEST, "illegal_argument_exception"),
-            E::Parse(_) => (S::BAD_REQUEST, "parse_exception"),
-            E::ContentParse(_) => (S::BAD_REQUEST, "x_content_parse_exception"),
-            E::MapperParsing(_) => (S::BAD_REQUEST, "mapper_parsing_exception"),
-            E::QueryParsing(_) => (S::BAD_REQUEST, "parsing_exception"),
-            E::Validation(_) => (S::BAD_REQUEST, "action_request_validation_exception"),
-            E::NotImplemented(_) => (S::NOT_IMPLEMENTED, "not_implemented_exception"),
-            E::Unauthorized(_) => (S::FORBIDDEN, "security_exception"),
-            E::Internal(detail) => {
-                let id = uuid::Uuid::new_v4();
-                tracing::error!(error_id = %id, error = %crate::es::shown(detail), "internal error");
-                return ApiError::new(
-                    S::INTERNAL_SERVER_ERROR,
-                    "exception",
-                    format!("internal error; see the server log for error id [{id}]"),
-                );
-            }
-        };
+                "exception",
+                format!("internal error; see the server log for error id [{id}]"),
+            );
+        }
+        let (code, kind) = e.exception();
+        let status = S::from_u16(code).unwrap_or(S::INTERNAL_SERVER_ERROR);
         let index = match &e {
             E::IndexNotFound { index }
             | E::ResourceAlreadyExists { index }

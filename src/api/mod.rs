@@ -6,6 +6,7 @@
 pub mod analyze;
 pub mod auth;
 pub mod cat;
+pub mod cluster;
 pub mod edge;
 pub mod error;
 pub mod extract;
@@ -14,13 +15,13 @@ pub mod keys;
 pub mod media_type;
 pub mod model;
 pub mod nodes;
-pub mod pending;
 pub mod present;
 pub mod recovery;
 pub mod repositories;
 pub mod restore;
 pub mod root;
 pub mod security;
+pub mod slm;
 pub mod snapshots;
 
 use std::sync::Arc;
@@ -143,7 +144,19 @@ fn routes() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(analyze::analyze_repository))
         .routes(routes!(recovery::recovery))
         .routes(routes!(recovery::index_recovery))
-        .routes(routes!(pending::slm_policies))
+        .routes(routes!(cluster::get_settings, cluster::put_settings))
+        .routes(routes!(slm::get_lifecycles))
+        .routes(routes!(
+            slm::put_lifecycle,
+            slm::get_lifecycle,
+            slm::delete_lifecycle
+        ))
+        .routes(routes!(slm::execute_lifecycle, slm::execute_lifecycle_put))
+        .routes(routes!(slm::execute_retention))
+        .routes(routes!(slm::get_stats))
+        .routes(routes!(slm::get_status))
+        .routes(routes!(slm::start))
+        .routes(routes!(slm::stop))
         .routes(routes!(security::get_users))
         .routes(routes!(
             security::get_user,

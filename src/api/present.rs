@@ -34,8 +34,14 @@ const COMMON: &[&str] = &[
 /// costs more than the work.
 const INLINE_RESHAPE_BYTES: usize = 64 * 1024;
 
+/// Whether the request asked for `human=true`: the readable twins of
+/// time and size fields (`modified_date` beside `modified_date_millis`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Human(pub bool);
+
 pub async fn common_params(mut req: Request, next: Next) -> Response {
     let mut pretty = false;
+    let mut human = false;
     let mut filter: Option<FilterPath> = None;
     let mut kept: Vec<(String, String)> = Vec::new();
     let pairs: Vec<(String, String)> =
@@ -46,6 +52,7 @@ pub async fn common_params(mut req: Request, next: Next) -> Response {
     for (k, v) in pairs {
         match k.as_str() {
             "pretty" => pretty = v != "false",
+            "human" => human = v != "false",
             // Compiled and bounded before the handler runs, so a filter
             // that cannot be used fails the request before it has effects.
             "filter_path" => match FilterPath::parse(&v) {
@@ -75,6 +82,7 @@ pub async fn common_params(mut req: Request, next: Next) -> Response {
     if let Ok(uri) = path_and_query.parse::<Uri>() {
         *req.uri_mut() = uri;
     }
+    req.extensions_mut().insert(Human(human));
     let resp = next.run(req).await;
     let is_json = resp
         .headers()

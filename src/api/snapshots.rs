@@ -125,7 +125,8 @@ fn page_size(size: &Option<String>) -> Result<Option<usize>, ApiError> {
         ("ignore_unavailable" = Option<bool>, Query, description = "Skip missing snapshots"), ("verbose" = Option<bool>, Query, description = "Full details (default true)"),
         ("sort" = Option<String>, Query, description = "start_time, name, duration, index_count, shard_count, failed_shard_count or repository"), ("order" = Option<String>, Query, description = "asc or desc"),
         ("size" = Option<usize>, Query, description = "Page size"), ("offset" = Option<usize>, Query, description = "Skip this many"), ("after" = Option<String>, Query, description = "Cursor from a previous `next`"),
-        ("from_sort_value" = Option<String>, Query, description = "Start from this sort value")),
+        ("from_sort_value" = Option<String>, Query, description = "Start from this sort value"),
+        ("slm_policy_filter" = Option<String>, Query, description = "SLM policy patterns; `_none` for snapshots no policy took")),
     responses((status = 200, body = GetSnapshotsResponse), (status = 404, body = ErrorBody)))]
 pub async fn get_snapshot(
     State(node): State<Arc<Node>>,
@@ -162,7 +163,7 @@ pub async fn get_snapshot(
             "Validation Failed: 1: can't use after together with offset or from_sort_value;",
         ));
     }
-    let _ = (&q.include_repository, &q.slm_policy_filter, &q.index_names);
+    let _ = (&q.include_repository, &q.index_names);
     let verbose = flag(&q.verbose, "verbose", true)?;
     let index_details = flag(&q.index_details, "index_details", false)?;
     let listing = node
@@ -178,6 +179,7 @@ pub async fn get_snapshot(
             offset: number(&q.offset, "offset")?.unwrap_or(0),
             after: q.after,
             from_sort_value: q.from_sort_value,
+            slm_policy_filter: q.slm_policy_filter,
         })
         .await?;
     Ok(Json(GetSnapshotsResponse {

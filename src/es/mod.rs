@@ -20,6 +20,7 @@ pub mod expression;
 pub mod filter_path;
 pub mod glob;
 pub mod names;
+pub mod schedule;
 pub mod size;
 pub mod time;
 

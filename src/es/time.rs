@@ -37,9 +37,44 @@ pub fn parse_time_value(v: &str) -> Option<Duration> {
     Some(Duration::from_nanos(total))
 }
 
+/// A duration in milliseconds as Elasticsearch prints a time value: the
+/// largest unit it reaches, one decimal when not whole (`1.4s`, `15m`,
+/// `0s`).
+pub fn human_millis(ms: u64) -> String {
+    const UNITS: &[(&str, u64)] = &[
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ];
+    if ms == 0 {
+        return "0s".into();
+    }
+    for (unit, len) in UNITS {
+        if ms >= *len {
+            let tenths = (ms * 10 + len / 2) / len;
+            return if tenths % 10 == 0 {
+                format!("{}{unit}", tenths / 10)
+            } else {
+                format!("{}.{}{unit}", tenths / 10, tenths % 10)
+            };
+        }
+    }
+    format!("{ms}ms")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human_millis(0), "0s");
+        assert_eq!(human_millis(1404), "1.4s");
+        assert_eq!(human_millis(900_000), "15m");
+        assert_eq!(human_millis(250), "250ms");
+        assert_eq!(human_millis(5_400_000), "1.5h");
+    }
 
     #[test]
     fn time_values() {

@@ -226,6 +226,7 @@ mod tests {
             start_time_millis: 0,
             end_time_millis: 0,
             indices: Default::default(),
+            policy: None,
         }
     }
 

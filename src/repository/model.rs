@@ -250,6 +250,10 @@ pub struct SnapshotEntry {
     pub start_time_millis: i64,
     pub end_time_millis: i64,
     pub indices: BTreeMap<String, IndexRef>,
+    /// The SLM policy that took the snapshot (its `metadata.policy`), so
+    /// retention and `slm_policy_filter` need not read every snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
 }
 
 /// `index-<N>`: the repository generation, the root of everything reachable.

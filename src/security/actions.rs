@@ -35,7 +35,19 @@ pub fn need(method: &str, path: &str) -> Option<Need> {
         ("GET", "/_recovery") | ("GET", "/_cat/indices") | ("GET", "/_cat/indices/{index}") => {
             cluster("cluster:monitor/indices")
         }
-        ("GET", "/_slm/policy") => cluster("cluster:admin/slm/get"),
+        ("GET", "/_cluster/settings") => cluster("cluster:monitor/settings"),
+        ("PUT", "/_cluster/settings") => cluster("cluster:admin/settings/update"),
+        ("GET", "/_slm/policy" | "/_slm/policy/{policy_id}") => cluster("cluster:admin/slm/get"),
+        ("PUT", "/_slm/policy/{policy_id}") => cluster("cluster:admin/slm/put"),
+        ("DELETE", "/_slm/policy/{policy_id}") => cluster("cluster:admin/slm/delete"),
+        ("PUT" | "POST", "/_slm/policy/{policy_id}/_execute") => {
+            cluster("cluster:admin/slm/execute")
+        }
+        ("POST", "/_slm/_execute_retention") => cluster("cluster:admin/slm/execute-retention"),
+        ("GET", "/_slm/stats") => cluster("cluster:admin/slm/stats"),
+        ("GET", "/_slm/status") => cluster("cluster:admin/slm/status"),
+        ("POST", "/_slm/start") => cluster("cluster:admin/slm/start"),
+        ("POST", "/_slm/stop") => cluster("cluster:admin/slm/stop"),
         ("GET", "/_snapshot") | ("GET", R) | ("GET", "/_cat/repositories") => {
             cluster("cluster:admin/repository/get")
         }

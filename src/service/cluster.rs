@@ -41,6 +41,10 @@ impl Cluster {
         }
     }
 
+    pub(crate) fn state(&self) -> &Arc<StateStore> {
+        &self.state
+    }
+
     pub fn node_id(&self) -> &str {
         &self.node_id
     }

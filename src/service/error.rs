@@ -104,6 +104,9 @@ pub enum ServiceError {
     VersionConflict(String),
     #[error("{0}")]
     IllegalArgument(String),
+    /// A named resource that does not exist (an SLM policy).
+    #[error("{0}")]
+    ResourceNotFound(String),
     /// A value Elasticsearch fails to parse (date math in a name).
     #[error("{0}")]
     Parse(String),
@@ -133,6 +136,45 @@ pub enum ServiceError {
 pub type Result<T> = std::result::Result<T, ServiceError>;
 
 impl ServiceError {
+    /// Elasticsearch's exception for this error: its HTTP status and
+    /// `*_exception` type. The one table of them (the api layer renders
+    /// it; SLM records it in a failed run's `details`).
+    pub fn exception(&self) -> (u16, &'static str) {
+        match self {
+            Self::RepositoryMissing { .. } => (404, "repository_missing_exception"),
+            Self::Repository { .. } => (400, "repository_exception"),
+            Self::RepositoryFailure { .. } => (500, "repository_exception"),
+            Self::RepositoryVerification { .. } => (500, "repository_verification_exception"),
+            Self::SnapshotMissing { .. } => (404, "snapshot_missing_exception"),
+            Self::RepositoryPaused { .. } => (409, "repository_paused_exception"),
+            Self::ConcurrentKeyRotation { .. } => (409, "concurrent_key_rotation_exception"),
+            Self::InvalidSnapshotName { .. } => (400, "invalid_snapshot_name_exception"),
+            Self::ConcurrentSnapshotExecution { .. } => {
+                (503, "concurrent_snapshot_execution_exception")
+            }
+            Self::SnapshotRestore { .. } => (400, "snapshot_restore_exception"),
+            Self::SnapshotRestoreFailed { .. } => (500, "snapshot_restore_exception"),
+            Self::Snapshot { .. } => (500, "snapshot_exception"),
+            Self::IndexNotFound { .. } => (404, "index_not_found_exception"),
+            Self::ResourceAlreadyExists { .. } => (400, "resource_already_exists_exception"),
+            Self::InvalidIndexName { .. } => (400, "invalid_index_name_exception"),
+            Self::IndexClosed { .. } => (400, "index_closed_exception"),
+            // Elasticsearch's unreadable `_source` is an
+            // ElasticsearchParseException: 400 parse_exception.
+            Self::DocumentSource { .. } => (400, "parse_exception"),
+            Self::VersionConflict(_) => (409, "version_conflict_engine_exception"),
+            Self::IllegalArgument(_) => (400, "illegal_argument_exception"),
+            Self::ResourceNotFound(_) => (404, "resource_not_found_exception"),
+            Self::Parse(_) => (400, "parse_exception"),
+            Self::ContentParse(_) => (400, "x_content_parse_exception"),
+            Self::MapperParsing(_) => (400, "mapper_parsing_exception"),
+            Self::QueryParsing(_) => (400, "parsing_exception"),
+            Self::Validation(_) => (400, "action_request_validation_exception"),
+            Self::NotImplemented(_) => (501, "not_implemented_exception"),
+            Self::Unauthorized(_) => (403, "security_exception"),
+            Self::Internal(_) => (500, "exception"),
+        }
+    }
     /// Wraps a repository-format error for a named repository. Messages of
     /// the lower layers name objects, never keys, so they may be shown.
     pub fn repo(repository: &str, e: RepoError) -> ServiceError {

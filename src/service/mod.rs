@@ -19,6 +19,7 @@ pub mod analyze;
 pub mod cleanup;
 pub mod clone;
 pub mod cluster;
+pub mod cluster_settings;
 pub mod delete;
 pub mod documents;
 pub mod error;
@@ -40,6 +41,7 @@ pub mod rewrap;
 pub mod rotation;
 pub mod rotation_lease;
 pub mod settings;
+pub mod slm;
 pub mod snapshots;
 pub mod status;
 pub mod storage_check;
@@ -68,6 +70,7 @@ use progress::TaskTracker;
 use repositories::Repositories;
 use restore::Restores;
 use rotation::KeyRotation;
+use slm::Slm;
 use snapshots::Snapshots;
 use takeover::Takeover;
 
@@ -81,6 +84,7 @@ pub struct Node {
     rotation: Arc<KeyRotation>,
     analysis: Arc<Analysis>,
     takeover: Arc<Takeover>,
+    slm: Arc<Slm>,
     documents: Arc<Documents>,
     indices: Arc<Indices>,
     security: Arc<Security>,
@@ -259,6 +263,12 @@ impl Node {
             operations,
             indices.clone(),
         ));
+        let slm = Arc::new(Slm::new(
+            cluster.clone(),
+            repositories.clone(),
+            snapshots.clone(),
+            tasks.clone(),
+        ));
         let documents = Arc::new(Documents::new(indices.clone(), tasks.clone()));
         Node {
             config,
@@ -269,6 +279,7 @@ impl Node {
             rotation,
             analysis,
             takeover,
+            slm,
             documents,
             indices,
             security,
@@ -326,6 +337,11 @@ impl Node {
         &self.rotation
     }
 
+    /// Snapshot lifecycle policies and their runs.
+    pub fn slm(&self) -> &Arc<Slm> {
+        &self.slm
+    }
+
     pub fn analysis(&self) -> &Arc<Analysis> {
         &self.analysis
     }
@@ -357,11 +373,12 @@ impl Node {
     /// and key fingerprints, take over the operations of stopped nodes,
     /// and pick up rotations that are ownerless or were this node's.
     fn start_background(&self) {
-        let (cluster, takeover, rotation, security) = (
+        let (cluster, takeover, rotation, security, slm) = (
             self.cluster.clone(),
             self.takeover.clone(),
             self.rotation.clone(),
             self.security.clone(),
+            self.slm.clone(),
         );
         let every = Duration::from_secs(self.config.heartbeat_secs);
         // The KMS probe has its own loop: a service that hangs must not
@@ -376,6 +393,20 @@ impl Node {
                 }
             }
         });
+        // SLM's scheduler wakes every second, or at the next slot if sooner.
+        let (scheduler, mut stop_slm) = (self.slm.clone(), self.shutdown.subscribe());
+        tokio::spawn(async move {
+            loop {
+                let next = scheduler.tick().await;
+                let wait = next
+                    .map(|at| (at - now_millis()).clamp(0, 1000) as u64)
+                    .unwrap_or(1000);
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+                    _ = stop_slm.changed() => return,
+                }
+            }
+        });
         let mut stop = self.shutdown.subscribe();
         tokio::spawn(async move {
             loop {
@@ -385,6 +416,7 @@ impl Node {
                 }
                 takeover.reap_orphans().await;
                 rotation.adopt_rotations().await;
+                slm.adopt().await;
                 tokio::select! {
                     _ = tokio::time::sleep(every) => {}
                     _ = stop.changed() => return,

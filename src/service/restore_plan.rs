@@ -146,6 +146,7 @@ mod tests {
                     )
                 })
                 .collect(),
+            policy: None,
         }
     }
 

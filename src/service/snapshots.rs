@@ -43,6 +43,12 @@ pub struct CreateSnapshot {
     pub wait_for_completion: bool,
 }
 
+/// A snapshot recorded as running, and its outcome to come.
+pub struct StartedSnapshot {
+    pub repository: String,
+    pub run: Arc<RunningSnapshot>,
+}
+
 pub enum Created {
     Accepted,
     Done(Box<SnapshotDetails>),
@@ -95,6 +101,27 @@ impl Snapshots {
 
     /// `PUT /_snapshot/{repository}/{snapshot}`.
     pub async fn create(self: &Arc<Self>, req: CreateSnapshot) -> Result<Created> {
+        let wait = req.wait_for_completion;
+        let running = self.start(req).await?;
+        if !wait {
+            return Ok(Created::Accepted);
+        }
+        let repository = running.repository.clone();
+        running
+            .run
+            .wait()
+            .await
+            .map(|d| Created::Done(Box::new(d)))
+            .map_err(|e| ServiceError::Snapshot {
+                repository,
+                snapshot: running.run.name.clone(),
+                reason: SnapshotProblem::Failed(e),
+            })
+    }
+
+    /// Starts a snapshot and answers once it is recorded as running, with
+    /// a handle to wait for its outcome (SLM's runs wait on it).
+    pub async fn start(self: &Arc<Self>, req: CreateSnapshot) -> Result<StartedSnapshot> {
         let open = self
             .repositories
             .writable(&req.repository, Verb::Snapshot)
@@ -152,18 +179,10 @@ impl Snapshots {
             .begin(start, || invalid(SnapshotNameRefusal::InProgress))
             .await?;
         self.spawn_run(op, open.clone(), running.clone(), req.partial);
-        if !req.wait_for_completion {
-            return Ok(Created::Accepted);
-        }
-        running
-            .wait()
-            .await
-            .map(|d| Created::Done(Box::new(d)))
-            .map_err(|e| ServiceError::Snapshot {
-                repository: open.name.clone(),
-                snapshot: running.name.clone(),
-                reason: SnapshotProblem::Failed(e),
-            })
+        Ok(StartedSnapshot {
+            repository: open.name.clone(),
+            run: running,
+        })
     }
 
     /// Runs the snapshot in a tracked task of its own, which ends its
@@ -421,6 +440,12 @@ pub(crate) async fn commit_snapshot(
         start_time_millis: details.start_time_millis,
         end_time_millis: details.end_time_millis,
         indices: details.indices.clone(),
+        policy: details
+            .metadata
+            .as_ref()
+            .and_then(|m| m.get("policy"))
+            .and_then(|p| p.as_str())
+            .map(String::from),
     };
     let committed = repo
         .update(|data| {

@@ -54,6 +54,32 @@ pub struct ListSnapshots {
     /// Opaque cursor from a previous page's `next`.
     pub after: Option<String>,
     pub from_sort_value: Option<String>,
+    /// `slm_policy_filter`: policy patterns, `_none` for snapshots no
+    /// policy took (verbose listings only).
+    pub slm_policy_filter: Option<String>,
+}
+
+/// Whether a snapshot taken by `policy` (None: by hand) passes
+/// `slm_policy_filter`: it matches an include and no exclude; `-p`
+/// excludes only after a wildcard pattern, else it is a name; only `_none`
+/// matches snapshots no policy took.
+pub fn policy_filter_matches(filter: &str, policy: Option<&str>) -> bool {
+    let mut wildcard_seen = false;
+    let (mut included, mut excluded) = (false, false);
+    for p in filter.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if let (true, Some(ex)) = (wildcard_seen, p.strip_prefix('-')) {
+            if policy.is_some_and(|name| crate::es::glob::matches(ex, name)) {
+                excluded = true;
+            }
+            continue;
+        }
+        wildcard_seen |= p.contains('*');
+        included |= match policy {
+            None => p == "_none",
+            Some(name) => p != "_none" && crate::es::glob::matches(p, name),
+        };
+    }
+    included && !excluded
 }
 
 pub struct Listing {
@@ -255,6 +281,11 @@ impl Snapshots {
         if q.size == Some(0) {
             return Err(ServiceError::Validation(vec![SIZE_MUST_BE_POSITIVE.into()]));
         }
+        if q.slm_policy_filter.is_some() && !q.verbose {
+            return Err(ServiceError::Validation(vec![
+                "can't use slm policy filter with verbose=false".into(),
+            ]));
+        }
         let repos = self.repositories.get(&q.repositories).await?;
         let mut all = Vec::new();
         for name in repos.keys() {
@@ -263,6 +294,17 @@ impl Snapshots {
                 self.select_snapshots(&open, &q.snapshots, q.ignore_unavailable, q.verbose)
                     .await?,
             );
+        }
+        if let Some(filter) = &q.slm_policy_filter {
+            all.retain(|v| {
+                let policy = v
+                    .details
+                    .metadata
+                    .as_ref()
+                    .and_then(|m| m.get("policy"))
+                    .and_then(|p| p.as_str());
+                policy_filter_matches(filter, policy)
+            });
         }
         page(all, &q)
     }
@@ -418,6 +460,7 @@ mod tests {
             offset: 0,
             after: None,
             from_sort_value: None,
+            slm_policy_filter: None,
         }
     }
 
@@ -426,6 +469,21 @@ mod tests {
             .iter()
             .map(|v| v.details.name.as_str())
             .collect()
+    }
+
+    #[test]
+    fn policy_filters_read_as_elasticsearch_reads_them() {
+        let m = policy_filter_matches;
+        assert!(m("some-*", Some("some-policy")));
+        assert!(!m("*,-some-policy", Some("some-policy")));
+        assert!(m("*,-some-policy", Some("other")));
+        assert!(!m("*", None));
+        assert!(m("_none", None));
+        assert!(!m("_none", Some("p")));
+        assert!(m("_none,-some-policy", None));
+        // Without a wildcard before it, `-x` is a name.
+        assert!(m("-odd", Some("-odd")));
+        assert!(!m("no-such-policy*", Some("p")));
     }
 
     #[test]

@@ -23,6 +23,8 @@ use crate::storage::{StorageError, Store};
 pub mod migrations;
 pub mod nodes;
 pub mod operations;
+pub mod settings;
+pub mod slm;
 
 pub use migrations::CURRENT_FORMAT;
 pub use operations::{OpKind, Operation};
@@ -61,6 +63,12 @@ pub struct StateDoc {
     /// Paused repositories by name.
     #[serde(default)]
     pub paused: BTreeMap<String, Pause>,
+    /// Snapshot lifecycle policies, their runs and SLM's mode.
+    #[serde(default, skip_serializing_if = "slm::SlmDoc::is_empty")]
+    pub slm: slm::SlmDoc,
+    /// `PUT /_cluster/settings`.
+    #[serde(default, skip_serializing_if = "settings::ClusterSettings::is_empty")]
+    pub cluster_settings: settings::ClusterSettings,
     /// Top-level fields of a newer release, kept across this node's rewrites.
     #[serde(flatten)]
     pub extra: Map<String, Value>,

@@ -301,10 +301,17 @@ async fn every_error_type_has_elasticsearch_shape_and_status() {
         ),
         (
             "GET",
-            "/_slm/policy",
+            "/_slm/policy/nope",
             None,
-            501,
-            "not_implemented_exception",
+            404,
+            "resource_not_found_exception",
+        ),
+        (
+            "POST",
+            "/_slm/policy/nope/_execute",
+            None,
+            400,
+            "illegal_argument_exception",
         ),
         // Found by schemathesis: both answered 501, a missing feature,
         // for what is the client's mistake.

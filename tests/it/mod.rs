@@ -28,6 +28,7 @@ mod rotation;
 mod s3;
 mod schema;
 mod security;
+mod slm;
 mod snapshots;
 mod tls;
 mod walkthrough;

@@ -6,6 +6,7 @@ pub mod documents;
 pub mod indices;
 pub mod search;
 pub mod security;
+pub mod slm;
 pub mod snapshot;
 
 use serde::{Deserialize, Serialize};
@@ -35,7 +36,7 @@ pub fn es_time(millis: i64) -> String {
 }
 
 /// Accepts `"a,b"` or `["a", "b"]` in bodies, like Elasticsearch.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum StringOrList {
     One(String),
