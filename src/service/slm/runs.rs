@@ -461,10 +461,17 @@ pub(super) async fn execute(slm: &Arc<Slm>, id: &str) -> Result<String> {
             Ok(Ok(claim))
         })
         .await??;
-    if !slm.working.lock().expect("working").insert(id.to_string()) {
-        return Err(ServiceError::Internal(format!(
-            "SLM run of [{id}] already in this process"
-        )));
+    // The previous run's task may still be between releasing its claim
+    // and leaving the working set: that takes moments.
+    let mut tries = 0;
+    while !slm.working.lock().expect("working").insert(id.to_string()) {
+        tries += 1;
+        if tries > 250 {
+            return Err(ServiceError::Internal(format!(
+                "SLM run of [{id}] still registered in this process"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let (tx, rx) = tokio::sync::oneshot::channel();
     let (this, owned_id, owned_claim) = (slm.clone(), id.to_string(), claim.clone());
