@@ -55,4 +55,4 @@ pub use config::{Config, Overrides};
 pub use service::Node;
 
 /// The version reported by `GET /` (the Elasticsearch API level we follow).
-pub const ES_COMPAT_VERSION: &str = "8.15.0";
+pub const ES_COMPAT_VERSION: &str = "9.5.0";

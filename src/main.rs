@@ -201,6 +201,7 @@ async fn run(config: Config) -> Result<(), ServeError> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(%addr, node = %config.node_name, %scheme, "snapvault listening");
     println!("snapvault listening on {scheme}://{addr}");
+    node.cluster().set_http_address(addr);
     let app = snapvault::api::app(node.clone());
     let limits = snapvault::server::ConnectionLimits::from_config(&config.http);
     snapvault::server::serve(listener, app, limits, tls, shutdown_signal()).await;

@@ -18,7 +18,7 @@ pub enum Verdict {
     /// Well-formed but not a type snapvault reads: a body is refused with
     /// "Content-Type header [..] is not supported".
     Unsupported(String),
-    /// Malformed, repeated, empty, or an API version other than 7 or 8:
+    /// Malformed, repeated, empty, or an API version other than 7, 8 or 9:
     /// refused whatever the body, with the cause for the log.
     Invalid(String),
 }
@@ -87,9 +87,9 @@ pub fn judge(values: &[&[u8]]) -> Verdict {
     }
     if VENDOR_JSON_TYPES.contains(&essence.as_str()) {
         return match version {
-            None | Some("7") | Some("8") => Verdict::Json,
+            None | Some("7") | Some("8") | Some("9") => Verdict::Json,
             Some(v) if v.bytes().all(|b| b.is_ascii_digit()) => Verdict::Invalid(format!(
-                "Content-Type version must be either version 8 or 7, but found {v}. Content-Type={raw}"
+                "Content-Type version must be either version 9, 8 or 7, but found {v}. Content-Type={raw}"
             )),
             Some(_) => Verdict::Unsupported(raw.to_string()),
         };
@@ -149,6 +149,14 @@ mod tests {
     }
 
     #[test]
+    fn the_clients_of_elasticsearch_7_8_and_9_are_understood() {
+        for v in ["7", "8", "9"] {
+            let t = format!("application/vnd.elasticsearch+json; compatible-with={v}");
+            assert_eq!(one(&t), Verdict::Json, "{t}");
+        }
+    }
+
+    #[test]
     fn malformed_repeated_or_future_versions_are_invalid() {
         for v in [
             "json",
@@ -157,7 +165,8 @@ mod tests {
             "application/json; charset",
             "application/json; charset =utf-8",
             "application/json; charset= utf-8",
-            "application/vnd.elasticsearch+json; compatible-with=9",
+            "application/vnd.elasticsearch+json; compatible-with=6",
+            "application/vnd.elasticsearch+json; compatible-with=10",
             "",
         ] {
             assert!(matches!(one(v), Verdict::Invalid(_)), "{v}");

@@ -7,6 +7,7 @@ pub mod analyze;
 pub mod auth;
 pub mod cat;
 pub mod cluster;
+pub mod compat;
 pub mod edge;
 pub mod error;
 pub mod extract;
@@ -89,6 +90,8 @@ fn routes() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(root::root, root::root_head))
         .routes(routes!(root::health))
         .routes(routes!(nodes::nodes))
+        .routes(routes!(nodes::nodes_selected))
+        .routes(routes!(nodes::nodes_metric))
         .routes(routes!(nodes::cat_nodes))
         .routes(routes!(root::reload_secure_settings))
         .routes(routes!(repositories::get_all_repositories))
@@ -145,6 +148,11 @@ fn routes() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(recovery::recovery))
         .routes(routes!(recovery::index_recovery))
         .routes(routes!(cluster::get_settings, cluster::put_settings))
+        .routes(routes!(compat::xpack))
+        .routes(routes!(compat::license))
+        .routes(routes!(compat::features))
+        .routes(routes!(compat::snapshottable_features))
+        .routes(routes!(compat::resolve_index))
         .routes(routes!(slm::get_lifecycles))
         .routes(routes!(
             slm::put_lifecycle,
@@ -186,6 +194,7 @@ fn routes() -> OpenApiRouter<Arc<Node>> {
             security::invalidate_api_keys
         ))
         .routes(routes!(security::authenticate))
+        .routes(routes!(security::get_user_privileges))
         .routes(routes!(
             security::has_privileges,
             security::has_privileges_get

@@ -2,14 +2,17 @@
 
 use std::sync::Arc;
 
+use std::collections::BTreeMap;
+
 use axum::extract::{Path, State};
-use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{flag, EsQuery};
 use super::model::es_time;
+use super::present::Human;
 use crate::service::recovery::Recovery;
 use crate::Node;
 
@@ -29,56 +32,212 @@ fn percent(done: u64, total: u64) -> String {
     format!("{p:.1}%")
 }
 
-fn render(node: &Node, recoveries: Vec<(String, Recovery)>) -> Value {
-    let mut out = serde_json::Map::new();
+/// The index restored from, as Elasticsearch's snapshot recovery source.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecoverySource {
+    pub repository: String,
+    pub snapshot: String,
+    pub version: String,
+    pub index: String,
+    #[serde(rename = "restoreUUID")]
+    pub restore_uuid: String,
+}
+
+/// The node the shard is restored on.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecoveryTarget {
+    pub id: String,
+    pub host: String,
+    pub transport_address: String,
+    pub ip: String,
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecoverySize {
+    pub total_in_bytes: u64,
+    pub reused_in_bytes: u64,
+    pub recovered_in_bytes: u64,
+    pub percent: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecoveryFiles {
+    pub total: u64,
+    pub reused: u64,
+    pub recovered: u64,
+    pub percent: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecoveryIndex {
+    pub size: RecoverySize,
+    pub files: RecoveryFiles,
+    pub total_time_in_millis: i64,
+}
+
+/// Operations replayed from a translog: none, a restore copies files.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecoveryTranslog {
+    pub recovered: u64,
+    pub total: u64,
+    pub percent: String,
+    pub total_on_start: u64,
+    pub total_time_in_millis: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecoveryVerifyIndex {
+    pub check_index_time_in_millis: i64,
+    pub total_time_in_millis: i64,
+}
+
+/// One shard's restore, as `GET /_recovery` shows a snapshot recovery;
+/// the readable times appear with `human`, `stop_time*` once it is done.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShardRecoveryBody {
+    pub id: u32,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub stage: String,
+    pub primary: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    pub start_time_in_millis: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_time_in_millis: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_time: Option<String>,
+    pub total_time_in_millis: i64,
+    pub source: RecoverySource,
+    pub target: RecoveryTarget,
+    pub index: RecoveryIndex,
+    pub translog: RecoveryTranslog,
+    pub verify_index: RecoveryVerifyIndex,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IndexRecoveryBody {
+    pub shards: Vec<ShardRecoveryBody>,
+}
+
+fn render(
+    node: &Node,
+    recoveries: Vec<(String, Recovery)>,
+    human: bool,
+) -> BTreeMap<String, IndexRecoveryBody> {
+    let target_address = node.cluster().http_address();
+    let ip = target_address
+        .parse::<std::net::SocketAddr>()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|_| "127.0.0.1".into());
+    let mut out = BTreeMap::new();
     for (index, r) in recoveries {
-        let shards: Vec<Value> = r
+        let shards = r
             .shards
             .iter()
             .map(|s| {
-                let stop = if s.stop_millis > 0 { s.stop_millis } else { crate::service::now_millis() };
-                json!({
-                    "id": s.shard, "type": "SNAPSHOT", "stage": s.stage, "primary": true,
-                    "start_time": es_time(s.start_millis), "start_time_in_millis": s.start_millis,
-                    "stop_time_in_millis": s.stop_millis, "total_time_in_millis": stop - s.start_millis,
-                    "source": {"repository": r.repository, "snapshot": r.snapshot, "version": crate::ES_COMPAT_VERSION, "index": r.source_index},
-                    "target": {"id": node.cluster().node_id(), "name": node.config().node_name},
-                    "index": {
-                        "size": {"total_in_bytes": s.total_bytes, "reused_in_bytes": 0, "recovered_in_bytes": s.recovered_bytes, "percent": percent(s.recovered_bytes, s.total_bytes)},
-                        "files": {"total": s.total_files, "reused": 0, "recovered": s.recovered_files, "percent": percent(s.recovered_files, s.total_files)},
+                let done = s.stop_millis > 0;
+                let stop = if done {
+                    s.stop_millis
+                } else {
+                    crate::service::now_millis()
+                };
+                let total = stop - s.start_millis;
+                ShardRecoveryBody {
+                    id: s.shard,
+                    kind: "SNAPSHOT".into(),
+                    stage: s.stage.to_string(),
+                    primary: true,
+                    start_time: human.then(|| es_time(s.start_millis)),
+                    start_time_in_millis: s.start_millis,
+                    stop_time: (human && done).then(|| es_time(s.stop_millis)),
+                    stop_time_in_millis: done.then_some(s.stop_millis),
+                    total_time: human.then(|| crate::es::time::human_millis(total.max(0) as u64)),
+                    total_time_in_millis: total,
+                    source: RecoverySource {
+                        repository: r.repository.clone(),
+                        snapshot: r.snapshot.clone(),
+                        version: crate::ES_COMPAT_VERSION.into(),
+                        index: r.source_index.clone(),
+                        restore_uuid: r.restore_uuid.clone(),
                     },
-                })
+                    target: RecoveryTarget {
+                        id: node.cluster().node_id().into(),
+                        host: ip.clone(),
+                        transport_address: target_address.clone(),
+                        ip: ip.clone(),
+                        name: node.config().node_name.clone(),
+                    },
+                    index: RecoveryIndex {
+                        size: RecoverySize {
+                            total_in_bytes: s.total_bytes,
+                            reused_in_bytes: 0,
+                            recovered_in_bytes: s.recovered_bytes,
+                            percent: percent(s.recovered_bytes, s.total_bytes),
+                        },
+                        files: RecoveryFiles {
+                            total: s.total_files,
+                            reused: 0,
+                            recovered: s.recovered_files,
+                            percent: percent(s.recovered_files, s.total_files),
+                        },
+                        total_time_in_millis: total,
+                    },
+                    translog: RecoveryTranslog {
+                        recovered: 0,
+                        total: 0,
+                        percent: "100.0%".into(),
+                        total_on_start: 0,
+                        total_time_in_millis: 0,
+                    },
+                    verify_index: RecoveryVerifyIndex {
+                        check_index_time_in_millis: 0,
+                        total_time_in_millis: 0,
+                    },
+                }
             })
             .collect();
-        out.insert(index, json!({"shards": shards}));
+        out.insert(index, IndexRecoveryBody { shards });
     }
-    Value::Object(out)
+    out
 }
 
-async fn recovery_of(node: &Node, expr: &str, q: &RecoveryQuery) -> Result<Json<Value>, ApiError> {
+type RecoveryResponse = Json<BTreeMap<String, IndexRecoveryBody>>;
+
+async fn recovery_of(
+    node: &Node,
+    expr: &str,
+    q: &RecoveryQuery,
+    Human(human): Human,
+) -> Result<RecoveryResponse, ApiError> {
     let _ = flag(&q.detailed, "detailed", false)?;
     let active_only = flag(&q.active_only, "active_only", false)?;
     let found = node.restores().recoveries(expr, active_only).await?;
-    Ok(Json(render(node, found.into_iter().collect())))
+    Ok(Json(render(node, found.into_iter().collect(), human)))
 }
 
 #[utoipa::path(get, path = "/_recovery", tag = "snapshots",
     params(("active_only" = Option<bool>, Query, description = "Only restores still running")),
-    responses((status = 200, body = Value)))]
+    responses((status = 200, body = BTreeMap<String, IndexRecoveryBody>)))]
 pub async fn recovery(
     State(node): State<Arc<Node>>,
     EsQuery(q): EsQuery<RecoveryQuery>,
-) -> Result<Json<Value>, ApiError> {
-    recovery_of(&node, "_all", &q).await
+    Extension(human): Extension<Human>,
+) -> Result<RecoveryResponse, ApiError> {
+    recovery_of(&node, "_all", &q, human).await
 }
 
 #[utoipa::path(get, path = "/{index}/_recovery", tag = "snapshots",
     params(("index" = String, Path, description = "Index names or wildcards"), ("active_only" = Option<bool>, Query, description = "Only restores still running")),
-    responses((status = 200, body = Value), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = BTreeMap<String, IndexRecoveryBody>), (status = 404, body = ErrorBody)))]
 pub async fn index_recovery(
     State(node): State<Arc<Node>>,
     Path(index): Path<String>,
     EsQuery(q): EsQuery<RecoveryQuery>,
-) -> Result<Json<Value>, ApiError> {
-    recovery_of(&node, &index, &q).await
+    Extension(human): Extension<Human>,
+) -> Result<RecoveryResponse, ApiError> {
+    recovery_of(&node, &index, &q, human).await
 }

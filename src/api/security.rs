@@ -434,3 +434,32 @@ pub async fn has_privileges_get(
 ) -> Result<Json<HasPrivilegesResponse>, ApiError> {
     has_privileges(caller, body).await
 }
+
+#[utoipa::path(get, path = "/_security/user/_privileges", tag = "security",
+    responses((status = 200, body = UserPrivilegesResponse), (status = 401, body = ErrorBody)))]
+pub async fn get_user_privileges(caller: Caller) -> Result<Json<UserPrivilegesResponse>, ApiError> {
+    let p = caller.principal()?;
+    let roles = &p.permissions.roles;
+    let mut cluster: Vec<String> = roles
+        .iter()
+        .flat_map(|r| r.cluster.iter().cloned())
+        .collect();
+    cluster.sort();
+    cluster.dedup();
+    let indices = roles
+        .iter()
+        .flat_map(|r| r.indices.iter())
+        .map(|g| UserIndexPrivileges {
+            names: g.names.clone(),
+            privileges: g.privileges.clone(),
+            allow_restricted_indices: false,
+        })
+        .collect();
+    Ok(Json(UserPrivilegesResponse {
+        cluster,
+        global: Vec::new(),
+        indices,
+        applications: Vec::new(),
+        run_as: Vec::new(),
+    }))
+}

@@ -28,7 +28,8 @@ pub fn need(method: &str, path: &str) -> Option<Need> {
     match (method, path) {
         ("HEAD", "/") | ("GET", "/_health") => Some(Open),
         ("GET", "/") | ("GET", "/_openapi.json") => Some(Authenticated),
-        ("GET", "/_nodes") | ("GET", "/_cat/nodes") => cluster("cluster:monitor/nodes/info"),
+        ("GET", "/_nodes" | "/_nodes/{node_id_or_metric}" | "/_nodes/{node_id}/{metric}")
+        | ("GET", "/_cat/nodes") => cluster("cluster:monitor/nodes/info"),
         ("POST", "/_nodes/reload_secure_settings") => {
             cluster("cluster:admin/nodes/reload_secure_settings")
         }
@@ -36,6 +37,13 @@ pub fn need(method: &str, path: &str) -> Option<Need> {
             cluster("cluster:monitor/indices")
         }
         ("GET", "/_cluster/settings") => cluster("cluster:monitor/settings"),
+        ("GET", "/_xpack" | "/_license") => Some(Authenticated),
+        ("GET", "/_features" | "/_snapshot/_snapshottable_features") => {
+            cluster("cluster:admin/features/get")
+        }
+        // The names are in the path's third segment, not its first: a
+        // cluster privilege stands for the index check.
+        ("GET", "/_resolve/index/{name}") => cluster("cluster:monitor/state"),
         ("PUT", "/_cluster/settings") => cluster("cluster:admin/settings/update"),
         ("GET", "/_slm/policy" | "/_slm/policy/{policy_id}") => cluster("cluster:admin/slm/get"),
         ("PUT", "/_slm/policy/{policy_id}") => cluster("cluster:admin/slm/put"),
@@ -113,6 +121,7 @@ fn security_need(method: &str, path: &str) -> Option<Need> {
     match (method, path) {
         ("GET", "/_security/_authenticate")
         | ("GET" | "POST", "/_security/user/_has_privileges")
+        | ("GET", "/_security/user/_privileges")
         | ("PUT" | "POST", "/_security/user/_password")
         | ("PUT" | "POST", "/_security/user/{username}/_password") => Some(Authenticated),
         // One's own keys need manage_own_api_key (manage_security

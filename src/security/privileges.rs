@@ -270,6 +270,13 @@ impl Permissions {
     /// action the privilege grants is granted. Privileges are checked by a
     /// representative action each (their table's patterns).
     pub fn has_cluster_privilege(&self, privilege: &str) -> bool {
+        // An action name stands for itself and every action under it
+        // (Elasticsearch reads `cluster:admin/snapshot` as a pattern).
+        if privilege.starts_with("cluster:") {
+            let sample = privilege.replace('*', "x");
+            return self.allows_cluster(&sample)
+                && (privilege.contains('*') || self.allows_cluster(&format!("{sample}/x")));
+        }
         CLUSTER
             .iter()
             .filter(|(n, _)| *n == privilege)

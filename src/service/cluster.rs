@@ -20,6 +20,8 @@ pub struct Cluster {
     /// the keystore, reloaded with it).
     kms: Arc<crate::kms::Kms>,
     state: Arc<StateStore>,
+    /// The address the HTTP listener bound (set once it has).
+    http_address: std::sync::OnceLock<String>,
 }
 
 impl Cluster {
@@ -38,7 +40,22 @@ impl Cluster {
             keystore: RwLock::new(keystore),
             kms,
             state,
+            http_address: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Where this node serves HTTP: the bound address, else the configured one.
+    pub fn http_address(&self) -> String {
+        self.http_address
+            .get()
+            .cloned()
+            .unwrap_or_else(|| self.config.listen.to_string())
+    }
+
+    /// Records the address the HTTP listener bound, which `_nodes`
+    /// publishes (the configured one may name port 0).
+    pub fn set_http_address(&self, address: std::net::SocketAddr) {
+        let _ = self.http_address.set(address.to_string());
     }
 
     pub(crate) fn state(&self) -> &Arc<StateStore> {
@@ -113,6 +130,7 @@ impl Cluster {
                 .chain(self.kms.usable_fingerprints())
                 .collect(),
             last_seen_millis: now_millis(),
+            http_address: Some(self.http_address()),
         };
         if let Err(e) = self.state.publish_node(&record).await {
             tracing::warn!(error = %e, "could not publish node liveness");

@@ -24,6 +24,8 @@ pub struct Recovery {
     pub repository: String,
     pub snapshot: String,
     pub source_index: String,
+    /// Names this restore (Elasticsearch's `restoreUUID`).
+    pub restore_uuid: String,
     pub shards: Vec<ShardRecovery>,
 }
 
@@ -51,6 +53,7 @@ impl Recoveries {
             repository: repository.into(),
             snapshot: snapshot.into(),
             source_index: source_index.into(),
+            restore_uuid: crate::indices::new_doc_id() + "AA",
             shards: (0..shards)
                 .map(|shard| ShardRecovery {
                     shard,

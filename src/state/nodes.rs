@@ -17,6 +17,9 @@ pub struct NodeRecord {
     /// Master key name to its published fingerprint.
     pub key_fingerprints: BTreeMap<String, String>,
     pub last_seen_millis: i64,
+    /// Where the node serves HTTP (`127.0.0.1:9200`), as `_nodes` shows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_address: Option<String>,
 }
 
 fn path(node_id: &str) -> String {

@@ -261,6 +261,7 @@ impl Server {
         let (node, _) = Node::start(config).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        node.cluster().set_http_address(addr);
         let (tx, rx) = oneshot::channel::<()>();
         let app = snapvault::api::app(node.clone());
         let limits = snapvault::server::ConnectionLimits::from_config(&node.config().http);

@@ -16,6 +16,7 @@ mod hostile_input;
 mod hostile_more;
 mod http_limits;
 mod isolation;
+mod kibana;
 mod kms;
 mod nasty_input;
 mod nodes;

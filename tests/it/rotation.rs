@@ -254,6 +254,7 @@ async fn rotation_errors_change_nothing() {
             .into_iter()
             .collect(),
         last_seen_millis: snapvault::service::now_millis() + 60_000,
+        http_address: None,
     };
     s.node.state().publish_node(&peer).await.unwrap();
     let blocked = s

@@ -322,3 +322,24 @@ pub struct HasPrivilegesResponse {
     #[schema(value_type = Object)]
     pub application: Map<String, Value>,
 }
+
+/// `GET /_security/user/_privileges`: what the caller's roles grant.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserPrivilegesResponse {
+    pub cluster: Vec<String>,
+    /// Always empty: snapvault has no global privileges.
+    #[schema(value_type = Vec<Object>)]
+    pub global: Vec<Value>,
+    pub indices: Vec<UserIndexPrivileges>,
+    /// Always empty: snapvault has no application privileges.
+    #[schema(value_type = Vec<Object>)]
+    pub applications: Vec<Value>,
+    pub run_as: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserIndexPrivileges {
+    pub names: Vec<String>,
+    pub privileges: Vec<String>,
+    pub allow_restricted_indices: bool,
+}
