@@ -229,6 +229,9 @@ fn main() {
                 access_key: String::from("test").into(),
                 secret_key: String::from("test").into(),
                 virtual_host: false,
+                server_side_encryption: false,
+                storage_class: None,
+                canned_acl: None,
             }),
             &snapvault::storage::Limits::default(),
         )

@@ -255,10 +255,12 @@ pub async fn resolve_index(
             (true, true)
         }
         "none" => (false, false),
-        other => return Err(ApiError::bad_request(format!(
+        other => {
+            return Err(ApiError::bad_request(format!(
             "No enum constant org.elasticsearch.action.support.IndicesOptions.WildcardStates.{}",
             crate::es::shown(&other.to_uppercase())
-        ))),
+        )))
+        }
     };
     let metas = match node.documents().get_indices(&name).await {
         Ok(m) => m,

@@ -51,6 +51,9 @@ pub enum LocationError {
         "unknown value [{value}] for setting [conditional_writes]: use [required] or [emulated]"
     )]
     ConditionalWrites { value: String },
+    /// A repository setting whose value snapvault cannot honour as given.
+    #[error("{0}")]
+    Setting(String),
     #[error("a store URI has a malformed query: {source}")]
     StoreUriQuery {
         #[source]
@@ -256,7 +259,19 @@ pub fn s3_config(
         })?,
         None => configured.path_style_access.unwrap_or(false),
     };
+    let server_side_encryption = match s.get("server_side_encryption") {
+        Some(v) => parse_bool("server_side_encryption", v).map_err(|e| LocationError::Bool {
+            reason: e.to_string(),
+        })?,
+        None => false,
+    };
     Ok(S3Config {
+        server_side_encryption,
+        storage_class: s
+            .get("storage_class")
+            .map(|v| storage_class(v))
+            .transpose()?,
+        canned_acl: s.get("canned_acl").map(|v| canned_acl(v)).transpose()?,
         bucket: bucket.clone(),
         root,
         region: s
@@ -270,6 +285,47 @@ pub fn s3_config(
         // Like Elasticsearch: virtual-host style unless path style is asked for.
         virtual_host: !path_style,
     })
+}
+
+/// Elasticsearch's `storage_class` values (lower case) as S3's names.
+/// Glacier classes are refused, as Elasticsearch refuses them: objects
+/// there cannot be read back without a restore request.
+fn storage_class(v: &str) -> Result<String, LocationError> {
+    match v.to_ascii_lowercase().as_str() {
+        c @ ("standard" | "reduced_redundancy" | "standard_ia" | "onezone_ia" | "intelligent_tiering") => {
+            Ok(c.to_ascii_uppercase())
+        }
+        "glacier" | "deep_archive" | "glacier_ir" => Err(LocationError::Setting(format!(
+            "storage class [{}] is not supported: objects in it cannot be read back directly",
+            crate::es::shown(v)
+        ))),
+        _ => Err(LocationError::Setting(format!(
+            "`{}` is not a valid S3 Storage Class; use one of [standard, reduced_redundancy, standard_ia, onezone_ia, intelligent_tiering]",
+            crate::es::shown(v)
+        ))),
+    }
+}
+
+/// Elasticsearch's `canned_acl` values, which S3 takes as they are.
+fn canned_acl(v: &str) -> Result<String, LocationError> {
+    const ACLS: &[&str] = &[
+        "private",
+        "public-read",
+        "public-read-write",
+        "authenticated-read",
+        "log-delivery-write",
+        "bucket-owner-read",
+        "bucket-owner-full-control",
+    ];
+    if ACLS.contains(&v) {
+        Ok(v.to_string())
+    } else {
+        Err(LocationError::Setting(format!(
+            "cannot find matching canned acl for [{}]; use one of [{}]",
+            crate::es::shown(v),
+            ACLS.join(", ")
+        )))
+    }
 }
 
 /// GCS settings; a service account key comes from the keystore's

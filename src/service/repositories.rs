@@ -137,13 +137,15 @@ impl Repositories {
         meta: &RepositoryMetadata,
     ) -> Result<OpenRepository> {
         let settings = self.parse_settings(name, meta)?;
-        let store = Store::open(
-            settings.backend.clone(),
-            &super::storage_limits(&self.config),
-        )
-        .map_err(|e| ServiceError::Repository {
-            repository: name.to_string(),
-            reason: RepositoryRefusal::Store(e),
+        let mut limits = super::storage_limits(&self.config);
+        if let Some(n) = settings.max_retries {
+            limits.retries = n;
+        }
+        let store = Store::open(settings.backend.clone(), &limits).map_err(|e| {
+            ServiceError::Repository {
+                repository: name.to_string(),
+                reason: RepositoryRefusal::Store(e),
+            }
         })?;
         let opts = OpenOptions {
             compress: settings.compress,

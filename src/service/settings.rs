@@ -23,6 +23,9 @@ pub struct RepoSettings {
     pub max_snapshot_bytes_per_sec: Option<u64>,
     pub max_restore_bytes_per_sec: Option<u64>,
     pub key_id: String,
+    /// `max_retries`: how often a failed storage request is retried,
+    /// instead of the node's `storage_retries`.
+    pub max_retries: Option<usize>,
 }
 
 /// Why a repository's settings were refused. Each message is
@@ -72,9 +75,30 @@ const COMMON_SETTINGS: &[&str] = &[
 fn type_settings(kind: &str) -> &'static [&'static str] {
     match kind {
         "fs" | "memory" => &["location"],
-        "s3" => &["bucket", "base_path", "client"],
-        "azure" => &["container", "base_path", "client"],
-        "gcs" => &["bucket", "base_path", "client", "conditional_writes"],
+        "s3" => &[
+            "bucket",
+            "base_path",
+            "client",
+            "server_side_encryption",
+            "storage_class",
+            "canned_acl",
+            "buffer_size",
+            "max_retries",
+        ],
+        "azure" => &[
+            "container",
+            "base_path",
+            "client",
+            "location_mode",
+            "max_retries",
+        ],
+        "gcs" => &[
+            "bucket",
+            "base_path",
+            "client",
+            "conditional_writes",
+            "max_retries",
+        ],
         _ => &[],
     }
 }
@@ -171,7 +195,42 @@ pub fn parse(
             .map_err(SettingsError::from)
             .map(|v| v.unwrap_or(default))
     };
+    // Elasticsearch's S3 multipart buffer: validated as it does, but
+    // without effect (snapvault sends each object in one request; objects
+    // are bounded by `chunk_size`).
+    if let Some(v) = s.get("buffer_size") {
+        const MIB: u64 = 1024 * 1024;
+        match parse_byte_size(v) {
+            Some(n) if (5 * MIB..=5 * 1024 * MIB).contains(&n) => {}
+            _ => {
+                return Err(SettingsError::Value(format!(
+                    "failed to parse value [{}] for setting [buffer_size], must be between [5mb] and [5gb]",
+                    crate::es::shown(v)
+                )))
+            }
+        }
+    }
+    // OpenDAL's Azure Blob service reaches the primary endpoint only: a
+    // secondary location cannot be honoured, so it is refused.
+    if let Some(mode) = s.get("location_mode") {
+        if mode != "primary_only" {
+            return Err(SettingsError::Value(format!(
+                "location_mode [{}] is not supported by snapvault: only [primary_only] (the secondary endpoint of read-access geo-redundant storage is not reachable through it)",
+                crate::es::shown(mode)
+            )));
+        }
+    }
+    let max_retries = match s.get("max_retries") {
+        None => None,
+        Some(v) => Some(v.parse::<usize>().ok().filter(|n| *n <= 100).ok_or_else(|| {
+            SettingsError::Value(format!(
+                "failed to parse value [{}] for setting [max_retries]: use a whole number from 0 to 100",
+                crate::es::shown(v)
+            ))
+        })?),
+    };
     Ok(RepoSettings {
+        max_retries,
         backend: backend(kind, s, cx)?,
         compress: flag("compress", true)?,
         chunk_size: bytes("chunk_size")?,

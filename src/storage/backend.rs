@@ -91,6 +91,13 @@ pub struct S3Config {
     pub secret_key: Zeroizing<String>,
     /// Virtual-host style requests (`bucket.host`) instead of path style.
     pub virtual_host: bool,
+    /// Ask S3 to encrypt objects at rest with its own key (SSE-S3), on
+    /// top of snapvault's client-side encryption.
+    pub server_side_encryption: bool,
+    /// S3's storage class for new objects (`STANDARD_IA`).
+    pub storage_class: Option<String>,
+    /// The canned ACL every new object gets (`bucket-owner-full-control`).
+    pub canned_acl: Option<String>,
 }
 
 impl std::fmt::Debug for S3Config {
@@ -103,6 +110,9 @@ impl std::fmt::Debug for S3Config {
             .field("access_key", &REDACTED)
             .field("secret_key", &REDACTED)
             .field("virtual_host", &self.virtual_host)
+            .field("server_side_encryption", &self.server_side_encryption)
+            .field("storage_class", &self.storage_class)
+            .field("canned_acl", &self.canned_acl)
             .finish()
     }
 }
@@ -131,6 +141,9 @@ mod tests {
                 access_key: secret(),
                 secret_key: secret(),
                 virtual_host: false,
+                server_side_encryption: false,
+                storage_class: None,
+                canned_acl: None,
             }),
             Backend::Azure(AzureConfig {
                 container: "ctr".into(),

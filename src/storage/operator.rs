@@ -123,6 +123,15 @@ fn s3(c: &S3Config) -> opendal::Result<Operator> {
     if c.virtual_host {
         b = b.enable_virtual_host_style();
     }
+    if c.server_side_encryption {
+        b = b.server_side_encryption_with_s3_key();
+    }
+    if let Some(class) = &c.storage_class {
+        b = b.default_storage_class(class);
+    }
+    if let Some(acl) = &c.canned_acl {
+        b = b.default_acl(acl);
+    }
     Operator::new(b)
 }
 

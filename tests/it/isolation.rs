@@ -288,6 +288,9 @@ async fn s3_repositories_in_one_bucket_never_share_a_prefix() {
             access_key: String::from("test").into(),
             secret_key: String::from("test").into(),
             virtual_host: false,
+            server_side_encryption: false,
+            storage_class: None,
+            canned_acl: None,
         }),
         &snapvault::storage::Limits::default(),
     )

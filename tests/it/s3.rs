@@ -42,6 +42,9 @@ pub(super) fn s3_store(bucket: &str, root: &str) -> Store {
         access_key: String::from("test").into(),
         secret_key: String::from("test").into(),
         virtual_host: false,
+        server_side_encryption: false,
+        storage_class: None,
+        canned_acl: None,
     };
     Store::open(Backend::S3(config), &Limits::default()).unwrap()
 }
@@ -166,4 +169,131 @@ async fn replicas_share_state_and_data_stores_on_s3() {
     for n in nodes {
         n.stop().await;
     }
+}
+
+/// The S3 settings Kibana's repository form sends: `storage_class`,
+/// `server_side_encryption` and `canned_acl` reach every object S3 stores
+/// (read back from the emulator's own HEAD and `?acl` answers);
+/// `buffer_size` and `max_retries` are validated; values S3 or snapvault
+/// cannot honour are refused with the setting named.
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_form_settings_reach_the_objects_and_bad_values_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    std::fs::create_dir_all(&data).unwrap();
+    let ks = keystore_with(&[
+        ("s3.client.default.access_key", "test"),
+        ("s3.client.default.secret_key", "test"),
+    ]);
+    ks.save(&data.join("keystore.json")).unwrap();
+    let s = Server::start_with(&data, Some(&client_toml())).await;
+    let bucket = bucket().await;
+    let settings = json!({
+        "bucket": bucket, "base_path": "form",
+        "storage_class": "standard_ia", "server_side_encryption": true,
+        "canned_acl": "bucket-owner-full-control", "buffer_size": "100mb",
+        "max_retries": 5
+    });
+    s.ok(
+        "PUT",
+        "/_snapshot/s3",
+        Some(json!({"type": "s3", "settings": settings})),
+    )
+    .await;
+    s.create_index("logs", 1).await;
+    s.bulk("logs", &docs("l", 20)).await;
+    s.create_snapshot("s3", "one", "logs").await;
+
+    let objects: Vec<String> = s3_store(&bucket, "form")
+        .list("/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.path)
+        .collect();
+    assert!(objects.len() > 3, "{objects:?}");
+    // moto takes the caller from the Authorization header without
+    // checking its signature; anonymous reads are refused by the ACL.
+    let http = reqwest::Client::new();
+    let auth = "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0";
+    for path in &objects {
+        let url = format!("{}/{bucket}/form/{path}", endpoint());
+        let head = http
+            .head(&url)
+            .header("authorization", auth)
+            .send()
+            .await
+            .unwrap();
+        assert!(head.status().is_success(), "{path}: {}", head.status());
+        let header = |n: &str| {
+            head.headers()
+                .get(n)
+                .map(|v| v.to_str().unwrap().to_string())
+        };
+        assert_eq!(
+            header("x-amz-storage-class").as_deref(),
+            Some("STANDARD_IA"),
+            "{path}"
+        );
+        assert_eq!(
+            header("x-amz-server-side-encryption").as_deref(),
+            Some("AES256"),
+            "{path}"
+        );
+    }
+    let acl = http
+        .get(format!("{}/{bucket}/form/{}?acl", endpoint(), objects[0]))
+        .header("authorization", auth)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(acl.contains("FULL_CONTROL"), "{acl}");
+    // A restore reads the objects back from that class.
+    s.ok("DELETE", "/logs", None).await;
+    s.restore("s3", "one", json!({"indices": "logs"})).await;
+    assert_eq!(s.ok("GET", "/logs/_count", None).await["count"], 20);
+
+    for (setting, value, words) in [
+        ("storage_class", json!("glacier"), "cannot be read back"),
+        (
+            "storage_class",
+            json!("fast"),
+            "not a valid S3 Storage Class",
+        ),
+        ("canned_acl", json!("everyone"), "canned acl"),
+        (
+            "buffer_size",
+            json!("1kb"),
+            "[buffer_size], must be between [5mb] and [5gb]",
+        ),
+        ("max_retries", json!("many"), "[max_retries]"),
+        (
+            "server_side_encryption",
+            json!("maybe"),
+            "server_side_encryption",
+        ),
+    ] {
+        let r = s
+            .call(
+                "PUT",
+                "/_snapshot/bad",
+                Some(json!({"type": "s3", "settings": {"bucket": bucket, setting: value}})),
+            )
+            .await;
+        assert_eq!(r.status, 400, "{setting}: {}", r.text);
+        assert!(r.reason().contains(words), "{setting}: {}", r.text);
+    }
+    let r = s
+        .call(
+            "PUT",
+            "/_snapshot/bad",
+            Some(json!({"type": "azure", "settings": {"container": "c", "location_mode": "secondary_only"}})),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.reason().contains("location_mode"), "{}", r.text);
+    s.stop().await;
 }
