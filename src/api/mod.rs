@@ -12,6 +12,7 @@ pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod indices;
+pub mod integrity;
 pub mod keys;
 pub mod media_type;
 pub mod model;
@@ -145,6 +146,7 @@ fn routes() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(repositories::pause_repository))
         .routes(routes!(repositories::resume_repository))
         .routes(routes!(analyze::analyze_repository))
+        .routes(routes!(integrity::verify_integrity))
         .routes(routes!(recovery::recovery))
         .routes(routes!(recovery::index_recovery))
         .routes(routes!(cluster::get_settings, cluster::put_settings))

@@ -10,6 +10,7 @@
 pub mod chunks;
 mod create;
 pub mod generations;
+pub mod integrity;
 mod kek;
 pub mod keyring;
 pub mod layout;

@@ -66,6 +66,10 @@ pub fn need(method: &str, path: &str) -> Option<Need> {
             cluster("cluster:admin/repository/_cleanup")
         }
         ("POST", "/_snapshot/{repository}/_analyze") => cluster("cluster:admin/repository/analyze"),
+        // Granted by `manage` (`cluster:admin/repository/*`), as in Elasticsearch.
+        ("POST", "/_snapshot/{repository}/_verify_integrity") => {
+            cluster("cluster:admin/repository/verify_integrity")
+        }
         ("POST", "/_snapshot/{repository}/_pause" | "/_snapshot/{repository}/_resume") => {
             cluster("cluster:admin/snapvault/repository/pause")
         }

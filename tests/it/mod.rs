@@ -15,6 +15,7 @@ mod gcs;
 mod hostile_input;
 mod hostile_more;
 mod http_limits;
+mod integrity;
 mod isolation;
 mod kibana;
 mod kms;
