@@ -25,6 +25,7 @@ pub mod root;
 pub mod security;
 pub mod slm;
 pub mod snapshots;
+pub mod tasks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -149,6 +150,10 @@ fn routes() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(integrity::verify_integrity))
         .routes(routes!(recovery::recovery))
         .routes(routes!(recovery::index_recovery))
+        .routes(routes!(recovery::cat_recovery))
+        .routes(routes!(recovery::cat_recovery_named))
+        .routes(routes!(tasks::list_tasks))
+        .routes(routes!(tasks::get_task))
         .routes(routes!(cluster::get_settings, cluster::put_settings))
         .routes(routes!(compat::xpack))
         .routes(routes!(compat::license))

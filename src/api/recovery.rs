@@ -1,14 +1,17 @@
-//! `GET /_recovery` and `GET /{index}/_recovery`: restore progress.
+//! `GET /_recovery`, `GET /{index}/_recovery` and `GET /_cat/recovery`:
+//! restore progress, shard by shard, while a restore runs and after it.
 
 use std::sync::Arc;
 
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
+use axum::response::Response;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::cat::{render_rows, CatQuery};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{flag, EsQuery};
 use super::model::es_time;
@@ -220,8 +223,8 @@ async fn recovery_of(
 }
 
 #[utoipa::path(get, path = "/_recovery", tag = "snapshots",
-    params(("active_only" = Option<bool>, Query, description = "Only restores still running")),
-    responses((status = 200, body = BTreeMap<String, IndexRecoveryBody>)))]
+    params(("active_only" = Option<bool>, Query, description = "Only restores still running"), ("detailed" = Option<bool>, Query, description = "Accepted; per-file details are not listed")),
+    responses((status = 200, body = BTreeMap<String, IndexRecoveryBody>), (status = 400, body = ErrorBody)))]
 pub async fn recovery(
     State(node): State<Arc<Node>>,
     EsQuery(q): EsQuery<RecoveryQuery>,
@@ -231,8 +234,8 @@ pub async fn recovery(
 }
 
 #[utoipa::path(get, path = "/{index}/_recovery", tag = "snapshots",
-    params(("index" = String, Path, description = "Index names or wildcards"), ("active_only" = Option<bool>, Query, description = "Only restores still running")),
-    responses((status = 200, body = BTreeMap<String, IndexRecoveryBody>), (status = 404, body = ErrorBody)))]
+    params(("index" = String, Path, description = "Index names or wildcards"), ("active_only" = Option<bool>, Query, description = "Only restores still running"), ("detailed" = Option<bool>, Query, description = "Accepted; per-file details are not listed")),
+    responses((status = 200, body = BTreeMap<String, IndexRecoveryBody>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn index_recovery(
     State(node): State<Arc<Node>>,
     Path(index): Path<String>,
@@ -240,4 +243,151 @@ pub async fn index_recovery(
     Extension(human): Extension<Human>,
 ) -> Result<RecoveryResponse, ApiError> {
     recovery_of(&node, &index, &q, human).await
+}
+
+/// `_cat/recovery`'s query: the table's own parameters and the recovery
+/// ones; the table's are handed on to the `_cat` renderer.
+#[derive(Debug, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CatRecoveryQuery {
+    #[serde(skip_serializing)]
+    active_only: Option<String>,
+    #[serde(skip_serializing)]
+    detailed: Option<String>,
+    #[serde(skip_serializing)]
+    time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    v: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    h: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    s: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    format: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    help: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ignore_unavailable: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expand_wildcards: Option<String>,
+}
+
+/// Elasticsearch's default columns of `_cat/recovery` (those it hides
+/// unless `h` names them, the start and stop times, are not offered).
+const CAT_COLUMNS: &[&str] = &[
+    "index",
+    "shard",
+    "time",
+    "type",
+    "stage",
+    "source_host",
+    "source_node",
+    "target_host",
+    "target_node",
+    "repository",
+    "snapshot",
+    "files",
+    "files_recovered",
+    "files_percent",
+    "files_total",
+    "bytes",
+    "bytes_recovered",
+    "bytes_percent",
+    "bytes_total",
+    "translog_ops",
+    "translog_ops_recovered",
+    "translog_ops_percent",
+];
+
+fn cat_rows(node: &Node, found: BTreeMap<String, Recovery>) -> Vec<Vec<(String, String)>> {
+    let target_address = node.cluster().http_address();
+    let host = target_address
+        .parse::<std::net::SocketAddr>()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|_| "127.0.0.1".into());
+    let now = crate::service::now_millis();
+    let mut rows = Vec::new();
+    for (index, r) in found {
+        for s in &r.shards {
+            let stop = if s.stop_millis > 0 {
+                s.stop_millis
+            } else {
+                now
+            };
+            let cells: [(&str, String); 22] = [
+                ("index", index.clone()),
+                ("shard", s.shard.to_string()),
+                (
+                    "time",
+                    crate::es::time::human_millis((stop - s.start_millis).max(0) as u64),
+                ),
+                ("type", "snapshot".into()),
+                ("stage", s.stage.to_ascii_lowercase()),
+                ("source_host", "n/a".into()),
+                ("source_node", "n/a".into()),
+                ("target_host", host.clone()),
+                ("target_node", node.config().node_name.clone()),
+                ("repository", r.repository.clone()),
+                ("snapshot", r.snapshot.clone()),
+                ("files", s.total_files.to_string()),
+                ("files_recovered", s.recovered_files.to_string()),
+                ("files_percent", percent(s.recovered_files, s.total_files)),
+                ("files_total", s.total_files.to_string()),
+                ("bytes", format!("{}b", s.total_bytes)),
+                ("bytes_recovered", format!("{}b", s.recovered_bytes)),
+                ("bytes_percent", percent(s.recovered_bytes, s.total_bytes)),
+                ("bytes_total", format!("{}b", s.total_bytes)),
+                ("translog_ops", "0".into()),
+                ("translog_ops_recovered", "0".into()),
+                ("translog_ops_percent", "100.0%".into()),
+            ];
+            rows.push(cells.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
+        }
+    }
+    rows
+}
+
+async fn cat_recovery_of(
+    node: &Node,
+    expr: &str,
+    q: CatRecoveryQuery,
+) -> Result<Response, ApiError> {
+    let _ = flag(&q.detailed, "detailed", false)?;
+    if let Some(t) = q.time.as_deref() {
+        if !["d", "h", "m", "s", "ms", "micros", "nanos"].contains(&t) {
+            return Err(ApiError::bad_request(format!(
+                "failed to parse [time] with value [{t}]: expected one of d, h, m, s, ms, micros, nanos"
+            )));
+        }
+    }
+    let active_only = flag(&q.active_only, "active_only", false)?;
+    let table: CatQuery = serde_urlencoded::to_string(&q)
+        .ok()
+        .and_then(|text| serde_urlencoded::from_str(&text).ok())
+        .unwrap_or_default();
+    let found = node.restores().recoveries(expr, active_only).await?;
+    render_rows(&table, CAT_COLUMNS, cat_rows(node, found))
+}
+
+#[utoipa::path(get, path = "/_cat/recovery", tag = "cat",
+    params(("active_only" = Option<bool>, Query, description = "Only restores still running")),
+    responses((status = 200, body = String), (status = 400, body = ErrorBody)))]
+pub async fn cat_recovery(
+    State(node): State<Arc<Node>>,
+    EsQuery(q): EsQuery<CatRecoveryQuery>,
+) -> Result<Response, ApiError> {
+    cat_recovery_of(&node, "_all", q).await
+}
+
+#[utoipa::path(get, path = "/_cat/recovery/{index}", tag = "cat",
+    params(("index" = String, Path, description = "Index names or wildcards"), ("active_only" = Option<bool>, Query, description = "Only restores still running")),
+    responses((status = 200, body = String), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn cat_recovery_named(
+    State(node): State<Arc<Node>>,
+    Path(index): Path<String>,
+    EsQuery(q): EsQuery<CatRecoveryQuery>,
+) -> Result<Response, ApiError> {
+    cat_recovery_of(&node, &index, q).await
 }

@@ -36,6 +36,10 @@ pub fn need(method: &str, path: &str) -> Option<Need> {
         ("GET", "/_recovery") | ("GET", "/_cat/indices") | ("GET", "/_cat/indices/{index}") => {
             cluster("cluster:monitor/indices")
         }
+        ("GET", "/_cat/recovery" | "/_cat/recovery/{index}") => cluster("cluster:monitor/indices"),
+        // Both fall under the `monitor` cluster privilege (`cluster:monitor/*`).
+        ("GET", "/_tasks") => cluster("cluster:monitor/tasks/lists"),
+        ("GET", "/_tasks/{task_id}") => cluster("cluster:monitor/task/get"),
         ("GET", "/_cluster/settings") => cluster("cluster:monitor/settings"),
         ("GET", "/_xpack" | "/_license") => Some(Authenticated),
         ("GET", "/_features" | "/_snapshot/_snapshottable_features") => {

@@ -47,6 +47,7 @@ pub mod snapshots;
 pub mod status;
 pub mod storage_check;
 pub mod takeover;
+pub mod tasks;
 pub mod upload;
 
 use std::path::PathBuf;

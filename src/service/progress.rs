@@ -13,12 +13,34 @@ use tokio::sync::{watch, Notify};
 use crate::repository::model::{ShardStats, SnapshotDetails};
 use crate::repository::RepoError;
 
-/// Progress of one shard of a running snapshot or restore.
+/// Progress of one shard of a running snapshot, as `_status` shows it:
+/// `stats.incremental_*` is what the shard has to upload (known once it
+/// starts), `processed` what it uploaded so far (the two are equal once
+/// it is done, as in Elasticsearch), `stats.total_*` every file it holds.
 #[derive(Debug, Clone, Default)]
 pub struct ShardProgress {
     pub stats: ShardStats,
-    /// `INIT`, `STARTED`, `DONE` or `FAILURE`.
+    /// Elasticsearch's shard stages: `INIT`, `STARTED`, `FINALIZE` (its
+    /// manifest is being written), `DONE` or `FAILURE`.
     pub stage: &'static str,
+    pub processed_file_count: u64,
+    pub processed_size_in_bytes: u64,
+}
+
+impl ShardProgress {
+    /// A finished shard's progress from its recorded stats.
+    pub fn finished(stats: ShardStats) -> ShardProgress {
+        ShardProgress {
+            stage: if stats.failure.is_some() {
+                "FAILURE"
+            } else {
+                "DONE"
+            },
+            processed_file_count: stats.incremental_file_count,
+            processed_size_in_bytes: stats.incremental_size_in_bytes,
+            stats,
+        }
+    }
 }
 
 /// Why a snapshot could not even be recorded (shared by every waiter).

@@ -1,5 +1,9 @@
-//! Restore progress per index, as `GET /_recovery` reports it. Kept in
-//! memory on the node that ran the restore, for the life of the index.
+//! Restore progress per index, as `GET /_recovery` and `_cat/recovery`
+//! report it: every target index from the restore's start (`INIT`), its
+//! files and bytes counted as chunks are written (`INDEX`), `DONE` once
+//! the index is published. Kept in memory on the node that runs the
+//! restore, for the life of the index; a failed restore forgets it. This
+//! module records and selects; it renders nothing.
 
 use std::collections::BTreeMap;
 
@@ -27,6 +31,13 @@ pub struct Recovery {
     /// Names this restore (Elasticsearch's `restoreUUID`).
     pub restore_uuid: String,
     pub shards: Vec<ShardRecovery>,
+}
+
+impl Recovery {
+    /// Whether a shard of it is not `DONE` yet.
+    pub fn running(&self) -> bool {
+        self.shards.iter().any(|s| s.stage != "DONE")
+    }
 }
 
 /// Recoveries by target index name.
@@ -87,20 +98,25 @@ impl Restores {
         expr: &str,
         active_only: bool,
     ) -> super::Result<BTreeMap<String, Recovery>> {
-        let existing = self.indices.names().await;
-        let resolved = crate::es::expression::resolve(expr, &existing)?;
+        let all = self.recoveries.map().clone();
+        // An index being restored is not published yet, but it is there
+        // for `_recovery` (Elasticsearch shows it red while it recovers).
+        let mut known = self.indices.names().await;
+        known.extend(
+            all.iter()
+                .filter(|(name, r)| r.running() && !known.contains(name))
+                .map(|(name, _)| name.clone())
+                .collect::<Vec<_>>(),
+        );
+        let resolved = crate::es::expression::resolve(expr, &known)?;
         if let Some(missing) = resolved.missing.first() {
             return Err(super::ServiceError::IndexNotFound {
                 index: missing.clone(),
             });
         }
-        let all = self.recoveries.map().clone();
         Ok(all
             .into_iter()
-            .filter(|(name, r)| {
-                resolved.names.contains(name)
-                    && (!active_only || r.shards.iter().any(|s| s.stage != "DONE"))
-            })
+            .filter(|(name, r)| resolved.names.contains(name) && (!active_only || r.running()))
             .collect())
     }
 }

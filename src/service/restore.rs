@@ -127,6 +127,18 @@ impl Restores {
             },
         };
         let op = self.operations.begin(start, missing).await?;
+        // Every target shows in `_recovery` from the start, at `INIT`,
+        // before its turn comes (and before the answer to a request that
+        // does not wait).
+        for index in &plan.indices {
+            self.recoveries.start(
+                &index.target,
+                &req.repository,
+                &req.snapshot,
+                &index.source,
+                index.shards,
+            );
+        }
         let outcome = plan.outcome(&req.snapshot);
         let wait = req.wait_for_completion;
         let (this, done) = (self.clone(), tokio::sync::oneshot::channel());
@@ -210,13 +222,6 @@ impl Restores {
         throttle: &Throttle,
     ) -> std::result::Result<IndexMetadata, RepoError> {
         let target = &index.target;
-        self.recoveries.start(
-            target,
-            &req.repository,
-            &req.snapshot,
-            &index.source,
-            index.shards,
-        );
         let (meta, _) = open
             .repo
             .read_doc::<IndexMeta>(&layout::index_meta(&index.uuid, snapshot_uuid))
@@ -235,12 +240,14 @@ impl Restores {
                 r.total_bytes = m.files.iter().map(|f| f.size).sum();
             });
             for file in m.files {
-                self.restore_file(open, &index.stage, shard, &file, throttle)
-                    .await?;
-                self.recoveries.update(target, shard, |r| {
-                    r.recovered_files += 1;
-                    r.recovered_bytes += file.size;
-                });
+                let at = Shard {
+                    target,
+                    stage: &index.stage,
+                    shard,
+                };
+                self.restore_file(open, &at, &file, throttle).await?;
+                self.recoveries
+                    .update(target, shard, |r| r.recovered_files += 1);
             }
         }
         Ok(Indices::new_metadata(
@@ -251,15 +258,16 @@ impl Restores {
         ))
     }
 
-    /// Fetches, verifies and stages one file.
+    /// Fetches, verifies and stages one file; its bytes count as
+    /// recovered chunk by chunk, as they arrive.
     async fn restore_file(
         &self,
         open: &OpenRepository,
-        stage: &str,
-        shard: u32,
+        at: &Shard<'_>,
         file: &FileEntry,
         throttle: &Throttle,
     ) -> std::result::Result<(), RepoError> {
+        let (stage, shard) = (at.stage, at.shard);
         let fetches: Vec<_> = file
             .chunks
             .iter()
@@ -267,6 +275,11 @@ impl Restores {
             .collect();
         let parts: Vec<Vec<u8>> = futures::stream::iter(fetches)
             .buffered(self.config.snapshot_upload_concurrency.max(1))
+            .inspect_ok(|part| {
+                let n = part.len() as u64;
+                self.recoveries
+                    .update(at.target, shard, |r| r.recovered_bytes += n);
+            })
             .try_collect()
             .await?;
         let mut buf = BytesMut::with_capacity(file.size as usize);
@@ -308,6 +321,14 @@ impl Restores {
         }
         Ok(())
     }
+}
+
+/// Where a file being restored goes: the target index (as `_recovery`
+/// names it), its staging uuid and the shard.
+struct Shard<'a> {
+    target: &'a str,
+    stage: &'a str,
+    shard: u32,
 }
 
 async fn fetch_chunk(

@@ -295,6 +295,7 @@ impl Snapshots {
                     ..Default::default()
                 },
                 stage: "INIT",
+                ..Default::default()
             }));
             base
         };
@@ -355,12 +356,22 @@ impl Snapshots {
     ) -> std::result::Result<std::collections::BTreeSet<String>, RepoError> {
         let run = up.run;
         {
+            // What must be uploaded is known before the first byte is:
+            // every file the previous snapshot does not hold as it is.
+            let reused = |f: &&crate::indices::SegmentFile| {
+                previous
+                    .and_then(|p| p.get(&f.name))
+                    .is_some_and(|p| p.size == f.size)
+            };
             let mut progress = run.shards.lock().expect("progress");
             let p = &mut progress[slot];
             p.stage = "STARTED";
             p.stats.start_time_millis = now_millis();
             p.stats.total_file_count = files.len() as u64;
             p.stats.total_size_in_bytes = files.iter().map(|f| f.size).sum();
+            let new: Vec<_> = files.iter().filter(|f| !reused(f)).collect();
+            p.stats.incremental_file_count = new.len() as u64;
+            p.stats.incremental_size_in_bytes = new.iter().map(|f| f.size).sum();
         }
         // Two files at a time: one is chunked and hashed while the other's
         // chunks are sealed and uploaded, which keeps both cores busy while
@@ -375,11 +386,12 @@ impl Snapshots {
             let (entry, uploaded) = result?;
             if uploaded {
                 let mut progress = run.shards.lock().expect("progress");
-                progress[slot].stats.incremental_file_count += 1;
-                progress[slot].stats.incremental_size_in_bytes += entry.size;
+                progress[slot].processed_file_count += 1;
+                progress[slot].processed_size_in_bytes += entry.size;
             }
             manifest.files.push(entry);
         }
+        run.shards.lock().expect("progress")[slot].stage = "FINALIZE";
         let path = layout::shard_manifest(index_uuid, shard, &run.uuid);
         up.open.repo.write_doc(up.dek, &path, &manifest).await?;
         Ok(manifest.chunk_keys())

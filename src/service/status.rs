@@ -131,11 +131,19 @@ fn local_running_views(open: &OpenRepository) -> Vec<SnapshotView> {
         .map(|r| {
             // A panic elsewhere while holding the lock must not turn every
             // later listing into one: the progress is plain data.
-            let shards = r
+            let mut shards = r
                 .shards
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone();
+            // A shard still at work has run for as long as until now.
+            let now = super::now_millis();
+            for s in shards
+                .iter_mut()
+                .filter(|s| s.stage == "STARTED" || s.stage == "FINALIZE")
+            {
+                s.stats.time_in_millis = (now - s.stats.start_time_millis).max(0);
+            }
             SnapshotView {
                 repository: open.name.clone(),
                 details: SnapshotDetails {
@@ -166,14 +174,8 @@ fn local_running_views(open: &OpenRepository) -> Vec<SnapshotView> {
 fn done_shards(d: &SnapshotDetails) -> Vec<ShardProgress> {
     d.shards
         .iter()
-        .map(|s| ShardProgress {
-            stats: s.clone(),
-            stage: if s.failure.is_some() {
-                "FAILURE"
-            } else {
-                "DONE"
-            },
-        })
+        .cloned()
+        .map(ShardProgress::finished)
         .collect()
 }
 

@@ -23,6 +23,7 @@ mod nasty_input;
 mod nodes;
 mod packaging;
 mod pause;
+mod progress;
 mod reencrypt;
 mod replicas;
 mod restart;

@@ -231,6 +231,10 @@ pub struct FileStats {
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct StatusStats {
     pub incremental: FileStats,
+    /// Uploaded so far: shown, as Elasticsearch shows it, only while it
+    /// differs from `incremental` (a running shard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processed: Option<FileStats>,
     pub total: FileStats,
     pub start_time_in_millis: i64,
     pub time_in_millis: i64,
@@ -291,6 +295,23 @@ fn add_stats(into: &mut StatusStats, s: &ShardStats) {
     into.time_in_millis = into.time_in_millis.max(s.time_in_millis);
 }
 
+fn add_processed(into: &mut StatusStats, p: &crate::service::progress::ShardProgress) {
+    let processed = into.processed.get_or_insert_with(FileStats::default);
+    processed.file_count += p.processed_file_count;
+    processed.size_in_bytes += p.processed_size_in_bytes;
+}
+
+/// Drops `processed` where it says no more than `incremental`.
+fn settle_processed(stats: &mut StatusStats) {
+    if stats
+        .processed
+        .as_ref()
+        .is_some_and(|p| p.file_count == stats.incremental.file_count)
+    {
+        stats.processed = None;
+    }
+}
+
 fn count_stage(into: &mut ShardsStats, stage: &str) {
     into.total += 1;
     match stage {
@@ -323,11 +344,15 @@ impl SnapshotStatus {
         for p in &v.shards {
             let index = status.indices.entry(p.stats.index.clone()).or_default();
             add_stats(&mut index.stats, &p.stats);
+            add_processed(&mut index.stats, p);
             count_stage(&mut index.shards_stats, p.stage);
             add_stats(&mut status.stats, &p.stats);
+            add_processed(&mut status.stats, p);
             count_stage(&mut status.shards_stats, p.stage);
             let mut shard_stats = StatusStats::default();
             add_stats(&mut shard_stats, &p.stats);
+            add_processed(&mut shard_stats, p);
+            settle_processed(&mut shard_stats);
             index.shards.insert(
                 p.stats.shard.to_string(),
                 ShardStatus {
@@ -340,7 +365,16 @@ impl SnapshotStatus {
         if d.state != SnapshotState::InProgress && d.end_time_millis > 0 {
             status.stats.start_time_in_millis = d.start_time_millis;
             status.stats.time_in_millis = d.end_time_millis - d.start_time_millis;
+        } else if d.state == SnapshotState::InProgress {
+            // A running snapshot has run from its start until now.
+            status.stats.start_time_in_millis = d.start_time_millis;
+            status.stats.time_in_millis =
+                (crate::service::now_millis() - d.start_time_millis).max(0);
         }
+        for index in status.indices.values_mut() {
+            settle_processed(&mut index.stats);
+        }
+        settle_processed(&mut status.stats);
         status
     }
 }
