@@ -28,6 +28,7 @@ pub struct RotateKeyRequest {
     /// `rewrap` (the default): rewrap data keys under the new master key,
     /// never touch data; `reencrypt`: rewrap, then seal every object again
     /// under fresh data keys and destroy the old data keys.
+    #[schema(value_type = Option<super::model::enums::RotationMode>)]
     pub mode: Option<String>,
     /// `reencrypt` only: re-encrypt only the objects these data key ids
     /// seal (a leaked data key, say). Default: every data key.
@@ -67,11 +68,13 @@ impl ByteRate {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RotationBody {
     pub id: String,
+    #[schema(value_type = super::model::enums::RotationMode)]
     pub mode: String,
     pub from_keys: Vec<String>,
     pub to_key: String,
     /// `rewrapping`, `reencrypting`, `destroying_old_keys`, `completed`
     /// or `failed`.
+    #[schema(value_type = super::model::enums::RotationPhase)]
     pub phase: String,
     pub total: u64,
     pub done: u64,

@@ -11,12 +11,14 @@ pub mod compat;
 pub mod edge;
 pub mod error;
 pub mod extract;
+pub mod health_report;
 pub mod indices;
 pub mod integrity;
 pub mod keys;
 pub mod media_type;
 pub mod model;
 pub mod nodes;
+pub mod openapi;
 pub mod present;
 pub mod recovery;
 pub mod repositories;
@@ -54,9 +56,10 @@ use error::ApiError;
 #[openapi(
     info(title = "snapvault", description = "Elasticsearch-compatible snapshot API with client-side encrypted repositories"),
     modifiers(&SecuritySchemes),
-    components(schemas(error::SimpleErrorBody)),
+    // Parameter enums: the route macros collect body schemas only.
+    components(schemas(error::SimpleErrorBody, cat::CatFormat, cat::CatBytes, cat::CatTime)),
     security(("basic" = []), ("api_key" = [])),
-    tags((name = "repositories"), (name = "snapshots"), (name = "indices"), (name = "documents"), (name = "cat"), (name = "node"), (name = "keys"), (name = "security"), (name = "not implemented"))
+    tags((name = "repositories"), (name = "snapshots"), (name = "indices"), (name = "documents"), (name = "cat"), (name = "cluster"), (name = "node"), (name = "keys"), (name = "slm"), (name = "security"))
 )]
 struct ApiDoc;
 
@@ -155,11 +158,16 @@ fn routes() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(tasks::list_tasks))
         .routes(routes!(tasks::get_task))
         .routes(routes!(cluster::get_settings, cluster::put_settings))
+        .routes(routes!(cluster::cluster_health))
+        .routes(routes!(cluster::cluster_health_index))
         .routes(routes!(compat::xpack))
         .routes(routes!(compat::license))
         .routes(routes!(compat::features))
         .routes(routes!(compat::snapshottable_features))
         .routes(routes!(compat::resolve_index))
+        .routes(routes!(compat::capabilities))
+        .routes(routes!(health_report::health_report))
+        .routes(routes!(health_report::health_report_feature))
         .routes(routes!(slm::get_lifecycles))
         .routes(routes!(
             slm::put_lifecycle,
@@ -211,54 +219,9 @@ fn routes() -> OpenApiRouter<Arc<Node>> {
 /// The OpenAPI document, as served at `/_openapi.json` and checked in.
 pub fn openapi_json() -> String {
     let (_, mut doc) = routes().split_for_parts();
-    document_error_answers(&mut doc);
+    openapi::finish(&mut doc);
     doc.to_pretty_json()
         .expect("the OpenAPI document serialises")
-}
-
-/// Every route can also answer an Elasticsearch error that its own
-/// annotation does not list (an unknown parameter is a 400, missing
-/// credentials a 401, a missing privilege a 403, a body that is too large a
-/// 413): each operation gets a `default` response with the error body, so a
-/// client (or a fuzzer checking answers against the document) knows the
-/// shape of every answer. The 406 for an unsupported `Content-Type` keeps
-/// Elasticsearch's short body, hence the `oneOf`.
-fn document_error_answers(doc: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::{ContentBuilder, OneOfBuilder, Ref, RefOr, ResponseBuilder, Schema};
-    let schema = OneOfBuilder::new()
-        .item(Ref::from_schema_name("ErrorBody"))
-        .item(Ref::from_schema_name("SimpleErrorBody"))
-        .build();
-    let error = ResponseBuilder::new()
-        .description("An Elasticsearch error")
-        .content(
-            "application/json",
-            ContentBuilder::new()
-                .schema(Some(Schema::OneOf(schema)))
-                .build(),
-        )
-        .build();
-    let components = doc.components.get_or_insert_with(Default::default);
-    components
-        .responses
-        .insert("ElasticsearchError".into(), RefOr::T(error));
-    for item in doc.paths.paths.values_mut() {
-        for op in [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.head,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            op.responses
-                .responses
-                .entry("default".to_string())
-                .or_insert_with(|| RefOr::Ref(Ref::from_response_name("ElasticsearchError")));
-        }
-    }
 }
 
 async fn not_found(req: Request) -> ApiError {

@@ -23,6 +23,7 @@ use crate::Node;
 /// answer, so each value means the same here.
 #[allow(dead_code)]
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct WriteQuery {
     refresh: Option<String>,
@@ -325,6 +326,7 @@ pub async fn create_api_key_put(
 /// realm, limits shown in `role_descriptors`, no profiles).
 #[allow(dead_code)]
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct GetApiKeyQuery {
     id: Option<String>,

@@ -41,7 +41,14 @@ pub fn need(method: &str, path: &str) -> Option<Need> {
         ("GET", "/_tasks") => cluster("cluster:monitor/tasks/lists"),
         ("GET", "/_tasks/{task_id}") => cluster("cluster:monitor/task/get"),
         ("GET", "/_cluster/settings") => cluster("cluster:monitor/settings"),
+        ("GET", "/_health_report" | "/_health_report/{feature}") => {
+            cluster("cluster:monitor/health_api")
+        }
+        ("GET", "/_cluster/health" | "/_cluster/health/{index}") => {
+            cluster("cluster:monitor/health")
+        }
         ("GET", "/_xpack" | "/_license") => Some(Authenticated),
+        ("GET", "/_capabilities") => cluster("cluster:monitor/nodes/capabilities"),
         ("GET", "/_features" | "/_snapshot/_snapshottable_features") => {
             cluster("cluster:admin/features/get")
         }

@@ -17,6 +17,10 @@ pub const KNOWN: &[(&str, &str)] = &[
         super::slm::DEFAULT_RETENTION_SCHEDULE,
     ),
     ("slm.minimum_interval", super::slm::DEFAULT_MINIMUM_INTERVAL),
+    (
+        "slm.health.failed_snapshot_warn_threshold",
+        super::slm::DEFAULT_FAILED_SNAPSHOT_WARN_THRESHOLD,
+    ),
     ("repositories.default_repository", ""),
 ];
 
@@ -36,6 +40,13 @@ fn check(scope: &str, key: &str, value: &str) -> Result<()> {
             Some(_) => Ok(()),
             None => Err(ServiceError::IllegalArgument(format!(
                 "failed to parse setting [slm.minimum_interval] with value [{}] as a time value: unit is missing or unrecognized",
+                crate::es::shown(value)
+            ))),
+        },
+        "slm.health.failed_snapshot_warn_threshold" => match value.parse::<i64>() {
+            Ok(n) if n >= 1 => Ok(()),
+            _ => Err(ServiceError::IllegalArgument(format!(
+                "Failed to parse value [{}] for setting [slm.health.failed_snapshot_warn_threshold] must be >= 1",
                 crate::es::shown(value)
             ))),
         },

@@ -72,6 +72,10 @@ pub struct PolicyRecord {
     pub claim: Option<Claim>,
     #[serde(default)]
     pub stats: PolicyStats,
+    /// Runs (failed or skipped) since the last success: what the health
+    /// report's `slm` indicator warns on.
+    #[serde(default)]
+    pub invocations_since_last_success: u64,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

@@ -437,3 +437,128 @@ async fn a_paused_repository_skips_runs_visibly_and_retention_leaves_it_alone() 
     assert_eq!(v["retention_runs"], 2, "{v}");
     s.stop().await;
 }
+
+/// `GET /_health_report`'s `slm` indicator: green without policies and
+/// while runs succeed; yellow once runs failed (here: refused on a paused
+/// repository) `slm.health.failed_snapshot_warn_threshold` times in a row,
+/// when SLM is stopped, and when the last success is older than the
+/// policy's `unhealthy_if_no_snapshot_within`; green again after a success.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_health_report_warns_about_unhealthy_policies_as_elasticsearch_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    s.put_fs_repository("repo", "repo").await;
+    s.create_index("logs", 1).await;
+    s.bulk("logs", &docs("l", 5)).await;
+    let slm = |v: &Value| v["indicators"]["slm"].clone();
+
+    let r = s.ok("GET", "/_health_report", None).await;
+    assert_eq!(r["status"], "green", "{r}");
+    assert_eq!(
+        slm(&r)["symptom"],
+        "No Snapshot Lifecycle Management policies configured"
+    );
+    let missing = s.call("GET", "/_health_report/disk", None).await;
+    assert_eq!(
+        (missing.status, missing.error_type()),
+        (404, "resource_not_found_exception".into())
+    );
+
+    // One slot, in 2099: only `_execute` runs it.
+    let body = json!({"schedule": "0 0 0 1 1 ? 2099", "name": "h", "repository": "repo",
+        "config": {"indices": "logs"}, "unhealthy_if_no_snapshot_within": "2s"});
+    s.ok("PUT", "/_slm/policy/h", Some(body)).await;
+    s.ok("POST", "/_slm/policy/h/_execute", None).await;
+    wait_policy(&s, "h", 30, |p| p["stats"]["snapshots_taken"] == 1).await;
+    let r = s.ok("GET", "/_health_report/slm", None).await;
+    assert!(
+        r.get("status").is_none(),
+        "one feature: no overall status {r}"
+    );
+    assert_eq!(slm(&r)["status"], "green", "{r}");
+    assert_eq!(slm(&r)["details"]["policies"], 1);
+    assert_eq!(slm(&r)["details"]["slm_status"], "RUNNING");
+
+    // Two refused runs against a threshold of two.
+    s.ok(
+        "PUT",
+        "/_cluster/settings",
+        Some(json!({"persistent": {"slm.health.failed_snapshot_warn_threshold": 2}})),
+    )
+    .await;
+    s.ok(
+        "POST",
+        "/_snapshot/repo/_pause",
+        Some(json!({"reason": "maintenance"})),
+    )
+    .await;
+    for _ in 0..2 {
+        let r = s.call("POST", "/_slm/policy/h/_execute", None).await;
+        assert_eq!(r.error_type(), "repository_paused_exception");
+    }
+    let r = s.ok("GET", "/_health_report", None).await;
+    let i = slm(&r);
+    assert_eq!(
+        (r["status"].clone(), i["status"].clone()),
+        (json!("yellow"), json!("yellow")),
+        "{r}"
+    );
+    assert_eq!(
+        i["symptom"],
+        "Encountered [1] unhealthy snapshot lifecycle management policies."
+    );
+    assert_eq!(i["details"]["unhealthy_policies"]["count"], 1);
+    assert_eq!(
+        i["details"]["unhealthy_policies"]["invocations_since_last_success"]["h"],
+        2
+    );
+    assert_eq!(i["impacts"][0]["id"], "stale_snapshots");
+    let d = &i["diagnosis"][0];
+    assert_eq!(
+        d["id"],
+        "elasticsearch:health:slm:diagnosis:check_recent_snapshot_failures"
+    );
+    assert_eq!(d["affected_resources"]["slm_policies"], json!(["h"]));
+    assert!(
+        d["cause"]
+            .as_str()
+            .unwrap()
+            .contains("[h] had [2] repeated failures"),
+        "{d}"
+    );
+    let quiet = s.ok("GET", "/_health_report?verbose=false", None).await;
+    assert!(slm(&quiet).get("details").is_none() && slm(&quiet).get("diagnosis").is_none());
+    let bad = s.call("GET", "/_health_report?verbose=maybe", None).await;
+    assert_eq!(bad.status, 400);
+
+    // A success clears the failures; the old success then goes stale.
+    s.ok("POST", "/_snapshot/repo/_resume", None).await;
+    s.ok("POST", "/_slm/policy/h/_execute", None).await;
+    wait_policy(&s, "h", 30, |p| p["stats"]["snapshots_taken"] == 2).await;
+    let r = s.ok("GET", "/_health_report", None).await;
+    assert_eq!(r["status"], "green", "{r}");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let r = s.ok("GET", "/_health_report", None).await;
+    assert_eq!(r["status"], "yellow", "{r}");
+    assert_eq!(slm(&r)["impacts"][0]["id"], "missing_snapshot");
+    assert!(
+        slm(&r)["diagnosis"][0]["cause"]
+            .as_str()
+            .unwrap()
+            .contains("[h] has not had a snapshot for 2s"),
+        "{r}"
+    );
+
+    // Stopped SLM with policies: yellow, with the start action.
+    s.ok("POST", "/_slm/stop", None).await;
+    let r = s.ok("GET", "/_health_report/slm", None).await;
+    assert_eq!(
+        slm(&r)["symptom"],
+        "Snapshot Lifecycle Management is not running"
+    );
+    assert_eq!(
+        slm(&r)["diagnosis"][0]["action"],
+        "Start Snapshot Lifecycle Management using [POST /_slm/start]."
+    );
+    s.stop().await;
+}

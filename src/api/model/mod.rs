@@ -3,6 +3,7 @@
 
 pub mod bulk;
 pub mod documents;
+pub mod enums;
 pub mod indices;
 pub mod search;
 pub mod security;

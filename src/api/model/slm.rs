@@ -276,6 +276,7 @@ pub struct ExecutePolicyResponse {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SlmStatusResponse {
     /// `RUNNING`, `STOPPING` or `STOPPED`.
+    #[schema(value_type = super::enums::SlmOperationMode)]
     pub operation_mode: String,
 }
 

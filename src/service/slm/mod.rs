@@ -11,6 +11,7 @@
 //! skipped (in `last_failure` and the stats, with the pause's reason);
 //! retention never deletes on a paused repository nor below `min_count`.
 
+pub mod health;
 pub mod policy;
 pub mod retention;
 mod runs;
@@ -33,6 +34,9 @@ use crate::state::{StateDoc, StateStore};
 pub const DEFAULT_RETENTION_SCHEDULE: &str = "0 30 1 * * ?";
 /// Elasticsearch's default `slm.minimum_interval`.
 pub const DEFAULT_MINIMUM_INTERVAL: &str = "15m";
+/// Elasticsearch's default `slm.health.failed_snapshot_warn_threshold`:
+/// runs in a row without success before the health report warns.
+pub const DEFAULT_FAILED_SNAPSHOT_WARN_THRESHOLD: &str = "5";
 
 /// A policy as `GET /_slm/policy` shows it.
 #[derive(Debug, Clone)]
@@ -130,6 +134,7 @@ impl Slm {
                                 last_failure: None,
                                 claim: None,
                                 stats: PolicyStats::default(),
+                                invocations_since_last_success: 0,
                                 extra: Default::default(),
                             },
                         );

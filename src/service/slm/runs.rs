@@ -70,6 +70,7 @@ fn record_failure(rec: &mut PolicyRecord, snapshot_name: &str, details: String, 
         time: now_millis(),
         details: Some(details),
     });
+    rec.invocations_since_last_success += 1;
     if skipped {
         rec.stats.snapshots_skipped += 1;
     } else {
@@ -392,6 +393,7 @@ async fn release(
                         details: None,
                     });
                     rec.stats.snapshots_taken += 1;
+                    rec.invocations_since_last_success = 0;
                 }
                 Some(Err(details)) => {
                     record_failure(rec, snapshot_name, cut(details.clone()), false);
