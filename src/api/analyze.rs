@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::Json;
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{flag, EsQuery};
+use super::present::HumanParam;
 use crate::es::size::parse_byte_size;
 use crate::es::time::parse_time_value;
 use crate::service::analyze::{
@@ -47,11 +48,14 @@ pub struct NodeRef {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct WriteSummary {
     pub count: u64,
-    pub total_size: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_size: Option<String>,
     pub total_size_bytes: u64,
-    pub total_throttled: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_throttled: Option<String>,
     pub total_throttled_nanos: u64,
-    pub total_elapsed: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_elapsed: Option<String>,
     pub total_elapsed_nanos: u64,
     /// Bytes written per wall-clock second of the write phase (snapvault).
     pub throughput_bytes_per_sec: u64,
@@ -60,15 +64,20 @@ pub struct WriteSummary {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ReadSummary {
     pub count: u64,
-    pub total_size: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_size: Option<String>,
     pub total_size_bytes: u64,
-    pub total_wait: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_wait: Option<String>,
     pub total_wait_nanos: u64,
-    pub max_wait: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_wait: Option<String>,
     pub max_wait_nanos: u64,
-    pub total_throttled: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_throttled: Option<String>,
     pub total_throttled_nanos: u64,
-    pub total_elapsed: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_elapsed: Option<String>,
     pub total_elapsed_nanos: u64,
     /// Bytes read per wall-clock second of the read phase (snapvault).
     pub throughput_bytes_per_sec: u64,
@@ -79,7 +88,8 @@ pub struct ReadSummary {
 pub struct RegisterSummary {
     pub operation_count: u64,
     pub contended_retries: u64,
-    pub elapsed: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elapsed: Option<String>,
     pub elapsed_nanos: u64,
     /// True when snapvault performs create-if-absent itself
     /// (`conditional_writes: emulated`): the register then says nothing
@@ -97,11 +107,13 @@ pub struct AnalyzeSummary {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct BlobDetails {
     pub name: String,
-    pub size: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
     pub size_bytes: u64,
     pub overwritten: bool,
     pub read_count: u64,
-    pub write_elapsed: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write_elapsed: Option<String>,
     pub write_elapsed_nanos: u64,
 }
 
@@ -113,18 +125,22 @@ pub struct AnalyzeResponse {
     pub concurrency: usize,
     pub read_node_count: u64,
     pub early_read_node_count: u64,
-    pub max_blob_size: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_blob_size: Option<String>,
     pub max_blob_size_bytes: u64,
-    pub max_total_data_size: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_total_data_size: Option<String>,
     pub max_total_data_size_bytes: u64,
     pub seed: u64,
     pub rare_action_probability: f64,
     pub blob_path: String,
     pub issues_detected: Vec<String>,
     pub summary: AnalyzeSummary,
-    pub listing_elapsed: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listing_elapsed: Option<String>,
     pub listing_elapsed_nanos: u64,
-    pub delete_elapsed: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delete_elapsed: Option<String>,
     pub delete_elapsed_nanos: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub details: Option<Vec<BlobDetails>>,
@@ -169,34 +185,70 @@ fn rate(bytes: u64, elapsed: Duration) -> u64 {
     (bytes as f64 / elapsed.as_secs_f64()) as u64
 }
 
-/// A refused parameter, in Elasticsearch's words.
+/// A parameter snapvault bounds further than Elasticsearch does.
 fn bad(name: &str, v: &str, why: &str) -> ApiError {
     ApiError::bad_request(format!("invalid value [{v}] for parameter [{name}]: {why}"))
 }
 
-/// An integer parameter from 1 to `max`.
-fn int(v: &Option<String>, name: &str, default: u64, max: u64) -> Result<u64, ApiError> {
-    match v.as_deref() {
-        None => Ok(default),
-        Some(s) => match s.parse::<u64>() {
-            Ok(n) if (1..=max).contains(&n) => Ok(n),
-            _ => Err(bad(name, s, &format!("must be an integer from 1 to {max}"))),
-        },
+/// An integer parameter: unparsable as Elasticsearch's `paramAsInt`
+/// words it; below `min` as its `Request` setters word it (`java` is the
+/// setter's field name: `blobCount must be >0, but was [0]`); above
+/// `max`, snapvault's bound.
+fn int(
+    v: &Option<String>,
+    (name, java): (&str, &str),
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ApiError> {
+    let Some(s) = v.as_deref() else {
+        return Ok(default);
+    };
+    let n = s.parse::<i64>().map_err(|_| {
+        ApiError::bad_request(format!(
+            "Failed to parse int parameter [{name}] with value [{s}]"
+        ))
+    })?;
+    if n < min as i64 {
+        let rule = if min == 0 { ">=0" } else { ">0" };
+        return Err(ApiError::bad_request(format!(
+            "{java} must be {rule}, but was [{n}]"
+        )));
+    }
+    if n as u64 > max {
+        return Err(ApiError::bad_request(format!(
+            "{java} must be <= {max}, but was [{n}]"
+        )));
+    }
+    Ok(n as u64)
+}
+
+/// A byte-size parameter: unparsable in Elasticsearch's words, zero as
+/// its setters word it, above 1 TiB snapvault's bound.
+fn size(v: &Option<String>, (name, java): (&str, &str), default: u64) -> Result<u64, ApiError> {
+    let Some(s) = v.as_deref() else {
+        return Ok(default);
+    };
+    match parse_byte_size(s) {
+        Some(0) => Err(ApiError::bad_request(format!(
+            "{java} must be >0, but was [{s}]"
+        ))),
+        Some(n) if n <= 1 << 40 => Ok(n),
+        Some(_) => Err(bad(name, s, "at most 1tb")),
+        None => Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "parse_exception",
+            format!("failed to parse setting [{name}] with value [{s}] as a size in bytes: unit is missing or unrecognized"),
+        )),
     }
 }
 
-/// A byte-size parameter from 1 byte to 1 TiB.
-fn size(v: &Option<String>, name: &str, default: u64) -> Result<u64, ApiError> {
-    match v.as_deref() {
-        None => Ok(default),
-        Some(s) => match parse_byte_size(s) {
-            Some(n) if (1..=1 << 40).contains(&n) => Ok(n),
-            _ => Err(bad(
-                name,
-                s,
-                "must be a byte size such as 10mb, at most 1tb",
-            )),
-        },
+/// A double as Java prints one (`2.0`, `0.01`).
+fn java_double(p: f64) -> String {
+    if p.fract() == 0.0 && p.abs() < 1e7 {
+        format!("{p:.1}")
+    } else {
+        p.to_string()
     }
 }
 
@@ -224,8 +276,9 @@ impl AnalyzeQuery {
             max_total_data_size: volume.max_total_data_size,
             register_operation_count: int(
                 &self.register_operation_count,
-                "register_operation_count",
+                ("register_operation_count", "registerOperationCount"),
                 10,
+                1,
                 MAX_REGISTER_OPERATIONS,
             )?,
             rare_action_probability,
@@ -233,11 +286,18 @@ impl AnalyzeQuery {
             timeout,
             detailed: flag(&self.detailed, "detailed", false)?,
         };
-        let read_nodes = int(&self.read_node_count, "read_node_count", 10, 1000)?;
+        let read_nodes = int(
+            &self.read_node_count,
+            ("read_node_count", "readNodeCount"),
+            10,
+            1,
+            1000,
+        )?;
         let early = int(
             &self.early_read_node_count,
-            "early_read_node_count",
+            ("early_read_node_count", "earlyReadNodeCount"),
             2,
+            0,
             1000,
         )?;
         Ok((request, read_nodes, early))
@@ -248,7 +308,13 @@ impl AnalyzeQuery {
             None => Ok(0.02),
             Some(s) => match s.parse::<f64>() {
                 Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
-                _ => Err(bad("rare_action_probability", s, "must be from 0 to 1")),
+                Ok(p) => Err(ApiError::bad_request(format!(
+                    "rareActionProbability must be between 0 and 1, but was [{}]",
+                    java_double(p)
+                ))),
+                Err(_) => Err(ApiError::bad_request(format!(
+                    "Failed to parse double parameter [rare_action_probability] with value [{s}]"
+                ))),
             },
         }
     }
@@ -273,7 +339,11 @@ impl AnalyzeQuery {
     /// held in memory, a blob in flight up to four times (written, read
     /// back, overwritten, read during the overwrite).
     fn volume(&self) -> Result<Volume, ApiError> {
-        let max_blob_size = size(&self.max_blob_size, "max_blob_size", 10 << 20)?;
+        let max_blob_size = size(
+            &self.max_blob_size,
+            ("max_blob_size", "maxBlobSize"),
+            10 << 20,
+        )?;
         if max_blob_size > MAX_BLOB_SIZE {
             return Err(bad(
                 "max_blob_size",
@@ -281,16 +351,36 @@ impl AnalyzeQuery {
                 "snapvault analyses blobs of at most 256mb (blobs are held in memory)",
             ));
         }
-        let blob_count = int(&self.blob_count, "blob_count", 100, MAX_BLOB_COUNT)?;
-        let max_total_data_size = size(&self.max_total_data_size, "max_total_data_size", 1 << 30)?;
-        if max_total_data_size < 2 * blob_count {
-            return Err(bad(
-                "max_total_data_size",
-                self.max_total_data_size.as_deref().unwrap_or_default(),
-                "must allow at least two bytes per blob",
-            ));
+        let blob_count = int(
+            &self.blob_count,
+            ("blob_count", "blobCount"),
+            100,
+            1,
+            MAX_BLOB_COUNT,
+        )?;
+        let max_total_data_size = size(
+            &self.max_total_data_size,
+            ("max_total_data_size", "maxTotalDataSize"),
+            1 << 30,
+        )?;
+        // Elasticsearch's `getBlobSizes`: a byte per blob and one blob of
+        // the largest size (snapvault needs two bytes per blob beside it).
+        if max_total_data_size.saturating_sub(max_blob_size) < blob_count.saturating_sub(1)
+            || max_total_data_size < 2 * blob_count
+        {
+            return Err(ApiError::bad_request(format!(
+                "cannot satisfy max total bytes [{max_total_data_size}B/{}]: must write at least one byte per blob and at least one max-sized blob which is [{}B] in total",
+                human_bytes(max_total_data_size),
+                blob_count + max_blob_size - 1
+            )));
         }
-        let concurrency = int(&self.concurrency, "concurrency", 10, MAX_CONCURRENCY as u64)?;
+        let concurrency = int(
+            &self.concurrency,
+            ("concurrency", "concurrency"),
+            10,
+            1,
+            MAX_CONCURRENCY as u64,
+        )?;
         if concurrency.saturating_mul(max_blob_size) > MAX_BYTES_IN_FLIGHT {
             return Err(bad(
                 "concurrency",
@@ -328,9 +418,9 @@ fn render(
         // One node performs the reads; the figures are echoed as asked.
         read_node_count: read_nodes,
         early_read_node_count: early,
-        max_blob_size: human_bytes(o.request.max_blob_size),
+        max_blob_size: Some(human_bytes(o.request.max_blob_size)),
         max_blob_size_bytes: o.request.max_blob_size,
-        max_total_data_size: human_bytes(o.request.max_total_data_size),
+        max_total_data_size: Some(human_bytes(o.request.max_total_data_size)),
         max_total_data_size_bytes: o.request.max_total_data_size,
         seed: o.request.seed,
         rare_action_probability: o.request.rare_action_probability,
@@ -341,9 +431,9 @@ fn render(
             read: read_summary(&o),
             register: register_summary(&o),
         },
-        listing_elapsed: human_time(o.listing_elapsed),
+        listing_elapsed: Some(human_time(o.listing_elapsed)),
         listing_elapsed_nanos: o.listing_elapsed.as_nanos() as u64,
-        delete_elapsed: human_time(o.delete_elapsed),
+        delete_elapsed: Some(human_time(o.delete_elapsed)),
         delete_elapsed_nanos: o.delete_elapsed.as_nanos() as u64,
         details: o.request.detailed.then(|| blob_details(&o)),
     }
@@ -358,11 +448,11 @@ fn write_summary(o: &AnalyzeOutcome) -> WriteSummary {
     } = o.write;
     WriteSummary {
         count,
-        total_size: human_bytes(bytes),
+        total_size: Some(human_bytes(bytes)),
         total_size_bytes: bytes,
-        total_throttled: "0s".into(),
+        total_throttled: Some("0s".into()),
         total_throttled_nanos: 0,
-        total_elapsed: human_time(elapsed),
+        total_elapsed: Some(human_time(elapsed)),
         total_elapsed_nanos: elapsed.as_nanos() as u64,
         throughput_bytes_per_sec: rate(o.write_phase_bytes, o.write_wall),
     }
@@ -372,15 +462,15 @@ fn read_summary(o: &AnalyzeOutcome) -> ReadSummary {
     let r = &o.read;
     ReadSummary {
         count: r.count,
-        total_size: human_bytes(r.bytes),
+        total_size: Some(human_bytes(r.bytes)),
         total_size_bytes: r.bytes,
-        total_wait: human_time(r.total_wait),
+        total_wait: Some(human_time(r.total_wait)),
         total_wait_nanos: r.total_wait.as_nanos() as u64,
-        max_wait: human_time(r.max_wait),
+        max_wait: Some(human_time(r.max_wait)),
         max_wait_nanos: r.max_wait.as_nanos() as u64,
-        total_throttled: "0s".into(),
+        total_throttled: Some("0s".into()),
         total_throttled_nanos: 0,
-        total_elapsed: human_time(r.elapsed),
+        total_elapsed: Some(human_time(r.elapsed)),
         total_elapsed_nanos: r.elapsed.as_nanos() as u64,
         throughput_bytes_per_sec: rate(r.bytes, o.read_wall),
     }
@@ -390,7 +480,7 @@ fn register_summary(o: &AnalyzeOutcome) -> RegisterSummary {
     RegisterSummary {
         operation_count: o.request.register_operation_count,
         contended_retries: o.register_retries,
-        elapsed: human_time(o.register_elapsed),
+        elapsed: Some(human_time(o.register_elapsed)),
         elapsed_nanos: o.register_elapsed.as_nanos() as u64,
         emulated: o.register_emulated,
     }
@@ -401,11 +491,11 @@ fn blob_details(o: &AnalyzeOutcome) -> Vec<BlobDetails> {
         .iter()
         .map(|b| BlobDetails {
             name: b.name.clone(),
-            size: human_bytes(b.size),
+            size: Some(human_bytes(b.size)),
             size_bytes: b.size,
             overwritten: b.overwritten,
             read_count: b.reads,
-            write_elapsed: human_time(b.write_elapsed),
+            write_elapsed: Some(human_time(b.write_elapsed)),
             write_elapsed_nanos: b.write_elapsed.as_nanos() as u64,
         })
         .collect()
@@ -426,9 +516,68 @@ fn blob_details(o: &AnalyzeOutcome) -> Vec<BlobDetails> {
 pub async fn analyze_repository(
     State(node): State<Arc<Node>>,
     Path(repository): Path<String>,
+    Extension(HumanParam(human)): Extension<HumanParam>,
     EsQuery(q): EsQuery<AnalyzeQuery>,
 ) -> Result<Json<AnalyzeResponse>, ApiError> {
     let (request, read_nodes, early) = q.into_request()?;
-    let outcome = node.analysis().analyze(&repository, request).await?;
-    Ok(Json(render(&node, &repository, outcome, read_nodes, early)))
+    let outcome = node
+        .analysis()
+        .analyze(&repository, request)
+        .await
+        .map_err(|e| analysis_error(&repository, e))?;
+    let response = render(&node, &repository, outcome, read_nodes, early);
+    // Readable by default, as Elasticsearch's analysis answers.
+    Ok(Json(if human.unwrap_or(true) {
+        response
+    } else {
+        response.without_readable_fields()
+    }))
+}
+
+/// A timed-out analysis as Elasticsearch reports one: the outer reason
+/// says what happened and that the data was removed, the root cause says
+/// after how long.
+fn analysis_error(repository: &str, e: crate::service::ServiceError) -> ApiError {
+    use crate::service::reasons::VerificationFailure;
+    use crate::service::ServiceError;
+    let ServiceError::RepositoryVerification {
+        reason: VerificationFailure::AnalysisTimedOut { after, path },
+        ..
+    } = &e
+    else {
+        return e.into();
+    };
+    let root = format!(
+        "[{repository}] analysis timed out after [{}]",
+        crate::es::time::human_millis(after.as_millis() as u64)
+    );
+    let mut error = ApiError::new(
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "repository_verification_exception",
+        format!(
+            "[{repository}] Repository analysis timed out. Consider specifying a longer timeout using the [?timeout] request parameter. snapvault removed the data it wrote at [{path}]."
+        ),
+    );
+    error.root_cause = Some(("repository_verification_exception", root));
+    error
+}
+
+impl AnalyzeResponse {
+    /// `human=false`: only the raw numbers.
+    fn without_readable_fields(mut self) -> AnalyzeResponse {
+        self.max_blob_size = None;
+        self.max_total_data_size = None;
+        self.listing_elapsed = None;
+        self.delete_elapsed = None;
+        let w = &mut self.summary.write;
+        (w.total_size, w.total_throttled, w.total_elapsed) = (None, None, None);
+        let r = &mut self.summary.read;
+        (r.total_size, r.total_wait, r.max_wait) = (None, None, None);
+        (r.total_throttled, r.total_elapsed) = (None, None);
+        self.summary.register.elapsed = None;
+        for b in self.details.iter_mut().flatten() {
+            (b.size, b.write_elapsed) = (None, None);
+        }
+        self
+    }
 }

@@ -1,4 +1,5 @@
-//! `_cat` APIs: aligned text tables with `v`, `h`, `s`, or `format=json`.
+//! `_cat` APIs: aligned text tables with `v`, `h`, `s`, `help`, `bytes`,
+//! `time`, or `format=json`.
 //! This module owns the cat routes and the rows each one shows; how a table
 //! is selected, sorted and drawn (bounded by rows × columns whatever the
 //! query repeats) is `table`'s. It must not gather data itself beyond
@@ -16,7 +17,8 @@ use crate::Node;
 
 mod table;
 
-pub(crate) use table::render_rows;
+pub(crate) use table::{human_bytes, render_rows};
+use table::{render_table, ByteUnit, Cell, Column, TimeUnit};
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -26,64 +28,116 @@ pub struct CatQuery {
     s: Option<String>,
     format: Option<String>,
     bytes: Option<String>,
+    time: Option<String>,
     help: Option<String>,
     ignore_unavailable: Option<String>,
     expand_wildcards: Option<String>,
     health: Option<String>,
 }
 
-fn row(pairs: &[(&str, String)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect()
+/// The query parameters every `_cat` route takes, for the OpenAPI
+/// document (the handlers read them from [`CatQuery`]).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct CatParams {
+    /// `text` (the default) or `json`.
+    #[param(value_type = Option<CatFormat>)]
+    format: Option<String>,
+    /// Columns to show, by name or alias, comma-separated; `*` wildcards.
+    h: Option<String>,
+    /// List the columns (name, aliases, description) instead of rows.
+    help: Option<bool>,
+    /// Add a header line.
+    v: Option<bool>,
+    /// Sort columns, comma-separated, each optionally `:asc` or `:desc`;
+    /// sizes, durations and numbers sort by value.
+    s: Option<String>,
+    /// The unit of size columns (default: readable, such as `5.4kb`).
+    #[param(value_type = Option<CatBytes>)]
+    bytes: Option<String>,
+    /// The unit of duration columns (default: readable, such as `1.2s`).
+    #[param(value_type = Option<CatTime>)]
+    time: Option<String>,
 }
 
-const INDEX_COLUMNS: &[&str] = &[
-    "health",
-    "status",
-    "index",
-    "uuid",
-    "pri",
-    "rep",
-    "docs.count",
-    "docs.deleted",
-    "store.size",
-    "pri.store.size",
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum CatFormat {
+    Text,
+    Json,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum CatBytes {
+    B,
+    Kb,
+    Mb,
+    Gb,
+    Tb,
+    Pb,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum CatTime {
+    D,
+    H,
+    M,
+    S,
+    Ms,
+    Micros,
+    Nanos,
+}
+
+const INDEX_COLUMNS: &[Column] = &[
+    Column::plain("health"),
+    Column::plain("status"),
+    Column::plain("index"),
+    Column::plain("uuid"),
+    right("pri"),
+    right("rep"),
+    right("docs.count"),
+    right("docs.deleted"),
+    right("store.size"),
+    right("pri.store.size"),
 ];
 
-async fn cat_indices_of(node: &Node, expr: &str, q: &CatQuery) -> Result<Response, ApiError> {
-    let mut rows = Vec::new();
-    for s in node.documents().summaries(expr).await? {
-        let name = &s.meta.name;
-        let open = s.meta.state == crate::indices::IndexState::Open;
-        rows.push(row(&[
-            ("health", if open { "green".into() } else { String::new() }),
-            ("status", if open { "open".into() } else { "close".into() }),
-            ("index", name.clone()),
-            ("uuid", s.meta.uuid.clone()),
-            ("pri", s.meta.number_of_shards.to_string()),
-            ("rep", "0".into()),
-            (
-                "docs.count",
-                if open {
-                    s.docs.to_string()
-                } else {
-                    String::new()
-                },
-            ),
-            (
-                "docs.deleted",
-                if open { "0".into() } else { String::new() },
-            ),
-            ("store.size", format!("{}b", s.store_bytes)),
-            ("pri.store.size", format!("{}b", s.store_bytes)),
-        ]));
+/// A default, right-aligned column without aliases.
+const fn right(name: &'static str) -> Column {
+    Column {
+        right: true,
+        ..Column::plain(name)
     }
-    render_rows(q, INDEX_COLUMNS, rows)
 }
 
-#[utoipa::path(get, path = "/_cat/indices", tag = "cat", responses((status = 200, body = String)))]
+async fn cat_indices_of(node: &Node, expr: &str, q: &CatQuery) -> Result<Response, ApiError> {
+    let bytes = ByteUnit::parse(q.bytes.as_deref())?;
+    let mut rows = Vec::new();
+    for s in node.documents().summaries(expr).await? {
+        let open = s.meta.state == crate::indices::IndexState::Open;
+        let when_open = |c: Cell| if open { c } else { Cell::default() };
+        rows.push(vec![
+            Cell::text(if open { "green" } else { "" }),
+            Cell::text(if open { "open" } else { "close" }),
+            Cell::text(s.meta.name.clone()),
+            Cell::text(s.meta.uuid.clone()),
+            Cell::number(s.meta.number_of_shards as i64),
+            Cell::number(0),
+            when_open(Cell::number(s.docs as i64)),
+            when_open(Cell::number(0)),
+            Cell::bytes(s.store_bytes, bytes),
+            Cell::bytes(s.store_bytes, bytes),
+        ]);
+    }
+    render_table(q, INDEX_COLUMNS, rows)
+}
+
+#[utoipa::path(get, path = "/_cat/indices", tag = "cat", params(CatParams), responses((status = 200, body = String)))]
 pub async fn cat_indices(
     State(node): State<Arc<Node>>,
     EsQuery(q): EsQuery<CatQuery>,
@@ -91,7 +145,7 @@ pub async fn cat_indices(
     cat_indices_of(&node, "_all", &q).await
 }
 
-#[utoipa::path(get, path = "/_cat/indices/{index}", tag = "cat", params(("index" = String, Path, description = "Index names or wildcards")), responses((status = 200, body = String)))]
+#[utoipa::path(get, path = "/_cat/indices/{index}", tag = "cat", params(("index" = String, Path, description = "Index names or wildcards"), CatParams), responses((status = 200, body = String)))]
 pub async fn cat_indices_named(
     State(node): State<Arc<Node>>,
     Path(index): Path<String>,
@@ -100,7 +154,33 @@ pub async fn cat_indices_named(
     cat_indices_of(&node, &index, &q).await
 }
 
-#[utoipa::path(get, path = "/_cat/repositories", tag = "cat", responses((status = 200, body = String)))]
+/// Elasticsearch's columns (`RestRepositoriesAction`), then snapvault's
+/// `paused`, shown only through `h`.
+const REPOSITORY_COLUMNS: &[Column] = &[
+    Column {
+        name: "id",
+        aliases: &["id", "repoId"],
+        desc: "unique repository id",
+        default: true,
+        right: false,
+    },
+    Column {
+        name: "type",
+        aliases: &["t", "type"],
+        desc: "repository type",
+        default: true,
+        right: true,
+    },
+    Column {
+        name: "paused",
+        aliases: &["p", "paused"],
+        desc: "whether the repository is paused (snapvault)",
+        default: false,
+        right: false,
+    },
+];
+
+#[utoipa::path(get, path = "/_cat/repositories", tag = "cat", params(CatParams), responses((status = 200, body = String), (status = 400, body = super::error::ErrorBody)))]
 pub async fn cat_repositories(
     State(node): State<Arc<Node>>,
     EsQuery(q): EsQuery<CatQuery>,
@@ -109,32 +189,88 @@ pub async fn cat_repositories(
     let mut rows = Vec::new();
     for (id, m) in repos {
         let paused = node.repositories().pause_of(&id).await.is_some();
-        rows.push(row(&[
-            ("id", id),
-            ("type", m.kind),
-            ("paused", paused.to_string()),
-        ]));
+        rows.push(vec![
+            Cell::text(id),
+            Cell::text(m.kind),
+            Cell::text(paused.to_string()),
+        ]);
     }
-    render_rows(&q, &["id", "type", "paused"], rows)
+    render_table(&q, REPOSITORY_COLUMNS, rows)
 }
 
-const SNAPSHOT_COLUMNS: &[&str] = &[
-    "id",
-    "repository",
-    "status",
-    "start_epoch",
-    "start_time",
-    "end_epoch",
-    "end_time",
-    "duration",
-    "indices",
-    "successful_shards",
-    "failed_shards",
-    "total_shards",
-    "reason",
+/// Elasticsearch's columns (`RestSnapshotAction`); `reason` only through
+/// `h`, as there.
+const SNAPSHOT_COLUMNS: &[Column] = &[
+    col("id", &["id", "snapshot"], "unique snapshot", false),
+    col("repository", &["re", "repo"], "repository name", false),
+    col("status", &["s", "status"], "snapshot name", true),
+    col(
+        "start_epoch",
+        &["ste", "startEpoch"],
+        "start time in seconds since 1970-01-01 00:00:00",
+        false,
+    ),
+    col(
+        "start_time",
+        &["sti", "startTime"],
+        "start time in HH:MM:SS",
+        false,
+    ),
+    col(
+        "end_epoch",
+        &["ete", "endEpoch"],
+        "end time in seconds since 1970-01-01 00:00:00",
+        false,
+    ),
+    col(
+        "end_time",
+        &["eti", "endTime"],
+        "end time in HH:MM:SS",
+        false,
+    ),
+    col("duration", &["dur", "duration"], "duration", true),
+    col("indices", &["i", "indices"], "number of indices", true),
+    col(
+        "successful_shards",
+        &["ss", "successful_shards"],
+        "number of successful shards",
+        true,
+    ),
+    col(
+        "failed_shards",
+        &["fs", "failed_shards"],
+        "number of failed shards",
+        true,
+    ),
+    col(
+        "total_shards",
+        &["ts", "total_shards"],
+        "number of total shards",
+        true,
+    ),
+    Column {
+        default: false,
+        ..col("reason", &["r", "reason"], "reason for failures", false)
+    },
 ];
 
+const fn col(
+    name: &'static str,
+    aliases: &'static [&'static str],
+    desc: &'static str,
+    right: bool,
+) -> Column {
+    Column {
+        name,
+        aliases,
+        desc,
+        default: true,
+        right,
+    }
+}
+
 async fn cat_snapshots_of(node: &Node, repos: &str, q: &CatQuery) -> Result<Response, ApiError> {
+    let time = TimeUnit::parse(q.time.as_deref())?;
     let listing = node
         .snapshots()
         .list(crate::service::status::ListSnapshots {
@@ -149,6 +285,7 @@ async fn cat_snapshots_of(node: &Node, repos: &str, q: &CatQuery) -> Result<Resp
             after: None,
             from_sort_value: None,
             slm_policy_filter: None,
+            states: None,
         })
         .await?;
     let hms = |ms: i64| {
@@ -169,30 +306,27 @@ async fn cat_snapshots_of(node: &Node, repos: &str, q: &CatQuery) -> Result<Resp
             } else {
                 crate::service::now_millis()
             };
-            row(&[
-                ("id", d.name.clone()),
-                ("repository", v.repository.clone()),
-                ("status", d.state.as_str().into()),
-                ("start_epoch", (d.start_time_millis / 1000).to_string()),
-                ("start_time", hms(d.start_time_millis)),
-                ("end_epoch", (d.end_time_millis / 1000).to_string()),
-                ("end_time", hms(d.end_time_millis)),
-                ("duration", format!("{}ms", end - d.start_time_millis)),
-                ("indices", d.indices.len().to_string()),
-                (
-                    "successful_shards",
-                    total.saturating_sub(failed).to_string(),
-                ),
-                ("failed_shards", failed.to_string()),
-                ("total_shards", total.to_string()),
-                ("reason", d.reason.clone().unwrap_or_default()),
-            ])
+            vec![
+                Cell::text(d.name.clone()),
+                Cell::text(v.repository.clone()),
+                Cell::text(d.state.as_str()),
+                Cell::number(d.start_time_millis / 1000),
+                Cell::text(hms(d.start_time_millis)),
+                Cell::number(d.end_time_millis / 1000),
+                Cell::text(hms(d.end_time_millis)),
+                Cell::millis(end - d.start_time_millis, time),
+                Cell::number(d.indices.len() as i64),
+                Cell::number(total.saturating_sub(failed) as i64),
+                Cell::number(failed as i64),
+                Cell::number(total as i64),
+                Cell::text(d.reason.clone().unwrap_or_default()),
+            ]
         })
         .collect();
-    render_rows(q, SNAPSHOT_COLUMNS, rows)
+    render_table(q, SNAPSHOT_COLUMNS, rows)
 }
 
-#[utoipa::path(get, path = "/_cat/snapshots", tag = "cat", responses((status = 200, body = String)))]
+#[utoipa::path(get, path = "/_cat/snapshots", tag = "cat", params(CatParams), responses((status = 200, body = String), (status = 400, body = super::error::ErrorBody)))]
 pub async fn cat_snapshots(
     State(node): State<Arc<Node>>,
     EsQuery(q): EsQuery<CatQuery>,
@@ -200,7 +334,7 @@ pub async fn cat_snapshots(
     cat_snapshots_of(&node, "_all", &q).await
 }
 
-#[utoipa::path(get, path = "/_cat/snapshots/{repository}", tag = "cat", params(("repository" = String, Path, description = "Repository names")), responses((status = 200, body = String), (status = 404, body = super::error::ErrorBody)))]
+#[utoipa::path(get, path = "/_cat/snapshots/{repository}", tag = "cat", params(("repository" = String, Path, description = "Repository names"), CatParams), responses((status = 400, body = super::error::ErrorBody), (status = 200, body = String), (status = 404, body = super::error::ErrorBody)))]
 pub async fn cat_snapshots_repo(
     State(node): State<Arc<Node>>,
     Path(repository): Path<String>,

@@ -74,7 +74,18 @@ pub struct ApiError {
     pub kind: &'static str,
     pub reason: String,
     pub index: Option<String>,
+    /// What `error_trace=true` shows as `stack_trace`: the exception and
+    /// the causes below it, for client errors; never a 5xx's internals.
+    pub trace: Option<String>,
+    /// The cause below this error, when it differs (type, reason):
+    /// `root_cause` shows it instead of the error itself.
+    pub root_cause: Option<(&'static str, String)>,
 }
+
+/// The `stack_trace` of an error answer, handed to the middleware that
+/// adds it when `error_trace=true` (see [`super::present`]).
+#[derive(Debug, Clone)]
+pub struct ErrorTrace(pub String);
 
 impl ApiError {
     pub fn new(status: StatusCode, kind: &'static str, reason: impl Into<String>) -> ApiError {
@@ -83,6 +94,8 @@ impl ApiError {
             kind,
             reason: escaped(reason.into()),
             index: None,
+            trace: None,
+            root_cause: None,
         }
     }
 
@@ -101,9 +114,18 @@ impl ApiError {
             index: self.index.clone(),
             index_uuid: self.index.as_ref().map(|_| "_na_".to_string()),
         };
+        let root = match &self.root_cause {
+            Some((kind, reason)) => ErrorCause {
+                kind: (*kind).into(),
+                reason: escaped(reason.clone()),
+                index: None,
+                index_uuid: None,
+            },
+            None => cause.clone(),
+        };
         ErrorBody {
             error: ErrorDetail {
-                root_cause: vec![cause.clone()],
+                root_cause: vec![root],
                 cause,
             },
             status: self.status.as_u16(),
@@ -160,7 +182,12 @@ fn escaped(reason: String) -> String {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let trace = self
+            .trace
+            .clone()
+            .unwrap_or_else(|| format!("{}: {}", self.kind, self.reason));
         let mut response = (self.status, axum::Json(self.body())).into_response();
+        response.extensions_mut().insert(ErrorTrace(trace));
         if self.status == StatusCode::UNAUTHORIZED {
             // Every 401 names the schemes a client may answer with, as
             // Elasticsearch's does.
@@ -240,11 +267,20 @@ impl From<ServiceError> for ApiError {
         } else {
             reason
         };
+        // A client error shows its causes; a server error only its reason
+        // (its chain is in the log, under the error id).
+        let trace = if status.is_server_error() {
+            format!("{kind}: {reason}")
+        } else {
+            format!("{kind}: {}", escaped(chain(&e)))
+        };
         ApiError {
             status,
             kind,
             reason,
             index,
+            trace: Some(trace),
+            root_cause: None,
         }
     }
 }

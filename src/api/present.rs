@@ -12,7 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorTrace};
 use crate::es::filter_path::FilterPath;
 use crate::es::time::valid_time_value;
 
@@ -39,20 +39,34 @@ const INLINE_RESHAPE_BYTES: usize = 64 * 1024;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Human(pub bool);
 
+/// `human` as the request gave it, for the few APIs whose default is
+/// readable (repository analysis: Elasticsearch's default there is true).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HumanParam(pub Option<bool>);
+
 pub async fn common_params(mut req: Request, next: Next) -> Response {
     let mut pretty = false;
     let mut human = false;
+    let mut human_param = None;
+    let mut error_trace = false;
     let mut filter: Option<FilterPath> = None;
     let mut kept: Vec<(String, String)> = Vec::new();
     let pairs: Vec<(String, String)> =
         serde_urlencoded::from_str(req.uri().query().unwrap_or("")).unwrap_or_default();
     let is_cat = req.uri().path().starts_with("/_cat");
-    // Repository analysis reads its own `timeout`: how long it may run.
-    let is_analyze = req.uri().path().ends_with("/_analyze");
+    // Repository analysis reads its own `timeout` (how long it may run),
+    // and cluster health its own (how long it may wait).
+    let is_analyze = req.uri().path().ends_with("/_analyze")
+        || req.uri().path() == "/_cluster/health"
+        || req.uri().path().starts_with("/_cluster/health/");
     for (k, v) in pairs {
         match k.as_str() {
             "pretty" => pretty = v != "false",
-            "human" => human = v != "false",
+            "human" => {
+                human = v != "false";
+                human_param = Some(human);
+            }
+            "error_trace" => error_trace = v != "false",
             // Compiled and bounded before the handler runs, so a filter
             // that cannot be used fails the request before it has effects.
             "filter_path" => match FilterPath::parse(&v) {
@@ -83,17 +97,33 @@ pub async fn common_params(mut req: Request, next: Next) -> Response {
         *req.uri_mut() = uri;
     }
     req.extensions_mut().insert(Human(human));
+    req.extensions_mut().insert(HumanParam(human_param));
     let resp = next.run(req).await;
+    // Elasticsearch builds error bodies without filtering: an error keeps
+    // its `error` and `status` whatever `filter_path` says.
+    let failed = resp.status().is_client_error() || resp.status().is_server_error();
+    if failed {
+        filter = None;
+    }
+    let trace = if failed && error_trace {
+        resp.extensions().get::<ErrorTrace>().map(|t| t.0.clone())
+    } else {
+        None
+    };
     let is_json = resp
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !is_json || (!pretty && filter.is_none()) {
+    if !is_json || (!pretty && filter.is_none() && trace.is_none()) {
         return stamp(resp);
     }
     let (mut parts, body) = resp.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
         return stamp(Response::from_parts(parts, Body::empty()));
+    };
+    let bytes = match trace {
+        Some(t) => with_stack_trace(&bytes, t).map_or(bytes, axum::body::Bytes::from),
+        None => bytes,
     };
     let out = if bytes.len() <= INLINE_RESHAPE_BYTES {
         Ok(reshape(&bytes, filter.as_ref(), pretty))
@@ -115,6 +145,18 @@ pub async fn common_params(mut req: Request, next: Next) -> Response {
             .into_response(),
         ),
     }
+}
+
+/// `error_trace=true`: the error body with `error.stack_trace`, as
+/// Elasticsearch adds it (a Java stack there, the exception and its causes
+/// here); `None` when the body has no `error` object.
+fn with_stack_trace(bytes: &[u8], trace: String) -> Option<Vec<u8>> {
+    let mut value = serde_json::from_slice::<Value>(bytes).ok()?;
+    value
+        .get_mut("error")?
+        .as_object_mut()?
+        .insert("stack_trace".into(), Value::String(trace));
+    serde_json::to_vec(&value).ok()
 }
 
 /// The JSON in `bytes`, filtered and printed; `None` when it is not JSON

@@ -4,16 +4,19 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use serde::Deserialize;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{flag, number, EsJson, EsQuery};
 use super::model::snapshot::{
-    CloneSnapshotBody, CreateSnapshotBody, CreateSnapshotResponse, GetSnapshotsResponse,
-    SnapshotInfo, SnapshotStatus, SnapshotStatusResponse,
+    CloneSnapshotBody, CreateSnapshotAnswer, CreateSnapshotBody, CreateSnapshotResponse,
+    GetSnapshotsResponse, SnapshotInfo, SnapshotStatus, SnapshotStatusResponse,
 };
 use super::model::{Accepted, Acknowledged};
+use super::present::Human;
+use crate::repository::model::SnapshotState;
 use crate::service::snapshots::{CreateSnapshot, Created};
 use crate::service::status::{ListSnapshots, SortBy};
 use crate::Node;
@@ -34,7 +37,7 @@ impl CreateQuery {
     params(("repository" = String, Path, description = "Repository name"), ("snapshot" = String, Path, description = "Snapshot name; date math such as <nightly-{now/d}> allowed"),
         ("wait_for_completion" = Option<bool>, Query, description = "Answer when the snapshot has finished (default false)")),
     request_body = CreateSnapshotBody,
-    responses((status = 200, body = CreateSnapshotResponse), (status = 200, description = "Accepted when not waiting", body = Accepted), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 200, description = "`{\"accepted\":true}` without wait_for_completion, `{\"snapshot\":{...}}` with it", body = CreateSnapshotAnswer), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn create_snapshot(
     State(node): State<Arc<Node>>,
     Path((repository, snapshot)): Path<(String, String)>,
@@ -72,7 +75,7 @@ pub async fn create_snapshot(
     params(("repository" = String, Path, description = "Repository name"), ("snapshot" = String, Path, description = "Snapshot name"),
         ("wait_for_completion" = Option<bool>, Query, description = "Answer when the snapshot has finished")),
     request_body = CreateSnapshotBody,
-    responses((status = 200, body = CreateSnapshotResponse), (status = 200, description = "Accepted when not waiting", body = Accepted), (status = 400, body = ErrorBody)))]
+    responses((status = 200, description = "`{\"accepted\":true}` without wait_for_completion, `{\"snapshot\":{...}}` with it", body = CreateSnapshotAnswer), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn create_snapshot_post(
     state: State<Arc<Node>>,
     path: Path<(String, String)>,
@@ -97,6 +100,33 @@ pub struct GetQuery {
     from_sort_value: Option<String>,
     slm_policy_filter: Option<String>,
     index_names: Option<String>,
+    state: Option<String>,
+}
+
+/// `state` as Elasticsearch reads it: comma-separated names of its
+/// `SnapshotState` enum (`INCOMPATIBLE` is one, which no snapvault
+/// snapshot is in), an unknown one refused in the JVM's words.
+fn states(v: &Option<String>) -> Result<Option<Vec<SnapshotState>>, ApiError> {
+    let Some(v) = v.as_deref() else {
+        return Ok(None);
+    };
+    let mut out = Vec::new();
+    for name in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let name = name.to_ascii_uppercase();
+        out.extend(match name.as_str() {
+            "IN_PROGRESS" => Some(SnapshotState::InProgress),
+            "SUCCESS" => Some(SnapshotState::Success),
+            "PARTIAL" => Some(SnapshotState::Partial),
+            "FAILED" => Some(SnapshotState::Failed),
+            "INCOMPATIBLE" => None,
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "No enum constant org.elasticsearch.snapshots.SnapshotState.{name}"
+                )))
+            }
+        });
+    }
+    Ok(Some(out))
 }
 
 /// `size` as Elasticsearch reads it: an int, -1 (the default) for no
@@ -126,11 +156,16 @@ fn page_size(size: &Option<String>) -> Result<Option<usize>, ApiError> {
         ("sort" = Option<String>, Query, description = "start_time, name, duration, index_count, shard_count, failed_shard_count or repository"), ("order" = Option<String>, Query, description = "asc or desc"),
         ("size" = Option<usize>, Query, description = "Page size"), ("offset" = Option<usize>, Query, description = "Skip this many"), ("after" = Option<String>, Query, description = "Cursor from a previous `next`"),
         ("from_sort_value" = Option<String>, Query, description = "Start from this sort value"),
-        ("slm_policy_filter" = Option<String>, Query, description = "SLM policy patterns; `_none` for snapshots no policy took")),
-    responses((status = 200, body = GetSnapshotsResponse), (status = 404, body = ErrorBody)))]
+        ("slm_policy_filter" = Option<String>, Query, description = "SLM policy patterns; `_none` for snapshots no policy took"),
+        ("state" = Option<String>, Query, description = "Only snapshots in these states, comma-separated: IN_PROGRESS, SUCCESS, FAILED, PARTIAL, INCOMPATIBLE"),
+        ("index_names" = Option<bool>, Query, description = "Include `indices` (default true)"),
+        ("include_repository" = Option<bool>, Query, description = "Include `repository` (default true)"),
+        ("index_details" = Option<bool>, Query, description = "Include `index_details` (default false)")),
+    responses((status = 200, body = GetSnapshotsResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_snapshot(
     State(node): State<Arc<Node>>,
     Path((repository, snapshot)): Path<(String, String)>,
+    Extension(Human(human)): Extension<Human>,
     EsQuery(q): EsQuery<GetQuery>,
 ) -> Result<Json<GetSnapshotsResponse>, ApiError> {
     let sort = match q.sort.as_deref().unwrap_or("start_time") {
@@ -163,7 +198,9 @@ pub async fn get_snapshot(
             "Validation Failed: 1: can't use after together with offset or from_sort_value;",
         ));
     }
-    let _ = (&q.include_repository, &q.index_names);
+    let index_names = flag(&q.index_names, "index_names", true)?;
+    let include_repository = flag(&q.include_repository, "include_repository", true)?;
+    let states = states(&q.state)?;
     let verbose = flag(&q.verbose, "verbose", true)?;
     let index_details = flag(&q.index_details, "index_details", false)?;
     let listing = node
@@ -180,6 +217,7 @@ pub async fn get_snapshot(
             after: q.after,
             from_sort_value: q.from_sort_value,
             slm_policy_filter: q.slm_policy_filter,
+            states,
         })
         .await?;
     Ok(Json(GetSnapshotsResponse {
@@ -187,12 +225,20 @@ pub async fn get_snapshot(
             .snapshots
             .iter()
             .map(|v| {
-                let info = SnapshotInfo::from_view(v, verbose);
+                let mut info = SnapshotInfo::from_view(v, verbose);
                 if index_details {
-                    info.with_index_details(v)
-                } else {
-                    info
+                    info = info.with_index_details(v);
                 }
+                if !index_names {
+                    info.indices = None;
+                }
+                if !include_repository {
+                    info.repository = None;
+                }
+                if human {
+                    info = super::model::snapshot::human::snapshot(info);
+                }
+                info
             })
             .collect(),
         total: listing.total,
@@ -202,14 +248,21 @@ pub async fn get_snapshot(
 }
 
 #[utoipa::path(delete, path = "/_snapshot/{repository}/{snapshot}", tag = "snapshots",
-    params(("repository" = String, Path, description = "Repository name"), ("snapshot" = String, Path, description = "Snapshot names or wildcards")),
-    responses((status = 200, body = Acknowledged), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    params(("repository" = String, Path, description = "Repository name"), ("snapshot" = String, Path, description = "Snapshot names or wildcards"),
+        ("wait_for_completion" = Option<bool>, Query, description = "Answer once the snapshots are deleted (default true); false answers once the delete has started")),
+    responses((status = 200, body = Acknowledged), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn delete_snapshot(
     State(node): State<Arc<Node>>,
     Path((repository, snapshot)): Path<(String, String)>,
-    EsQuery(_q): EsQuery<CreateQuery>,
+    EsQuery(q): EsQuery<CreateQuery>,
 ) -> Result<Json<Acknowledged>, ApiError> {
-    node.snapshots().delete(&repository, &snapshot).await?;
+    if flag(&q.wait_for_completion, "wait_for_completion", true)? {
+        node.snapshots().delete(&repository, &snapshot).await?;
+    } else {
+        node.snapshots()
+            .delete_in_background(&repository, &snapshot)
+            .await?;
+    }
     Ok(Acknowledged::yes())
 }
 
@@ -246,6 +299,7 @@ async fn status(
     repository: Option<&str>,
     snapshot: Option<&str>,
     q: &StatusQuery,
+    human: bool,
 ) -> Result<Json<SnapshotStatusResponse>, ApiError> {
     let views = node
         .snapshots()
@@ -256,7 +310,17 @@ async fn status(
         )
         .await?;
     Ok(Json(SnapshotStatusResponse {
-        snapshots: views.iter().map(SnapshotStatus::from_view).collect(),
+        snapshots: views
+            .iter()
+            .map(SnapshotStatus::from_view)
+            .map(|s| {
+                if human {
+                    super::model::snapshot::human::status(s)
+                } else {
+                    s
+                }
+            })
+            .collect(),
     }))
 }
 
@@ -264,9 +328,10 @@ async fn status(
     responses((status = 200, body = SnapshotStatusResponse)))]
 pub async fn status_all(
     State(node): State<Arc<Node>>,
+    Extension(Human(human)): Extension<Human>,
     EsQuery(q): EsQuery<StatusQuery>,
 ) -> Result<Json<SnapshotStatusResponse>, ApiError> {
-    status(&node, None, None, &q).await
+    status(&node, None, None, &q, human).await
 }
 
 #[utoipa::path(get, path = "/_snapshot/{repository}/_status", tag = "snapshots",
@@ -275,9 +340,10 @@ pub async fn status_all(
 pub async fn status_repository(
     State(node): State<Arc<Node>>,
     Path(repository): Path<String>,
+    Extension(Human(human)): Extension<Human>,
     EsQuery(q): EsQuery<StatusQuery>,
 ) -> Result<Json<SnapshotStatusResponse>, ApiError> {
-    status(&node, Some(&repository), None, &q).await
+    status(&node, Some(&repository), None, &q, human).await
 }
 
 #[utoipa::path(get, path = "/_snapshot/{repository}/{snapshot}/_status", tag = "snapshots",
@@ -287,7 +353,8 @@ pub async fn status_repository(
 pub async fn status_snapshot(
     State(node): State<Arc<Node>>,
     Path((repository, snapshot)): Path<(String, String)>,
+    Extension(Human(human)): Extension<Human>,
     EsQuery(q): EsQuery<StatusQuery>,
 ) -> Result<Json<SnapshotStatusResponse>, ApiError> {
-    status(&node, Some(&repository), Some(&snapshot), &q).await
+    status(&node, Some(&repository), Some(&snapshot), &q, human).await
 }

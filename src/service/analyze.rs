@@ -110,6 +110,13 @@ impl Analysis {
 
     /// `POST /_snapshot/{repository}/_analyze`.
     pub async fn analyze(&self, repository: &str, req: AnalyzeRequest) -> Result<AnalyzeOutcome> {
+        // Elasticsearch refuses a read-only repository before anything
+        // else, as an illegal argument.
+        if self.repositories.open(repository).await?.repo.readonly() {
+            return Err(ServiceError::IllegalArgument(format!(
+                "repository [{repository}] is read-only"
+            )));
+        }
         let open = self
             .repositories
             .writable(repository, Verb::Analyze)

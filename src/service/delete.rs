@@ -11,9 +11,54 @@ use crate::repository::layout;
 use crate::repository::model::SnapshotEntry;
 use crate::state::OpKind;
 
+/// A delete whose names are resolved and whose record is taken: what is
+/// left is the work itself.
+struct StartedDelete {
+    open: std::sync::Arc<OpenRepository>,
+    names: Vec<String>,
+    op: super::operations::OpGuard,
+}
+
 impl Snapshots {
     /// `DELETE /_snapshot/{repository}/{snapshots}`.
     pub async fn delete(&self, repository: &str, expr: &str) -> Result<Vec<String>> {
+        let started = self.start_delete(repository, expr).await?;
+        self.finish_delete(started).await
+    }
+
+    /// `DELETE ...?wait_for_completion=false`: answers once the names are
+    /// resolved and the delete is recorded as running (so a missing
+    /// snapshot or a conflict is still refused), then deletes in a tracked
+    /// background task, as Elasticsearch answers once the deletion is in
+    /// its cluster state.
+    pub async fn delete_in_background(
+        self: &std::sync::Arc<Self>,
+        repository: &str,
+        expr: &str,
+    ) -> Result<Vec<String>> {
+        let started = self.start_delete(repository, expr).await?;
+        let names = started.names.clone();
+        let this = self.clone();
+        self.tasks.spawn(async move {
+            let repository = started.open.name.clone();
+            if let Err(e) = this.finish_delete(started).await {
+                tracing::error!(repository = %repository, error = %e, "background snapshot delete failed");
+            }
+        });
+        Ok(names)
+    }
+
+    async fn finish_delete(&self, started: StartedDelete) -> Result<Vec<String>> {
+        let StartedDelete { open, names, op } = started;
+        let result = self.delete_committed(&open, &names).await;
+        op.end().await;
+        result?;
+        self.collect_after_delete(&open).await;
+        Ok(names)
+    }
+
+    /// 1. resolve the names (running snapshots too), 2. record the delete.
+    async fn start_delete(&self, repository: &str, expr: &str) -> Result<StartedDelete> {
         let open = self.repositories.writable(repository, Verb::Delete).await?;
         let (data, _) = open
             .repo
@@ -54,11 +99,7 @@ impl Snapshots {
                 snapshot: names.join(","),
             })
             .await?;
-        let result = self.delete_committed(&open, &names).await;
-        op.end().await;
-        result?;
-        self.collect_after_delete(&open).await;
-        Ok(names)
+        Ok(StartedDelete { open, names, op })
     }
 
     /// Collects the data a delete freed, when nothing that writes data runs

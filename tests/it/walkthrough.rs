@@ -106,7 +106,7 @@ async fn readme_walkthrough_restores_identical_documents_with_and_without_rename
     let cat_json = s.ok("GET", "/_cat/repositories?format=json", None).await;
     assert_eq!(
         cat_json,
-        json!([{"id": "my_backup", "type": "fs", "paused": "false"}])
+        json!([{"id": "my_backup", "type": "fs"}])
     );
     s.stop().await;
 }

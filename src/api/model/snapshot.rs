@@ -63,8 +63,12 @@ pub struct SnapshotShardFailureBody {
 pub struct SnapshotInfo {
     pub snapshot: String,
     pub uuid: String,
-    pub repository: String,
-    pub indices: Vec<String>,
+    /// Left out with `include_repository=false`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// Left out with `index_names=false`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub indices: Option<Vec<String>>,
     pub data_streams: Vec<String>,
     pub state: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -87,6 +91,9 @@ pub struct SnapshotInfo {
     pub end_time_in_millis: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_in_millis: Option<i64>,
+    /// `duration_in_millis` readable, with `human=true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failures: Option<Vec<SnapshotShardFailureBody>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -108,6 +115,9 @@ pub struct SnapshotInfo {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct IndexDetails {
     pub shard_count: u32,
+    /// `size_in_bytes` readable, with `human=true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
     pub size_in_bytes: u64,
     pub max_segments_per_shard: u64,
 }
@@ -125,6 +135,7 @@ impl SnapshotInfo {
                 name.clone(),
                 IndexDetails {
                     shard_count: index.shards,
+                    size: None,
                     size_in_bytes: size,
                     max_segments_per_shard: max,
                 },
@@ -139,8 +150,8 @@ impl SnapshotInfo {
         let mut info = SnapshotInfo {
             snapshot: d.name.clone(),
             uuid: d.uuid.clone(),
-            repository: v.repository.clone(),
-            indices: d.indices.keys().cloned().collect(),
+            repository: Some(v.repository.clone()),
+            indices: Some(d.indices.keys().cloned().collect()),
             data_streams: Vec::new(),
             state: d.state.as_str().into(),
             version_id: None,
@@ -153,6 +164,7 @@ impl SnapshotInfo {
             end_time: None,
             end_time_in_millis: None,
             duration_in_millis: None,
+            duration: None,
             failures: None,
             shards: None,
             feature_states: None,
@@ -213,6 +225,19 @@ pub struct CreateSnapshotResponse {
     pub snapshot: SnapshotInfo,
 }
 
+/// What `PUT|POST /_snapshot/{repository}/{snapshot}` answers, as one
+/// schema for SDK generators: `{"accepted":true}` without
+/// `wait_for_completion`, `{"snapshot":{...}}` with it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreateSnapshotAnswer {
+    /// Present (true) when the request did not wait.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<bool>,
+    /// Present when the request waited for the snapshot to finish.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotInfo>,
+}
+
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct GetSnapshotsResponse {
     pub snapshots: Vec<SnapshotInfo>,
@@ -225,6 +250,9 @@ pub struct GetSnapshotsResponse {
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct FileStats {
     pub file_count: u64,
+    /// `size_in_bytes` readable, with `human=true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
     pub size_in_bytes: u64,
 }
 
@@ -236,7 +264,13 @@ pub struct StatusStats {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processed: Option<FileStats>,
     pub total: FileStats,
+    /// `start_time_in_millis` as a date, with `human=true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
     pub start_time_in_millis: i64,
+    /// `time_in_millis` readable, with `human=true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
     pub time_in_millis: i64,
 }
 
@@ -461,4 +495,51 @@ pub struct PutRepositoryBody {
     #[serde(rename = "type")]
     pub kind: Option<String>,
     pub settings: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// `human=true`: the readable twins of sizes and durations, as
+/// Elasticsearch's `humanReadableField` adds them (`start_time` and
+/// `end_time` of a listing are there either way, as in Elasticsearch).
+pub mod human {
+    use super::{FileStats, SnapshotInfo, SnapshotStatus, StatusStats};
+    use crate::es::time::human_millis;
+
+    fn bytes(n: u64) -> String {
+        crate::api::cat::human_bytes(n)
+    }
+
+    pub fn snapshot(mut info: SnapshotInfo) -> SnapshotInfo {
+        if info.end_time_in_millis.is_some() {
+            info.duration = info.duration_in_millis.map(|d| human_millis(d.max(0) as u64));
+        }
+        for d in info.index_details.iter_mut().flat_map(|m| m.values_mut()) {
+            d.size = Some(bytes(d.size_in_bytes));
+        }
+        info
+    }
+
+    fn files(f: &mut FileStats) {
+        f.size = Some(bytes(f.size_in_bytes));
+    }
+
+    fn stats(s: &mut StatusStats) {
+        files(&mut s.incremental);
+        files(&mut s.total);
+        if let Some(p) = s.processed.as_mut() {
+            files(p);
+        }
+        s.start_time = Some(super::es_time(s.start_time_in_millis));
+        s.time = Some(human_millis(s.time_in_millis.max(0) as u64));
+    }
+
+    pub fn status(mut st: SnapshotStatus) -> SnapshotStatus {
+        stats(&mut st.stats);
+        for index in st.indices.values_mut() {
+            stats(&mut index.stats);
+            for shard in index.shards.values_mut() {
+                stats(&mut shard.stats);
+            }
+        }
+        st
+    }
 }
