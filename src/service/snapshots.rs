@@ -79,7 +79,7 @@ pub struct Snapshots {
     pub(super) repositories: Arc<Repositories>,
     pub(super) operations: Arc<Operations>,
     pub(super) indices: Arc<Indices>,
-    tasks: TaskTracker,
+    pub(super) tasks: TaskTracker,
 }
 
 impl Snapshots {

@@ -57,6 +57,8 @@ pub struct ListSnapshots {
     /// `slm_policy_filter`: policy patterns, `_none` for snapshots no
     /// policy took (verbose listings only).
     pub slm_policy_filter: Option<String>,
+    /// `state`: only snapshots in one of these states (before paging).
+    pub states: Option<Vec<SnapshotState>>,
 }
 
 /// Whether a snapshot taken by `policy` (None: by hand) passes
@@ -308,6 +310,9 @@ impl Snapshots {
                 policy_filter_matches(filter, policy)
             });
         }
+        if let Some(states) = &q.states {
+            all.retain(|v| states.contains(&v.details.state));
+        }
         page(all, &q)
     }
 
@@ -463,6 +468,7 @@ mod tests {
             after: None,
             from_sort_value: None,
             slm_policy_filter: None,
+            states: None,
         }
     }
 
