@@ -1,19 +1,26 @@
 //! `/_cluster/settings`: the dynamic settings snapvault acts on
 //! (`slm.retention_schedule`, `slm.minimum_interval`,
-//! `repositories.default_repository`), nested or flat as asked.
+//! `repositories.default_repository`), nested or flat as asked; and
+//! `/_cluster/health[/{index}]` in Elasticsearch's shape, with its waits
+//! (a wait that times out answers 408 with `timed_out: true`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::State;
-use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{flag, EsJson, EsQuery};
+use super::present::Human;
 use crate::service::cluster_settings::{Change, KNOWN};
+use crate::service::health::{ActiveShards, ClusterHealth, HealthRequest, HealthStatus, NodeCount};
 use crate::Node;
 
 #[derive(Debug, Deserialize, Default)]
@@ -153,4 +160,328 @@ pub async fn put_settings(
         persistent: render(&p, flat),
         transient: render(&t, flat),
     }))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HealthQuery {
+    level: Option<String>,
+    local: Option<String>,
+    timeout: Option<String>,
+    wait_for_status: Option<String>,
+    wait_for_nodes: Option<String>,
+    wait_for_active_shards: Option<String>,
+    wait_for_no_initializing_shards: Option<String>,
+    wait_for_no_relocating_shards: Option<String>,
+    wait_for_events: Option<String>,
+    expand_wildcards: Option<String>,
+}
+
+/// How much `GET /_cluster/health` details.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Cluster,
+    Indices,
+    Shards,
+}
+
+impl HealthQuery {
+    fn into_request(
+        self,
+        indices: Option<String>,
+        max_wait: Duration,
+    ) -> Result<(HealthRequest, Level), ApiError> {
+        let level = match self.level.as_deref() {
+            None | Some("cluster") => Level::Cluster,
+            Some("indices") => Level::Indices,
+            Some("shards") => Level::Shards,
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "level [{}] is not supported: use [cluster], [indices] or [shards]",
+                    crate::es::shown(other)
+                )))
+            }
+        };
+        flag(&self.local, "local", false)?;
+        let wait_for_status = self
+            .wait_for_status
+            .as_deref()
+            .map(|s| {
+                HealthStatus::parse(&s.to_ascii_lowercase()).ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "unknown cluster health status [{}]",
+                        crate::es::shown(s)
+                    ))
+                })
+            })
+            .transpose()?;
+        let wait_for_nodes = match self.wait_for_nodes.as_deref() {
+            None | Some("") => None,
+            Some(s) => Some(NodeCount::parse(s).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "cannot parse [wait_for_nodes] value [{}]: use N, >=N, <=N, >N, <N, ge(N), le(N), gt(N) or lt(N)",
+                    crate::es::shown(s)
+                ))
+            })?),
+        };
+        let wait_for_active_shards = match self.wait_for_active_shards.as_deref() {
+            None | Some("0") | Some("default") => None,
+            Some("all") => Some(ActiveShards::All),
+            Some(s) => Some(ActiveShards::AtLeast(s.parse::<u64>().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "cannot parse [wait_for_active_shards] value [{}]: use [all] or a non-negative number",
+                    crate::es::shown(s)
+                ))
+            })?)),
+        };
+        if let Some(p) = self.wait_for_events.as_deref() {
+            if !["immediate", "urgent", "high", "normal", "low", "languid"]
+                .contains(&p.to_ascii_lowercase().as_str())
+            {
+                return Err(ApiError::bad_request(format!(
+                    "unknown [wait_for_events] priority [{}]",
+                    crate::es::shown(p)
+                )));
+            }
+        }
+        let (expand_open, expand_closed) = expand(self.expand_wildcards.as_deref())?;
+        let timeout = match self.timeout.as_deref() {
+            None => Duration::from_secs(30),
+            // Validated as a time value by `present`.
+            Some(t) => crate::es::time::parse_time_value(t).unwrap_or(Duration::from_secs(30)),
+        };
+        Ok((
+            HealthRequest {
+                indices,
+                expand_open,
+                expand_closed,
+                wait_for_status,
+                wait_for_nodes,
+                wait_for_active_shards,
+                wait_for_no_initializing_shards: flag(
+                    &self.wait_for_no_initializing_shards,
+                    "wait_for_no_initializing_shards",
+                    false,
+                )?,
+                wait_for_no_relocating_shards: flag(
+                    &self.wait_for_no_relocating_shards,
+                    "wait_for_no_relocating_shards",
+                    false,
+                )?,
+                timeout: timeout.min(max_wait),
+            },
+            level,
+        ))
+    }
+}
+
+/// `expand_wildcards` for health: `all` (the default), `open`, `closed`,
+/// `hidden` (snapvault has no hidden indices), `none`, comma-separated.
+fn expand(value: Option<&str>) -> Result<(bool, bool), ApiError> {
+    let Some(v) = value else {
+        return Ok((true, true));
+    };
+    let (mut open, mut closed) = (false, false);
+    for part in v.split(',').map(str::trim) {
+        match part {
+            "all" => (open, closed) = (true, true),
+            "open" => open = true,
+            "closed" => closed = true,
+            "hidden" | "none" => {}
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "No valid expand wildcard value [{}]",
+                    crate::es::shown(other)
+                )))
+            }
+        }
+    }
+    Ok((open, closed))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShardHealthBody {
+    pub status: String,
+    pub primary_active: bool,
+    pub active_shards: u64,
+    pub relocating_shards: u64,
+    pub initializing_shards: u64,
+    pub unassigned_shards: u64,
+    pub unassigned_primary_shards: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IndexHealthBody {
+    pub status: String,
+    pub number_of_shards: u32,
+    pub number_of_replicas: u32,
+    pub active_primary_shards: u64,
+    pub active_shards: u64,
+    pub relocating_shards: u64,
+    pub initializing_shards: u64,
+    pub unassigned_shards: u64,
+    pub unassigned_primary_shards: u64,
+    /// With `level=shards`, by shard number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shards: Option<BTreeMap<String, ShardHealthBody>>,
+}
+
+/// Elasticsearch's cluster health answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClusterHealthResponse {
+    pub cluster_name: String,
+    pub status: String,
+    pub timed_out: bool,
+    pub number_of_nodes: usize,
+    pub number_of_data_nodes: usize,
+    pub active_primary_shards: u64,
+    pub active_shards: u64,
+    pub relocating_shards: u64,
+    pub initializing_shards: u64,
+    pub unassigned_shards: u64,
+    pub unassigned_primary_shards: u64,
+    pub delayed_unassigned_shards: u64,
+    pub number_of_pending_tasks: u64,
+    pub number_of_in_flight_fetch: u64,
+    /// With `human=true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_max_waiting_in_queue: Option<String>,
+    pub task_max_waiting_in_queue_millis: u64,
+    /// With `human=true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active_shards_percent: Option<String>,
+    pub active_shards_percent_as_number: f64,
+    /// With `level=indices` or `level=shards`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub indices: Option<BTreeMap<String, IndexHealthBody>>,
+}
+
+fn render_health(h: ClusterHealth, level: Level, human: bool) -> ClusterHealthResponse {
+    let indices = (level != Level::Cluster).then(|| {
+        h.indices
+            .iter()
+            .map(|(name, i)| {
+                let shards = (level == Level::Shards).then(|| {
+                    i.shards
+                        .iter()
+                        .map(|s| {
+                            (
+                                s.shard.to_string(),
+                                ShardHealthBody {
+                                    status: s.status.as_str().into(),
+                                    primary_active: s.primary_active,
+                                    active_shards: u64::from(s.primary_active),
+                                    relocating_shards: 0,
+                                    initializing_shards: u64::from(s.initializing),
+                                    unassigned_shards: 0,
+                                    unassigned_primary_shards: 0,
+                                },
+                            )
+                        })
+                        .collect()
+                });
+                let body = IndexHealthBody {
+                    status: i.status.as_str().into(),
+                    number_of_shards: i.number_of_shards,
+                    number_of_replicas: 0,
+                    active_primary_shards: i.active_shards,
+                    active_shards: i.active_shards,
+                    relocating_shards: 0,
+                    initializing_shards: i.initializing_shards,
+                    unassigned_shards: 0,
+                    unassigned_primary_shards: 0,
+                    shards,
+                };
+                (name.clone(), body)
+            })
+            .collect()
+    });
+    let percent = h.active_percent();
+    ClusterHealthResponse {
+        cluster_name: h.cluster_name,
+        status: h.status.as_str().into(),
+        timed_out: h.timed_out,
+        number_of_nodes: h.number_of_nodes,
+        number_of_data_nodes: h.number_of_nodes,
+        active_primary_shards: h.active_shards,
+        active_shards: h.active_shards,
+        relocating_shards: 0,
+        initializing_shards: h.initializing_shards,
+        unassigned_shards: 0,
+        unassigned_primary_shards: 0,
+        delayed_unassigned_shards: 0,
+        number_of_pending_tasks: 0,
+        number_of_in_flight_fetch: 0,
+        task_max_waiting_in_queue: human.then(|| "0s".into()),
+        task_max_waiting_in_queue_millis: 0,
+        active_shards_percent: human.then(|| format!("{percent:.1}%")),
+        active_shards_percent_as_number: percent,
+        indices,
+    }
+}
+
+async fn health_of(
+    node: &Node,
+    indices: Option<String>,
+    q: HealthQuery,
+    human: bool,
+) -> Result<Response, ApiError> {
+    // Answer before the request timeout would cut the wait short with
+    // an empty 408.
+    let max_wait = Duration::from_secs(node.config().request_timeout_secs.saturating_sub(1).max(1));
+    let (request, level) = q.into_request(indices, max_wait)?;
+    let health = node.cluster_health(&request).await?;
+    let status = if health.timed_out {
+        StatusCode::REQUEST_TIMEOUT
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(render_health(health, level, human))).into_response())
+}
+
+#[utoipa::path(get, path = "/_cluster/health", tag = "cluster",
+    params(
+        ("level" = Option<String>, Query, description = "`cluster` (default), `indices` or `shards`"),
+        ("local" = Option<bool>, Query, description = "Accepted; every node answers from the shared state"),
+        ("timeout" = Option<String>, Query, description = "How long to wait for the `wait_for_*` conditions (default 30s)"),
+        ("wait_for_status" = Option<String>, Query, description = "`green`, `yellow` or `red`: wait until the status is this or better"),
+        ("wait_for_nodes" = Option<String>, Query, description = "`N`, `>=N`, `<=N`, `>N`, `<N`, `ge(N)`, `le(N)`, `gt(N)`, `lt(N)`"),
+        ("wait_for_active_shards" = Option<String>, Query, description = "`all` or a number of active shards"),
+        ("wait_for_no_initializing_shards" = Option<bool>, Query, description = "Wait until no shard is being restored"),
+        ("wait_for_no_relocating_shards" = Option<bool>, Query, description = "Accepted; nothing relocates"),
+        ("wait_for_events" = Option<String>, Query, description = "Accepted (`immediate` … `languid`); snapvault queues no cluster tasks"),
+        ("expand_wildcards" = Option<String>, Query, description = "`all` (default), `open`, `closed`, `hidden`, `none`")),
+    responses((status = 200, body = ClusterHealthResponse),
+        (status = 408, description = "The wait timed out (`timed_out: true`)", body = ClusterHealthResponse),
+        (status = 400, body = ErrorBody)))]
+pub async fn cluster_health(
+    State(node): State<Arc<Node>>,
+    Extension(Human(human)): Extension<Human>,
+    EsQuery(q): EsQuery<HealthQuery>,
+) -> Result<Response, ApiError> {
+    health_of(&node, None, q, human).await
+}
+
+#[utoipa::path(get, path = "/_cluster/health/{index}", tag = "cluster",
+    params(("index" = String, Path, description = "Index names or wildcards; a missing index is red and is waited for, as in Elasticsearch"),
+        ("level" = Option<String>, Query, description = "`cluster` (default), `indices` or `shards`"),
+        ("local" = Option<bool>, Query, description = "Accepted; every node answers from the shared state"),
+        ("timeout" = Option<String>, Query, description = "How long to wait for the `wait_for_*` conditions and the indices (default 30s)"),
+        ("wait_for_status" = Option<String>, Query, description = "`green`, `yellow` or `red`"),
+        ("wait_for_nodes" = Option<String>, Query, description = "`N`, `>=N`, `<=N`, `>N`, `<N`, `ge(N)`, `le(N)`, `gt(N)`, `lt(N)`"),
+        ("wait_for_active_shards" = Option<String>, Query, description = "`all` or a number of active shards"),
+        ("wait_for_no_initializing_shards" = Option<bool>, Query, description = "Wait until no shard is being restored"),
+        ("wait_for_no_relocating_shards" = Option<bool>, Query, description = "Accepted; nothing relocates"),
+        ("wait_for_events" = Option<String>, Query, description = "Accepted; snapvault queues no cluster tasks"),
+        ("expand_wildcards" = Option<String>, Query, description = "`all` (default), `open`, `closed`, `hidden`, `none`")),
+    responses((status = 200, body = ClusterHealthResponse),
+        (status = 408, description = "The wait timed out (`timed_out: true`)", body = ClusterHealthResponse),
+        (status = 400, body = ErrorBody)))]
+pub async fn cluster_health_index(
+    State(node): State<Arc<Node>>,
+    Path(index): Path<String>,
+    Extension(Human(human)): Extension<Human>,
+    EsQuery(q): EsQuery<HealthQuery>,
+) -> Result<Response, ApiError> {
+    health_of(&node, Some(index), q, human).await
 }

@@ -2,7 +2,8 @@
 //! snapshot API: `GET /_xpack` and `GET /_license` (a basic licence, the
 //! one that carries Elasticsearch's snapshot and SLM features; snapvault
 //! has no licensing of its own), `GET /_features` (no feature states:
-//! snapvault keeps no system indices) and `GET /_resolve/index/{name}`.
+//! snapvault keeps no system indices), `GET /_resolve/index/{name}` and
+//! `GET /_capabilities` (asked of snapvault's own router).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -290,4 +291,232 @@ pub async fn resolve_index(
         aliases: Vec::new(),
         data_streams: Vec::new(),
     }))
+}
+
+/// `GET /_capabilities`: whether this server has a route for `method`
+/// and `path` that accepts every named parameter and capability.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CapabilitiesQuery {
+    method: Option<String>,
+    path: Option<String>,
+    parameters: Option<String>,
+    capabilities: Option<String>,
+    local_only: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CapabilitiesResponse {
+    #[serde(rename = "_nodes")]
+    pub summary: super::nodes::NodesSummary,
+    pub cluster_name: String,
+    /// `null` would mean that some node could not tell; every replica
+    /// runs the same router, so snapvault always knows.
+    pub supported: Option<bool>,
+}
+
+/// Parameters every route accepts (handled once, by `present`).
+const GLOBAL_PARAMETERS: &[&str] = &[
+    "pretty",
+    "human",
+    "error_trace",
+    "filter_path",
+    "master_timeout",
+    "timeout",
+    "format",
+];
+
+/// One route: its template's segments, and per method its query parameters.
+struct RouteInfo {
+    segments: Vec<String>,
+    methods: BTreeMap<String, Vec<String>>,
+}
+
+/// The router's routes, read once from the OpenAPI document, which is
+/// generated from the same registrations as the router.
+fn route_table() -> &'static [RouteInfo] {
+    static TABLE: std::sync::OnceLock<Vec<RouteInfo>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let doc: serde_json::Value =
+            serde_json::from_str(&super::openapi_json()).expect("the OpenAPI document is JSON");
+        let mut table: Vec<RouteInfo> = doc["paths"]
+            .as_object()
+            .map(|paths| {
+                paths
+                    .iter()
+                    .map(|(path, item)| RouteInfo {
+                        segments: segments(path),
+                        methods: item
+                            .as_object()
+                            .into_iter()
+                            .flatten()
+                            .filter(|(m, _)| {
+                                ["get", "put", "post", "delete", "head", "patch"]
+                                    .contains(&m.as_str())
+                            })
+                            .map(|(m, op)| {
+                                let params = op["parameters"]
+                                    .as_array()
+                                    .into_iter()
+                                    .flatten()
+                                    .filter(|p| p["in"] == "query")
+                                    .filter_map(|p| p["name"].as_str().map(str::to_owned))
+                                    .collect();
+                                (m.to_ascii_uppercase(), params)
+                            })
+                            .collect(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        // Served beside the documented routes.
+        table.push(RouteInfo {
+            segments: segments("/_openapi.json"),
+            methods: BTreeMap::from([("GET".to_string(), Vec::new())]),
+        });
+        table
+    })
+}
+
+fn segments(path: &str) -> Vec<String> {
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn is_param(segment: &str) -> bool {
+    segment.starts_with('{') && segment.ends_with('}')
+}
+
+/// Whether the router has `method` on `path` (a concrete path, or one with
+/// `{param}` templates), taking `parameters` and `capabilities`. As the
+/// router does, the most literal template matching the path decides (a
+/// literal segment wins over a parameter, from the left); `HEAD` is
+/// answered wherever `GET` is.
+fn supported(method: &str, path: &str, parameters: &[&str], capabilities: &[&str]) -> bool {
+    let asked = segments(path);
+    let best = route_table()
+        .iter()
+        .filter(|r| {
+            r.segments.len() == asked.len()
+                && r.segments
+                    .iter()
+                    .zip(&asked)
+                    .all(|(t, a)| if is_param(t) { true } else { t == a })
+        })
+        .min_by_key(|r| r.segments.iter().map(|t| is_param(t)).collect::<Vec<_>>());
+    let Some(route) = best else {
+        return false;
+    };
+    let accepted = match route.methods.get(method) {
+        Some(p) => p,
+        None if method == "HEAD" => match route.methods.get("GET") {
+            Some(p) => p,
+            None => return false,
+        },
+        None => return false,
+    };
+    // snapvault declares no named capabilities.
+    capabilities.is_empty()
+        && parameters
+            .iter()
+            .all(|p| GLOBAL_PARAMETERS.contains(p) || accepted.iter().any(|a| a == p))
+}
+
+fn list(value: &Option<String>) -> Vec<&str> {
+    value
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+#[utoipa::path(get, path = "/_capabilities", tag = "node",
+    params(("method" = Option<String>, Query, description = "HTTP method (default GET)"),
+        ("path" = Option<String>, Query, description = "Path, concrete or with `{param}` templates (default `/`)"),
+        ("parameters" = Option<String>, Query, description = "Comma-separated query parameters the route must accept"),
+        ("capabilities" = Option<String>, Query, description = "Comma-separated named capabilities (snapvault declares none)"),
+        ("local_only" = Option<bool>, Query, description = "Accepted; every replica runs the same router")),
+    responses((status = 200, body = CapabilitiesResponse), (status = 400, body = ErrorBody)))]
+pub async fn capabilities(
+    State(node): State<Arc<Node>>,
+    EsQuery(q): EsQuery<CapabilitiesQuery>,
+) -> Result<Json<CapabilitiesResponse>, ApiError> {
+    flag(&q.local_only, "local_only", false)?;
+    let method = q.method.as_deref().unwrap_or("GET");
+    const METHODS: &[&str] = &[
+        "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "TRACE", "CONNECT",
+    ];
+    if !METHODS.contains(&method) {
+        return Err(ApiError::bad_request(format!(
+            "unknown HTTP method [{}]: use one of {}",
+            crate::es::shown(method),
+            METHODS.join(", ")
+        )));
+    }
+    let path = q.path.as_deref().unwrap_or("/");
+    let answer = supported(method, path, &list(&q.parameters), &list(&q.capabilities));
+    let n = node.cluster().live_nodes().await?.len().max(1);
+    Ok(Json(CapabilitiesResponse {
+        summary: super::nodes::NodesSummary {
+            total: n,
+            successful: n,
+            failed: 0,
+        },
+        cluster_name: node.config().cluster_name.clone(),
+        supported: Some(answer),
+    }))
+}
+
+#[cfg(test)]
+mod capability_tests {
+    use super::supported;
+
+    #[test]
+    fn routes_methods_and_parameters_are_checked_against_the_router() {
+        assert!(supported(
+            "POST",
+            "/_snapshot/repo/_verify_integrity",
+            &[],
+            &[]
+        ));
+        assert!(supported(
+            "POST",
+            "/_snapshot/{repository}/_verify_integrity",
+            &["verify_blob_contents", "pretty"],
+            &[]
+        ));
+        assert!(!supported(
+            "POST",
+            "/_snapshot/repo/_verify_integrity",
+            &["no_such"],
+            &[]
+        ));
+        assert!(!supported(
+            "GET",
+            "/_snapshot/repo/_verify_integrity",
+            &[],
+            &[]
+        ));
+        assert!(supported("GET", "/_snapshot/repo/snap", &[], &[]));
+        assert!(supported("HEAD", "/", &[], &[]));
+        assert!(supported(
+            "GET",
+            "/_cluster/health/logs",
+            &["wait_for_status"],
+            &[]
+        ));
+        assert!(!supported("GET", "/_cluster/no_such_api", &[], &[]));
+        // Like the router, a lone segment is an index name.
+        assert!(supported("GET", "/_no_such_api", &[], &[]));
+        assert!(!supported(
+            "GET",
+            "/_cluster/health",
+            &[],
+            &["some_capability"]
+        ));
+    }
 }

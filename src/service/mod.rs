@@ -23,6 +23,7 @@ pub mod cluster_settings;
 pub mod delete;
 pub mod documents;
 pub mod error;
+pub mod health;
 pub mod integrity;
 mod kms_target;
 pub mod locations;

@@ -330,3 +330,115 @@ async fn the_verification_is_streamed_and_bad_parameters_are_refused() {
     assert_eq!(missing.error_type(), "repository_missing_exception");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cluster_health_is_green_with_indices_and_a_wait_that_cannot_end_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    s.create_index("logs", 2).await;
+    s.create_index("web", 1).await;
+    let h = s.ok("GET", "/_cluster/health", None).await;
+    assert_eq!(h["status"], "green", "{h}");
+    assert_eq!(h["timed_out"], false);
+    assert_eq!(h["number_of_nodes"], 1);
+    assert_eq!(h["number_of_data_nodes"], 1);
+    assert_eq!(h["active_primary_shards"], 3);
+    assert_eq!(h["active_shards"], 3);
+    assert_eq!(h["initializing_shards"], 0);
+    assert_eq!(h["unassigned_shards"], 0);
+    assert_eq!(h["active_shards_percent_as_number"], 100.0);
+    assert_eq!(h["cluster_name"], s.node.config().cluster_name.as_str());
+    assert!(h.get("indices").is_none());
+
+    let ready = s
+        .ok(
+            "GET",
+            "/_cluster/health?wait_for_status=green&timeout=30s",
+            None,
+        )
+        .await;
+    assert_eq!(ready["timed_out"], false);
+
+    let r = s
+        .call("GET", "/_cluster/health?wait_for_nodes=5&timeout=1s", None)
+        .await;
+    assert_eq!(r.status, 408, "{}", r.text);
+    assert_eq!(r.body["timed_out"], true);
+    assert_eq!(r.body["status"], "green");
+
+    let per_index = s.ok("GET", "/_cluster/health?level=indices", None).await;
+    assert_eq!(
+        per_index["indices"]["logs"]["number_of_shards"], 2,
+        "{per_index}"
+    );
+    assert_eq!(per_index["indices"]["web"]["status"], "green");
+    let shards = s
+        .ok("GET", "/_cluster/health/logs?level=shards", None)
+        .await;
+    assert_eq!(shards["active_shards"], 2);
+    assert_eq!(
+        shards["indices"]["logs"]["shards"]["1"]["primary_active"],
+        true
+    );
+    assert!(shards["indices"].get("web").is_none());
+
+    // A missing index is red and waited for, as in Elasticsearch.
+    let missing = s
+        .call("GET", "/_cluster/health/nope?timeout=1s", None)
+        .await;
+    assert_eq!(missing.status, 408, "{}", missing.text);
+    assert_eq!(missing.body["status"], "red");
+    let at_once = s
+        .call("GET", "/_cluster/health/nope?timeout=0s", None)
+        .await;
+    assert_eq!(at_once.body["status"], "red");
+
+    for bad in [
+        "wait_for_status=purple",
+        "level=everything",
+        "wait_for_nodes=lots",
+        "wait_for_active_shards=some",
+        "wait_for_events=whenever",
+        "expand_wildcards=sideways",
+        "timeout=soon",
+        "nonsense=1",
+    ] {
+        let r = s
+            .call("GET", &format!("/_cluster/health?{bad}"), None)
+            .await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.text);
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn capabilities_answer_from_the_router() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path()).await;
+    let ask = |q: &str| format!("/_capabilities?{q}");
+    let yes = s
+        .ok("GET", &ask("method=POST&path=/_snapshot/{repository}/_verify_integrity&parameters=verify_blob_contents,max_bytes_per_sec"), None)
+        .await;
+    assert_eq!(yes["supported"], true, "{yes}");
+    assert_eq!(yes["_nodes"]["total"], 1);
+    let concrete = s
+        .ok(
+            "GET",
+            &ask("method=GET&path=/_cluster/health/logs&parameters=wait_for_status,level"),
+            None,
+        )
+        .await;
+    assert_eq!(concrete["supported"], true, "{concrete}");
+    for no in [
+        "method=GET&path=/_cluster/no_such_api",
+        "method=DELETE&path=/_cluster/health",
+        "method=GET&path=/_cluster/health&parameters=no_such_parameter",
+        "method=GET&path=/_cluster/health&capabilities=some_feature",
+    ] {
+        let v = s.ok("GET", &ask(no), None).await;
+        assert_eq!(v["supported"], false, "{no}: {v}");
+    }
+    let bad = s.call("GET", &ask("method=FETCH&path=/"), None).await;
+    assert_eq!(bad.status, 400);
+    s.stop().await;
+}
