@@ -235,11 +235,9 @@ fn size(v: &Option<String>, (name, java): (&str, &str), default: u64) -> Result<
         ))),
         Some(n) if n <= 1 << 40 => Ok(n),
         Some(_) => Err(bad(name, s, "at most 1tb")),
-        None => Err(ApiError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "parse_exception",
-            format!("failed to parse setting [{name}] with value [{s}] as a size in bytes: unit is missing or unrecognized"),
-        )),
+        None => Err(ApiError::bad_request(format!(
+            "failed to parse setting [{name}] with value [{s}] as a size in bytes: unit is missing or unrecognized"
+        ))),
     }
 }
 
@@ -558,7 +556,7 @@ fn analysis_error(repository: &str, e: crate::service::ServiceError) -> ApiError
             "[{repository}] Repository analysis timed out. Consider specifying a longer timeout using the [?timeout] request parameter. snapvault removed the data it wrote at [{path}]."
         ),
     );
-    error.root_cause = Some(("repository_verification_exception", root));
+    error.root_cause = Some(Box::new(("repository_verification_exception", root)));
     error
 }
 

@@ -76,10 +76,10 @@ pub struct ApiError {
     pub index: Option<String>,
     /// What `error_trace=true` shows as `stack_trace`: the exception and
     /// the causes below it, for client errors; never a 5xx's internals.
-    pub trace: Option<String>,
+    pub trace: Option<Box<String>>,
     /// The cause below this error, when it differs (type, reason):
     /// `root_cause` shows it instead of the error itself.
-    pub root_cause: Option<(&'static str, String)>,
+    pub root_cause: Option<Box<(&'static str, String)>>,
 }
 
 /// The `stack_trace` of an error answer, handed to the middleware that
@@ -114,7 +114,7 @@ impl ApiError {
             index: self.index.clone(),
             index_uuid: self.index.as_ref().map(|_| "_na_".to_string()),
         };
-        let root = match &self.root_cause {
+        let root = match self.root_cause.as_deref() {
             Some((kind, reason)) => ErrorCause {
                 kind: (*kind).into(),
                 reason: escaped(reason.clone()),
@@ -184,7 +184,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let trace = self
             .trace
-            .clone()
+            .as_deref()
+            .cloned()
             .unwrap_or_else(|| format!("{}: {}", self.kind, self.reason));
         let mut response = (self.status, axum::Json(self.body())).into_response();
         response.extensions_mut().insert(ErrorTrace(trace));
@@ -279,7 +280,7 @@ impl From<ServiceError> for ApiError {
             kind,
             reason,
             index,
-            trace: Some(trace),
+            trace: Some(Box::new(trace)),
             root_cause: None,
         }
     }
