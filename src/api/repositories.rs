@@ -120,6 +120,7 @@ async fn render_repositories(
         out.insert(
             name,
             RepositoryBody {
+                uuid: meta.uuid.unwrap_or_else(|| "_na_".to_string()),
                 kind: meta.kind,
                 settings: meta.settings,
                 paused,

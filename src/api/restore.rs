@@ -8,8 +8,7 @@ use axum::Json;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{flag, EsJson, EsQuery};
-use super::model::snapshot::{RestoreBody, RestoreInfo, RestoreResponse, ShardsSummary};
-use super::model::Accepted;
+use super::model::snapshot::{RestoreAnswer, RestoreBody, RestoreInfo, ShardsSummary};
 use super::snapshots::CreateQuery;
 use crate::service::restore::RestoreSnapshot;
 use crate::Node;
@@ -18,7 +17,7 @@ use crate::Node;
     params(("repository" = String, Path, description = "Repository name"), ("snapshot" = String, Path, description = "Snapshot name"),
         ("wait_for_completion" = Option<bool>, Query, description = "Answer when the restore has finished (default false)")),
     request_body = RestoreBody,
-    responses((status = 200, body = RestoreResponse), (status = 200, description = "Accepted when not waiting", body = Accepted), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 500, body = ErrorBody)))]
+    responses((status = 200, description = "`{\"accepted\":true}` without wait_for_completion, `{\"snapshot\":{...}}` with it", body = RestoreAnswer), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 500, body = ErrorBody)))]
 pub async fn restore_snapshot(
     State(node): State<Arc<Node>>,
     Path((repository, snapshot)): Path<(String, String)>,
@@ -47,10 +46,14 @@ pub async fn restore_snapshot(
             .unwrap_or_default(),
         wait_for_completion: wait,
     };
-    Ok(match node.restores().restore(req).await? {
-        None => Json(Accepted { accepted: true }).into_response(),
-        Some(o) => Json(RestoreResponse {
-            snapshot: RestoreInfo {
+    let answer = match node.restores().restore(req).await? {
+        None => RestoreAnswer {
+            accepted: Some(true),
+            snapshot: None,
+        },
+        Some(o) => RestoreAnswer {
+            accepted: None,
+            snapshot: Some(RestoreInfo {
                 snapshot: o.snapshot,
                 indices: o.indices,
                 shards: ShardsSummary {
@@ -58,8 +61,8 @@ pub async fn restore_snapshot(
                     failed: 0,
                     successful: o.shards_total,
                 },
-            },
-        })
-        .into_response(),
-    })
+            }),
+        },
+    };
+    Ok(Json(answer).into_response())
 }

@@ -75,6 +75,7 @@ fn doc(paused: bool) -> StateDoc {
         RepositoryMetadata {
             kind: "fs".into(),
             settings: Default::default(),
+            uuid: None,
             extra: Default::default(),
         },
     );

@@ -203,6 +203,7 @@ fn place_of_store(uri: &str, path_repo: &[PathBuf]) -> Option<Place> {
         &RepositoryMetadata {
             kind: scheme,
             settings,
+            uuid: None,
             extra: Default::default(),
         },
         path_repo,

@@ -206,9 +206,10 @@ impl Repositories {
         })?;
         let doc = self.state.refresh().await?;
         check_unused(&doc, &req.name)?;
-        let meta = RepositoryMetadata {
+        let mut meta = RepositoryMetadata {
             kind: req.kind.clone(),
             settings: req.settings.clone(),
+            uuid: None,
             extra: Default::default(),
         };
         // Settings first (nothing is created for a refused registration),
@@ -226,6 +227,7 @@ impl Repositories {
         if req.verify || object_store {
             self.verify_open(&open).await?;
         }
+        meta.uuid = Some(open.repo.uuid().to_string());
         self.state
             .update(|doc| {
                 check_unused(doc, &req.name)?;

@@ -36,6 +36,10 @@ pub struct RepositoryMetadata {
     pub kind: String,
     /// Settings as Elasticsearch renders them: strings.
     pub settings: BTreeMap<String, String>,
+    /// The repository's own uuid (its identity document), learnt when it
+    /// was registered; absent for registrations older than this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
     /// Fields of a newer release, kept across this node's rewrites.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -281,6 +285,7 @@ mod tests {
         RepositoryMetadata {
             kind: kind.into(),
             settings: BTreeMap::new(),
+            uuid: None,
             extra: Map::new(),
         }
     }

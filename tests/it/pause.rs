@@ -80,7 +80,11 @@ async fn paused_repository_refuses_changes_keeps_reads_and_survives_restart() {
     assert_eq!(repo["repo"]["paused"]["reason"], "storage migration");
     assert!(repo["repo"]["paused"]["since_in_millis"].as_i64().unwrap() > 0);
     let cat = s
-        .ok("GET", "/_cat/repositories?format=json&s=id&h=id,type,paused", None)
+        .ok(
+            "GET",
+            "/_cat/repositories?format=json&s=id&h=id,type,paused",
+            None,
+        )
         .await;
     assert_eq!(cat[0]["paused"], "true");
     // The snapshot started before the pause completes.

@@ -204,7 +204,7 @@ check("snapshot under the new key", after.snapshot.state == "SUCCESS")
 paused = call(snapvault_pause_repository, repository="vault", body=PauseRequest(reason="sdk maintenance"))
 check("pause", paused.acknowledged and paused.changed)
 e = expect_error(
-    503,
+    409,
     "repository_paused_exception",
     snapshot_create,
     repository="vault",

@@ -420,9 +420,17 @@ pub struct RestoreInfo {
     pub shards: ShardsSummary,
 }
 
+/// What `POST /_snapshot/{repository}/{snapshot}/_restore` answers, as one
+/// schema for SDK generators: `{"accepted":true}` without
+/// `wait_for_completion`, `{"snapshot":{...}}` with it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct RestoreResponse {
-    pub snapshot: RestoreInfo,
+pub struct RestoreAnswer {
+    /// Present (true) when the request did not wait.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<bool>,
+    /// Present when the request waited for the restore to finish.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<RestoreInfo>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -451,6 +459,9 @@ pub struct VerifyResponse {
 pub struct RepositoryBody {
     #[serde(rename = "type")]
     pub kind: String,
+    /// The repository's uuid (`_na_` when not known), as Elasticsearch
+    /// shows it: the same for every registration of one location.
+    pub uuid: String,
     pub settings: BTreeMap<String, String>,
     /// Present while the repository is paused (snapvault).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -510,7 +521,9 @@ pub mod human {
 
     pub fn snapshot(mut info: SnapshotInfo) -> SnapshotInfo {
         if info.end_time_in_millis.is_some() {
-            info.duration = info.duration_in_millis.map(|d| human_millis(d.max(0) as u64));
+            info.duration = info
+                .duration_in_millis
+                .map(|d| human_millis(d.max(0) as u64));
         }
         for d in info.index_details.iter_mut().flat_map(|m| m.values_mut()) {
             d.size = Some(bytes(d.size_in_bytes));
