@@ -134,7 +134,35 @@ pub fn api_name(handler: &str) -> Option<&'static str> {
 /// Everything applied to the collected document, in order.
 pub fn finish(doc: &mut OpenApi) {
     name_operations(doc);
+    document_cat_json(doc);
     document_error_answers(doc);
+}
+
+/// `_cat` answers text by default and, with `format=json`, an array of
+/// one object per row (column name to value): both are documented on
+/// every `_cat` operation's success.
+fn document_cat_json(doc: &mut OpenApi) {
+    use utoipa::openapi::{ArrayBuilder, ObjectBuilder};
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if !path.starts_with("/_cat/") {
+            continue;
+        }
+        let Some(op) = item.get.as_mut() else {
+            continue;
+        };
+        let Some(RefOr::T(ok)) = op.responses.responses.get_mut("200") else {
+            continue;
+        };
+        let rows = ArrayBuilder::new()
+            .items(ObjectBuilder::new().description(Some("One row: column name to value")))
+            .build();
+        ok.content.insert(
+            "application/json".to_string(),
+            ContentBuilder::new()
+                .schema(Some(Schema::Array(rows)))
+                .build(),
+        );
+    }
 }
 
 fn operations(doc: &mut OpenApi) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
