@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{flag, EsJson, EsQuery};
@@ -162,18 +162,33 @@ pub async fn put_settings(
     }))
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HealthQuery {
+    /// `cluster` (default), `indices` or `shards`.
     level: Option<String>,
+    /// Accepted; every node answers from the shared state.
+    #[param(value_type = Option<bool>)]
     local: Option<String>,
+    /// How long to wait for the `wait_for_*` conditions (and a missing
+    /// index) before answering 408 with `timed_out: true` (default 30s).
     timeout: Option<String>,
+    /// `green`, `yellow` or `red`: wait until the status is this or better.
     wait_for_status: Option<String>,
+    /// `N`, `>=N`, `<=N`, `>N`, `<N`, `ge(N)`, `le(N)`, `gt(N)`, `lt(N)`.
     wait_for_nodes: Option<String>,
+    /// `all` or a number of active shards.
     wait_for_active_shards: Option<String>,
+    /// Wait until no shard is being restored.
+    #[param(value_type = Option<bool>)]
     wait_for_no_initializing_shards: Option<String>,
+    /// Accepted; nothing relocates.
+    #[param(value_type = Option<bool>)]
     wait_for_no_relocating_shards: Option<String>,
+    /// Accepted (`immediate` … `languid`); snapvault queues no cluster tasks.
     wait_for_events: Option<String>,
+    /// `all` (default), `open`, `closed`, `hidden`, `none`.
     expand_wildcards: Option<String>,
 }
 
@@ -439,18 +454,7 @@ async fn health_of(
     Ok((status, Json(render_health(health, level, human))).into_response())
 }
 
-#[utoipa::path(get, path = "/_cluster/health", tag = "cluster",
-    params(
-        ("level" = Option<String>, Query, description = "`cluster` (default), `indices` or `shards`"),
-        ("local" = Option<bool>, Query, description = "Accepted; every node answers from the shared state"),
-        ("timeout" = Option<String>, Query, description = "How long to wait for the `wait_for_*` conditions (default 30s)"),
-        ("wait_for_status" = Option<String>, Query, description = "`green`, `yellow` or `red`: wait until the status is this or better"),
-        ("wait_for_nodes" = Option<String>, Query, description = "`N`, `>=N`, `<=N`, `>N`, `<N`, `ge(N)`, `le(N)`, `gt(N)`, `lt(N)`"),
-        ("wait_for_active_shards" = Option<String>, Query, description = "`all` or a number of active shards"),
-        ("wait_for_no_initializing_shards" = Option<bool>, Query, description = "Wait until no shard is being restored"),
-        ("wait_for_no_relocating_shards" = Option<bool>, Query, description = "Accepted; nothing relocates"),
-        ("wait_for_events" = Option<String>, Query, description = "Accepted (`immediate` … `languid`); snapvault queues no cluster tasks"),
-        ("expand_wildcards" = Option<String>, Query, description = "`all` (default), `open`, `closed`, `hidden`, `none`")),
+#[utoipa::path(get, path = "/_cluster/health", tag = "cluster", params(HealthQuery),
     responses((status = 200, body = ClusterHealthResponse),
         (status = 408, description = "The wait timed out (`timed_out: true`)", body = ClusterHealthResponse),
         (status = 400, body = ErrorBody)))]
@@ -463,17 +467,7 @@ pub async fn cluster_health(
 }
 
 #[utoipa::path(get, path = "/_cluster/health/{index}", tag = "cluster",
-    params(("index" = String, Path, description = "Index names or wildcards; a missing index is red and is waited for, as in Elasticsearch"),
-        ("level" = Option<String>, Query, description = "`cluster` (default), `indices` or `shards`"),
-        ("local" = Option<bool>, Query, description = "Accepted; every node answers from the shared state"),
-        ("timeout" = Option<String>, Query, description = "How long to wait for the `wait_for_*` conditions and the indices (default 30s)"),
-        ("wait_for_status" = Option<String>, Query, description = "`green`, `yellow` or `red`"),
-        ("wait_for_nodes" = Option<String>, Query, description = "`N`, `>=N`, `<=N`, `>N`, `<N`, `ge(N)`, `le(N)`, `gt(N)`, `lt(N)`"),
-        ("wait_for_active_shards" = Option<String>, Query, description = "`all` or a number of active shards"),
-        ("wait_for_no_initializing_shards" = Option<bool>, Query, description = "Wait until no shard is being restored"),
-        ("wait_for_no_relocating_shards" = Option<bool>, Query, description = "Accepted; nothing relocates"),
-        ("wait_for_events" = Option<String>, Query, description = "Accepted; snapvault queues no cluster tasks"),
-        ("expand_wildcards" = Option<String>, Query, description = "`all` (default), `open`, `closed`, `hidden`, `none`")),
+    params(("index" = String, Path, description = "Index names or wildcards; a missing index is red and is waited for, as in Elasticsearch"), HealthQuery),
     responses((status = 200, body = ClusterHealthResponse),
         (status = 408, description = "The wait timed out (`timed_out: true`)", body = ClusterHealthResponse),
         (status = 400, body = ErrorBody)))]

@@ -6,7 +6,8 @@
 
 use super::harness::{Server, TEST_PASSWORD};
 
-fn python() -> String {
+/// The test command's Python (with the clients installed).
+pub(super) fn python() -> String {
     if let Ok(p) = std::env::var("SNAPVAULT_TEST_PYTHON") {
         return p;
     }

@@ -49,6 +49,21 @@ pub(super) fn s3_store(bucket: &str, root: &str) -> Store {
     Store::open(Backend::S3(config), &Limits::default()).unwrap()
 }
 
+/// A server whose keystore holds the emulator's credentials for the
+/// `default` client, with `extra` before the client configuration.
+async fn s3_node(dir: &std::path::Path, extra: &str) -> (std::path::PathBuf, Server) {
+    let data = dir.join("node");
+    std::fs::create_dir_all(&data).unwrap();
+    let ks = keystore_with(&[
+        ("s3.client.default.access_key", "test"),
+        ("s3.client.default.secret_key", "test"),
+    ]);
+    ks.save(&data.join("keystore.json")).unwrap();
+    let config = format!("{extra}{}", client_toml());
+    let s = Server::start_with(&data, Some(&config)).await;
+    (data, s)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_create_if_absent_has_one_winner_per_round() {
     one_winner_per_round(s3_store(&bucket().await, "race")).await;
@@ -57,15 +72,7 @@ async fn s3_create_if_absent_has_one_winner_per_round() {
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_repository_snapshot_restore_delete_cleanup_and_rotation() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("node");
-    std::fs::create_dir_all(&data).unwrap();
-    let ks = keystore_with(&[
-        ("s3.client.default.access_key", "test"),
-        ("s3.client.default.secret_key", "test"),
-    ]);
-    ks.save(&data.join("keystore.json")).unwrap();
-    let config = format!("heartbeat_secs = 1\n{}", client_toml());
-    let s = Server::start_with(&data, Some(&config)).await;
+    let (data, s) = s3_node(dir.path(), "heartbeat_secs = 1\n").await;
     let bucket = bucket().await;
     let settings = json!({"bucket": bucket, "base_path": "prod/snapshots"});
     s.ok(
@@ -179,14 +186,7 @@ async fn replicas_share_state_and_data_stores_on_s3() {
 #[tokio::test(flavor = "multi_thread")]
 async fn s3_form_settings_reach_the_objects_and_bad_values_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("node");
-    std::fs::create_dir_all(&data).unwrap();
-    let ks = keystore_with(&[
-        ("s3.client.default.access_key", "test"),
-        ("s3.client.default.secret_key", "test"),
-    ]);
-    ks.save(&data.join("keystore.json")).unwrap();
-    let s = Server::start_with(&data, Some(&client_toml())).await;
+    let (_data, s) = s3_node(dir.path(), "").await;
     let bucket = bucket().await;
     let settings = json!({
         "bucket": bucket, "base_path": "form",

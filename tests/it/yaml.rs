@@ -7,19 +7,8 @@
 //! (`target/venv`, or `SNAPVAULT_TEST_PYTHON`); without it the test
 //! fails, never skips.
 
+use super::clients::python;
 use super::harness::{Server, TEST_PASSWORD};
-
-fn python() -> String {
-    if let Ok(p) = std::env::var("SNAPVAULT_TEST_PYTHON") {
-        return p;
-    }
-    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/target/venv/bin/python");
-    if std::path::Path::new(venv).exists() {
-        venv.to_string()
-    } else {
-        "python3".to_string()
-    }
-}
 
 fn scenarios() -> Vec<std::path::PathBuf> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/yaml");
