@@ -6,7 +6,6 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
-use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use super::auth::Caller;
@@ -45,26 +44,53 @@ pub struct MasterKeyHealth {
     pub reason: Option<String>,
 }
 
-#[utoipa::path(get, path = "/", tag = "node", responses((status = 200, body = Value)))]
-pub async fn root(State(node): State<Arc<Node>>) -> Json<Value> {
-    Json(json!({
-        "name": node.config().node_name,
-        "cluster_name": node.config().cluster_name,
-        "cluster_uuid": node.cluster().cluster_uuid(),
-        "version": {
-            "number": crate::ES_COMPAT_VERSION,
-            "build_flavor": "default",
-            "build_type": "snapvault",
-            "build_hash": env!("CARGO_PKG_VERSION"),
-            "build_date": "2026-11-25T00:00:00.000Z",
-            "build_snapshot": false,
-            "lucene_version": "9.11.1",
-            "minimum_wire_compatibility_version": "7.17.0",
-            "minimum_index_compatibility_version": "7.0.0",
-            "snapvault_version": env!("CARGO_PKG_VERSION"),
+/// `GET /`: who answers, and the Elasticsearch version it speaks.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RootInfo {
+    pub name: String,
+    pub cluster_name: String,
+    pub cluster_uuid: String,
+    pub version: VersionInfo,
+    pub tagline: &'static str,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionInfo {
+    /// The Elasticsearch version snapvault answers as (clients and Kibana
+    /// check it).
+    pub number: &'static str,
+    pub build_flavor: &'static str,
+    pub build_type: &'static str,
+    pub build_hash: &'static str,
+    pub build_date: &'static str,
+    pub build_snapshot: bool,
+    pub lucene_version: &'static str,
+    pub minimum_wire_compatibility_version: &'static str,
+    pub minimum_index_compatibility_version: &'static str,
+    /// snapvault's own version.
+    pub snapvault_version: &'static str,
+}
+
+#[utoipa::path(get, path = "/", tag = "node", responses((status = 200, body = RootInfo)))]
+pub async fn root(State(node): State<Arc<Node>>) -> Json<RootInfo> {
+    Json(RootInfo {
+        name: node.config().node_name.clone(),
+        cluster_name: node.config().cluster_name.clone(),
+        cluster_uuid: node.cluster().cluster_uuid().to_string(),
+        version: VersionInfo {
+            number: crate::ES_COMPAT_VERSION,
+            build_flavor: "default",
+            build_type: "snapvault",
+            build_hash: env!("CARGO_PKG_VERSION"),
+            build_date: "2026-11-25T00:00:00.000Z",
+            build_snapshot: false,
+            lucene_version: "9.11.1",
+            minimum_wire_compatibility_version: "7.17.0",
+            minimum_index_compatibility_version: "7.0.0",
+            snapvault_version: env!("CARGO_PKG_VERSION"),
         },
-        "tagline": "You Know, for Search",
-    }))
+        tagline: "You Know, for Search",
+    })
 }
 
 #[utoipa::path(head, path = "/", tag = "node", responses((status = 200, description = "The node is up")))]
@@ -120,14 +146,43 @@ pub async fn health(
     (status, Json(health))
 }
 
-#[utoipa::path(post, path = "/_nodes/reload_secure_settings", tag = "node", responses((status = 200, body = Value), (status = 400, body = ErrorBody)))]
+/// `POST /_nodes/reload_secure_settings`: this node reloaded its keystore.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReloadResponse {
+    pub _nodes: NodesCount,
+    pub cluster_name: String,
+    pub nodes: std::collections::BTreeMap<String, ReloadedNode>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NodesCount {
+    pub total: u32,
+    pub successful: u32,
+    pub failed: u32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReloadedNode {
+    pub name: String,
+}
+
+#[utoipa::path(post, path = "/_nodes/reload_secure_settings", tag = "node", responses((status = 200, body = ReloadResponse), (status = 400, body = ErrorBody)))]
 pub async fn reload_secure_settings(
     State(node): State<Arc<Node>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ReloadResponse>, ApiError> {
     node.reload_keystore().await?;
-    Ok(Json(json!({
-        "_nodes": {"total": 1, "successful": 1, "failed": 0},
-        "cluster_name": node.config().cluster_name,
-        "nodes": {node.cluster().node_id(): {"name": node.config().node_name}},
-    })))
+    Ok(Json(ReloadResponse {
+        _nodes: NodesCount {
+            total: 1,
+            successful: 1,
+            failed: 0,
+        },
+        cluster_name: node.config().cluster_name.clone(),
+        nodes: std::collections::BTreeMap::from([(
+            node.cluster().node_id().to_string(),
+            ReloadedNode {
+                name: node.config().node_name.clone(),
+            },
+        )]),
+    }))
 }

@@ -3,6 +3,7 @@
 //! checked by `auth::authorize`; what a caller may do to its own password
 //! and keys is decided by the security service.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
@@ -43,14 +44,14 @@ fn found(found: bool) -> Response {
 }
 
 #[utoipa::path(get, path = "/_security/user", tag = "security",
-    responses((status = 200, body = Object, description = "Users by name")))]
+    responses((status = 200, body = BTreeMap<String, UserInfo>, description = "Users by name")))]
 pub async fn get_users(State(node): State<Arc<Node>>) -> Response {
     users(&node, None).await
 }
 
 #[utoipa::path(get, path = "/_security/user/{username}", tag = "security",
     params(("username" = String, Path, description = "Comma-separated names or wildcards")),
-    responses((status = 200, body = Object, description = "Users by name"), (status = 404, body = Object)))]
+    responses((status = 200, body = BTreeMap<String, UserInfo>, description = "Users by name"), (status = 404, body = Object)))]
 pub async fn get_user(State(node): State<Arc<Node>>, Path(username): Path<String>) -> Response {
     users(&node, Some(&username)).await
 }
@@ -71,7 +72,7 @@ fn by_name<T: serde::Serialize>(
     names: Option<&str>,
     entries: impl Iterator<Item = (String, T)>,
 ) -> Response {
-    let map: std::collections::BTreeMap<String, T> = entries.collect();
+    let map: BTreeMap<String, T> = entries.collect();
     if names.is_some() && map.is_empty() {
         return not_found_empty();
     }
@@ -194,14 +195,14 @@ pub async fn change_own_password_put(
 }
 
 #[utoipa::path(get, path = "/_security/role", tag = "security",
-    responses((status = 200, body = Object, description = "Roles by name")))]
+    responses((status = 200, body = BTreeMap<String, RoleInfo>, description = "Roles by name")))]
 pub async fn get_roles(State(node): State<Arc<Node>>) -> Response {
     roles(&node, None).await
 }
 
 #[utoipa::path(get, path = "/_security/role/{name}", tag = "security",
     params(("name" = String, Path, description = "Comma-separated names or wildcards")),
-    responses((status = 200, body = Object, description = "Roles by name"), (status = 404, body = Object)))]
+    responses((status = 200, body = BTreeMap<String, RoleInfo>, description = "Roles by name"), (status = 404, body = Object)))]
 pub async fn get_role(State(node): State<Arc<Node>>, Path(name): Path<String>) -> Response {
     roles(&node, Some(&name)).await
 }
