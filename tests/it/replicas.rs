@@ -255,6 +255,17 @@ async fn replica_killed_mid_snapshot_and_mid_rotation_is_taken_over() {
         v["rotation"]["done"].as_u64().unwrap_or(0) >= 50
     })
     .await;
+    // The restore stages a file once all its chunks are in (the first
+    // takes about two seconds at 300kb/s): A dies while it is staging.
+    let staging = Instant::now();
+    while unpublished(&dir.path().join("data")).is_empty() {
+        assert!(
+            staging.elapsed() < Duration::from_secs(30),
+            "the restore never staged a file: {}",
+            a.call("GET", "/_recovery", None).await.text
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let status = a.ok("GET", "/_snapshot/repo/doomed/_status", None).await;
     assert_eq!(status["snapshots"][0]["state"], "STARTED", "{status}");
     // B lists A's running snapshot, and refuses what it excludes.
@@ -267,10 +278,7 @@ async fn replica_killed_mid_snapshot_and_mid_rotation_is_taken_over() {
         refused.error_type(),
         "concurrent_snapshot_execution_exception"
     );
-    assert!(
-        !unpublished(&dir.path().join("data")).is_empty(),
-        "the restore is staging files when A dies"
-    );
+
     a.kill();
 
     // B completes the rotation and records the snapshot FAILED.
