@@ -157,7 +157,14 @@ enum ServeError {
 fn serve(o: Overrides) -> Result<(), ServeError> {
     snapvault::logging::init();
     let config = Config::load(&o)?;
-    let runtime = tokio::runtime::Runtime::new().map_err(ServeError::Runtime)?;
+    // 8 MiB worker stacks instead of 2: the operations' futures (rotation
+    // and re-encryption takeover, restore) nest deeply, and a debug build
+    // overflowed the default once in CI. Only touched pages cost memory.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(8 << 20)
+        .build()
+        .map_err(ServeError::Runtime)?;
     runtime.block_on(run(config))
 }
 

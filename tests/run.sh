@@ -8,5 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tests/emulators.sh
+# In-process test servers run on the test runtime's worker threads, whose
+# stacks default to 2 MiB: too little for some debug-build futures (a stack
+# overflow aborted the test binary once in CI). The server binary sets 8 MiB
+# itself (src/main.rs); this gives the test binary's threads the same.
+export RUST_MIN_STACK=8388608
 # Benchmarks are not tests: they run with `cargo bench` and bench/run.sh.
 cargo test --locked --lib --bins --tests "$@"
