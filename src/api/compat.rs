@@ -315,17 +315,6 @@ pub struct CapabilitiesResponse {
     pub supported: Option<bool>,
 }
 
-/// Parameters every route accepts (handled once, by `present`).
-const GLOBAL_PARAMETERS: &[&str] = &[
-    "pretty",
-    "human",
-    "error_trace",
-    "filter_path",
-    "master_timeout",
-    "timeout",
-    "format",
-];
-
 /// One route: its template's segments, and per method its query parameters.
 struct RouteInfo {
     segments: Vec<String>,
@@ -421,7 +410,7 @@ fn supported(method: &str, path: &str, parameters: &[&str], capabilities: &[&str
     capabilities.is_empty()
         && parameters
             .iter()
-            .all(|p| GLOBAL_PARAMETERS.contains(p) || accepted.iter().any(|a| a == p))
+            .all(|p| super::present::COMMON.contains(p) || accepted.iter().any(|a| a == p))
 }
 
 fn list(value: &Option<String>) -> Vec<&str> {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{flag, EsQuery};
+use super::extract::{flag, number, EsQuery};
 use crate::service::slm::health::SlmIndicator;
 use crate::Node;
 
@@ -139,19 +139,7 @@ async fn report(
     feature: Option<&str>,
 ) -> Result<Json<HealthReport>, ApiError> {
     let verbose = flag(&q.verbose, "verbose", true)?;
-    let size = match &q.size {
-        None => 1000,
-        Some(v) => v.parse::<usize>().map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "illegal_argument_exception",
-                format!(
-                    "Failed to parse int parameter [size] with value [{}]",
-                    crate::es::shown(v)
-                ),
-            )
-        })?,
-    };
+    let size = number(&q.size, "size")?.unwrap_or(1000);
     if let Some(f) = feature {
         if f != SLM {
             return Err(ApiError::new(

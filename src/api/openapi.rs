@@ -240,19 +240,11 @@ mod tests {
     /// no generated SDK method is named after a Rust function.
     #[test]
     fn every_operation_is_named_after_its_api() {
-        let (_, doc) = super::super::routes().split_for_parts();
-        let mut unnamed = Vec::new();
-        for (path, item) in &doc.paths.paths {
-            for op in [&item.get, &item.put, &item.post, &item.delete, &item.head]
-                .into_iter()
-                .flatten()
-            {
-                let handler = op.operation_id.clone().unwrap_or_default();
-                if api_name(&handler).is_none() {
-                    unnamed.push(format!("{path}: {handler}"));
-                }
-            }
-        }
+        let (_, mut doc) = super::super::routes().split_for_parts();
+        let unnamed: Vec<String> = operations(&mut doc)
+            .map(|op| op.operation_id.clone().unwrap_or_default())
+            .filter(|handler| api_name(handler).is_none())
+            .collect();
         assert!(unnamed.is_empty(), "add to API_NAMES: {unnamed:?}");
     }
 

@@ -16,7 +16,8 @@ use super::error::{ApiError, ErrorTrace};
 use crate::es::filter_path::FilterPath;
 use crate::es::time::valid_time_value;
 
-const COMMON: &[&str] = &[
+/// Parameters every route accepts, handled here once.
+pub(super) const COMMON: &[&str] = &[
     "pretty",
     "human",
     "error_trace",
