@@ -24,8 +24,9 @@ impl Store {
     pub async fn write_if_absent(&self, path: &str, data: Bytes) -> Result<()> {
         match &self.backend {
             Backend::Fs(root) => {
-                let target = root.join(path);
-                super::fs::blocking(path, move || super::fs::link_new(&target, &data)).await
+                let (target, len) = (root.join(path), data.len());
+                let write = super::fs::blocking(path, move || super::fs::link_new(&target, &data));
+                super::metrics::counted_fs_write(&self.backend, len, write).await
             }
             Backend::Memory(_) => self.check_then_write(path, data).await,
             Backend::Gcs(c) if c.emulate_create_if_absent => {

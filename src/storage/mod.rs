@@ -15,6 +15,9 @@
 //!   that recognises a retried request's own object;
 //! - `fs`: atomic writes on a local directory (temporary file, fsync, then
 //!   `rename(2)` or `link(2)`), which OpenDAL's `fs` service does not give;
+//! - `metrics`: the traffic counters of every location (bytes and objects
+//!   read and written, errors, retries), an OpenDAL layer plus the `fs`
+//!   writes that bypass OpenDAL;
 //! - `error`: [`StorageError`], and the mapping from OpenDAL's errors that
 //!   logs a service's answer under an error id instead of carrying it.
 
@@ -23,10 +26,12 @@ mod conditional;
 mod error;
 mod fs;
 pub mod generations;
+mod metrics;
 mod operator;
 mod store;
 
 pub use backend::{AzureConfig, Backend, GcsConfig, S3Config};
 pub use error::{Result, StorageError};
+pub use metrics::{traffic, Location, TrafficSnapshot};
 pub use operator::Limits;
 pub use store::{Listed, Store};

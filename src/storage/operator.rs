@@ -1,5 +1,6 @@
 //! Building an OpenDAL operator for a [`Backend`]: one builder per service,
-//! then the resilience layers, stacked once in [`layered`].
+//! then the resilience layers and the traffic counters, stacked once in
+//! [`layered`].
 //!
 //! Cloud services get their credentials and endpoints only from the
 //! backend's settings: no profile files, no instance metadata, no ambient
@@ -8,11 +9,12 @@
 
 use std::time::Duration;
 
-use opendal::layers::{ConcurrentLimitLayer, LoggingLayer, RetryLayer, TimeoutLayer};
+use opendal::layers::{ConcurrentLimitLayer, LoggingLayer, RetryEvent, RetryLayer, TimeoutLayer};
 use opendal::Operator;
 use zeroize::Zeroizing;
 
 use super::backend::{AzureConfig, Backend, GcsConfig, S3Config};
+use super::metrics;
 
 /// Limits for the layers stacked on every operator.
 #[derive(Debug, Clone)]
@@ -55,8 +57,12 @@ pub(super) fn service(backend: &Backend) -> opendal::Result<Operator> {
 /// Stacks the layers, innermost first: a concurrency limit next to the
 /// service (so retries do not multiply connections), a timeout per
 /// attempt, retries with jitter around that (a 503 or a lost answer is
-/// retried), and logging outermost so each logical operation is logged once.
-pub(super) fn layered(op: Operator, limits: &Limits) -> Operator {
+/// retried; each retry is counted on `backend`'s location), logging so
+/// each logical operation is logged once, and the traffic counters
+/// outermost, so bytes and errors count once per logical operation too.
+pub(super) fn layered(op: Operator, limits: &Limits, backend: &Backend) -> Operator {
+    let traffic = metrics::traffic_of(backend);
+    let retries = traffic.clone();
     op.layer(ConcurrentLimitLayer::new(limits.concurrency))
         .layer(TimeoutLayer::new().with_timeout(limits.timeout))
         .layer(
@@ -64,9 +70,14 @@ pub(super) fn layered(op: Operator, limits: &Limits) -> Operator {
                 .with_jitter()
                 .with_min_delay(limits.retry_min_delay)
                 .with_max_delay(MAX_RETRY_DELAY)
-                .with_max_times(limits.retries),
+                .with_max_times(limits.retries)
+                .with_notify(move |event: RetryEvent<'_>| {
+                    tracing::warn!(operation = %event.op, attempt = event.attempt, error = %event.err, "retrying a storage operation");
+                    retries.retried(event.op);
+                }),
         )
         .layer(LoggingLayer::default())
+        .layer(metrics::CountingLayer { traffic })
 }
 
 /// The object prefix a cloud service expects: absolute, no trailing slash.

@@ -72,7 +72,7 @@ impl Store {
         }
         let op = operator::service(&backend).map_err(|e| StorageError::from_opendal("/", e))?;
         let store = Store {
-            op: operator::layered(op, limits),
+            op: operator::layered(op, limits, &backend),
             backend: backend.clone(),
             floors: Default::default(),
             write_locks: Arc::new(
@@ -131,9 +131,10 @@ impl Store {
     pub async fn write(&self, path: &str, data: Bytes) -> Result<()> {
         let written = match &self.backend {
             Backend::Fs(root) => {
-                let target = root.join(path);
-                return super::fs::blocking(path, move || super::fs::replace_file(&target, &data))
-                    .await;
+                let (target, len) = (root.join(path), data.len());
+                let write =
+                    super::fs::blocking(path, move || super::fs::replace_file(&target, &data));
+                return super::metrics::counted_fs_write(&self.backend, len, write).await;
             }
             // Object stores replace whole objects atomically.
             Backend::Memory(_) | Backend::S3(_) | Backend::Azure(_) => {
