@@ -1,6 +1,7 @@
 //! The `snapvault` binary: the command line, then `serve` (config,
 //! tracing, bind, serve, graceful shutdown). The other commands
-//! (`keystore …`, `users …`, `certs …`, `healthcheck`) live in [`cli`].
+//! (`keystore …`, `users …`, `certs …`, `healthcheck`, and the HTTP
+//! client's `snapshot …`, `repo …`, `rotate-key …`) live in [`cli`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -69,6 +70,15 @@ enum Command {
         #[command(subcommand)]
         action: cli::certs::CertsAction,
     },
+    /// Snapshots on a running server: create and restore (waiting, with
+    /// progress bars), list, status, delete.
+    Snapshot(cli::client::SnapshotCommand),
+    /// Repositories on a running server: list, get, create, delete,
+    /// verify, cleanup, pause, resume.
+    Repo(cli::client::RepoCommand),
+    /// Rotate a repository's master key on a running server, waiting with
+    /// a progress bar; `rotate-key status <repo>` shows the keyring.
+    RotateKey(cli::client::RotateKeyCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -106,6 +116,11 @@ fn main() -> std::process::ExitCode {
         Command::Healthcheck { addr, tls } => {
             cli::healthcheck::run(addr, tls).map_err(Failure::from)
         }
+        // The client's failures have exit codes of their own (usage 2,
+        // refusal 1, unreachable 3, Ctrl-C 130).
+        Command::Snapshot(c) => return cli::client::run(cli::client::Command::Snapshot(c)),
+        Command::Repo(c) => return cli::client::run(cli::client::Command::Repo(c)),
+        Command::RotateKey(c) => return cli::client::run(cli::client::Command::RotateKey(c)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

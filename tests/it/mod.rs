@@ -5,6 +5,7 @@ mod auth;
 mod azure;
 mod backends;
 mod cleanup;
+mod cli_client;
 mod clients;
 mod compaction;
 mod credentials;
