@@ -29,6 +29,9 @@
 //!   authorities, read from PEM files and swapped in on a change;
 //!   [`json_depth`]: the one JSON nesting limit, checked at the edge, on
 //!   every document written and on every stored source read.
+//! - [`metrics`]: what snapvault counts about itself (HTTP requests, long
+//!   operations, storage traffic) and reads at scrape time, as Prometheus
+//!   text.
 //!
 //! Everything that must survive a restart is a persisted document updated
 //! by create-if-absent of its next generation; memory holds caches only.
@@ -43,6 +46,7 @@ pub mod indices;
 pub mod json_depth;
 pub mod kms;
 pub mod logging;
+pub mod metrics;
 pub mod repository;
 pub mod security;
 pub mod server;

@@ -16,8 +16,10 @@ pub mod indices;
 pub mod integrity;
 pub mod keys;
 pub mod media_type;
+pub mod metrics;
 pub mod model;
 pub mod nodes;
+pub mod nodes_stats;
 pub mod openapi;
 pub mod present;
 pub mod recovery;
@@ -98,6 +100,11 @@ fn routes() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(nodes::nodes_selected))
         .routes(routes!(nodes::nodes_metric))
         .routes(routes!(nodes::cat_nodes))
+        .routes(routes!(nodes_stats::nodes_stats))
+        .routes(routes!(nodes_stats::nodes_stats_metric))
+        .routes(routes!(nodes_stats::nodes_stats_selected))
+        .routes(routes!(nodes_stats::nodes_stats_selected_metric))
+        .routes(routes!(metrics::prometheus_metrics))
         .routes(routes!(root::reload_secure_settings))
         .routes(routes!(repositories::get_all_repositories))
         .routes(routes!(
@@ -304,7 +311,11 @@ pub fn app(node: Arc<Node>) -> Router {
         max_body_bytes: node.config().max_body_bytes,
         body_timeout_secs: http.body_timeout_secs,
     });
+    let http_metrics = Arc::new(crate::metrics::http::HttpMetrics::default());
     let stack = ServiceBuilder::new()
+        // 0. Every answer is counted by its route template (refusals and
+        //    timeouts too), for `_prometheus/metrics` and `_nodes/stats`.
+        .layer(from_fn_with_state(http_metrics.clone(), metrics::track))
         // 1. Every answer, refusals and timeouts included, carries the
         //    product header the official clients check.
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -363,6 +374,7 @@ pub fn app(node: Arc<Node>) -> Router {
         // The body is already bounded and buffered by step 9; the same
         // bound for the extractors keeps axum's own 2 MB default away.
         .layer(DefaultBodyLimit::max(node.config().max_body_bytes))
+        .layer(axum::Extension(http_metrics))
         .layer(stack)
         .with_state(node)
 }

@@ -125,6 +125,17 @@ fn is_metrics(segment: &str) -> bool {
     segment.split(',').all(|m| METRICS.contains(&m.trim()))
 }
 
+/// Whether the node filter `filter` (`_all`, `_local`, `_master`, ids,
+/// names, `*` wildcards) selects node `id` named `name`; `me` is this
+/// node's id (snapvault has no elected master: each node answers as one).
+pub(super) fn selects(filter: &str, me: &str, id: &str, name: &str) -> bool {
+    filter.split(',').map(str::trim).any(|f| match f {
+        "_all" | "" => true,
+        "_local" | "_master" => id == me,
+        f => crate::es::glob::matches(f, id) || crate::es::glob::matches(f, name),
+    })
+}
+
 /// Answers `_nodes` for a node filter (`_all`, `_local`, `_master`, ids,
 /// names, `*` wildcards) and metrics (`None`: all of them).
 async fn render_nodes(
@@ -134,13 +145,7 @@ async fn render_nodes(
 ) -> Result<Json<NodesResponse>, ApiError> {
     let wanted = |m: &str| metrics.is_none_or(|ms| ms.split(',').any(|x| x == m || x == "_all"));
     let me = node.cluster().node_id().to_string();
-    let selected = |id: &str, name: &str| {
-        filter.split(',').map(str::trim).any(|f| match f {
-            "_all" | "" => true,
-            "_local" | "_master" => id == me,
-            f => crate::es::glob::matches(f, id) || crate::es::glob::matches(f, name),
-        })
-    };
+    let selected = |id: &str, name: &str| selects(filter, &me, id, name);
     let live: Vec<_> = node
         .cluster()
         .live_nodes()

@@ -30,6 +30,15 @@ pub fn need(method: &str, path: &str) -> Option<Need> {
         ("GET", "/") | ("GET", "/_openapi.json") => Some(Authenticated),
         ("GET", "/_nodes" | "/_nodes/{node_id_or_metric}" | "/_nodes/{node_id}/{metric}")
         | ("GET", "/_cat/nodes") => cluster("cluster:monitor/nodes/info"),
+        (
+            "GET",
+            "/_nodes/stats"
+            | "/_nodes/stats/{metric}"
+            | "/_nodes/{node_id}/stats"
+            | "/_nodes/{node_id}/stats/{metric}",
+        ) => cluster("cluster:monitor/nodes/stats"),
+        // snapvault's own action, under `monitor` (`cluster:monitor/*`).
+        ("GET", "/_prometheus/metrics") => cluster("cluster:monitor/prometheus/metrics"),
         ("POST", "/_nodes/reload_secure_settings") => {
             cluster("cluster:admin/nodes/reload_secure_settings")
         }

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use super::progress::Ops;
 use super::reasons::{Busy, RepositoryRefusal};
 use super::{format_millis, now_millis, Result, ServiceError};
+use crate::metrics::operations::{kind_label, OpTimer, Outcome};
 use crate::state::operations::{conflict, Conflict};
 use crate::state::{OpKind, Operation, StateDoc, StateError, StateStore};
 
@@ -203,7 +204,7 @@ impl Operations {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
                 Err(c) => return Err(Refusal::Conflict(c)),
-                Ok(()) => return Ok(self.guard(start.id)),
+                Ok(()) => return Ok(self.guard(start.id, kind_label(&start.kind))),
             }
         }
     }
@@ -238,19 +239,25 @@ impl Operations {
         }
     }
 
-    /// A guard for record `id`, which this node holds.
-    fn guard(&self, id: String) -> OpGuard {
+    /// A guard for record `id` (an operation of `kind`), which this node holds.
+    fn guard(&self, id: String, kind: &'static str) -> OpGuard {
         OpGuard {
             state: self.state.clone(),
             id,
             armed: true,
+            timer: OpTimer::start(kind),
         }
     }
 
     /// A guard for a record this node holds already (a rotation's, taken
     /// over after a restart), so that it is released like any other.
     pub async fn adopt(&self, id: &str) -> Option<OpGuard> {
-        self.holds(id).await.then(|| self.guard(id.to_string()))
+        let doc = self.state.refresh().await.ok()?;
+        let op = doc
+            .operations
+            .get(id)
+            .filter(|op| op.node_id == self.node_id)?;
+        Some(self.guard(id.to_string(), kind_label(&op.kind)))
     }
 
     /// Removes a record by id: one taken over from a stopped node.
@@ -316,12 +323,16 @@ async fn release(state: &StateStore, id: &str) {
 /// runs it. [`OpGuard::end`] removes the record; dropping the guard without
 /// ending it (an early `?`, a panic, a cancelled request) removes it too,
 /// from a task of its own, so no path between begin and end can leave a
-/// record behind for a takeover to find.
+/// record behind for a takeover to find. Its timer counts the operation's
+/// end in [`crate::metrics::operations`]: with the outcome
+/// [`OpGuard::end_with`] states, `unknown` for [`OpGuard::end`], and
+/// `cancelled` when dropped.
 #[must_use = "an operation ends when its guard does"]
 pub struct OpGuard {
     state: Arc<StateStore>,
     id: String,
     armed: bool,
+    timer: OpTimer,
 }
 
 impl OpGuard {
@@ -331,8 +342,15 @@ impl OpGuard {
     }
 
     /// Removes the record and waits until the state says so.
-    pub async fn end(mut self) {
+    pub async fn end(self) {
+        self.end_with(Outcome::Unknown).await;
+    }
+
+    /// [`OpGuard::end`], saying how the operation went
+    /// (`Outcome::of(&result)`).
+    pub async fn end_with(mut self, outcome: Outcome) {
         self.armed = false;
+        self.timer.end(outcome);
         release(&self.state, &self.id).await;
     }
 }

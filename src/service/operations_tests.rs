@@ -32,6 +32,7 @@ fn guard(state: &Arc<StateStore>, id: &str) -> OpGuard {
         state: state.clone(),
         id: id.into(),
         armed: true,
+        timer: OpTimer::start("cleanup"),
     }
 }
 
