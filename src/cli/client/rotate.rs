@@ -15,7 +15,7 @@ use super::progress::{bytes_of, percent, Interrupt, Progress, POLL};
 use super::render::{millis, print_json, text};
 
 #[derive(Args, Debug)]
-#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+#[command(subcommand_negates_reqs = true)]
 pub struct RotateKeyCommand {
     #[command(flatten)]
     pub options: CommonOptions,
@@ -65,6 +65,12 @@ pub enum Mode {
 
 pub async fn run(c: &Connection, command: RotateKeyCommand) -> Result<(), ClientError> {
     if let Some(RotateKeyStatus::Status { repository }) = command.status {
+        let a = &command.start;
+        if a.key.is_some() || a.no_wait || a.max_bytes_per_sec.is_some() {
+            return Err(ClientError::Usage(
+                "`rotate-key status` takes no --key, --no-wait or --max-bytes-per-sec".into(),
+            ));
+        }
         let state = c
             .get(&["_snapshot", &repository, "_rotate_key"], &[])
             .await?;
@@ -203,14 +209,22 @@ fn rotation_line(r: &Value) -> String {
         r["done"].as_u64().unwrap_or(0),
         r["total"].as_u64().unwrap_or(0),
     );
+    let from = keys(&r["from_keys"]);
     let mut line = format!(
-        "rotation [{}] {} [{}] -> [{}] {}: {done}/{total} data keys ({}) in {}",
+        "rotation [{}] {} {}-> [{}] {}: {done}/{total} data keys ({}) in {}",
         text(&r["id"]),
         text(&r["mode"]),
-        keys(&r["from_keys"]),
+        if from.is_empty() {
+            String::new()
+        } else {
+            format!("[{from}] ")
+        },
         text(&r["to_key"]),
         text(&r["phase"]),
-        percent(done, total),
+        match r["percent"].as_f64() {
+            Some(p) => format!("{p:.0}%"),
+            None => percent(done, total),
+        },
         millis(r["duration_in_millis"].as_i64().unwrap_or(0)),
     );
     let re = &r["reencryption"];
@@ -258,14 +272,44 @@ fn print_state(repo: &str, state: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Line {
+        #[command(flatten)]
+        command: RotateKeyCommand,
+    }
+
+    #[test]
+    fn status_is_a_subcommand_even_after_common_options_and_a_repository_is_required_otherwise() {
+        let parsed =
+            Line::try_parse_from(["rotate-key", "--url", "http://h:1", "status", "r"]).unwrap();
+        assert!(matches!(
+            parsed.command.status,
+            Some(RotateKeyStatus::Status { ref repository }) if repository == "r"
+        ));
+        assert_eq!(parsed.command.options.url, "http://h:1");
+        let start = Line::try_parse_from(["rotate-key", "r", "--key", "k2", "--mode", "reencrypt"])
+            .unwrap();
+        assert_eq!(start.command.start.repository.as_deref(), Some("r"));
+        assert_eq!(start.command.start.mode, Mode::Reencrypt);
+        assert!(Line::try_parse_from(["rotate-key", "--key", "k2"]).is_err());
+    }
 
     #[test]
     fn a_rotation_reads_as_one_line_with_its_counts() {
         let r = json!({"id": "r1", "mode": "rewrap", "from_keys": ["default"], "to_key": "k2",
-                       "phase": "completed", "done": 12, "total": 12, "duration_in_millis": 1200});
+                       "phase": "completed", "done": 12, "total": 12, "percent": 100.0, "duration_in_millis": 1200});
         assert_eq!(
             rotation_line(&r),
             "rotation [r1] rewrap [default] -> [k2] completed: 12/12 data keys (100%) in 1.2s"
+        );
+        let same_key = json!({"id": "r2", "mode": "reencrypt", "from_keys": [], "to_key": "k2",
+                              "phase": "completed", "done": 0, "total": 0, "percent": 100.0, "duration_in_millis": 3900,
+                              "reencryption": {"objects_done": 13, "bytes_done": 2048, "objects_skipped": 0}});
+        assert_eq!(
+            rotation_line(&same_key),
+            "rotation [r2] reencrypt -> [k2] completed: 0/0 data keys (100%) in 3.9s, 13 objects re-encrypted (2.00 KiB), 0 skipped"
         );
     }
 }
