@@ -20,6 +20,7 @@ mod integrity;
 mod isolation;
 mod kibana;
 mod kms;
+mod metrics;
 mod nasty_input;
 mod nodes;
 mod packaging;
