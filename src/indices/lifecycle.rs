@@ -8,7 +8,7 @@ use tokio::sync::{Mutex, RwLock};
 
 use super::{
     meta_json, meta_path, new_index_uuid, Index, IndexError, IndexMetadata, IndexState, Indices,
-    Result, Shard,
+    Result,
 };
 use crate::es::names;
 
@@ -46,7 +46,9 @@ impl Indices {
         self.store
             .write(&meta_path(&meta.uuid), meta_json(&meta))
             .await?;
-        let shards = (0..shards).map(|_| Mutex::new(Shard::default())).collect();
+        let shards = (0..shards)
+            .map(|no| Mutex::new(self.new_shard(&meta.uuid, no)))
+            .collect();
         map.insert(
             name.into(),
             Arc::new(Index {

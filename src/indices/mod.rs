@@ -1,10 +1,15 @@
 //! The data store: the indices that snapshots protect.
 //!
 //! An index has a uuid, a fixed number of shards and, per shard, immutable
-//! segment files (see [`segment`]). The engine keeps, per shard, a map from
-//! document id to where its latest version lives; document bodies stay on
-//! storage. Every write is durable and visible when it returns (refresh is a
-//! no-op). Layout under the data store root:
+//! segment files (see [`segment`]). Document bodies and ids stay in the
+//! segments; what the engine keeps per shard is a document map
+//! ([`docmap`]): for every document key (a 128-bit keyed hash of its id,
+//! [`keys`]), where its latest version lives, as sorted runs of fixed-size
+//! records on the node's scratch disk ([`runs`]), behind one filter of
+//! fixed size for the whole node ([`filter`]). Memory is bounded by
+//! configuration ([`IndicesOptions`]) and by the number of segments, not by
+//! the number of documents. Every write is durable and visible when it
+//! returns (refresh is a no-op). Layout under the data store root:
 //! `indices/<uuid>/meta.json` and `indices/<uuid>/<shard>/seg-<N>.ndjson`.
 //! An index becomes visible when its `meta.json` is written, which is what
 //! lets restore write every segment first and publish the index last.
@@ -12,28 +17,37 @@
 //! Several replicas may share one data store. Every change ends by
 //! overwriting `indices.changed` with a fresh token; every request first
 //! compares that token with the one this node last synchronised at and, if
-//! it differs, re-lists the store and applies what it lacks (new or removed
+//! it differs, re-reads the indices' metadata and probes each shard for the
+//! segment after its last one, applying what it lacks (new or removed
 //! indices, changed metadata, new segments). A node never records its own
 //! token as seen, so a change made elsewhere between two of its own writes
-//! is never missed. Segments are created with create-if-absent, so two
-//! replicas writing one shard at once never overwrite each other: the loser
-//! catches up and applies its batch again.
+//! is never missed; the cost of that is one probe per shard on the request
+//! after a write. Segments are numbered densely and created with
+//! create-if-absent, so two replicas writing one shard at once never
+//! overwrite each other: the loser catches up and applies its batch again.
 //!
 //! This file holds the types and finding an index by name; the operations
 //! live by what they do: [`lifecycle`] (create, delete, open/close),
-//! [`write`] (document batches into new segments), [`read`] (documents,
-//! search, summaries, segment files for snapshots), [`staging`] (restore
-//! targets, invisible until published) and [`sync`] (other replicas'
-//! changes). Names and ids follow [`crate::es::names`].
+//! [`write`] (document batches into new segments), [`docs`] (documents by
+//! id, search pages, counts), [`read`] (summaries and the segment files for
+//! snapshots), [`staging`] (restore targets, invisible until published)
+//! and [`sync`] (loading shards, other replicas' changes). Names and ids
+//! follow [`crate::es::names`].
 
+mod docmap;
+mod docs;
+mod filter;
+mod keys;
 mod lifecycle;
 mod read;
+mod runs;
 pub mod segment;
 mod staging;
 mod sync;
 mod write;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -116,15 +130,6 @@ pub struct IndexMetadata {
     pub settings: serde_json::Map<String, serde_json::Value>,
 }
 
-#[derive(Debug, Clone)]
-struct DocLoc {
-    segment: Arc<str>,
-    offset: u64,
-    len: u64,
-    version: u64,
-    seq_no: u64,
-}
-
 /// A segment file of a shard.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SegmentFile {
@@ -132,12 +137,11 @@ pub struct SegmentFile {
     pub size: u64,
 }
 
-#[derive(Default)]
 struct Shard {
     segments: Vec<SegmentFile>,
-    docs: HashMap<String, DocLoc>,
-    /// Insertion order of live documents, for stable search results.
-    order: BTreeMap<u64, String>,
+    /// Where each document's latest version is, and live counts per
+    /// segment (by position in `segments`).
+    map: docmap::DocMap,
     next_segment: u64,
     next_seq_no: u64,
 }
@@ -147,12 +151,35 @@ pub struct Index {
     shards: Vec<Mutex<Shard>>,
 }
 
+/// A document's source: one JSON value, checked once where it came in
+/// and kept as the bytes that came (for `_bulk`, a slice of the request
+/// body), so storing it copies it once, into its segment.
+#[derive(Debug, Clone)]
+pub struct Source(Bytes);
+
+impl Source {
+    /// `bytes` if they hold one JSON value (surrounding whitespace is
+    /// dropped), without copying them.
+    pub fn parse(bytes: &Bytes) -> std::result::Result<Source, serde_json::Error> {
+        let raw: &RawValue = serde_json::from_slice(bytes)?;
+        Ok(Source(bytes.slice_ref(raw.get().as_bytes())))
+    }
+
+    pub fn from_raw(raw: &RawValue) -> Source {
+        Source(Bytes::copy_from_slice(raw.get().as_bytes()))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// One document operation of a write batch.
 #[derive(Debug)]
 pub enum DocOp {
     Index {
         id: String,
-        source: Box<RawValue>,
+        source: Source,
         create_only: bool,
     },
     Delete {
@@ -205,6 +232,29 @@ pub struct IndexSummary {
     pub store_bytes: u64,
 }
 
+/// What bounds the engine's memory and where its scratch files go.
+#[derive(Debug, Clone)]
+pub struct IndicesOptions {
+    /// Where the document maps' runs live: a local directory of this node
+    /// (never shared), whose files are removed as soon as they are opened.
+    pub scratch_dir: PathBuf,
+    /// Size of the node's filter of document keys: about 8 bytes per
+    /// 8 documents keeps a write of a new id off the disk 98% of the time;
+    /// past that, such writes slow down, never fail.
+    pub filter_bytes: usize,
+}
+
+impl Default for IndicesOptions {
+    /// The system's temporary directory and an 8 MiB filter (a million
+    /// documents at 64 bits each, eight million at 8).
+    fn default() -> IndicesOptions {
+        IndicesOptions {
+            scratch_dir: std::env::temp_dir(),
+            filter_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
 /// The engine over all indices.
 pub struct Indices {
     store: Store,
@@ -212,6 +262,9 @@ pub struct Indices {
     /// The change token this node last synchronised at; the lock also
     /// keeps two synchronisations from running at once.
     seen: Mutex<Option<Bytes>>,
+    secret: keys::KeySecret,
+    filter: Arc<filter::Filter>,
+    scratch: Arc<PathBuf>,
 }
 
 fn meta_path(uuid: &str) -> String {
@@ -234,12 +287,19 @@ fn shard_of(id: &str, shards: u32) -> u32 {
 
 impl Indices {
     /// Loads every index found in the store, rebuilding each shard's map
-    /// from its segments.
+    /// from its segments, with the default [`IndicesOptions`].
     pub async fn load(store: Store) -> Result<Indices> {
+        Indices::load_with(store, IndicesOptions::default()).await
+    }
+
+    pub async fn load_with(store: Store, options: IndicesOptions) -> Result<Indices> {
         let indices = Indices {
             store,
             by_name: RwLock::new(BTreeMap::new()),
             seen: Mutex::new(None),
+            secret: keys::KeySecret::new(),
+            filter: Arc::new(filter::Filter::new(options.filter_bytes)),
+            scratch: Arc::new(options.scratch_dir),
         };
         if indices.store.read_opt(sync::CHANGED).await?.is_none() {
             indices.note_change().await;
@@ -251,8 +311,8 @@ impl Indices {
     async fn open_index(&self, meta: IndexMetadata) -> Result<Index> {
         let mut shards = Vec::new();
         for shard in 0..meta.number_of_shards {
-            let mut s = Shard::default();
-            self.catch_up(&meta.uuid, shard, &mut s).await?;
+            let mut s = self.new_shard(&meta.uuid, shard);
+            self.load_shard(&meta.uuid, shard, &mut s).await?;
             shards.push(Mutex::new(s));
         }
         Ok(Index {
@@ -282,16 +342,18 @@ impl Indices {
         let _ = self.sync().await;
         self.by_name.read().await.contains_key(name)
     }
-}
 
-impl Shard {
-    fn apply(&mut self, id: &str, live: bool, loc: DocLoc) {
-        if let Some(old) = self.docs.remove(id) {
-            self.order.remove(&old.seq_no);
-        }
-        if live {
-            self.order.insert(loc.seq_no, id.to_string());
-            self.docs.insert(id.to_string(), loc);
+    /// An empty shard of index `uuid`.
+    fn new_shard(&self, uuid: &str, shard: u32) -> Shard {
+        Shard {
+            segments: Vec::new(),
+            map: docmap::DocMap::new(
+                self.secret.keyer(uuid, shard),
+                self.filter.clone(),
+                self.scratch.clone(),
+            ),
+            next_segment: 0,
+            next_seq_no: 0,
         }
     }
 }

@@ -32,28 +32,26 @@ pub fn parse_segment_number(name: &str) -> Option<u64> {
 }
 
 /// Appends one entry line to a segment buffer; returns the line's range.
-/// Writing to memory fails only if serde does, which it reports rather
-/// than panicking on a caller's document.
+/// The line is what serialising an [`Entry`] gives, written directly so
+/// that the source, already checked, is copied once and parsed never.
 pub fn append(
     buf: &mut Vec<u8>,
     id: &str,
     version: u64,
     seq_no: u64,
-    source: Option<&RawValue>,
-) -> Result<(u64, u64), serde_json::Error> {
+    source: Option<&[u8]>,
+) -> (u64, u64) {
+    use std::io::Write;
     let start = buf.len() as u64;
-    let e = Entry {
-        id: id.into(),
-        version,
-        seq_no,
-        source,
-    };
-    if let Err(e) = serde_json::to_writer(&mut *buf, &e) {
-        buf.truncate(start as usize);
-        return Err(e);
+    buf.extend_from_slice(b"{\"id\":");
+    serde_json::to_writer(&mut *buf, id).expect("a string serialises into memory");
+    write!(buf, ",\"version\":{version},\"seq_no\":{seq_no}").expect("memory");
+    if let Some(source) = source {
+        buf.extend_from_slice(b",\"source\":");
+        buf.extend_from_slice(source);
     }
-    buf.push(b'\n');
-    Ok((start, buf.len() as u64 - start))
+    buf.extend_from_slice(b"}\n");
+    (start, buf.len() as u64 - start)
 }
 
 /// Iterates the entries of a segment with their byte ranges.
@@ -77,13 +75,34 @@ mod tests {
     #[test]
     fn segment_lines_round_trip() {
         let mut buf = Vec::new();
-        let src: Box<RawValue> = serde_json::from_str(r#"{"a":1}"#).unwrap();
-        append(&mut buf, "1", 1, 0, Some(&src)).unwrap();
-        append(&mut buf, "2", 3, 1, None).unwrap();
+        append(&mut buf, "1", 1, 0, Some(br#"{"a":1}"#));
+        append(&mut buf, "2\"\n", 3, 1, None);
         let all: Vec<_> = entries(&buf).map(|r| r.unwrap()).collect();
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].2.source.unwrap().get(), r#"{"a":1}"#);
+        assert_eq!(all[1].2.id, "2\"\n");
         assert!(all[1].2.source.is_none());
         assert_eq!(parse_segment_number(&segment_name(7)), Some(7));
+    }
+
+    #[test]
+    fn appended_lines_are_what_serde_writes_for_an_entry() {
+        let src: Box<RawValue> = serde_json::from_str(r#"{"a":[1,"\u00e9"]}"#).unwrap();
+        for (id, source) in [("x\u{1}é", Some(src.as_ref())), ("del", None)] {
+            let mut buf = Vec::new();
+            append(&mut buf, id, 7, 42, source.map(|s| s.get().as_bytes()));
+            let entry = Entry {
+                id: id.into(),
+                version: 7,
+                seq_no: 42,
+                source,
+            };
+            let mut want = serde_json::to_vec(&entry).unwrap();
+            want.push(b'\n');
+            assert_eq!(
+                String::from_utf8(buf).unwrap(),
+                String::from_utf8(want).unwrap()
+            );
+        }
     }
 }

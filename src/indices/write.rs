@@ -1,18 +1,28 @@
 //! Writing document batches: each shard's part of a batch becomes one or
 //! more new segment files (split at [`segment::MAX_SEGMENT_BYTES`]),
 //! created with create-if-absent, and is applied to the shard's map only
-//! once its segment is written. A replica that loses the race for a
+//! once its segment is written. The shards of a batch are written at the
+//! same time, each under its own lock. A replica that loses the race for a
 //! segment name catches up with the winner's segment and runs its part of
 //! the batch again.
-
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+//!
+//! Steps of one shard's part ([`Indices::write_shard`]):
+//! 1. key every id and look all of them up at once (the node's filter
+//!    answers for new ids; the others cost a block read per run);
+//! 2. decide each operation against what the map and the batch so far
+//!    hold (conflict, not found, or a new version), appending new versions
+//!    to the segment being built;
+//! 3. per segment: build its run, write the segment, commit the run, merge
+//!    runs as needed.
 
 use bytes::Bytes;
 
+use super::docmap::{Placed, Staged};
+use super::keys::DocKey;
+use super::runs::Rec;
 use super::{
-    segment, segment_path, shard_of, DocLoc, DocOp, DocResult, IndexError, IndexState, Indices,
-    Result, SegmentFile, Shard, WriteResult,
+    segment, segment_path, shard_of, DocOp, DocResult, IndexError, IndexState, Indices, Result,
+    SegmentFile, Shard, WriteResult,
 };
 use crate::es::names;
 use crate::storage::StorageError;
@@ -21,28 +31,16 @@ use crate::storage::StorageError;
 /// won its segment name, before the request gives up.
 const MAX_SEGMENT_RACES: u32 = 8;
 
-/// A document entry appended to the segment being built, applied to the
-/// shard's map once that segment is written.
-struct Pending {
-    id: String,
-    live: bool,
-    offset: u64,
-    len: u64,
-    version: u64,
-    seq_no: u64,
-}
+/// The results of one shard's operations, by their position in the batch.
+type ShardResults = Vec<(usize, Result<DocResult>)>;
 
 /// The segment a shard's part of a batch is building.
-#[derive(Default)]
 struct Batch {
     buf: Vec<u8>,
-    pending: Vec<Pending>,
-    /// Versions (and liveness) as this batch sees them, before it is
-    /// applied to the shard.
-    staged: HashMap<String, (u64, bool)>,
+    placed: Vec<Placed>,
 }
 
-/// What one operation does, given the versions seen so far.
+/// What one operation does, given the version and liveness seen so far.
 enum Step {
     /// `create` of a live document.
     Conflict { version: u64 },
@@ -52,14 +50,16 @@ enum Step {
     Append { version: u64, was_live: bool },
 }
 
-fn step(shard: &Shard, batch: &Batch, id: &str, is_index: bool, create_only: bool) -> Step {
-    let (version, live) = batch.staged.get(id).copied().unwrap_or_else(|| {
-        shard
-            .docs
-            .get(id)
-            .map(|d| (d.version, true))
-            .unwrap_or((0, false))
-    });
+/// About how many bytes an operation's segment entry takes.
+fn entry_bytes(op: &DocOp) -> usize {
+    match op {
+        DocOp::Index { id, source, .. } => id.len() + source.as_bytes().len() + 64,
+        DocOp::Delete { id } => id.len() + 48,
+    }
+}
+
+fn step(current: Option<Rec>, is_index: bool, create_only: bool) -> Step {
+    let (version, live) = current.map_or((0, false), |r| (r.version, r.live));
     if create_only && live {
         Step::Conflict { version }
     } else if !is_index && !live {
@@ -87,21 +87,32 @@ impl Indices {
         if meta.state == IndexState::Close {
             return Err(IndexError::Closed(name.into()));
         }
-        let mut by_shard: BTreeMap<u32, Vec<(usize, DocOp)>> = BTreeMap::new();
         let n = ops.len();
+        let mut by_shard: Vec<Vec<(usize, DocOp)>> =
+            (0..meta.number_of_shards).map(|_| Vec::new()).collect();
         for (i, op) in ops.into_iter().enumerate() {
-            by_shard
-                .entry(shard_of(op.id(), meta.number_of_shards))
-                .or_default()
-                .push((i, op));
+            by_shard[shard_of(op.id(), meta.number_of_shards) as usize].push((i, op));
         }
-        let mut results: Vec<Option<Result<DocResult>>> = (0..n).map(|_| None).collect();
-        for (shard_no, ops) in by_shard {
-            let mut shard = index.shards[shard_no as usize].lock().await;
-            self.write_shard_racing(name, &meta.uuid, shard_no, &mut shard, &ops, &mut results)
-                .await?;
-        }
+        let parts = by_shard
+            .iter()
+            .enumerate()
+            .filter(|(_, ops)| !ops.is_empty())
+            .map(|(no, ops)| {
+                let (index, uuid) = (&index, &meta.uuid);
+                async move {
+                    let mut shard = index.shards[no].lock().await;
+                    self.write_shard_racing(name, uuid, no as u32, &mut shard, ops)
+                        .await
+                }
+            });
+        let written = futures::future::join_all(parts).await;
         self.note_change().await;
+        let mut results: Vec<Option<Result<DocResult>>> = (0..n).map(|_| None).collect();
+        for part in written {
+            for (i, r) in part? {
+                results[i] = Some(r);
+            }
+        }
         Ok(results
             .into_iter()
             .map(|r| r.unwrap_or(Err(IndexError::NotApplied)))
@@ -109,8 +120,8 @@ impl Indices {
     }
 
     /// [`Self::write_shard`], run again after catching up when another
-    /// replica created the same segment first (nothing of this part of the
-    /// batch is applied then).
+    /// replica created the same segment first and no segment of this part
+    /// was written yet (nothing of it is applied then).
     async fn write_shard_racing(
         &self,
         name: &str,
@@ -118,12 +129,11 @@ impl Indices {
         shard_no: u32,
         shard: &mut Shard,
         ops: &[(usize, DocOp)],
-        results: &mut [Option<Result<DocResult>>],
-    ) -> Result<()> {
+    ) -> Result<ShardResults> {
         let mut attempts = 0;
         loop {
             let (seq_no, segment) = (shard.next_seq_no, shard.next_segment);
-            match self.write_shard(uuid, shard_no, shard, ops, results).await {
+            match self.write_shard(uuid, shard_no, shard, ops).await {
                 Err(IndexError::Storage(StorageError::AlreadyExists(_)))
                     if shard.next_segment == segment && attempts < MAX_SEGMENT_RACES =>
                 {
@@ -132,7 +142,6 @@ impl Indices {
                     self.catch_up(uuid, shard_no, shard).await?;
                 }
                 Err(IndexError::Storage(StorageError::AlreadyExists(_))) => {
-                    self.note_change().await;
                     return Err(IndexError::ShardWrittenConcurrently {
                         index: name.into(),
                         shard: shard_no,
@@ -143,38 +152,56 @@ impl Indices {
         }
     }
 
-    /// One shard's part of a batch, flushed as one or more new segments.
+    /// One shard's part of a batch, flushed as one or more new segments
+    /// (the steps of the module documentation).
     async fn write_shard(
         &self,
         uuid: &str,
         shard_no: u32,
         shard: &mut Shard,
         ops: &[(usize, DocOp)],
-        results: &mut [Option<Result<DocResult>>],
-    ) -> Result<()> {
-        let mut batch = Batch::default();
-        for (i, op) in ops {
+    ) -> Result<ShardResults> {
+        // 1. Every id's latest version before this batch.
+        let view = shard.map.view();
+        let keys: Vec<DocKey> = ops.iter().map(|(_, op)| view.keyer.key(op.id())).collect();
+        let before = view.lookup(&keys).await?;
+        // 2. Each operation against the map and the batch so far.
+        let mut bytes_left: usize = ops.iter().map(|(_, op)| entry_bytes(op)).sum();
+        let mut batch = Batch {
+            buf: Vec::new(),
+            placed: Vec::with_capacity(ops.len()),
+        };
+        let mut staged = Staged::default();
+        let mut out = Vec::with_capacity(ops.len());
+        for ((i, op), (key, before)) in ops.iter().zip(keys.into_iter().zip(before)) {
             let (id, source, create_only) = match op {
                 DocOp::Index {
                     id,
                     source,
                     create_only,
-                } => (id, Some(source.as_ref()), *create_only),
+                } => (id, Some(source.as_bytes()), *create_only),
                 DocOp::Delete { id } => (id, None, false),
             };
-            let (version, was_live) = match step(shard, &batch, id, source.is_some(), create_only) {
+            // A deletion the map still holds counts as no document, as a
+            // deleted document does once its deletion is merged away; this
+            // batch's own deletions keep their versions.
+            let current = staged.current(key, before.filter(|r| r.live));
+            let (version, was_live) = match step(current, source.is_some(), create_only) {
                 Step::Conflict { version } => {
                     let id = id.clone();
-                    results[*i] = Some(Err(IndexError::VersionConflict { id, version }));
+                    out.push((*i, Err(IndexError::VersionConflict { id, version })));
                     continue;
                 }
                 Step::NotFound { version } => {
-                    results[*i] = Some(Ok(DocResult {
-                        id: id.clone(),
-                        result: WriteResult::NotFound,
-                        version: version.max(1),
-                        seq_no: shard.next_seq_no,
-                    }));
+                    out.push((
+                        *i,
+                        Ok(DocResult {
+                            id: id.clone(),
+                            result: WriteResult::NotFound,
+                            version: version.max(1),
+                            seq_no: shard.next_seq_no,
+                        }),
+                    ));
                     continue;
                 }
                 Step::Append { version, was_live } => (version, was_live),
@@ -183,40 +210,48 @@ impl Indices {
                 self.flush_segment(uuid, shard_no, shard, &mut batch)
                     .await?;
             }
+            if batch.buf.capacity() == 0 {
+                // One allocation per segment instead of a doubling series.
+                batch
+                    .buf
+                    .reserve(bytes_left.min(segment::MAX_SEGMENT_BYTES + 64 * 1024));
+            }
+            bytes_left = bytes_left.saturating_sub(entry_bytes(op));
             let seq_no = shard.next_seq_no;
             shard.next_seq_no += 1;
-            let (offset, len) = segment::append(&mut batch.buf, id, version + 1, seq_no, source)
-                .map_err(|source| IndexError::Unstorable {
-                    id: id.clone(),
-                    source,
-                })?;
-            let live = source.is_some();
-            batch.staged.insert(id.clone(), (version + 1, live));
-            let result = match (live, was_live) {
+            let (offset, len) = segment::append(&mut batch.buf, id, version + 1, seq_no, source);
+            let rec = Rec {
+                key,
+                version: version + 1,
+                segment: shard.segments.len() as u32,
+                offset,
+                len,
+                live: source.is_some(),
+            };
+            staged.record(rec);
+            batch.placed.push(Placed { rec, prev: current });
+            let result = match (rec.live, was_live) {
                 (true, false) => WriteResult::Created,
                 (true, true) => WriteResult::Updated,
                 _ => WriteResult::Deleted,
             };
-            results[*i] = Some(Ok(DocResult {
-                id: id.clone(),
-                result,
-                version: version + 1,
-                seq_no,
-            }));
-            batch.pending.push(Pending {
-                id: id.clone(),
-                live,
-                offset,
-                len,
-                version: version + 1,
-                seq_no,
-            });
+            out.push((
+                *i,
+                Ok(DocResult {
+                    id: id.clone(),
+                    result,
+                    version: version + 1,
+                    seq_no,
+                }),
+            ));
         }
-        self.flush_segment(uuid, shard_no, shard, &mut batch).await
+        self.flush_segment(uuid, shard_no, shard, &mut batch)
+            .await?;
+        Ok(out)
     }
 
-    /// Writes the segment `batch` has built (create-if-absent), then applies
-    /// its entries to the shard.
+    /// Step 3: writes the segment `batch` has built (create-if-absent)
+    /// between building its run and committing it, then merges runs.
     async fn flush_segment(
         &self,
         uuid: &str,
@@ -227,30 +262,17 @@ impl Indices {
         if batch.buf.is_empty() {
             return Ok(());
         }
+        let prepared = shard.map.prepare(std::mem::take(&mut batch.placed)).await?;
         let name = segment::segment_name(shard.next_segment);
         let size = batch.buf.len() as u64;
+        let data = std::mem::take(&mut batch.buf);
         self.store
-            .write_if_absent(
-                &segment_path(uuid, shard_no, &name),
-                Bytes::from(std::mem::take(&mut batch.buf)),
-            )
+            .write_if_absent(&segment_path(uuid, shard_no, &name), Bytes::from(data))
             .await?;
         shard.next_segment += 1;
-        let seg: Arc<str> = Arc::from(name.as_str());
-        for p in batch.pending.drain(..) {
-            shard.apply(
-                &p.id,
-                p.live,
-                DocLoc {
-                    segment: seg.clone(),
-                    offset: p.offset,
-                    len: p.len,
-                    version: p.version,
-                    seq_no: p.seq_no,
-                },
-            );
-        }
+        shard.map.commit(prepared);
         shard.segments.push(SegmentFile { name, size });
+        shard.map.compact().await;
         Ok(())
     }
 }

@@ -13,15 +13,17 @@
 //! 3. per index, in name order: create it if missing, write its batch;
 //! 4. answer every item in the order of the request.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use serde_json::value::RawValue;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{checked_depth, Documents};
 use crate::es::names;
-use crate::indices::{new_doc_id, DocOp, DocResult};
+use crate::indices::{new_doc_id, DocOp, DocResult, Source};
 use crate::service::{Result, ServiceError};
 
 /// Whether the caller may apply an action to an index: `Err` carries the
@@ -101,8 +103,9 @@ pub struct BulkPlan {
 
 impl BulkPlan {
     /// Parses NDJSON action and source lines. Blank lines are skipped;
-    /// every error fails the whole request and names its line.
-    pub fn parse(body: &[u8], default_index: Option<&str>) -> Result<BulkPlan> {
+    /// every error fails the whole request and names its line. Sources are
+    /// kept as slices of `body`, not copied.
+    pub fn parse(body: &Bytes, default_index: Option<&str>) -> Result<BulkPlan> {
         let mut lines = body
             .split(|b| *b == b'\n')
             .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
@@ -126,7 +129,7 @@ impl BulkPlan {
                             "The bulk request must be terminated by a newline [\\n]".into(),
                         )
                     })?;
-                    let source = source_line(n + 2, src)?;
+                    let source = source_line(n + 2, body, src)?;
                     let create_only = action == BulkAction::Create || id.is_none();
                     let id = id.unwrap_or_else(new_doc_id);
                     let op = DocOp::Index {
@@ -163,8 +166,29 @@ impl BulkPlan {
 }
 
 /// The verb, index and id of action line `n` (0-based among non-blank
-/// lines).
-fn action_line(
+/// lines): the common shape read directly ([`QuickAction`]), anything
+/// else (and every error) as a JSON object, in Elasticsearch's words.
+fn action_line<'a>(
+    n: usize,
+    line: &'a [u8],
+    default_index: Option<&str>,
+) -> Result<(Cow<'a, str>, String, Option<String>)> {
+    if let Ok(quick) = serde_json::from_slice::<QuickAction>(line) {
+        let index = match quick.index {
+            Some(index) => index.into_owned(),
+            None => default_index
+                .map(String::from)
+                .ok_or_else(|| ServiceError::Validation(vec!["index is missing".into()]))?,
+        };
+        return Ok((quick.verb, index, quick.id));
+    }
+    let (verb, index, id) = action_object(n, line, default_index)?;
+    Ok((Cow::Owned(verb), index, id))
+}
+
+/// [`action_line`] through a JSON object, for every line the quick reading
+/// does not take.
+fn action_object(
     n: usize,
     line: &[u8],
     default_index: Option<&str>,
@@ -196,12 +220,141 @@ fn action_line(
     Ok((verb, index, id))
 }
 
-/// A source line (`line` is its 1-based number), exactly as stored.
-fn source_line(line: usize, src: &[u8]) -> Result<Box<RawValue>> {
+/// A source line (`line` is its 1-based number) of `body`, exactly as
+/// stored.
+fn source_line(line: usize, body: &Bytes, src: &[u8]) -> Result<Source> {
     checked_depth(src, line)?;
-    serde_json::from_slice(src).map_err(|e| {
+    Source::parse(&body.slice_ref(src)).map_err(|e| {
         ServiceError::ContentParse(format!("[{line}:1] failed to parse document: {e}"))
     })
+}
+
+/// The usual action line, `{"<verb>": {"_index": "<name>", "_id": <string
+/// or unsigned number>, ...}}`, read without building a JSON tree. Any
+/// other shape (the metadata not an object, `_index` not a string, `_id`
+/// of another type, the verb repeated) is refused here and left to
+/// [`action_object`], which answers it as it always has.
+struct QuickAction<'a> {
+    verb: Cow<'a, str>,
+    index: Option<Cow<'a, str>>,
+    id: Option<String>,
+}
+
+/// A string, borrowed from the line when it has no escapes.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> std::result::Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> std::result::Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// An `_id`: a string, or an unsigned number read as its digits.
+struct Id(String);
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Id;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or an unsigned number")
+            }
+            fn visit_str<E>(self, v: &str) -> std::result::Result<Id, E> {
+                Ok(Id(v.to_string()))
+            }
+            fn visit_u64<E>(self, v: u64) -> std::result::Result<Id, E> {
+                Ok(Id(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The metadata object of an action line: `_index` and `_id`, the last of
+/// each winning as in a JSON object; other fields are skipped.
+struct QuickMeta<'a> {
+    index: Option<Cow<'a, str>>,
+    id: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for QuickMeta<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = QuickMeta<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<QuickMeta<'de>, A::Error> {
+                let mut meta = QuickMeta {
+                    index: None,
+                    id: None,
+                };
+                while let Some(key) = map.next_key::<Text>()? {
+                    match key.0.as_ref() {
+                        "_index" => meta.index = Some(map.next_value::<Text>()?.0),
+                        "_id" => meta.id = Some(map.next_value::<Id>()?.0),
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(meta)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for QuickAction<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = QuickAction<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an action object")
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<QuickAction<'de>, A::Error> {
+                let verb = map
+                    .next_key::<Text>()?
+                    .ok_or_else(|| de::Error::custom("no action"))?
+                    .0;
+                let meta: QuickMeta = map.next_value()?;
+                while let Some(key) = map.next_key::<Text>()? {
+                    if key.0 == verb {
+                        return Err(de::Error::custom("the action repeated"));
+                    }
+                    map.next_value::<IgnoredAny>()?;
+                }
+                Ok(QuickAction {
+                    verb,
+                    index: meta.index,
+                    id: meta.id,
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 impl Documents {
@@ -240,11 +393,21 @@ impl Documents {
         let started = std::time::Instant::now();
         let plan = BulkPlan::parse(&body, default_index.as_deref())?;
         let mut answers: Vec<Option<BulkItem>> = (0..plan.len()).map(|_| None).collect();
-        // Group by index, keeping each item's slot.
+        // Group by index, keeping each item's slot. Items mostly repeat
+        // the action and index before them: the last answer is reused.
         let mut by_index: BTreeMap<String, Vec<(usize, BulkAction, DocOp)>> = BTreeMap::new();
+        let mut last: Option<(BulkAction, String, std::result::Result<(), String>)> = None;
         for (slot, item) in plan.items.into_iter().enumerate() {
             match item {
-                Planned::Op(action, index, op) => match permitted(action, &index) {
+                Planned::Op(action, index, op) => match last
+                    .as_ref()
+                    .filter(|(a, i, _)| *a == action && *i == index)
+                    .map(|(_, _, r)| r.clone())
+                    .unwrap_or_else(|| {
+                        let r = permitted(action, &index);
+                        last = Some((action, index.clone(), r.clone()));
+                        r
+                    }) {
                     Ok(()) => by_index.entry(index).or_default().push((slot, action, op)),
                     Err(reason) => {
                         answers[slot] = Some(BulkItem {
@@ -340,7 +503,7 @@ mod tests {
     use super::*;
 
     fn parse(body: &str, default_index: Option<&str>) -> Result<BulkPlan> {
-        BulkPlan::parse(body.as_bytes(), default_index)
+        BulkPlan::parse(&Bytes::copy_from_slice(body.as_bytes()), default_index)
     }
 
     fn reason(r: Result<BulkPlan>) -> String {

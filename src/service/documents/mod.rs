@@ -16,14 +16,14 @@ pub mod bulk;
 
 use std::sync::Arc;
 
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::progress::TaskTracker;
 use super::{Result, ServiceError};
 use crate::es::{expression, names};
 use crate::indices::{
-    new_doc_id, Doc, DocOp, DocResult, IndexError, IndexMetadata, IndexState, IndexSummary, Indices,
+    new_doc_id, Doc, DocOp, DocResult, IndexError, IndexMetadata, IndexState, IndexSummary,
+    Indices, Source,
 };
 
 /// The document and index operations of one node.
@@ -376,7 +376,7 @@ fn checked_depth(src: &[u8], line: usize) -> Result<()> {
 }
 
 /// The source of a single-document write, exactly as stored: a JSON object.
-fn source_of(body: &[u8]) -> Result<Box<RawValue>> {
+fn source_of(body: &[u8]) -> Result<Source> {
     checked_depth(body, 1)?;
     let v = parse_optional_json(body)?
         .ok_or_else(|| ServiceError::Validation(vec!["source is missing".into()]))?;
@@ -385,8 +385,9 @@ fn source_of(body: &[u8]) -> Result<Box<RawValue>> {
             "failed to parse, document is empty or not an object".into(),
         ));
     }
-    serde_json::value::to_raw_value(&v)
-        .map_err(|e| ServiceError::MapperParsing(format!("failed to parse: {e}")))
+    let raw = serde_json::value::to_raw_value(&v)
+        .map_err(|e| ServiceError::MapperParsing(format!("failed to parse: {e}")))?;
+    Ok(Source::from_raw(&raw))
 }
 
 /// A JSON body, `None` when empty (or `null`), with the errors of the
