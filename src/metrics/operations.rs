@@ -42,6 +42,14 @@ impl Outcome {
         }
     }
 
+    /// `Success` when `ok`, `Failure` otherwise.
+    pub fn succeeded(ok: bool) -> Outcome {
+        match ok {
+            true => Outcome::Success,
+            false => Outcome::Failure,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Success => "success",
