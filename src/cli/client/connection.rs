@@ -66,9 +66,12 @@ enum Credentials {
 }
 
 impl Credentials {
-    fn header(&self) -> Option<HeaderValue> {
+    /// The `Authorization` header, marked sensitive; `Ok(None)` for
+    /// anonymous requests. An API key that cannot be a header value is a
+    /// usage error rather than a request sent without credentials.
+    fn header(&self) -> Result<Option<HeaderValue>, ClientError> {
         let value = match self {
-            Credentials::Anonymous => return None,
+            Credentials::Anonymous => return Ok(None),
             Credentials::Basic { user, password } => {
                 let pair = Zeroizing::new(format!("{user}:{}", password.as_str()));
                 let encoded = Zeroizing::new(
@@ -84,14 +87,20 @@ impl Credentials {
             )),
             Credentials::ApiKey(key) => Zeroizing::new(format!("ApiKey {}", key.as_str())),
         };
-        let mut header = HeaderValue::from_str(&value).ok()?;
+        let mut header = HeaderValue::from_str(&value).map_err(|_| {
+            ClientError::Usage("the API key holds characters an HTTP header cannot carry".into())
+        })?;
         header.set_sensitive(true);
-        Some(header)
+        Ok(Some(header))
     }
 }
 
+/// Looks up an environment variable (a parameter, so tests need not
+/// touch the process's environment).
+type Env<'a> = &'a dyn Fn(&str) -> Option<Zeroizing<String>>;
+
 /// Reads an environment variable, empty meaning unset.
-fn env(name: &str) -> Option<Zeroizing<String>> {
+fn process_env(name: &str) -> Option<Zeroizing<String>> {
     std::env::var(name)
         .ok()
         .filter(|v| !v.is_empty())
@@ -100,7 +109,7 @@ fn env(name: &str) -> Option<Zeroizing<String>> {
 
 /// Flags first, then the environment, then credentials in the URL; two
 /// kinds given at the same level are refused rather than one picked.
-fn resolve(o: &CommonOptions, url: &mut Url) -> Result<Credentials, ClientError> {
+fn resolve(o: &CommonOptions, url: &mut Url, env: Env) -> Result<Credentials, ClientError> {
     let in_url = (!url.username().is_empty()).then(|| {
         let decode = |s: &str| Zeroizing::new(percent_decode(s).unwrap_or_else(|| s.to_string()));
         (decode(url.username()), url.password().map(decode))
@@ -112,7 +121,7 @@ fn resolve(o: &CommonOptions, url: &mut Url) -> Result<Credentials, ClientError>
         Ok(Credentials::Basic {
             password: match password {
                 Some(p) => p,
-                None => password_for(&user, o.password_stdin)?,
+                None => password_for(&user, o.password_stdin, env)?,
             },
             user,
         })
@@ -148,7 +157,7 @@ fn resolve(o: &CommonOptions, url: &mut Url) -> Result<Credentials, ClientError>
 
 /// The password of `user`: standard input when asked, else
 /// SNAPVAULT_PASSWORD, else a prompt on the terminal without echo.
-fn password_for(user: &str, from_stdin: bool) -> Result<Zeroizing<String>, ClientError> {
+fn password_for(user: &str, from_stdin: bool, env: Env) -> Result<Zeroizing<String>, ClientError> {
     if from_stdin {
         let mut line = Zeroizing::new(String::new());
         std::io::stdin().lock().read_line(&mut line).map_err(|e| {
@@ -214,7 +223,7 @@ impl Connection {
             .ok_or_else(|| {
                 ClientError::Usage("--url must be an http:// or https:// URL with a host".into())
             })?;
-        let credentials = resolve(o, &mut base)?;
+        let credentials = resolve(o, &mut base, &process_env)?;
         base.set_query(None);
         base.set_fragment(None);
         let mut builder = reqwest::Client::builder()
@@ -240,7 +249,7 @@ impl Connection {
             reason: chain(e),
         })?;
         Ok(Connection {
-            authorization: credentials.header(),
+            authorization: credentials.header()?,
             base,
             http,
             json: o.json,
@@ -342,13 +351,45 @@ mod tests {
     #[test]
     fn credentials_in_the_url_are_used_and_taken_out_of_it() {
         let mut url = Url::parse("http://elastic:p%40ss@127.0.0.1:9200/").unwrap();
-        let c = resolve(&options(url.as_str()), &mut url).unwrap();
+        let c = resolve(&options(url.as_str()), &mut url, &|_| None).unwrap();
         assert_eq!(url.as_str(), "http://127.0.0.1:9200/");
         let Credentials::Basic { user, password } = &c else {
             panic!("basic credentials");
         };
         assert_eq!((user.as_str(), password.as_str()), ("elastic", "p@ss"));
-        assert!(c.header().unwrap().is_sensitive());
+        assert!(c.header().unwrap().unwrap().is_sensitive());
+    }
+
+    #[test]
+    fn flags_beat_the_environment_which_beats_the_url_and_two_kinds_at_one_level_are_refused() {
+        let env = |name: &str| match name {
+            "SNAPVAULT_API_KEY" => Some(Zeroizing::new("id:key".to_string())),
+            "SNAPVAULT_PASSWORD" => Some(Zeroizing::new("from-env".to_string())),
+            _ => None,
+        };
+        let mut url = Url::parse("http://u:p@h:9200/").unwrap();
+        let mut o = options(url.as_str());
+        assert!(matches!(
+            resolve(&o, &mut url.clone(), &env),
+            Ok(Credentials::ApiKey(_))
+        ));
+        o.user = Some("alice".into());
+        let Ok(Credentials::Basic { user, password }) = resolve(&o, &mut url, &env) else {
+            panic!("--user wins over SNAPVAULT_API_KEY");
+        };
+        assert_eq!((user.as_str(), password.as_str()), ("alice", "from-env"));
+        o.api_key = Some("k".into());
+        assert!(matches!(
+            resolve(&o, &mut url, &env),
+            Err(ClientError::Usage(_))
+        ));
+        let both =
+            |name: &str| (name != "SNAPVAULT_PASSWORD").then(|| Zeroizing::new("x".to_string()));
+        let o = options("http://h:9200/");
+        assert!(matches!(
+            resolve(&o, &mut url, &both),
+            Err(ClientError::Usage(_))
+        ));
     }
 
     #[test]
@@ -356,13 +397,18 @@ mod tests {
         let key = Credentials::ApiKey(Zeroizing::new(
             "VuaCfGcBCdbkQm-e5aOx:ui2lp2axTNmsyakw9tvNnw".into(),
         ));
-        let header = key.header().unwrap();
+        let header = key.header().unwrap().unwrap();
         assert_eq!(
             header.to_str().unwrap(),
             "ApiKey VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw=="
         );
         let encoded = Credentials::ApiKey(Zeroizing::new("abc==".into()));
-        assert_eq!(encoded.header().unwrap().to_str().unwrap(), "ApiKey abc==");
+        assert_eq!(
+            encoded.header().unwrap().unwrap().to_str().unwrap(),
+            "ApiKey abc=="
+        );
+        let broken = Credentials::ApiKey(Zeroizing::new("line\nbreak".into()));
+        assert!(matches!(broken.header(), Err(ClientError::Usage(_))));
     }
 
     #[test]
