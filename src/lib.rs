@@ -43,6 +43,7 @@ pub mod indices;
 pub mod json_depth;
 pub mod kms;
 pub mod logging;
+pub mod memory;
 pub mod repository;
 pub mod security;
 pub mod server;

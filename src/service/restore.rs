@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
 use super::operations::{Operations, Start, Verb};
@@ -29,6 +29,23 @@ use crate::repository::layout;
 use crate::repository::model::{FileEntry, IndexMeta, ShardManifest};
 use crate::repository::RepoError;
 use crate::state::OpKind;
+
+/// The largest buffer allocated up front for a file, whatever its
+/// manifest says (a larger file grows its buffer as chunks arrive).
+const MAX_PRESIZE: u64 = 64 * 1024 * 1024;
+
+/// Files of one index restored at once.
+const RESTORE_FILES_IN_FLIGHT: usize = 6;
+
+/// The plaintext a restore holds in memory at most (MiB): files wait for
+/// their size in this budget before their chunks are fetched.
+const RESTORE_BUFFER_MIB: usize = 32;
+
+/// A file's share of the budget: its size in MiB, rounded up, at least
+/// one and at most the whole budget (a larger file then runs alone).
+fn buffer_permits(size: u64) -> u32 {
+    size.div_ceil(1024 * 1024).clamp(1, RESTORE_BUFFER_MIB as u64) as u32
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct RestoreSnapshot {
@@ -231,6 +248,7 @@ impl Restores {
             settings.remove(key);
         }
         settings.extend(req.index_settings.clone());
+        let mut files = Vec::new();
         for shard in 0..index.shards {
             let path = layout::shard_manifest(&index.uuid, shard, snapshot_uuid);
             let (m, _) = open.repo.read_doc::<ShardManifest>(&path).await?;
@@ -239,7 +257,20 @@ impl Restores {
                 r.total_files = m.files.len() as u64;
                 r.total_bytes = m.files.iter().map(|f| f.size).sum();
             });
-            for file in m.files {
+            files.extend(m.files.into_iter().map(|f| (shard, f)));
+        }
+        // Every file of every shard in one stream, several at a time: one
+        // file's chunks are fetched while another's are decrypted and a
+        // third is written, so both cores and the disk stay busy. Memory is
+        // bounded by the byte budget, whatever the index size.
+        let budget = Arc::new(tokio::sync::Semaphore::new(RESTORE_BUFFER_MIB));
+        let jobs = files.into_iter().map(|(shard, file)| {
+            let budget = budget.clone();
+            async move {
+                let _held = budget
+                    .acquire_many(buffer_permits(file.size))
+                    .await
+                    .expect("the budget is never closed");
                 let at = Shard {
                     target,
                     stage: &index.stage,
@@ -248,8 +279,20 @@ impl Restores {
                 self.restore_file(open, &at, &file, throttle).await?;
                 self.recoveries
                     .update(target, shard, |r| r.recovered_files += 1);
+                Ok::<_, RepoError>(())
             }
-        }
+        });
+        futures::stream::iter(jobs)
+            .buffer_unordered(RESTORE_FILES_IN_FLIGHT)
+            .try_collect::<()>()
+            .await?;
+        self.indices
+            .persist_staged(&index.stage)
+            .await
+            .map_err(|e| RepoError::Corrupt {
+                path: index.stage.clone(),
+                reason: e.to_string(),
+            })?;
         Ok(Indices::new_metadata(
             target,
             &index.stage,
@@ -273,18 +316,17 @@ impl Restores {
             .iter()
             .map(|c| fetch_chunk(&open.repo, c, throttle))
             .collect();
-        let parts: Vec<Vec<u8>> = futures::stream::iter(fetches)
-            .buffered(self.config.snapshot_upload_concurrency.max(1))
-            .inspect_ok(|part| {
-                let n = part.len() as u64;
-                self.recoveries
-                    .update(at.target, shard, |r| r.recovered_bytes += n);
-            })
-            .try_collect()
-            .await?;
-        let mut buf = BytesMut::with_capacity(file.size as usize);
-        for p in parts {
-            buf.extend_from_slice(&p);
+        // Chunks are appended as they arrive, in order, into one buffer
+        // of the file's size: the file is held once, plus the chunks in
+        // flight.
+        let mut arriving =
+            futures::stream::iter(fetches).buffered(self.config.snapshot_upload_concurrency.max(1));
+        let mut buf = Vec::with_capacity(file.size.min(MAX_PRESIZE) as usize);
+        while let Some(part) = arriving.try_next().await? {
+            let n = part.len() as u64;
+            self.recoveries
+                .update(at.target, shard, |r| r.recovered_bytes += n);
+            buf.extend_from_slice(&part);
         }
         if buf.len() as u64 != file.size {
             return Err(RepoError::Corrupt {

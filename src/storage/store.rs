@@ -150,6 +150,35 @@ impl Store {
         Ok(())
     }
 
+    /// [`Store::write`] without waiting for the disk where that is a choice
+    /// (`fs`: no fsync): for many objects made durable together by one
+    /// [`Store::persist`] before anything refers to them. Object stores
+    /// are durable when a write returns; there this is `write`.
+    pub async fn write_unsynced(&self, path: &str, data: Bytes) -> Result<()> {
+        match &self.backend {
+            Backend::Fs(root) => {
+                let target = root.join(path);
+                super::fs::blocking(path, move || {
+                    super::fs::replace_file_unsynced(&target, &data)
+                })
+                .await
+            }
+            _ => self.write(path, data).await,
+        }
+    }
+
+    /// Makes every object under `prefix` durable (`fs`: fsync of each file
+    /// and directory, several at once); nothing to do on object stores.
+    pub async fn persist(&self, prefix: &str) -> Result<()> {
+        match &self.backend {
+            Backend::Fs(root) => {
+                let dir = root.join(prefix.trim_end_matches('/'));
+                super::fs::blocking(prefix, move || super::fs::sync_tree(&dir, 8)).await
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub async fn exists(&self, path: &str) -> Result<bool> {
         self.op
             .exists(path)
