@@ -34,6 +34,20 @@ impl Indices {
             .await?)
     }
 
+    /// A restored segment written chunk by chunk as they arrive, unsynced
+    /// like [`Indices::write_staged_segment`].
+    pub async fn staged_segment_writer(
+        &self,
+        uuid: &str,
+        shard: u32,
+        name: &str,
+    ) -> Result<crate::storage::PieceWriter> {
+        Ok(self
+            .store
+            .piece_writer(&segment_path(uuid, shard, name))
+            .await?)
+    }
+
     /// Makes every staged file of `uuid` durable, in one pass: one fsync
     /// per restored file would make the restore wait for the disk file by
     /// file; together the waits overlap, as after `cp -r` and `sync`.

@@ -13,7 +13,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
 use super::operations::{Operations, Start, Verb};
@@ -30,22 +29,9 @@ use crate::repository::model::{FileEntry, IndexMeta, ShardManifest};
 use crate::repository::RepoError;
 use crate::state::OpKind;
 
-/// The largest buffer allocated up front for a file, whatever its
-/// manifest says (a larger file grows its buffer as chunks arrive).
-const MAX_PRESIZE: u64 = 64 * 1024 * 1024;
-
 /// Files of one index restored at once.
 const RESTORE_FILES_IN_FLIGHT: usize = 6;
 
-/// The plaintext a restore holds in memory at most (MiB): files wait for
-/// their size in this budget before their chunks are fetched.
-const RESTORE_BUFFER_MIB: usize = 32;
-
-/// A file's share of the budget: its size in MiB, rounded up, at least
-/// one and at most the whole budget (a larger file then runs alone).
-fn buffer_permits(size: u64) -> u32 {
-    size.div_ceil(1024 * 1024).clamp(1, RESTORE_BUFFER_MIB as u64) as u32
-}
 
 #[derive(Debug, Clone, Default)]
 pub struct RestoreSnapshot {
@@ -262,15 +248,9 @@ impl Restores {
         // Every file of every shard in one stream, several at a time: one
         // file's chunks are fetched while another's are decrypted and a
         // third is written, so both cores and the disk stay busy. Memory is
-        // bounded by the byte budget, whatever the index size.
-        let budget = Arc::new(tokio::sync::Semaphore::new(RESTORE_BUFFER_MIB));
+        // bounded by the chunks in flight, whatever the index size.
         let jobs = files.into_iter().map(|(shard, file)| {
-            let budget = budget.clone();
             async move {
-                let _held = budget
-                    .acquire_many(buffer_permits(file.size))
-                    .await
-                    .expect("the budget is never closed");
                 let at = Shard {
                     target,
                     stage: &index.stage,
@@ -316,31 +296,37 @@ impl Restores {
             .iter()
             .map(|c| fetch_chunk(&open.repo, c, throttle))
             .collect();
-        // Chunks are appended as they arrive, in order, into one buffer
-        // of the file's size: the file is held once, plus the chunks in
-        // flight.
+        // Chunks are written as they arrive, in order: the file is never
+        // held whole, only the chunks in flight are.
+        let corrupt = |e: crate::indices::IndexError| RepoError::Corrupt {
+            path: file.name.clone(),
+            reason: e.to_string(),
+        };
+        let mut out = self
+            .indices
+            .staged_segment_writer(stage, shard, &file.name)
+            .await
+            .map_err(corrupt)?;
         let mut arriving =
             futures::stream::iter(fetches).buffered(self.config.snapshot_upload_concurrency.max(1));
-        let mut buf = Vec::with_capacity(file.size.min(MAX_PRESIZE) as usize);
+        let mut written = 0u64;
         while let Some(part) = arriving.try_next().await? {
             let n = part.len() as u64;
+            written += n;
+            if written > file.size {
+                break;
+            }
+            out.push(part).await.map_err(|e| corrupt(e.into()))?;
             self.recoveries
                 .update(at.target, shard, |r| r.recovered_bytes += n);
-            buf.extend_from_slice(&part);
         }
-        if buf.len() as u64 != file.size {
+        if written != file.size {
             return Err(RepoError::Corrupt {
                 path: file.name.clone(),
                 reason: "restored size differs from the snapshot".into(),
             });
         }
-        self.indices
-            .write_staged_segment(stage, shard, &file.name, Bytes::from(buf))
-            .await
-            .map_err(|e| RepoError::Corrupt {
-                path: file.name.clone(),
-                reason: e.to_string(),
-            })
+        out.finish().await.map_err(|e| corrupt(e.into()))
     }
 
     /// Makes one staged index visible.

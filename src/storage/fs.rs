@@ -109,6 +109,56 @@ pub(super) fn replace_file_unsynced(target: &Path, data: &[u8]) -> std::io::Resu
     })
 }
 
+/// A file written piece by piece into a temporary file beside `target`,
+/// renamed over it by [`PieceFile::finish`] (unsynced, like
+/// [`replace_file_unsynced`]); dropped unfinished, the temporary file is
+/// removed.
+pub(super) struct PieceFile {
+    file: Option<std::fs::File>,
+    tmp: PathBuf,
+    target: PathBuf,
+}
+
+impl PieceFile {
+    pub(super) fn create(target: PathBuf) -> std::io::Result<PieceFile> {
+        let dir = target
+            .parent()
+            .ok_or_else(|| std::io::Error::other("object path has no parent"))?;
+        std::fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!("{TEMP_PREFIX}{}", uuid::Uuid::new_v4().simple()));
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        Ok(PieceFile {
+            file: Some(file),
+            tmp,
+            target,
+        })
+    }
+
+    pub(super) fn push(&mut self, piece: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        self.file
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("file already finished"))?
+            .write_all(piece)
+    }
+
+    pub(super) fn finish(mut self) -> std::io::Result<()> {
+        drop(self.file.take());
+        std::fs::rename(&self.tmp, &self.target)
+    }
+}
+
+impl Drop for PieceFile {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
 /// Makes every file and directory under `dir` durable: the files are
 /// fsynced by `workers` threads at once (the disk orders the writes; the
 /// waits overlap), then the directories, deepest first, so each new name
@@ -208,6 +258,31 @@ mod tests {
                 d.await.unwrap().unwrap();
             }
         }
+    }
+
+    #[tokio::test]
+    async fn unsynced_writes_replace_atomically_and_persist_walks_the_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = fs_store(&dir);
+        for shard in 0..3 {
+            for file in 0..5 {
+                let path = format!("indices/u/{shard}/seg-{file}");
+                store.write_unsynced(&path, Bytes::from("old")).await.unwrap();
+                store
+                    .write_unsynced(&path, Bytes::from(format!("{shard}-{file}")))
+                    .await
+                    .unwrap();
+            }
+        }
+        store.persist("indices/u/").await.unwrap();
+        // A prefix with nothing under it is durable already.
+        store.persist("indices/none/").await.unwrap();
+        assert_eq!(
+            store.read("indices/u/2/seg-4").await.unwrap(),
+            Bytes::from("2-4")
+        );
+        let names = super::names(&dir.path().join("indices/u/1")).unwrap();
+        assert_eq!(names.len(), 5, "no temporary file is left: {names:?}");
     }
 
     #[tokio::test]

@@ -29,4 +29,4 @@ mod store;
 pub use backend::{AzureConfig, Backend, GcsConfig, S3Config};
 pub use error::{Result, StorageError};
 pub use operator::Limits;
-pub use store::{Listed, Store};
+pub use store::{Listed, PieceWriter, Store};
