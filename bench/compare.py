@@ -18,7 +18,8 @@ Peak memory: the server's VmHWM (reset before each phase), the tools'
 ru_maxrss. RSS of the server is also sampled every 50 ms during the first
 run's snapshot and restore into `BENCH_OUT/memory.csv` for the plots.
 
-Standard library only. Usage: bench/compare.sh (builds, installs the
+The machine's free memory is touched once before anything runs (see
+`warm_memory`; BENCH_WARM=0 skips it). Standard library only. Usage: bench/compare.sh (builds, installs the
 tools, runs this)."""
 
 import base64
@@ -138,6 +139,27 @@ class Sampler:
         self.thread.join()
 
 
+def warm_memory(leave_mib=2048):
+    """Touches the machine's free memory once, then frees it. On a virtual
+    machine whose host backs guest pages lazily, a page's first touch is
+    slow (measured on the project's machine: 272 MiB written to the page
+    cache in 1.33 s on fresh pages, 0.11 s on reused ones), and would be
+    charged to whichever tool happens to run first."""
+    with open("/proc/meminfo") as f:
+        info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f}
+    left = max(0, info["MemFree"] - leave_mib * MIB)
+    t0 = time.perf_counter()
+    blocks = []
+    while left > 0:
+        n = min(256 * MIB, left)
+        b = bytearray(n)
+        b[0:n:4096] = bytes(len(range(0, n, 4096)))
+        blocks.append(b)
+        left -= n
+    del blocks
+    return time.perf_counter() - t0
+
+
 def messages(rng, count):
     words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 10))) for _ in range(5000)]
     return [" ".join(rng.choices(words, k=150)) for _ in range(count)]
@@ -200,6 +222,91 @@ def load(base, target):
     return docs, sent, seconds
 
 
+def many_files(base, work, files):
+    """An index of `files` segment files (one small `_bulk` request each,
+    two client threads), snapshotted once, then again unchanged: the
+    unchanged snapshot's time."""
+    call(base, "PUT", "/many", {"settings": {"number_of_shards": 1}})
+    left = list(range(files))
+    lock = threading.Lock()
+
+    def worker():
+        while True:
+            with lock:
+                if not left:
+                    return
+                n = left.pop()
+            body = ('{"index":{}}\n' + json.dumps({"n": n, "message": f"file {n}"}) + "\n").encode()
+            call(base, "POST", "/many/_bulk", body, "application/x-ndjson")
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    uuid = [i for i in call(base, "GET", "/_cat/indices?format=json") if i["index"] == "many"][0]["uuid"]
+    count = file_count(os.path.join(work, "data", "indices", uuid))
+    call(base, "PUT", "/_snapshot/many", {"type": "fs", "settings": {"location": "many"}})
+    t0 = time.perf_counter()
+    call(base, "PUT", "/_snapshot/many/first?wait_for_completion=true", {"indices": "many"})
+    first = time.perf_counter() - t0
+    times = []
+    for i in range(3):
+        t0 = time.perf_counter()
+        call(base, "PUT", f"/_snapshot/many/again-{i}?wait_for_completion=true", {"indices": "many"})
+        times.append(time.perf_counter() - t0)
+    row = {"files_in_index_dir": count, "first_snapshot_s": round(first, 2), "unchanged_snapshot_s": [round(t, 3) for t in times]}
+    print(json.dumps({"many_files": row}), file=sys.stderr)
+    call(base, "DELETE", "/many")
+    return row
+
+
+def scale(base, pid, work, steps, loaded):
+    """Grows the index to each size of `steps` (MiB) and measures a full
+    snapshot and a restore at each: throughput and peak RSS against index
+    size."""
+    out = []
+    rng = random.Random(7)
+    for step in steps:
+        want = step * MIB
+        if want > loaded:
+            for body, _ in bodies(want - loaded, rng):
+                r = call(base, "POST", "/logs/_bulk", body, "application/x-ndjson")
+                assert not r["errors"]
+            loaded = want
+        uuid = [i for i in call(base, "GET", "/_cat/indices?format=json") if i["index"] == "logs"][0]["uuid"]
+        size = dir_size(os.path.join(work, "data", "indices", uuid))
+        repo = f"scale{step}"
+        call(base, "PUT", f"/_snapshot/{repo}", {"type": "fs", "settings": {"location": repo}})
+        os.sync()
+        reset_peak(pid)
+        t0 = time.perf_counter()
+        call(base, "PUT", f"/_snapshot/{repo}/s?wait_for_completion=true", {"indices": "logs"})
+        snap = time.perf_counter() - t0
+        snap_rss = status(pid)[1]
+        os.sync()
+        reset_peak(pid)
+        t0 = time.perf_counter()
+        call(base, "POST", f"/_snapshot/{repo}/s/_restore?wait_for_completion=true", {"indices": "logs", "rename_pattern": "logs", "rename_replacement": "restored"})
+        restore = time.perf_counter() - t0
+        restore_rss = status(pid)[1]
+        call(base, "DELETE", "/restored")
+        call(base, "DELETE", f"/_snapshot/{repo}/s")
+        call(base, "DELETE", f"/_snapshot/{repo}")
+        shutil.rmtree(os.path.join(work, "repos", repo), ignore_errors=True)
+        row = {
+            "index_mib": round(size / MIB, 1),
+            "snapshot_mib_s": round(size / MIB / snap, 1),
+            "restore_mib_s": round(size / MIB / restore, 1),
+            "snapshot_peak_rss_mib": round(snap_rss / MIB, 1),
+            "restore_peak_rss_mib": round(restore_rss / MIB, 1),
+            "rss_mib": round(status(pid)[0] / MIB, 1),
+        }
+        print(json.dumps({"scale": row}), file=sys.stderr)
+        out.append(row)
+    return out
+
+
 def spread(values):
     values = [v for v in values if v is not None]
     if not values:
@@ -218,6 +325,7 @@ def main():
     os.makedirs(out_dir, exist_ok=True)
     primitives = json.loads(os.environ.get("BENCH_PRIMITIVES", "{}") or "{}")
     cores = os.cpu_count() or 1
+    results_warm = warm_memory() if os.environ.get("BENCH_WARM", "1") == "1" else None
     work = tempfile.mkdtemp(prefix="snapvault-compare-", dir=os.environ.get("BENCH_DIR"))
     env = dict(os.environ, ELASTIC_PASSWORD=PASSWORD)
     server = subprocess.Popen(
@@ -228,7 +336,7 @@ def main():
         env=env,
     )
     memory_rows = []
-    results = {"runs": [], "cores": cores, "primitives": primitives}
+    results = {"runs": [], "cores": cores, "primitives": primitives, "warm_memory_s": results_warm}
     try:
         line = server.stdout.readline()
         while "listening on" not in line:
@@ -308,6 +416,11 @@ def main():
                 r[k + "_mib_s"] = mib / r[k + "_s"]
             results["runs"].append(r)
             print(json.dumps({"run": run, **{k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()}}), file=sys.stderr)
+        files = int(os.environ.get("BENCH_MANY_FILES", "10000"))
+        if files:
+            results["many_files"] = many_files(base, work, files)
+        steps = [int(x) for x in os.environ.get("BENCH_SCALE_MIB", "").split(",") if x.strip()]
+        results["scale"] = scale(base, pid, work, steps, target)
     finally:
         server.terminate()
         server.wait(timeout=120)
@@ -331,7 +444,12 @@ def main():
         ("restore speed / `cp -r` + `sync`", spread(ratio("snapvault_restore_mib_s", "cp_sync_mib_s")), "≥ 0.9"),
         ("restore speed / restic restore", spread(ratio("snapvault_restore_mib_s", "restic_restore_mib_s")), "≥ 2"),
         ("server peak RSS, snapshot / restore (MiB)", f"{spread([x['snapvault_snapshot_peak_rss'] / MIB for x in rs])} / {spread([x['snapvault_restore_peak_rss'] / MIB for x in rs])}", "≤ 128"),
-        ("no-change snapshot (s)", spread([x["snapvault_nochange_s"] for x in rs]), "< 0.5"),
+        ("no-change snapshot (s), this index", spread([x["snapvault_nochange_s"] for x in rs]), "< 0.5"),
+        (
+            f"no-change snapshot (s), {results['many_files']['files_in_index_dir']} segment files" if results.get("many_files") else "no-change snapshot, many files",
+            spread(results["many_files"]["unchanged_snapshot_s"]) if results.get("many_files") else "-",
+            "< 0.5 at 10 000",
+        ),
         ("bulk indexing over HTTP (MiB/s)", f"{results['bulk_mib_s']}", "≥ 100"),
     ]
     lines = [
@@ -353,6 +471,17 @@ def main():
     if limit:
         lines.append("")
         lines.append(f"CPU limit: {limit:.0f} MB/s per core for the snapshot path (FastCDC, HMAC-SHA256, zstd 1, AES-256-GCM-SIV; `cargo bench --bench primitives`), {limit * cores:.0f} MB/s on {cores} cores.")
+    if results["scale"]:
+        lines += [
+            "",
+            "Index size against throughput and memory (snapvault alone, one run per size):",
+            "",
+            "| index MiB | snapshot MiB/s | restore MiB/s | peak RSS snapshot / restore MiB | RSS after MiB |",
+            "|---|---|---|---|---|",
+        ] + [
+            f"| {x['index_mib']} | {x['snapshot_mib_s']} | {x['restore_mib_s']} | {x['snapshot_peak_rss_mib']} / {x['restore_peak_rss_mib']} | {x['rss_mib']} |"
+            for x in results["scale"]
+        ]
     table = "\n".join(lines)
     with open(os.path.join(out_dir, "compare.json"), "w") as f:
         json.dump(results, f, indent=2)
