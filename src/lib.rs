@@ -46,6 +46,7 @@ pub mod indices;
 pub mod json_depth;
 pub mod kms;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod repository;
 pub mod security;

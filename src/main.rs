@@ -170,6 +170,7 @@ enum ServeError {
 
 /// Config, tracing, then the node on its own runtime.
 fn serve(o: Overrides) -> Result<(), ServeError> {
+    snapvault::memory::tune_allocator();
     snapvault::logging::init();
     let config = Config::load(&o)?;
     // 8 MiB worker stacks instead of 2: the operations' futures (rotation

@@ -19,6 +19,8 @@ impl Indices {
         new_index_uuid()
     }
 
+    /// Writes one restored segment, without waiting for the disk:
+    /// [`Indices::persist_staged`] makes them all durable before publish.
     pub async fn write_staged_segment(
         &self,
         uuid: &str,
@@ -28,8 +30,29 @@ impl Indices {
     ) -> Result<()> {
         Ok(self
             .store
-            .write(&segment_path(uuid, shard, name), data)
+            .write_unsynced(&segment_path(uuid, shard, name), data)
             .await?)
+    }
+
+    /// A restored segment written chunk by chunk as they arrive, unsynced
+    /// like [`Indices::write_staged_segment`].
+    pub async fn staged_segment_writer(
+        &self,
+        uuid: &str,
+        shard: u32,
+        name: &str,
+    ) -> Result<crate::storage::PieceWriter> {
+        Ok(self
+            .store
+            .piece_writer(&segment_path(uuid, shard, name))
+            .await?)
+    }
+
+    /// Makes every staged file of `uuid` durable, in one pass: one fsync
+    /// per restored file would make the restore wait for the disk file by
+    /// file; together the waits overlap, as after `cp -r` and `sync`.
+    pub async fn persist_staged(&self, uuid: &str) -> Result<()> {
+        Ok(self.store.persist(&format!("indices/{uuid}/")).await?)
     }
 
     pub async fn discard_staged(&self, uuid: &str) {

@@ -8,6 +8,8 @@
 //! writers can never overwrite each other's commit.
 
 pub mod chunks;
+mod compression;
+pub mod cpu;
 mod create;
 pub mod generations;
 pub mod integrity;
@@ -396,15 +398,28 @@ impl Repository {
 /// Opens then decompresses (when the header says so): the one way bytes
 /// leave the format.
 pub(crate) fn open_bytes(dek: &Dek, uuid: &str, path: &str, object: &[u8]) -> Result<Vec<u8>> {
+    open_bytes_sized(dek, uuid, path, object, None)
+}
+
+/// [`open_bytes`] for an object whose plaintext length is known (a
+/// chunk's): decompression writes once into a buffer of that size, with
+/// this thread's reused decompression context, instead of growing one.
+pub(crate) fn open_bytes_sized(
+    dek: &Dek,
+    uuid: &str,
+    path: &str,
+    object: &[u8],
+    len: Option<usize>,
+) -> Result<Vec<u8>> {
     let (header, plain) = crypto::open(dek, uuid, path, object)?;
     match header.compression {
         Compression::None => Ok(plain),
-        Compression::Zstd => {
-            zstd::stream::decode_all(plain.as_slice()).map_err(|source| RepoError::BadCompression {
+        Compression::Zstd => compression::decompress(&plain, len).map_err(|source| {
+            RepoError::BadCompression {
                 path: path.to_string(),
                 source,
-            })
-        }
+            }
+        }),
     }
 }
 
@@ -417,7 +432,7 @@ pub(crate) fn seal_bytes(
     plain: &[u8],
 ) -> Vec<u8> {
     if compress {
-        let packed = zstd::bulk::compress(plain, 3).expect("zstd compression of memory");
+        let packed = compression::compress(plain);
         crypto::seal(dek, Compression::Zstd, uuid, path, &packed)
     } else {
         crypto::seal(dek, Compression::None, uuid, path, plain)

@@ -13,7 +13,6 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
 
 use super::operations::{Operations, Start, Verb};
@@ -29,6 +28,10 @@ use crate::repository::layout;
 use crate::repository::model::{FileEntry, IndexMeta, ShardManifest};
 use crate::repository::RepoError;
 use crate::state::OpKind;
+
+/// Files of one index restored at once.
+const RESTORE_FILES_IN_FLIGHT: usize = 6;
+
 
 #[derive(Debug, Clone, Default)]
 pub struct RestoreSnapshot {
@@ -231,6 +234,7 @@ impl Restores {
             settings.remove(key);
         }
         settings.extend(req.index_settings.clone());
+        let mut files = Vec::new();
         for shard in 0..index.shards {
             let path = layout::shard_manifest(&index.uuid, shard, snapshot_uuid);
             let (m, _) = open.repo.read_doc::<ShardManifest>(&path).await?;
@@ -239,7 +243,14 @@ impl Restores {
                 r.total_files = m.files.len() as u64;
                 r.total_bytes = m.files.iter().map(|f| f.size).sum();
             });
-            for file in m.files {
+            files.extend(m.files.into_iter().map(|f| (shard, f)));
+        }
+        // Every file of every shard in one stream, several at a time: one
+        // file's chunks are fetched while another's are decrypted and a
+        // third is written, so both cores and the disk stay busy. Memory is
+        // bounded by the chunks in flight, whatever the index size.
+        let jobs = files.into_iter().map(|(shard, file)| {
+            async move {
                 let at = Shard {
                     target,
                     stage: &index.stage,
@@ -248,8 +259,20 @@ impl Restores {
                 self.restore_file(open, &at, &file, throttle).await?;
                 self.recoveries
                     .update(target, shard, |r| r.recovered_files += 1);
+                Ok::<_, RepoError>(())
             }
-        }
+        });
+        futures::stream::iter(jobs)
+            .buffer_unordered(RESTORE_FILES_IN_FLIGHT)
+            .try_collect::<()>()
+            .await?;
+        self.indices
+            .persist_staged(&index.stage)
+            .await
+            .map_err(|e| RepoError::Corrupt {
+                path: index.stage.clone(),
+                reason: e.to_string(),
+            })?;
         Ok(Indices::new_metadata(
             target,
             &index.stage,
@@ -273,32 +296,37 @@ impl Restores {
             .iter()
             .map(|c| fetch_chunk(&open.repo, c, throttle))
             .collect();
-        let parts: Vec<Vec<u8>> = futures::stream::iter(fetches)
-            .buffered(self.config.snapshot_upload_concurrency.max(1))
-            .inspect_ok(|part| {
-                let n = part.len() as u64;
-                self.recoveries
-                    .update(at.target, shard, |r| r.recovered_bytes += n);
-            })
-            .try_collect()
-            .await?;
-        let mut buf = BytesMut::with_capacity(file.size as usize);
-        for p in parts {
-            buf.extend_from_slice(&p);
+        // Chunks are written as they arrive, in order: the file is never
+        // held whole, only the chunks in flight are.
+        let corrupt = |e: crate::indices::IndexError| RepoError::Corrupt {
+            path: file.name.clone(),
+            reason: e.to_string(),
+        };
+        let mut out = self
+            .indices
+            .staged_segment_writer(stage, shard, &file.name)
+            .await
+            .map_err(corrupt)?;
+        let mut arriving =
+            futures::stream::iter(fetches).buffered(self.config.snapshot_upload_concurrency.max(1));
+        let mut written = 0u64;
+        while let Some(part) = arriving.try_next().await? {
+            let n = part.len() as u64;
+            written += n;
+            if written > file.size {
+                break;
+            }
+            out.push(part).await.map_err(|e| corrupt(e.into()))?;
+            self.recoveries
+                .update(at.target, shard, |r| r.recovered_bytes += n);
         }
-        if buf.len() as u64 != file.size {
+        if written != file.size {
             return Err(RepoError::Corrupt {
                 path: file.name.clone(),
                 reason: "restored size differs from the snapshot".into(),
             });
         }
-        self.indices
-            .write_staged_segment(stage, shard, &file.name, Bytes::from(buf))
-            .await
-            .map_err(|e| RepoError::Corrupt {
-                path: file.name.clone(),
-                reason: e.to_string(),
-            })
+        out.finish().await.map_err(|e| corrupt(e.into()))
     }
 
     /// Makes one staged index visible.

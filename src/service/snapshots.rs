@@ -31,6 +31,9 @@ use crate::repository::model::{
 use crate::repository::{layout, RepoError, Repository};
 use crate::state::OpKind;
 
+/// Shards of one index snapshotted at once.
+const SHARDS_IN_FLIGHT: usize = 2;
+
 #[derive(Debug, Clone)]
 pub struct CreateSnapshot {
     pub repository: String,
@@ -315,12 +318,21 @@ impl Snapshots {
             },
         );
         let previous = previous_files(repo, data, &meta.uuid).await;
+        // Two shards at a time, each two files at a time: enough work in
+        // flight to keep both cores on chunking, hashing, compressing and
+        // sealing, with memory bounded by four segment files.
+        let index_uuid = meta.uuid.as_str();
+        let mut shard_jobs = Vec::new();
         for (shard, files) in segments.iter().enumerate() {
             let shard = shard as u32;
             let slot = base + shard as usize;
-            let result = self
-                .snapshot_shard(up, slot, &meta.uuid, shard, files, previous.get(&shard))
-                .await;
+            let previous = previous.get(&shard);
+            shard_jobs.push(async move {
+                (shard, slot, self.snapshot_shard(up, slot, index_uuid, shard, files, previous).await)
+            });
+        }
+        let mut shard_results = futures::stream::iter(shard_jobs).buffered(SHARDS_IN_FLIGHT);
+        while let Some((shard, slot, result)) = shard_results.next().await {
             let mut progress = run.shards.lock().expect("progress");
             let p = &mut progress[slot];
             p.stats.time_in_millis = now_millis() - p.stats.start_time_millis;

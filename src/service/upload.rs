@@ -82,7 +82,7 @@ pub async fn store_file(
 ) -> std::result::Result<Vec<ChunkRef>, RepoError> {
     let key = repo.chunk_key().clone();
     let d = data.clone();
-    let pieces = tokio::task::spawn_blocking(move || {
+    let pieces = crate::repository::cpu::run(move || {
         chunks::cut(&d)
             .into_iter()
             .map(|(o, l)| (o, l, key.keyed_hash(&d[o..o + l])))
@@ -117,7 +117,7 @@ async fn store_chunk(
         return Ok(existing);
     }
     let job = repo.seal_chunk_job(dek.clone(), id.clone(), piece);
-    let prepared = tokio::task::spawn_blocking(job)
+    let prepared = crate::repository::cpu::run(job)
         .await
         .map_err(|e| RepoError::Corrupt {
             path: id.clone(),

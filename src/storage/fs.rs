@@ -60,6 +60,11 @@ pub(super) fn names(dir: &Path) -> std::io::Result<Vec<String>> {
 /// Writes a fresh temporary file beside `target` and fsyncs it; returns
 /// its path.
 fn write_temp(target: &Path, data: &[u8]) -> std::io::Result<PathBuf> {
+    write_temp_with(target, data, true)
+}
+
+/// [`write_temp`], with the fsync only when `sync` is set.
+fn write_temp_with(target: &Path, data: &[u8], sync: bool) -> std::io::Result<PathBuf> {
     use std::io::Write;
     let dir = target
         .parent()
@@ -72,7 +77,10 @@ fn write_temp(target: &Path, data: &[u8]) -> std::io::Result<PathBuf> {
             .create_new(true)
             .open(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()
+        if sync {
+            f.sync_all()?;
+        }
+        Ok(())
     })();
     match written {
         Ok(()) => Ok(tmp),
@@ -89,6 +97,121 @@ pub(super) fn replace_file(target: &Path, data: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, target).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })
+}
+
+/// Replaces `target` atomically with `data`, without waiting for the disk:
+/// readers see the old or the new file, but a power loss may leave it
+/// empty until [`sync_tree`] has run over it.
+pub(super) fn replace_file_unsynced(target: &Path, data: &[u8]) -> std::io::Result<()> {
+    let tmp = write_temp_with(target, data, false)?;
+    std::fs::rename(&tmp, target).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+/// A file written piece by piece into a temporary file beside `target`,
+/// renamed over it by [`PieceFile::finish`] (unsynced, like
+/// [`replace_file_unsynced`]); dropped unfinished, the temporary file is
+/// removed.
+pub(super) struct PieceFile {
+    file: Option<std::fs::File>,
+    tmp: PathBuf,
+    target: PathBuf,
+}
+
+impl PieceFile {
+    pub(super) fn create(target: PathBuf) -> std::io::Result<PieceFile> {
+        let dir = target
+            .parent()
+            .ok_or_else(|| std::io::Error::other("object path has no parent"))?;
+        std::fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!("{TEMP_PREFIX}{}", uuid::Uuid::new_v4().simple()));
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        Ok(PieceFile {
+            file: Some(file),
+            tmp,
+            target,
+        })
+    }
+
+    pub(super) fn push(&mut self, piece: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        self.file
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("file already finished"))?
+            .write_all(piece)
+    }
+
+    pub(super) fn finish(mut self) -> std::io::Result<()> {
+        drop(self.file.take());
+        std::fs::rename(&self.tmp, &self.target)
+    }
+}
+
+impl Drop for PieceFile {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Makes every file and directory under `dir` durable: the files are
+/// fsynced by `workers` threads at once (the disk orders the writes; the
+/// waits overlap), then the directories, deepest first, so each new name
+/// is on disk once its parent's fsync returns.
+pub(super) fn sync_tree(dir: &Path, workers: usize) -> std::io::Result<()> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    let mut i = 0;
+    while i < dirs.len() {
+        let entries = match std::fs::read_dir(&dirs[i]) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                i += 1;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                dirs.push(entry.path());
+            } else if kind.is_file() {
+                files.push(entry.path());
+            }
+        }
+        i += 1;
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let sync_one = |path: &Path| std::fs::File::open(path)?.sync_all();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers.clamp(1, files.len().max(1)))
+            .map(|_| {
+                scope.spawn(|| loop {
+                    let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(path) = files.get(k) else {
+                        return Ok::<(), std::io::Error>(());
+                    };
+                    sync_one(path)?;
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .try_for_each(|h| h.join().expect("an fsync worker panicked"))
+    })?;
+    for d in dirs.iter().rev() {
+        match sync_one(d) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => other?,
+        }
+    }
+    Ok(())
 }
 
 /// Writes `data` to a fresh temporary file beside `target`, fsyncs it, then
@@ -135,6 +258,31 @@ mod tests {
                 d.await.unwrap().unwrap();
             }
         }
+    }
+
+    #[tokio::test]
+    async fn unsynced_writes_replace_atomically_and_persist_walks_the_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = fs_store(&dir);
+        for shard in 0..3 {
+            for file in 0..5 {
+                let path = format!("indices/u/{shard}/seg-{file}");
+                store.write_unsynced(&path, Bytes::from("old")).await.unwrap();
+                store
+                    .write_unsynced(&path, Bytes::from(format!("{shard}-{file}")))
+                    .await
+                    .unwrap();
+            }
+        }
+        store.persist("indices/u/").await.unwrap();
+        // A prefix with nothing under it is durable already.
+        store.persist("indices/none/").await.unwrap();
+        assert_eq!(
+            store.read("indices/u/2/seg-4").await.unwrap(),
+            Bytes::from("2-4")
+        );
+        let names = super::names(&dir.path().join("indices/u/1")).unwrap();
+        assert_eq!(names.len(), 5, "no temporary file is left: {names:?}");
     }
 
     #[tokio::test]

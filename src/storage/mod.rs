@@ -34,4 +34,4 @@ pub use backend::{AzureConfig, Backend, GcsConfig, S3Config};
 pub use error::{Result, StorageError};
 pub use metrics::{traffic, Location, TrafficSnapshot};
 pub use operator::Limits;
-pub use store::{Listed, Store};
+pub use store::{Listed, PieceWriter, Store};

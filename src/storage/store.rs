@@ -21,6 +21,61 @@ pub(super) const OCTET_STREAM: &str = "application/octet-stream";
 /// How many locks serialise create-if-absent where the service cannot.
 const WRITE_LOCK_STRIPES: usize = 32;
 
+/// An object being written piece by piece ([`Store::piece_writer`]).
+pub struct PieceWriter {
+    store: Store,
+    path: String,
+    sink: Sink,
+}
+
+enum Sink {
+    /// `None` only while a piece is being written off the runtime.
+    File(Option<super::fs::PieceFile>),
+    Gather(Vec<u8>),
+}
+
+impl PieceWriter {
+    /// Appends a piece.
+    pub async fn push(&mut self, piece: Vec<u8>) -> Result<()> {
+        match &mut self.sink {
+            Sink::Gather(buf) => {
+                buf.extend_from_slice(&piece);
+                Ok(())
+            }
+            Sink::File(slot) => {
+                let mut file = slot
+                    .take()
+                    .ok_or_else(|| StorageError::from_io(&self.path, std::io::Error::other("an earlier piece failed")))?;
+                let (file, written) = tokio::task::spawn_blocking(move || {
+                    let r = file.push(&piece);
+                    (file, r)
+                })
+                .await
+                .map_err(|source| StorageError::Worker {
+                    path: self.path.clone(),
+                    source,
+                })?;
+                written.map_err(|e| StorageError::from_io(&self.path, e))?;
+                *slot = Some(file);
+                Ok(())
+            }
+        }
+    }
+
+    /// Puts the object in place: readers see all of it or what was there.
+    pub async fn finish(self) -> Result<()> {
+        match self.sink {
+            Sink::Gather(buf) => self.store.write(&self.path, Bytes::from(buf)).await,
+            Sink::File(file) => {
+                let file = file.ok_or_else(|| {
+                    StorageError::from_io(&self.path, std::io::Error::other("an earlier piece failed"))
+                })?;
+                super::fs::blocking(&self.path, move || file.finish()).await
+            }
+        }
+    }
+}
+
 /// One listed object.
 #[derive(Debug, Clone)]
 pub struct Listed {
@@ -149,6 +204,61 @@ impl Store {
         };
         written.map_err(|e| StorageError::from_opendal(path, e))?;
         Ok(())
+    }
+
+    /// [`Store::write`] without waiting for the disk where that is a choice
+    /// (`fs`: no fsync): for many objects made durable together by one
+    /// [`Store::persist`] before anything refers to them. Object stores
+    /// are durable when a write returns; there this is `write`.
+    pub async fn write_unsynced(&self, path: &str, data: Bytes) -> Result<()> {
+        match &self.backend {
+            Backend::Fs(root) => {
+                let target = root.join(path);
+                super::fs::blocking(path, move || {
+                    super::fs::replace_file_unsynced(&target, &data)
+                })
+                .await
+            }
+            _ => self.write(path, data).await,
+        }
+    }
+
+    /// Starts an object written piece by piece, unsynced like
+    /// [`Store::write_unsynced`]: on `fs` each piece goes to a temporary
+    /// file as it comes (no buffer of the whole object), elsewhere the
+    /// pieces are gathered and written at [`PieceWriter::finish`].
+    pub async fn piece_writer(&self, path: &str) -> Result<PieceWriter> {
+        let sink = match &self.backend {
+            Backend::Fs(root) => {
+                let target = root.join(path);
+                let file = tokio::task::spawn_blocking(move || super::fs::PieceFile::create(target))
+                    .await
+                    .map_err(|source| StorageError::Worker {
+                        path: path.to_string(),
+                        source,
+                    })?
+                    .map_err(|e| StorageError::from_io(path, e))?;
+                Sink::File(Some(file))
+            }
+            _ => Sink::Gather(Vec::new()),
+        };
+        Ok(PieceWriter {
+            store: self.clone(),
+            path: path.to_string(),
+            sink,
+        })
+    }
+
+    /// Makes every object under `prefix` durable (`fs`: fsync of each file
+    /// and directory, several at once); nothing to do on object stores.
+    pub async fn persist(&self, prefix: &str) -> Result<()> {
+        match &self.backend {
+            Backend::Fs(root) => {
+                let dir = root.join(prefix.trim_end_matches('/'));
+                super::fs::blocking(prefix, move || super::fs::sync_tree(&dir, 8)).await
+            }
+            _ => Ok(()),
+        }
     }
 
     pub async fn exists(&self, path: &str) -> Result<bool> {

@@ -322,3 +322,72 @@ async fn node_stats_have_elasticsearchs_shape_and_both_apis_need_monitor() {
     assert_eq!(sum(&refused, "snapvault_http_requests_total", &with), 1.0);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotation_progress_and_slm_runs_are_read_at_scrape_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    std::fs::create_dir_all(&data).unwrap();
+    let s = Server::start(&data).await;
+    s.create_index("logs", 1).await;
+    s.bulk("logs", &docs("r", 20)).await;
+    s.put_fs_repository("rot-fs", "rot").await;
+    s.create_snapshot("rot-fs", "before", "logs").await;
+
+    super::harness::add_key(&data, "k2");
+    s.ok("POST", "/_nodes/reload_secure_settings", None).await;
+    let started = s
+        .call(
+            "POST",
+            "/_snapshot/rot-fs/_rotate_key",
+            Some(json!({"key_id": "k2"})),
+        )
+        .await;
+    assert_eq!(started.status, 202, "{}", started.text);
+    super::harness::wait_rotation(&s.base, "rot-fs", "the rotation", |v| {
+        v["rotation"]["phase"] == "completed"
+    })
+    .await;
+    let after = scrape(&s).await;
+    let repo = [("repository", "rot-fs")];
+    let phase = |p: &str| {
+        sum(
+            &after,
+            "snapvault_key_rotation_phase",
+            &[("repository", "rot-fs"), ("phase", p)],
+        )
+    };
+    assert_eq!(phase("completed"), 1.0);
+    assert_eq!(phase("rewrapping"), 0.0);
+    let keys = sum(&after, "snapvault_key_rotation_keys", &repo);
+    assert!(keys >= 1.0, "{keys} keys");
+    assert_eq!(sum(&after, "snapvault_key_rotation_keys_done", &repo), keys);
+
+    s.ok(
+        "PUT",
+        "/_slm/policy/hourly",
+        Some(json!({
+            "schedule": "0 30 1 * * ?",
+            "name": "<hourly-{now/d}>",
+            "repository": "rot-fs",
+            "config": {"indices": ["logs"]}
+        })),
+    )
+    .await;
+    s.ok("POST", "/_slm/policy/hourly/_execute", None).await;
+    let started = std::time::Instant::now();
+    let taken = [("policy", "hourly"), ("outcome", "taken")];
+    loop {
+        let now = scrape(&s).await;
+        if sum(&now, "snapvault_slm_snapshots_total", &taken) == 1.0 {
+            assert_eq!(sum(&now, "snapvault_scrape_errors", &[]), 0.0);
+            break;
+        }
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the SLM run never counted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    s.stop().await;
+}
