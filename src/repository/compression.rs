@@ -64,7 +64,9 @@ mod tests {
 
     #[test]
     fn round_trips_with_and_without_a_size() {
-        let plain: Vec<u8> = (0..200_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        let plain: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
         let packed = compress(&plain);
         assert!(packed.len() < plain.len());
         assert_eq!(decompress(&packed, Some(plain.len())).unwrap(), plain);

@@ -414,12 +414,12 @@ pub(crate) fn open_bytes_sized(
     let (header, plain) = crypto::open(dek, uuid, path, object)?;
     match header.compression {
         Compression::None => Ok(plain),
-        Compression::Zstd => compression::decompress(&plain, len).map_err(|source| {
-            RepoError::BadCompression {
+        Compression::Zstd => {
+            compression::decompress(&plain, len).map_err(|source| RepoError::BadCompression {
                 path: path.to_string(),
                 source,
-            }
-        }),
+            })
+        }
     }
 }
 

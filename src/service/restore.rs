@@ -32,7 +32,6 @@ use crate::state::OpKind;
 /// Files of one index restored at once.
 const RESTORE_FILES_IN_FLIGHT: usize = 6;
 
-
 #[derive(Debug, Clone, Default)]
 pub struct RestoreSnapshot {
     pub repository: String,
@@ -249,18 +248,16 @@ impl Restores {
         // file's chunks are fetched while another's are decrypted and a
         // third is written, so both cores and the disk stay busy. Memory is
         // bounded by the chunks in flight, whatever the index size.
-        let jobs = files.into_iter().map(|(shard, file)| {
-            async move {
-                let at = Shard {
-                    target,
-                    stage: &index.stage,
-                    shard,
-                };
-                self.restore_file(open, &at, &file, throttle).await?;
-                self.recoveries
-                    .update(target, shard, |r| r.recovered_files += 1);
-                Ok::<_, RepoError>(())
-            }
+        let jobs = files.into_iter().map(|(shard, file)| async move {
+            let at = Shard {
+                target,
+                stage: &index.stage,
+                shard,
+            };
+            self.restore_file(open, &at, &file, throttle).await?;
+            self.recoveries
+                .update(target, shard, |r| r.recovered_files += 1);
+            Ok::<_, RepoError>(())
         });
         futures::stream::iter(jobs)
             .buffer_unordered(RESTORE_FILES_IN_FLIGHT)

@@ -328,7 +328,12 @@ impl Snapshots {
             let slot = base + shard as usize;
             let previous = previous.get(&shard);
             shard_jobs.push(async move {
-                (shard, slot, self.snapshot_shard(up, slot, index_uuid, shard, files, previous).await)
+                (
+                    shard,
+                    slot,
+                    self.snapshot_shard(up, slot, index_uuid, shard, files, previous)
+                        .await,
+                )
             });
         }
         let mut shard_results = futures::stream::iter(shard_jobs).buffered(SHARDS_IN_FLIGHT);

@@ -267,7 +267,10 @@ mod tests {
         for shard in 0..3 {
             for file in 0..5 {
                 let path = format!("indices/u/{shard}/seg-{file}");
-                store.write_unsynced(&path, Bytes::from("old")).await.unwrap();
+                store
+                    .write_unsynced(&path, Bytes::from("old"))
+                    .await
+                    .unwrap();
                 store
                     .write_unsynced(&path, Bytes::from(format!("{shard}-{file}")))
                     .await

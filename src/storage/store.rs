@@ -26,6 +26,8 @@ pub struct PieceWriter {
     store: Store,
     path: String,
     sink: Sink,
+    /// Bytes pushed so far (counted as written when the object is in place).
+    written: usize,
 }
 
 enum Sink {
@@ -37,15 +39,19 @@ enum Sink {
 impl PieceWriter {
     /// Appends a piece.
     pub async fn push(&mut self, piece: Vec<u8>) -> Result<()> {
+        self.written += piece.len();
         match &mut self.sink {
             Sink::Gather(buf) => {
                 buf.extend_from_slice(&piece);
                 Ok(())
             }
             Sink::File(slot) => {
-                let mut file = slot
-                    .take()
-                    .ok_or_else(|| StorageError::from_io(&self.path, std::io::Error::other("an earlier piece failed")))?;
+                let mut file = slot.take().ok_or_else(|| {
+                    StorageError::from_io(
+                        &self.path,
+                        std::io::Error::other("an earlier piece failed"),
+                    )
+                })?;
                 let (file, written) = tokio::task::spawn_blocking(move || {
                     let r = file.push(&piece);
                     (file, r)
@@ -68,9 +74,13 @@ impl PieceWriter {
             Sink::Gather(buf) => self.store.write(&self.path, Bytes::from(buf)).await,
             Sink::File(file) => {
                 let file = file.ok_or_else(|| {
-                    StorageError::from_io(&self.path, std::io::Error::other("an earlier piece failed"))
+                    StorageError::from_io(
+                        &self.path,
+                        std::io::Error::other("an earlier piece failed"),
+                    )
                 })?;
-                super::fs::blocking(&self.path, move || file.finish()).await
+                let write = super::fs::blocking(&self.path, move || file.finish());
+                super::metrics::counted_fs_write(&self.store.backend, self.written, write).await
             }
         }
     }
@@ -213,11 +223,11 @@ impl Store {
     pub async fn write_unsynced(&self, path: &str, data: Bytes) -> Result<()> {
         match &self.backend {
             Backend::Fs(root) => {
-                let target = root.join(path);
-                super::fs::blocking(path, move || {
+                let (target, len) = (root.join(path), data.len());
+                let write = super::fs::blocking(path, move || {
                     super::fs::replace_file_unsynced(&target, &data)
-                })
-                .await
+                });
+                super::metrics::counted_fs_write(&self.backend, len, write).await
             }
             _ => self.write(path, data).await,
         }
@@ -231,13 +241,14 @@ impl Store {
         let sink = match &self.backend {
             Backend::Fs(root) => {
                 let target = root.join(path);
-                let file = tokio::task::spawn_blocking(move || super::fs::PieceFile::create(target))
-                    .await
-                    .map_err(|source| StorageError::Worker {
-                        path: path.to_string(),
-                        source,
-                    })?
-                    .map_err(|e| StorageError::from_io(path, e))?;
+                let file =
+                    tokio::task::spawn_blocking(move || super::fs::PieceFile::create(target))
+                        .await
+                        .map_err(|source| StorageError::Worker {
+                            path: path.to_string(),
+                            source,
+                        })?
+                        .map_err(|e| StorageError::from_io(path, e))?;
                 Sink::File(Some(file))
             }
             _ => Sink::Gather(Vec::new()),
@@ -246,6 +257,7 @@ impl Store {
             store: self.clone(),
             path: path.to_string(),
             sink,
+            written: 0,
         })
     }
 
