@@ -41,6 +41,35 @@ def make_buckets(name):
     return az
 
 
+def s3_ceiling(bucket, total, size=256 * 1024, workers=8):
+    """The emulator's own ceiling: plain unsigned PUTs then GETs of
+    `total` bytes as `size`-byte objects straight to moto, `workers` at a
+    time (what snapvault's chunk uploads look like, without snapvault)."""
+    import concurrent.futures
+    import http.client
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ["SNAPVAULT_TEST_S3_ENDPOINT"])
+    body = os.urandom(size)
+    count = max(1, total // size)
+
+    def one(i, method):
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=600)
+        conn.request(method, f"/{bucket}/ceiling/{i}", body=body if method == "PUT" else None)
+        r = conn.getresponse()
+        r.read()
+        assert r.status == 200, r.status
+        conn.close()
+
+    out = {}
+    for method in ("PUT", "GET"):
+        t0 = time.time()
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            list(pool.map(lambda i: one(i, method), range(count)))
+        out[method] = round(count * size / MIB / (time.time() - t0), 1)
+    return out
+
+
 def main():
     target = int(sys.argv[1]) * MIB
     work = tempfile.mkdtemp(prefix="snapvault-bench-")
@@ -126,6 +155,12 @@ def main():
                 "issues": a["issues_detected"],
             })
             print(json.dumps(rows[-1]), flush=True)
+        fs = rows[0]
+        for row in rows[1:]:
+            row["snapshot_vs_fs"] = round(row["snapshot_mib_s"] / fs["snapshot_mib_s"], 2)
+            row["restore_vs_fs"] = round(row["restore_mib_s"] / fs["restore_mib_s"], 2)
+        ceiling = s3_ceiling(name, int(mib * MIB / 2))
+        print(json.dumps({"s3_emulator_ceiling_mib_s": ceiling, "s3_vs_fs": {k: rows[1][k] for k in ("snapshot_vs_fs", "restore_vs_fs")}}), flush=True)
     finally:
         server.terminate()
         server.wait(timeout=120)
