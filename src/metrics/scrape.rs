@@ -8,6 +8,7 @@
 //! `snapvault_scrape_errors`, so a scrape always answers.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -18,6 +19,7 @@ use prometheus_client::registry::Registry;
 use super::exposition;
 use super::http::HttpMetrics;
 use crate::repository::model::{Rotation, RotationPhase};
+use crate::service::repositories::OpenRepository;
 use crate::storage::{Location, TrafficSnapshot};
 use crate::Node;
 
@@ -30,11 +32,36 @@ pub struct Place {
     pub repository: String,
 }
 
+/// A storage location's counters, named by what lives there.
+pub type PlacedTraffic = Vec<(Place, &'static str, TrafficSnapshot)>;
+
 /// Every storage location of this process with its counters, named by
 /// what lives there for `node`, and how many lookups failed.
-pub async fn storage_traffic(node: &Node) -> (Vec<(Place, &'static str, TrafficSnapshot)>, u64) {
-    let (places, errors) = places(node).await;
-    let traffic = crate::storage::traffic()
+pub async fn storage_traffic(node: &Node) -> (PlacedTraffic, u64) {
+    let (open, errors) = open_repositories(node).await;
+    (placed(node, &open), errors)
+}
+
+/// The registered repositories `node` can open (each once per scrape),
+/// and how many it could not.
+async fn open_repositories(node: &Node) -> (Vec<Arc<OpenRepository>>, u64) {
+    let Ok(names) = node.repositories().names().await else {
+        return (Vec::new(), 1);
+    };
+    let mut out = Vec::new();
+    let mut errors = 0;
+    for name in names {
+        match node.repositories().open(&name).await {
+            Ok(open) => out.push(open),
+            Err(_) => errors += 1,
+        }
+    }
+    (out, errors)
+}
+
+fn placed(node: &Node, open: &[Arc<OpenRepository>]) -> PlacedTraffic {
+    let places = places(node, open);
+    crate::storage::traffic()
         .into_iter()
         .map(|(location, t)| {
             let place = places.get(&location).cloned().unwrap_or(Place {
@@ -43,45 +70,33 @@ pub async fn storage_traffic(node: &Node) -> (Vec<(Place, &'static str, TrafficS
             });
             (place, location.backend, t)
         })
-        .collect();
-    (traffic, errors)
+        .collect()
 }
 
-/// The location of each store `node` uses.
-async fn places(node: &Node) -> (HashMap<Location, Place>, u64) {
+/// The location of each store `node` uses: the state and data stores
+/// (whose configured locations cannot fail to parse once the node runs)
+/// and the open repositories.
+fn places(node: &Node, open: &[Arc<OpenRepository>]) -> HashMap<Location, Place> {
     let config = node.config();
     let keystore = node.cluster().keystore();
     let mut out = HashMap::new();
-    let mut errors = 0;
     for (store, uri) in [("state", &config.state_store), ("data", &config.data_store)] {
-        match crate::service::locations::store_backend(uri, &keystore, &config.clients) {
-            Ok(b) => {
-                let place = Place {
-                    store,
-                    repository: String::new(),
-                };
-                out.insert(Location::of(&b), place);
-            }
-            Err(_) => errors += 1,
+        if let Ok(b) = crate::service::locations::store_backend(uri, &keystore, &config.clients) {
+            let place = Place {
+                store,
+                repository: String::new(),
+            };
+            out.insert(Location::of(&b), place);
         }
     }
-    let names = match node.repositories().names().await {
-        Ok(names) => names,
-        Err(_) => return (out, errors + 1),
-    };
-    for name in names {
-        match node.repositories().open(&name).await {
-            Ok(open) => {
-                let place = Place {
-                    store: "repository",
-                    repository: name,
-                };
-                out.insert(Location::of(&open.settings.backend), place);
-            }
-            Err(_) => errors += 1,
-        }
+    for repo in open {
+        let place = Place {
+            store: "repository",
+            repository: repo.name.clone(),
+        };
+        out.insert(Location::of(&repo.settings.backend), place);
     }
-    (out, errors)
+    out
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -127,7 +142,7 @@ where
     f
 }
 
-fn storage(r: &mut Registry, traffic: &[(Place, &'static str, TrafficSnapshot)]) {
+fn storage(r: &mut Registry, traffic: &PlacedTraffic) {
     let read_bytes = counters(r, "storage_read_bytes", "Bytes read from storage");
     let reads = counters(
         r,
@@ -294,24 +309,14 @@ impl RotationGauges {
 
 /// Each repository's last key rotation, from its keyring as stored now
 /// (one keyring read per repository and scrape).
-async fn rotations(r: &mut Registry, node: &Node) -> u64 {
+async fn rotations(r: &mut Registry, open: &[Arc<OpenRepository>]) -> u64 {
     let gauges = RotationGauges::register(r);
-    let Ok(names) = node.repositories().names().await else {
-        return 1;
-    };
     let mut errors = 0;
-    for name in names {
-        let keyring = match node.repositories().open(&name).await {
-            Ok(open) => open.repo.keyring().await.map(|(_, k)| k),
-            Err(_) => {
-                errors += 1;
-                continue;
-            }
-        };
-        match keyring {
-            Ok(k) => {
+    for repo in open {
+        match repo.repo.keyring().await {
+            Ok((_, k)) => {
                 if let Some(rot) = &k.rotation {
-                    gauges.record(&name, rot);
+                    gauges.record(&repo.name, rot);
                 }
             }
             Err(_) => errors += 1,
@@ -387,9 +392,9 @@ pub async fn render(node: &Node, http: &HttpMetrics) -> String {
     let mut r = exposition::registry();
     http.register(&mut r);
     super::operations::register(&mut r);
-    let (traffic, mut errors) = storage_traffic(node).await;
-    storage(&mut r, &traffic);
-    errors += rotations(&mut r, node).await;
+    let (open, mut errors) = open_repositories(node).await;
+    storage(&mut r, &placed(node, &open));
+    errors += rotations(&mut r, &open).await;
     errors += slm(&mut r, node).await;
     let failed = Gauge::<i64>::default();
     failed.set(gauge(errors));
