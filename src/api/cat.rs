@@ -15,6 +15,7 @@ use super::error::ApiError;
 use super::extract::{flag, EsQuery};
 use crate::Node;
 
+pub(crate) mod chunked;
 mod table;
 
 pub(crate) use table::{human_bytes, render_rows};
@@ -298,28 +299,29 @@ async fn cat_snapshots_of(node: &Node, repos: &str, q: &CatQuery) -> Result<Resp
         .snapshots
         .iter()
         .map(|v| {
-            let d = &v.details;
-            let total: u32 = d.indices.values().map(|i| i.shards).sum();
-            let failed = d.failures.len() as u32;
-            let end = if d.end_time_millis > 0 {
-                d.end_time_millis
+            let e = &v.entry;
+            let total: u32 = e.indices.values().map(|i| i.shards).sum();
+            let failed = v.failed_shards() as u32;
+            let end = if e.end_time_millis > 0 {
+                e.end_time_millis
             } else {
                 crate::service::now_millis()
             };
+            let reason = v.summary.as_ref().and_then(|s| s.reason.clone());
             vec![
-                Cell::text(d.name.clone()),
-                Cell::text(v.repository.clone()),
-                Cell::text(d.state.as_str()),
-                Cell::number(d.start_time_millis / 1000),
-                Cell::text(hms(d.start_time_millis)),
-                Cell::number(d.end_time_millis / 1000),
-                Cell::text(hms(d.end_time_millis)),
-                Cell::millis(end - d.start_time_millis, time),
-                Cell::number(d.indices.len() as i64),
+                Cell::text(e.name.clone()),
+                Cell::text(&*v.repository),
+                Cell::text(e.state.as_str()),
+                Cell::number(e.start_time_millis / 1000),
+                Cell::text(hms(e.start_time_millis)),
+                Cell::number(e.end_time_millis / 1000),
+                Cell::text(hms(e.end_time_millis)),
+                Cell::millis(end - e.start_time_millis, time),
+                Cell::number(e.indices.len() as i64),
                 Cell::number(total.saturating_sub(failed) as i64),
                 Cell::number(failed as i64),
                 Cell::number(total as i64),
-                Cell::text(d.reason.clone().unwrap_or_default()),
+                Cell::text(reason.unwrap_or_default()),
             ]
         })
         .collect();

@@ -8,6 +8,7 @@ use axum::Extension;
 use axum::Json;
 use serde::Deserialize;
 
+use super::cat::chunked::json_array;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{flag, number, EsJson, EsQuery};
 use super::model::snapshot::{
@@ -18,7 +19,7 @@ use super::model::{Accepted, Acknowledged};
 use super::present::Human;
 use crate::repository::model::SnapshotState;
 use crate::service::snapshots::{CreateSnapshot, Created};
-use crate::service::status::{ListSnapshots, SortBy};
+use crate::service::status::{ListSnapshots, SnapshotView, SortBy};
 use crate::Node;
 
 #[derive(Debug, Deserialize, Default)]
@@ -58,11 +59,7 @@ pub async fn create_snapshot(
     Ok(match node.snapshots().create(req).await? {
         Created::Accepted => Json(Accepted { accepted: true }).into_response(),
         Created::Done(details) => {
-            let view = crate::service::status::SnapshotView {
-                repository: repository_name,
-                shards: Vec::new(),
-                details: *details,
-            };
+            let view = SnapshotView::of_details(&repository_name, &details);
             Json(CreateSnapshotResponse {
                 snapshot: SnapshotInfo::from_view(&view, true),
             })
@@ -167,7 +164,7 @@ pub async fn get_snapshot(
     Path((repository, snapshot)): Path<(String, String)>,
     Extension(Human(human)): Extension<Human>,
     EsQuery(q): EsQuery<GetQuery>,
-) -> Result<Json<GetSnapshotsResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let sort = match q.sort.as_deref().unwrap_or("start_time") {
         "start_time" => SortBy::StartTime,
         "name" => SortBy::Name,
@@ -220,31 +217,40 @@ pub async fn get_snapshot(
             states,
         })
         .await?;
-    Ok(Json(GetSnapshotsResponse {
-        snapshots: listing
-            .snapshots
-            .iter()
-            .map(|v| {
-                let mut info = SnapshotInfo::from_view(v, verbose);
-                if index_details {
-                    info = info.with_index_details(v);
-                }
-                if !index_names {
-                    info.indices = None;
-                }
-                if !include_repository {
-                    info.repository = None;
-                }
-                if human {
-                    info = super::model::snapshot::human::snapshot(info);
-                }
-                info
-            })
-            .collect(),
-        total: listing.total,
-        remaining: listing.remaining,
-        next: listing.next,
-    }))
+    let (head, tail) = listing_frame(listing.total, listing.remaining, listing.next.as_deref());
+    // Each snapshot is rendered as the answer is written.
+    let write = move |out: &mut Vec<u8>, v: SnapshotView| {
+        let mut info = SnapshotInfo::from_view(&v, verbose);
+        if index_details {
+            info = info.with_index_details(&v);
+        }
+        if !index_names {
+            info.indices = None;
+        }
+        if !include_repository {
+            info.repository = None;
+        }
+        if human {
+            info = super::model::snapshot::human::snapshot(info);
+        }
+        serde_json::to_writer(out, &info)
+    };
+    Ok(json_array(head, listing.snapshots.into_iter(), write, tail))
+}
+
+/// What surrounds the snapshots of a [`GetSnapshotsResponse`] written
+/// piece by piece: `{"snapshots":[` and `],"total":..,"remaining":..}`
+/// (with `next` when there is one), as serde writes the whole document.
+fn listing_frame(total: usize, remaining: usize, next: Option<&str>) -> (Vec<u8>, Vec<u8>) {
+    let head = br#"{"snapshots":["#.to_vec();
+    let mut tail = format!(r#"],"total":{total},"remaining":{remaining}"#).into_bytes();
+    if let Some(next) = next {
+        tail.extend_from_slice(br#","next":"#);
+        // A string always serialises.
+        let _ = serde_json::to_writer(&mut tail, next);
+    }
+    tail.push(b'}');
+    (head, tail)
 }
 
 #[utoipa::path(delete, path = "/_snapshot/{repository}/{snapshot}", tag = "snapshots",
@@ -357,4 +363,27 @@ pub async fn status_snapshot(
     EsQuery(q): EsQuery<StatusQuery>,
 ) -> Result<Json<SnapshotStatusResponse>, ApiError> {
     status(&node, Some(&repository), Some(&snapshot), &q, human).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listing_written_piece_by_piece_is_framed_as_serde_frames_it() {
+        for (total, remaining, next) in [(0, 0, None), (12, 3, Some("6e\"x"))] {
+            let (mut head, tail) = listing_frame(total, remaining, next);
+            head.extend_from_slice(&tail);
+            let whole = GetSnapshotsResponse {
+                snapshots: Vec::new(),
+                total,
+                remaining,
+                next: next.map(String::from),
+            };
+            assert_eq!(
+                String::from_utf8(head).unwrap(),
+                serde_json::to_string(&whole).unwrap()
+            );
+        }
+    }
 }

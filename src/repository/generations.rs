@@ -25,6 +25,26 @@ pub(super) struct Sealed {
     key: Option<KeyId>,
 }
 
+/// Which stored generation object a decoded [`RepositoryData`] came from:
+/// its number and its sealed header. Every seal draws a fresh random salt
+/// and nonce, so two objects never share a header: equal stamps mean the
+/// same bytes, even for a repository emptied and created again under the
+/// same generation numbers. Generation 0 (no object) has an empty header.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GenerationStamp {
+    pub generation: u64,
+    header: Vec<u8>,
+}
+
+impl GenerationStamp {
+    fn of(n: u64, object: &[u8]) -> GenerationStamp {
+        GenerationStamp {
+            generation: n,
+            header: object[..object.len().min(crate::crypto::header::LEN)].to_vec(),
+        }
+    }
+}
+
 /// Seals generations for a writer (with the metadata key) and opens them.
 struct GenerationCodec<'a> {
     repo: &'a Repository,
@@ -81,6 +101,28 @@ impl Repository {
         };
         let sealed = self.open_generation(n, bytes).await?;
         Ok((sealed.data, sealed.key))
+    }
+
+    /// The latest repository data, unless it is still the generation
+    /// `known` names: `(stamp, None)` then, without decrypting or parsing
+    /// anything. What a reader that keeps the decoded data (a listing
+    /// cache) asks on every request: finding the newest generation costs a
+    /// few small reads, decoding it is linear in the number of snapshots.
+    pub async fn latest_unless(
+        &self,
+        known: Option<&GenerationStamp>,
+    ) -> Result<(GenerationStamp, Option<RepositoryData>)> {
+        let Some((n, bytes)) = self.generations.latest().await? else {
+            let stamp = GenerationStamp::default();
+            let data = (known != Some(&stamp)).then(RepositoryData::default);
+            return Ok((stamp, data));
+        };
+        let stamp = GenerationStamp::of(n, &bytes);
+        if known == Some(&stamp) {
+            return Ok((stamp, None));
+        }
+        let sealed = self.open_generation(n, bytes).await?;
+        Ok((stamp, Some(sealed.data)))
     }
 
     /// Applies `change` to the latest repository data and commits the result
@@ -298,6 +340,34 @@ mod tests {
         data.generation = 2;
         data.snapshots.push(entry(1));
         assert_eq!(repo.latest().await.unwrap().0, data);
+    }
+
+    #[tokio::test]
+    async fn latest_unless_decodes_only_a_generation_it_was_not_shown() {
+        let (_, repo) = repo("latest-unless").await;
+        let (empty, data) = repo.latest_unless(None).await.unwrap();
+        assert_eq!(data, Some(RepositoryData::default()));
+        assert_eq!(
+            repo.latest_unless(Some(&empty)).await.unwrap(),
+            (empty.clone(), None)
+        );
+        repo.update(|d| {
+            d.snapshots.push(entry(0));
+            Ok::<_, RepoError>(())
+        })
+        .await
+        .unwrap();
+        let (first, data) = repo.latest_unless(Some(&empty)).await.unwrap();
+        assert_eq!(first.generation, 1);
+        assert_eq!(data.unwrap().snapshots, vec![entry(0)]);
+        assert_eq!(repo.latest_unless(Some(&first)).await.unwrap().1, None);
+        // Another object under the same number (a repository emptied and
+        // created again) is another generation.
+        let other = GenerationStamp {
+            generation: 1,
+            header: vec![0; crate::crypto::header::LEN],
+        };
+        assert!(repo.latest_unless(Some(&other)).await.unwrap().1.is_some());
     }
 
     #[tokio::test]

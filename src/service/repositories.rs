@@ -14,6 +14,7 @@ use super::operations::{self, Operations, Verb};
 use super::progress::Ops;
 use super::reasons::{RepositoryRefusal, VerificationFailure};
 use super::settings::{self, RepoSettings, SettingsError};
+use super::status::ListingCache;
 use super::{placement, Result, ServiceError};
 use crate::config::Config;
 use crate::es::names;
@@ -30,6 +31,9 @@ pub struct OpenRepository {
     /// Shared by every handle of this repository name on this node, so a
     /// reopen (new settings, reloaded keystore) never forgets running work.
     pub ops: Arc<Mutex<Ops>>,
+    /// What listings keep between requests (see [`ListingCache`]). Per
+    /// handle: a reopen (other settings, reloaded keystore) starts empty.
+    pub listing: ListingCache,
 }
 
 impl OpenRepository {
@@ -161,6 +165,7 @@ impl Repositories {
             settings,
             repo,
             ops: self.operations.progress(name),
+            listing: ListingCache::default(),
         })
     }
 

@@ -3,9 +3,21 @@
 //! pages) and `_status`. Paging is computed from what was found, never
 //! assumed: an empty page has no `next`, and nothing here panics on a
 //! request's values.
+//!
+//! Listings read through the open repository's [`ListingCache`]: each one
+//! asks storage which generation is newest (a few small reads) and decodes
+//! a generation or a snapshot document only when it has not seen it, so a
+//! listing of thousands of snapshots costs little more than writing its
+//! answer, and what another replica created or deleted shows at once.
+//! `_status` reads the named snapshots' whole documents (it shows every
+//! shard), never the cache.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
 
 use crate::state::{OpKind, StateDoc};
-use std::sync::Arc;
 
 use super::progress::ShardProgress;
 use super::repositories::OpenRepository;
@@ -14,13 +26,68 @@ use super::{Result, ServiceError};
 use crate::repository::layout;
 use crate::repository::model::{SnapshotDetails, SnapshotEntry, SnapshotState};
 
-/// A snapshot as listed: completed (with details when asked) or running.
+#[path = "status_cache.rs"]
+pub mod cache;
+
+use cache::Catalog;
+pub use cache::{IndexSize, ListingCache, SnapshotSummary};
+
+/// Snapshot documents a listing reads at once when its cache lacks them
+/// (the first listing after a start): enough to hide a remote store's
+/// latency, few enough to leave storage slots to other requests.
+const DOCUMENT_READS: usize = 16;
+
+/// A snapshot as a listing shows it: its generation entry (name, uuid,
+/// state, times, indices) and, for verbose listings, the summary of its
+/// document. Cheap to clone: it shares what the cache holds.
 #[derive(Debug, Clone)]
 pub struct SnapshotView {
+    pub repository: Arc<str>,
+    pub entry: Arc<SnapshotEntry>,
+    /// What the document adds; `None` in a listing that is not verbose.
+    pub summary: Option<Arc<SnapshotSummary>>,
+    /// Master key names that protect its data keys (verbose only).
+    pub key_names: Arc<[String]>,
+}
+
+impl SnapshotView {
+    /// The view of a whole document: a running snapshot's, or the one a
+    /// create that waited answers with.
+    pub fn of_details(repository: &str, d: &SnapshotDetails) -> SnapshotView {
+        SnapshotView {
+            repository: repository.into(),
+            entry: Arc::new(SnapshotEntry {
+                name: d.name.clone(),
+                uuid: d.uuid.clone(),
+                state: d.state,
+                start_time_millis: d.start_time_millis,
+                end_time_millis: d.end_time_millis,
+                indices: d.indices.clone(),
+                policy: None,
+            }),
+            summary: Some(Arc::new(SnapshotSummary::of(d))),
+            key_names: d.key_names.clone().into(),
+        }
+    }
+
+    /// Shards that failed (known from the document: 0 when not verbose).
+    pub fn failed_shards(&self) -> usize {
+        self.summary.as_ref().map_or(0, |s| s.failures.len())
+    }
+
+    /// `metadata.policy`: the SLM policy that took it (verbose only).
+    fn policy(&self) -> Option<&str> {
+        let metadata = self.summary.as_ref()?.metadata.as_ref()?;
+        metadata.get("policy")?.as_str()
+    }
+}
+
+/// A snapshot as `_status` shows it: its whole document and each shard's
+/// progress (for completed snapshots every shard is `DONE` or `FAILURE`).
+#[derive(Debug, Clone)]
+pub struct StatusView {
     pub repository: String,
     pub details: SnapshotDetails,
-    /// Shard progress with stages; for completed snapshots every shard is
-    /// `DONE` or `FAILURE`.
     pub shards: Vec<ShardProgress>,
 }
 
@@ -94,7 +161,7 @@ pub struct Listing {
 /// Running snapshots of a repository: those of this node with their
 /// progress, then those other replicas run (from the shared state), with
 /// what their records tell: name, uuid, start time.
-fn running_views(open: &OpenRepository, state: &StateDoc) -> Vec<SnapshotView> {
+fn running_views(open: &OpenRepository, state: &StateDoc) -> Vec<StatusView> {
     let mut views = local_running_views(open);
     for (uuid, op) in &state.operations {
         let OpKind::Snapshot { snapshot } = &op.kind else {
@@ -103,7 +170,7 @@ fn running_views(open: &OpenRepository, state: &StateDoc) -> Vec<SnapshotView> {
         if op.repository != open.name || views.iter().any(|v| v.details.uuid == *uuid) {
             continue;
         }
-        views.push(SnapshotView {
+        views.push(StatusView {
             repository: open.name.clone(),
             details: SnapshotDetails {
                 name: snapshot.clone(),
@@ -126,7 +193,7 @@ fn running_views(open: &OpenRepository, state: &StateDoc) -> Vec<SnapshotView> {
     views
 }
 
-fn local_running_views(open: &OpenRepository) -> Vec<SnapshotView> {
+fn local_running_views(open: &OpenRepository) -> Vec<StatusView> {
     open.ops()
         .snapshots
         .values()
@@ -146,7 +213,7 @@ fn local_running_views(open: &OpenRepository) -> Vec<SnapshotView> {
             {
                 s.stats.time_in_millis = (now - s.stats.start_time_millis).max(0);
             }
-            SnapshotView {
+            StatusView {
                 repository: open.name.clone(),
                 details: SnapshotDetails {
                     name: r.name.clone(),
@@ -181,63 +248,131 @@ fn done_shards(d: &SnapshotDetails) -> Vec<ShardProgress> {
         .collect()
 }
 
+/// What an expression selects in one repository: committed snapshots (in
+/// the generation's order), then running ones.
+struct Selection {
+    committed: Vec<Arc<SnapshotEntry>>,
+    running: Vec<StatusView>,
+}
+
+/// Resolves `expr` against the committed and the running snapshots. Each
+/// name's fate depends only on the name and the expression, so resolving
+/// the two sets apart selects what resolving their union would (a name in
+/// both, a snapshot committed while its record lingers, is shown twice, as
+/// before); a name is missing when neither set has it.
+fn select(
+    catalog: &Catalog,
+    running: Vec<StatusView>,
+    expr: &str,
+    ignore_unavailable: bool,
+    repository: &str,
+) -> Result<Selection> {
+    let committed = crate::es::expression::resolve(expr, &catalog.names)?;
+    let running_names: Vec<String> = running.iter().map(|r| r.details.name.clone()).collect();
+    let live = crate::es::expression::resolve(expr, &running_names)?;
+    let missing = committed.missing.iter().find(|m| live.missing.contains(m));
+    if let (Some(missing), false) = (missing, ignore_unavailable) {
+        return Err(ServiceError::SnapshotMissing {
+            repository: repository.to_string(),
+            snapshot: missing.clone(),
+        });
+    }
+    // Resolved names come in the catalog's order, each once: as many as
+    // there are entries means every entry (`_all`, `*`).
+    let committed = if committed.names.len() == catalog.entries.len() {
+        catalog.entries.clone()
+    } else {
+        let chosen: HashSet<&str> = committed.names.iter().map(String::as_str).collect();
+        catalog
+            .entries
+            .iter()
+            .filter(|e| chosen.contains(e.name.as_str()))
+            .cloned()
+            .collect()
+    };
+    let chosen: HashSet<&str> = live.names.iter().map(String::as_str).collect();
+    let running = running
+        .into_iter()
+        .filter(|r| chosen.contains(r.details.name.as_str()))
+        .collect();
+    Ok(Selection { committed, running })
+}
+
 impl Snapshots {
-    /// Reads the details of committed snapshots (or builds the short form
-    /// from the generation when `verbose` is false).
-    async fn views(
+    /// The newest generation, decoded only when the cache has not seen it.
+    async fn catalog(&self, open: &OpenRepository) -> Result<Arc<Catalog>> {
+        let known = open.listing.catalog();
+        let (stamp, data) = open
+            .repo
+            .latest_unless(known.as_ref().map(|c| &c.stamp))
+            .await
+            .map_err(|e| ServiceError::repo(&open.name, e))?;
+        match (data, known) {
+            (None, Some(known)) => Ok(known),
+            (data, _) => {
+                let catalog = Arc::new(Catalog::new(stamp, data.unwrap_or_default()));
+                open.listing.keep_catalog(catalog.clone());
+                Ok(catalog)
+            }
+        }
+    }
+
+    async fn selection(
         &self,
         open: &OpenRepository,
-        entries: &[SnapshotEntry],
-        verbose: bool,
-    ) -> Result<Vec<SnapshotView>> {
-        let mut out = Vec::new();
-        let needed: Vec<String> = open
-            .repo
-            .cached_keyring()
-            .needed
-            .into_iter()
-            .map(|k| k.name)
-            .collect();
-        for e in entries {
-            let details = if verbose {
-                let (mut d, _) = open
-                    .repo
-                    .read_doc::<SnapshotDetails>(&layout::snapshot(&e.uuid))
-                    .await
-                    .map_err(|err| ServiceError::repo(&open.name, err))?;
-                // Every data key is wrapped under every master key the
-                // keyring needs: those protect the snapshot now, whatever
-                // was active when it was written.
-                d.key_names = needed.clone();
-                d
-            } else {
-                SnapshotDetails {
-                    name: e.name.clone(),
-                    uuid: e.uuid.clone(),
-                    state: e.state,
-                    indices: e.indices.clone(),
-                    include_global_state: false,
-                    metadata: None,
-                    start_time_millis: e.start_time_millis,
-                    end_time_millis: e.end_time_millis,
-                    shards: Vec::new(),
-                    failures: Vec::new(),
-                    reason: None,
-                    key_names: Vec::new(),
-                    data_keys: Vec::new(),
-                }
-            };
-            out.push(SnapshotView {
-                repository: open.name.clone(),
-                shards: done_shards(&details),
-                details,
+        expr: &str,
+        ignore_unavailable: bool,
+    ) -> Result<Selection> {
+        let running = running_views(open, &self.repositories.state().current().await);
+        if expr == "_current" {
+            return Ok(Selection {
+                committed: Vec::new(),
+                running,
             });
         }
-        Ok(out)
+        let catalog = self.catalog(open).await?;
+        select(&catalog, running, expr, ignore_unavailable, &open.name)
+    }
+
+    /// The summaries of `entries`' documents, in their order: from the
+    /// cache, the others read (a few at once) and kept.
+    async fn summaries(
+        &self,
+        open: &OpenRepository,
+        keyring: u64,
+        entries: &[Arc<SnapshotEntry>],
+    ) -> Result<Vec<Arc<SnapshotSummary>>> {
+        let mut found = open
+            .listing
+            .summaries(keyring, entries.iter().map(|e| e.uuid.as_str()));
+        let missing: Vec<usize> = (0..found.len()).filter(|&i| found[i].is_none()).collect();
+        if !missing.is_empty() {
+            let read: Vec<(usize, Arc<SnapshotSummary>)> = futures::stream::iter(missing)
+                .map(|i| async move {
+                    let path = layout::snapshot(&entries[i].uuid);
+                    let (d, _) = open.repo.read_doc::<SnapshotDetails>(&path).await?;
+                    Ok::<_, crate::repository::RepoError>((i, Arc::new(SnapshotSummary::of(&d))))
+                })
+                .buffer_unordered(DOCUMENT_READS)
+                .try_collect()
+                .await
+                .map_err(|e| ServiceError::repo(&open.name, e))?;
+            open.listing.keep_summaries(
+                keyring,
+                read.iter()
+                    .map(|(i, s)| (entries[*i].uuid.clone(), s.clone())),
+            );
+            for (i, s) in read {
+                found[i] = Some(s);
+            }
+        }
+        // Every position is filled by now.
+        Ok(found.into_iter().flatten().collect())
     }
 
     /// Snapshots of one repository matching an expression (committed and
-    /// running, `_current` for running only).
+    /// running, `_current` for running only), with their documents'
+    /// summaries when `verbose`.
     pub async fn select_snapshots(
         &self,
         open: &Arc<OpenRepository>,
@@ -245,35 +380,51 @@ impl Snapshots {
         ignore_unavailable: bool,
         verbose: bool,
     ) -> Result<Vec<SnapshotView>> {
-        let running = running_views(open, &self.repositories.state().current().await);
-        if expr == "_current" {
-            return Ok(running);
+        let selection = self.selection(open, expr, ignore_unavailable).await?;
+        let repository: Arc<str> = open.name.as_str().into();
+        let mut views = Vec::with_capacity(selection.committed.len() + selection.running.len());
+        if verbose && !selection.committed.is_empty() {
+            // Read fresh: a rotation on another replica changes the keys
+            // that protect every snapshot, and moves the keyring when
+            // documents were written again (see `cache`).
+            let (generation, keyring) = open
+                .repo
+                .keyring()
+                .await
+                .map_err(|e| ServiceError::repo(&open.name, e))?;
+            // Every data key is wrapped under every master key the
+            // keyring needs: those protect the snapshot now, whatever
+            // was active when it was written.
+            let key_names: Arc<[String]> = keyring.needed.into_iter().map(|k| k.name).collect();
+            let summaries = self
+                .summaries(open, generation, &selection.committed)
+                .await?;
+            views.extend(
+                selection
+                    .committed
+                    .into_iter()
+                    .zip(summaries)
+                    .map(|(entry, summary)| SnapshotView {
+                        repository: repository.clone(),
+                        entry,
+                        summary: Some(summary),
+                        key_names: key_names.clone(),
+                    }),
+            );
+        } else {
+            let none: Arc<[String]> = Arc::new([]);
+            views.extend(selection.committed.into_iter().map(|entry| SnapshotView {
+                repository: repository.clone(),
+                entry,
+                summary: None,
+                key_names: none.clone(),
+            }));
         }
-        let (data, _) = open
-            .repo
-            .latest()
-            .await
-            .map_err(|e| ServiceError::repo(&open.name, e))?;
-        let mut names: Vec<String> = data.snapshots.iter().map(|s| s.name.clone()).collect();
-        names.extend(running.iter().map(|r| r.details.name.clone()));
-        let resolved = crate::es::expression::resolve(expr, &names)?;
-        if let (Some(missing), false) = (resolved.missing.first(), ignore_unavailable) {
-            return Err(ServiceError::SnapshotMissing {
-                repository: open.name.clone(),
-                snapshot: missing.clone(),
-            });
-        }
-        let entries: Vec<SnapshotEntry> = data
-            .snapshots
-            .iter()
-            .filter(|s| resolved.names.contains(&s.name))
-            .cloned()
-            .collect();
-        let mut views = self.views(open, &entries, verbose).await?;
         views.extend(
-            running
-                .into_iter()
-                .filter(|r| resolved.names.contains(&r.details.name)),
+            selection
+                .running
+                .iter()
+                .map(|r| SnapshotView::of_details(&open.name, &r.details)),
         );
         Ok(views)
     }
@@ -300,30 +451,23 @@ impl Snapshots {
             );
         }
         if let Some(filter) = &q.slm_policy_filter {
-            all.retain(|v| {
-                let policy = v
-                    .details
-                    .metadata
-                    .as_ref()
-                    .and_then(|m| m.get("policy"))
-                    .and_then(|p| p.as_str());
-                policy_filter_matches(filter, policy)
-            });
+            all.retain(|v| policy_filter_matches(filter, v.policy()));
         }
         if let Some(states) = &q.states {
-            all.retain(|v| states.contains(&v.details.state));
+            all.retain(|v| states.contains(&v.entry.state));
         }
         page(all, &q)
     }
 
     /// `_status`: running snapshots of every repository (`repository` None),
-    /// of one repository, or named snapshots of one repository.
+    /// of one repository, or named snapshots of one repository (their
+    /// whole documents, read a few at once).
     pub async fn status(
         &self,
         repository: Option<&str>,
         snapshots: Option<&str>,
         ignore_unavailable: bool,
-    ) -> Result<Vec<SnapshotView>> {
+    ) -> Result<Vec<StatusView>> {
         let repos: Vec<String> = match repository {
             Some(r) => vec![self.repositories.open(r).await?.name.clone()],
             None => self.repositories.names().await?,
@@ -331,16 +475,31 @@ impl Snapshots {
         let mut out = Vec::new();
         for name in repos {
             let open = self.repositories.open(&name).await?;
-            match snapshots {
-                None => out.extend(running_views(
+            let Some(expr) = snapshots else {
+                out.extend(running_views(
                     &open,
                     &self.repositories.state().current().await,
-                )),
-                Some(expr) => out.extend(
-                    self.select_snapshots(&open, expr, ignore_unavailable, true)
-                        .await?,
-                ),
-            }
+                ));
+                continue;
+            };
+            let selection = self.selection(&open, expr, ignore_unavailable).await?;
+            let open = &open;
+            let committed: Vec<StatusView> = futures::stream::iter(selection.committed)
+                .map(|e| async move {
+                    let path = layout::snapshot(&e.uuid);
+                    let (details, _) = open.repo.read_doc::<SnapshotDetails>(&path).await?;
+                    Ok::<_, crate::repository::RepoError>(StatusView {
+                        repository: open.name.clone(),
+                        shards: done_shards(&details),
+                        details,
+                    })
+                })
+                .buffered(DOCUMENT_READS)
+                .try_collect()
+                .await
+                .map_err(|e| ServiceError::repo(&open.name, e))?;
+            out.extend(committed);
+            out.extend(selection.running);
         }
         Ok(out)
     }
@@ -348,19 +507,21 @@ impl Snapshots {
 
 /// Sorts, filters and pages what a listing found, as Elasticsearch pages
 /// (`sort`, `order`, `from_sort_value`, `after`, `offset`, `size`). Pure.
-fn page(mut all: Vec<SnapshotView>, q: &ListSnapshots) -> Result<Listing> {
-    let key = |v: &SnapshotView| sort_key(v, q.sort);
-    all.sort_by_key(|v| key(v));
+fn page(all: Vec<SnapshotView>, q: &ListSnapshots) -> Result<Listing> {
+    // Each key computed once (it allocates), then one stable sort.
+    let mut all: Vec<((i64, String), SnapshotView)> =
+        all.into_iter().map(|v| (sort_key(&v, q.sort), v)).collect();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
     if q.descending {
         all.reverse();
     }
     if let Some(from) = &q.from_sort_value {
-        all.retain(|v| {
-            let (n, s) = key(v);
+        let from_number = from.parse::<i64>().unwrap_or(0);
+        all.retain(|((n, s), v)| {
             let cmp = match q.sort {
                 SortBy::Name => s.split('\u{0}').next().unwrap_or("").cmp(from.as_str()),
-                SortBy::Repository => v.repository.as_str().cmp(from.as_str()),
-                _ => n.cmp(&from.parse::<i64>().unwrap_or(0)),
+                SortBy::Repository => (*v.repository).cmp(from.as_str()),
+                _ => n.cmp(&from_number),
             };
             if q.descending {
                 cmp.is_le()
@@ -376,35 +537,36 @@ fn page(mut all: Vec<SnapshotView>, q: &ListSnapshots) -> Result<Listing> {
             .ok_or_else(|| {
                 ServiceError::IllegalArgument(format!("invalid after parameter [{after}]"))
             })?;
-        let pos = all.iter().position(|v| {
-            let (n, s) = key(v);
-            format!("{n}\u{1}{s}") == cursor
+        let (cn, cs) = cursor.split_once('\u{1}').unwrap_or(("0", ""));
+        // A key's cursor is `{n}\u{1}{s}`, and `n` has no `\u{1}`.
+        let pos = cursor.contains('\u{1}').then(|| {
+            all.iter()
+                .position(|((n, s), _)| s == cs && n.to_string() == cn)
         });
-        match pos {
+        match pos.flatten() {
             Some(p) => {
                 all.drain(..=p);
             }
             None => {
-                let (cn, cs) = cursor.split_once('\u{1}').unwrap_or(("0", ""));
                 let c = (cn.parse::<i64>().unwrap_or(0), cs.to_string());
-                all.retain(|v| if q.descending { key(v) < c } else { key(v) > c });
+                all.retain(|(k, _)| if q.descending { *k < c } else { *k > c });
             }
         }
     }
     let total = all.len();
-    let page: Vec<SnapshotView> = all.into_iter().skip(q.offset).collect();
-    let remaining_after_offset = page.len();
     let size = q.size.unwrap_or(usize::MAX);
-    let page: Vec<SnapshotView> = page.into_iter().take(size).collect();
+    let remaining_after_offset = total.saturating_sub(q.offset);
+    let page: Vec<((i64, String), SnapshotView)> =
+        all.into_iter().skip(q.offset).take(size).collect();
     let remaining = remaining_after_offset.saturating_sub(page.len());
     // The cursor is the last snapshot shown; with none shown there is
     // nothing to continue after.
-    let next = page.last().filter(|_| remaining > 0).map(|last| {
-        let (n, s) = key(last);
-        hex::encode(format!("{n}\u{1}{s}"))
-    });
+    let next = page
+        .last()
+        .filter(|_| remaining > 0)
+        .map(|((n, s), _)| hex::encode(format!("{n}\u{1}{s}")));
     Ok(Listing {
-        snapshots: page,
+        snapshots: page.into_iter().map(|(_, v)| v).collect(),
         total,
         remaining,
         next,
@@ -413,18 +575,18 @@ fn page(mut all: Vec<SnapshotView>, q: &ListSnapshots) -> Result<Listing> {
 
 /// A listing's sort key: the number sorted by, then name and repository.
 fn sort_key(v: &SnapshotView, sort: SortBy) -> (i64, String) {
-    let d = &v.details;
+    let e = &v.entry;
     let n = match sort {
-        SortBy::StartTime => d.start_time_millis,
-        SortBy::Duration => d.end_time_millis.max(d.start_time_millis) - d.start_time_millis,
-        SortBy::IndexCount => d.indices.len() as i64,
-        SortBy::ShardCount => d.indices.values().map(|i| i.shards as i64).sum(),
-        SortBy::FailedShardCount => d.failures.len() as i64,
+        SortBy::StartTime => e.start_time_millis,
+        SortBy::Duration => e.end_time_millis.max(e.start_time_millis) - e.start_time_millis,
+        SortBy::IndexCount => e.indices.len() as i64,
+        SortBy::ShardCount => e.indices.values().map(|i| i.shards as i64).sum(),
+        SortBy::FailedShardCount => v.failed_shards() as i64,
         SortBy::Name | SortBy::Repository => 0,
     };
     let s = match sort {
-        SortBy::Repository => format!("{}\u{0}{}", v.repository, d.name),
-        _ => format!("{}\u{0}{}", d.name, v.repository),
+        SortBy::Repository => format!("{}\u{0}{}", v.repository, e.name),
+        _ => format!("{}\u{0}{}", e.name, v.repository),
     };
     (n, s)
 }
@@ -433,18 +595,40 @@ fn sort_key(v: &SnapshotView, sort: SortBy) -> (i64, String) {
 mod tests {
     use super::*;
 
+    fn entry(name: &str, start: i64) -> SnapshotEntry {
+        SnapshotEntry {
+            name: name.into(),
+            uuid: format!("u-{name}"),
+            state: SnapshotState::Success,
+            start_time_millis: start,
+            end_time_millis: start + 1,
+            indices: Default::default(),
+            policy: None,
+        }
+    }
+
     fn view(name: &str, start: i64) -> SnapshotView {
         SnapshotView {
             repository: "r".into(),
+            entry: Arc::new(entry(name, start)),
+            summary: None,
+            key_names: Arc::new([]),
+        }
+    }
+
+    fn running(name: &str) -> StatusView {
+        let e = entry(name, 9);
+        StatusView {
+            repository: "r".into(),
             details: SnapshotDetails {
-                name: name.into(),
-                uuid: format!("u-{name}"),
-                state: SnapshotState::Success,
+                name: e.name,
+                uuid: e.uuid,
+                state: SnapshotState::InProgress,
                 indices: Default::default(),
                 include_global_state: false,
                 metadata: None,
-                start_time_millis: start,
-                end_time_millis: start + 1,
+                start_time_millis: 9,
+                end_time_millis: 0,
                 shards: Vec::new(),
                 failures: Vec::new(),
                 reason: None,
@@ -453,6 +637,43 @@ mod tests {
             },
             shards: Vec::new(),
         }
+    }
+
+    #[test]
+    fn committed_and_running_snapshots_resolve_as_one_set_would() {
+        let data = crate::repository::model::RepositoryData {
+            generation: 3,
+            snapshots: vec![entry("a1", 1), entry("a2", 2), entry("b1", 3)],
+        };
+        let catalog = Catalog::new(Default::default(), data);
+        let pick = |expr: &str, ignore: bool| {
+            select(
+                &catalog,
+                vec![running("a3"), running("c1")],
+                expr,
+                ignore,
+                "r",
+            )
+            .map(|s| {
+                let committed: Vec<String> = s.committed.iter().map(|e| e.name.clone()).collect();
+                let running: Vec<String> =
+                    s.running.iter().map(|r| r.details.name.clone()).collect();
+                (committed, running)
+            })
+        };
+        let v = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(pick("a*", false).unwrap(), (v(&["a1", "a2"]), v(&["a3"])));
+        assert_eq!(
+            pick("_all", false).unwrap(),
+            (v(&["a1", "a2", "b1"]), v(&["a3", "c1"]))
+        );
+        assert_eq!(pick("*,-a*", false).unwrap(), (v(&["b1"]), v(&["c1"])));
+        assert_eq!(pick("b1,a3", false).unwrap(), (v(&["b1"]), v(&["a3"])));
+        match pick("a1,nope", false) {
+            Err(ServiceError::SnapshotMissing { snapshot, .. }) => assert_eq!(snapshot, "nope"),
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        assert_eq!(pick("a1,nope", true).unwrap(), (v(&["a1"]), v(&[])));
     }
 
     fn query(size: Option<usize>) -> ListSnapshots {
@@ -473,10 +694,7 @@ mod tests {
     }
 
     fn names(l: &Listing) -> Vec<&str> {
-        l.snapshots
-            .iter()
-            .map(|v| v.details.name.as_str())
-            .collect()
+        l.snapshots.iter().map(|v| v.entry.name.as_str()).collect()
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod integrity;
 mod isolation;
 mod kibana;
 mod kms;
+mod listing;
 mod metrics;
 mod nasty_input;
 mod nodes;

@@ -8,6 +8,7 @@
 
 use std::cmp::Ordering;
 
+use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 
 use super::super::error::ApiError;
@@ -298,7 +299,9 @@ pub(crate) fn render_rows(
 /// Renders a table (each row's cells in the order of `columns`) as
 /// Elasticsearch's cat output. The work is bounded by rows × columns
 /// whatever `h` and `s` hold: both are reduced to distinct known columns
-/// first, before one stable sort.
+/// first, before one stable sort. The rows are written into the answer as
+/// it is sent ([`super::chunked`]): a table of thousands of rows is never
+/// one buffer.
 pub(crate) fn render_table(
     q: &CatQuery,
     columns: &[Column],
@@ -308,7 +311,7 @@ pub(crate) fn render_table(
     ByteUnit::parse(q.bytes.as_deref())?;
     TimeUnit::parse(q.time.as_deref())?;
     if flag(&q.help, "help", false)? {
-        return Ok(text(help_text(columns)));
+        return Ok(text(help_text(columns).into()));
     }
     let selected = selected_columns(q.h.as_deref(), columns)?;
     let keys = match &q.s {
@@ -316,13 +319,16 @@ pub(crate) fn render_table(
         None => Vec::new(),
     };
     let order = row_order(&table, &keys);
+    let table = Table {
+        columns: columns.to_vec(),
+        selected,
+        rows: table,
+    };
     match q.format.as_deref() {
-        Some("json") => {
-            Ok(axum::Json(json_rows(columns, &selected, &table, &order)).into_response())
-        }
+        Some("json") => Ok(json_rows(table, order)),
         None | Some("text") | Some("txt") => {
             let header = flag(&q.v, "v", false)?;
-            Ok(text(text_table(columns, header, &selected, &table, &order)))
+            Ok(text(TextTable::new(table, header).into_body(order)))
         }
         Some(other) => Err(ApiError::bad_request(format!(
             "unsupported format [{other}]"
@@ -330,7 +336,7 @@ pub(crate) fn render_table(
     }
 }
 
-fn text(body: String) -> Response {
+fn text(body: Body) -> Response {
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -385,85 +391,108 @@ fn row_order(table: &[Vec<Cell>], keys: &[(usize, bool)]) -> Vec<usize> {
     order
 }
 
+/// A table owned by the answer that writes it.
+struct Table {
+    columns: Vec<Column>,
+    /// Positions in `columns`, in the order shown.
+    selected: Vec<usize>,
+    rows: Vec<Vec<Cell>>,
+}
+
+/// One row of a table as a JSON object of the selected columns.
+struct JsonRow<'a>(&'a Table, usize);
+
+impl serde::Serialize for JsonRow<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let Table {
+            columns,
+            selected,
+            rows,
+        } = self.0;
+        let mut map = s.serialize_map(Some(selected.len()))?;
+        for &c in selected {
+            map.serialize_entry(columns[c].name, &rows[self.1][c].text)?;
+        }
+        map.end()
+    }
+}
+
 /// `format=json`: one object per row, the selected columns as strings
 /// (Elasticsearch's cat JSON holds the printed values).
-fn json_rows(
-    columns: &[Column],
-    selected: &[usize],
-    table: &[Vec<Cell>],
-    order: &[usize],
-) -> Vec<serde_json::Value> {
-    order
-        .iter()
-        .map(|&r| {
-            serde_json::Value::Object(
-                selected
-                    .iter()
-                    .map(|&c| {
-                        (
-                            columns[c].name.to_string(),
-                            serde_json::Value::String(table[r][c].text.clone()),
-                        )
-                    })
-                    .collect(),
-            )
-        })
-        .collect()
+fn json_rows(table: Table, order: Vec<usize>) -> Response {
+    super::chunked::json_array(
+        b"[".to_vec(),
+        order.into_iter(),
+        move |out, r| serde_json::to_writer(out, &JsonRow(&table, r)),
+        b"]".to_vec(),
+    )
 }
 
 /// The aligned text table: an optional header line, then one row per
 /// line, right-aligned columns padded on the left, whatever a name holds
 /// (names stored before control and format characters were refused are
-/// shown escaped), trailing blanks trimmed.
-fn text_table(
-    columns: &[Column],
+/// shown escaped), trailing blanks trimmed. The widths are measured over
+/// every line first; the lines are then written as the answer is sent.
+struct TextTable {
+    table: Table,
     header: bool,
-    selected: &[usize],
-    table: &[Vec<Cell>],
-    order: &[usize],
-) -> String {
-    let mut lines: Vec<Vec<String>> = Vec::new();
-    if header {
-        lines.push(
-            selected
-                .iter()
-                .map(|&c| columns[c].name.to_string())
-                .collect(),
-        );
-    }
-    lines.extend(order.iter().map(|&r| {
-        selected
+    widths: Vec<usize>,
+}
+
+impl TextTable {
+    fn new(table: Table, header: bool) -> TextTable {
+        let mut widths: Vec<usize> = table
+            .selected
             .iter()
-            .map(|&c| crate::es::shown(&table[r][c].text).into_owned())
-            .collect()
-    }));
-    let widths: Vec<usize> = (0..selected.len())
-        .map(|i| {
-            lines
-                .iter()
-                .map(|l| l[i].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for l in lines {
-        let line: Vec<String> = l
-            .iter()
-            .zip(&widths)
-            .zip(selected)
-            .map(|((v, w), &c)| {
-                if columns[c].right {
-                    format!("{v:>w$}")
-                } else {
-                    format!("{v:<w$}")
-                }
+            .map(|&c| match header {
+                true => table.columns[c].name.chars().count(),
+                false => 0,
             })
             .collect();
-        out.push_str(line.join(" ").trim_end());
-        out.push('\n');
+        for row in &table.rows {
+            for (w, &c) in widths.iter_mut().zip(&table.selected) {
+                *w = (*w).max(crate::es::shown(&row[c].text).chars().count());
+            }
+        }
+        TextTable {
+            table,
+            header,
+            widths,
+        }
     }
-    out
+
+    /// Writes the header line (`None`) or row `r`, reusing `line`.
+    fn write_line(&self, out: &mut Vec<u8>, line: &mut String, r: Option<usize>) {
+        use std::fmt::Write;
+        line.clear();
+        for (i, (&c, &w)) in self.table.selected.iter().zip(&self.widths).enumerate() {
+            if i > 0 {
+                line.push(' ');
+            }
+            let v = match r {
+                None => std::borrow::Cow::Borrowed(self.table.columns[c].name),
+                Some(r) => crate::es::shown(&self.table.rows[r][c].text),
+            };
+            let _ = if self.table.columns[c].right {
+                write!(line, "{v:>w$}")
+            } else {
+                write!(line, "{v:<w$}")
+            };
+        }
+        out.extend_from_slice(line.trim_end().as_bytes());
+        out.push(b'\n');
+    }
+
+    fn into_body(self, order: Vec<usize>) -> Body {
+        let lines = self
+            .header
+            .then_some(None)
+            .into_iter()
+            .chain(order.into_iter().map(Some));
+        let mut line = String::new();
+        super::chunked::body(lines, move |out, r| self.write_line(out, &mut line, r))
+    }
 }
 
 #[cfg(test)]
@@ -553,12 +582,22 @@ mod tests {
         ];
         let order = row_order(&table, &[(1, false)]);
         assert_eq!(order, vec![1, 0]);
+        let table = |selected: Vec<usize>| Table {
+            columns: COLS.to_vec(),
+            selected,
+            rows: table.clone(),
+        };
+        let text = TextTable::new(table(vec![0, 1]), true);
+        let (mut out, mut line) = (Vec::new(), String::new());
+        for r in [None, Some(1), Some(0)] {
+            text.write_line(&mut out, &mut line, r);
+        }
         assert_eq!(
-            text_table(COLS, true, &[0, 1], &table, &order),
+            String::from_utf8(out).unwrap(),
             "index  docs.count\nlonger          9\nb              10\n"
         );
-        let json = json_rows(COLS, &[1], &table, &[0]);
-        assert_eq!(json, vec![serde_json::json!({"docs.count": "10"})]);
+        let json = serde_json::to_value(JsonRow(&table(vec![1]), 0)).unwrap();
+        assert_eq!(json, serde_json::json!({"docs.count": "10"}));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Snapshot request and response bodies.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -7,7 +8,7 @@ use utoipa::ToSchema;
 
 use super::{es_time, StringOrList};
 use crate::repository::model::{ShardStats, SnapshotState};
-use crate::service::status::SnapshotView;
+use crate::service::status::{SnapshotView, StatusView};
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -59,28 +60,30 @@ pub struct SnapshotShardFailureBody {
 }
 
 /// A snapshot as `GET /_snapshot/{repository}/{snapshot}` shows it.
+// It borrows what it shows from the listing: a listing of thousands of
+// snapshots renders each as it is written, copying no names.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct SnapshotInfo {
-    pub snapshot: String,
-    pub uuid: String,
+pub struct SnapshotInfo<'a> {
+    pub snapshot: Cow<'a, str>,
+    pub uuid: Cow<'a, str>,
     /// Left out with `include_repository=false`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub repository: Option<String>,
+    pub repository: Option<Cow<'a, str>>,
     /// Left out with `index_names=false`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub indices: Option<Vec<String>>,
+    pub indices: Option<Vec<Cow<'a, str>>>,
     pub data_streams: Vec<String>,
-    pub state: String,
+    pub state: Cow<'a, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version_id: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
+    pub version: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub include_global_state: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<serde_json::Value>,
+    pub metadata: Option<Cow<'a, serde_json::Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub start_time: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -104,11 +107,11 @@ pub struct SnapshotInfo {
     pub index_details: Option<BTreeMap<String, IndexDetails>>,
     /// Master key names that protect this snapshot's data keys (snapvault).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub encryption_keys: Option<Vec<String>>,
+    pub encryption_keys: Option<Cow<'a, [String]>>,
     /// Data key ids that seal this snapshot's objects (snapvault; ids,
     /// never keys).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub data_keys: Option<Vec<String>>,
+    pub data_keys: Option<Cow<'a, [String]>>,
 }
 
 /// Per-index sizes, shown with `index_details=true`.
@@ -122,38 +125,46 @@ pub struct IndexDetails {
     pub max_segments_per_shard: u64,
 }
 
-impl SnapshotInfo {
-    /// Adds `index_details` from the per-shard statistics.
-    pub fn with_index_details(mut self, v: &SnapshotView) -> SnapshotInfo {
-        let mut out = BTreeMap::new();
-        for (name, index) in &v.details.indices {
-            let shards = v.details.shards.iter().filter(|s| &s.index == name);
-            let (size, max) = shards.fold((0, 0), |(size, max), s| {
-                (size + s.total_size_in_bytes, max.max(s.total_file_count))
-            });
-            out.insert(
-                name.clone(),
-                IndexDetails {
-                    shard_count: index.shards,
-                    size: None,
-                    size_in_bytes: size,
-                    max_segments_per_shard: max,
-                },
-            );
-        }
+impl<'a> SnapshotInfo<'a> {
+    /// Adds `index_details` from the per-index sizes of the summary (none
+    /// in a listing that is not verbose: sizes 0).
+    pub fn with_index_details(mut self, v: &SnapshotView) -> SnapshotInfo<'a> {
+        let sizes = v.summary.as_ref().map(|s| &s.index_sizes);
+        let out = v
+            .entry
+            .indices
+            .iter()
+            .map(|(name, index)| {
+                let size = sizes.and_then(|s| s.get(name)).copied().unwrap_or_default();
+                (
+                    name.clone(),
+                    IndexDetails {
+                        shard_count: index.shards,
+                        size: None,
+                        size_in_bytes: size.size_in_bytes,
+                        max_segments_per_shard: size.max_segments_per_shard,
+                    },
+                )
+            })
+            .collect();
         self.index_details = Some(out);
         self
     }
 
-    pub fn from_view(v: &SnapshotView, verbose: bool) -> SnapshotInfo {
-        let d = &v.details;
+    pub fn from_view(v: &'a SnapshotView, verbose: bool) -> SnapshotInfo<'a> {
+        let e = &v.entry;
         let mut info = SnapshotInfo {
-            snapshot: d.name.clone(),
-            uuid: d.uuid.clone(),
-            repository: Some(v.repository.clone()),
-            indices: Some(d.indices.keys().cloned().collect()),
+            snapshot: Cow::Borrowed(&e.name),
+            uuid: Cow::Borrowed(&e.uuid),
+            repository: Some(Cow::Borrowed(&v.repository)),
+            indices: Some(
+                e.indices
+                    .keys()
+                    .map(|i| Cow::Borrowed(i.as_str()))
+                    .collect(),
+            ),
             data_streams: Vec::new(),
-            state: d.state.as_str().into(),
+            state: Cow::Borrowed(e.state.as_str()),
             version_id: None,
             version: None,
             include_global_state: None,
@@ -172,24 +183,24 @@ impl SnapshotInfo {
             data_keys: None,
             index_details: None,
         };
-        if !verbose {
+        let (true, Some(d)) = (verbose, v.summary.as_deref()) else {
             return info;
-        }
-        let total: u32 = d.indices.values().map(|i| i.shards).sum();
+        };
+        let total: u32 = e.indices.values().map(|i| i.shards).sum();
         let failed = d.failures.len() as u32;
         info.version_id = Some(8_150_099);
-        info.version = Some(crate::ES_COMPAT_VERSION.into());
+        info.version = Some(Cow::Borrowed(crate::ES_COMPAT_VERSION));
         info.include_global_state = Some(d.include_global_state);
-        info.metadata = d.metadata.clone();
-        info.reason = d.reason.clone();
-        info.start_time = Some(es_time(d.start_time_millis));
-        info.start_time_in_millis = Some(d.start_time_millis);
-        if d.state != SnapshotState::InProgress {
-            info.end_time = Some(es_time(d.end_time_millis));
-            info.end_time_in_millis = Some(d.end_time_millis);
-            info.duration_in_millis = Some(d.end_time_millis - d.start_time_millis);
+        info.metadata = d.metadata.as_ref().map(Cow::Borrowed);
+        info.reason = d.reason.as_deref().map(Cow::Borrowed);
+        info.start_time = Some(listing_time(e.start_time_millis));
+        info.start_time_in_millis = Some(e.start_time_millis);
+        if e.state != SnapshotState::InProgress {
+            info.end_time = Some(listing_time(e.end_time_millis));
+            info.end_time_in_millis = Some(e.end_time_millis);
+            info.duration_in_millis = Some(e.end_time_millis - e.start_time_millis);
         } else {
-            info.duration_in_millis = Some(crate::service::now_millis() - d.start_time_millis);
+            info.duration_in_millis = Some(crate::service::now_millis() - e.start_time_millis);
         }
         info.failures = Some(
             d.failures
@@ -203,7 +214,7 @@ impl SnapshotInfo {
                 })
                 .collect(),
         );
-        let successful = if d.state == SnapshotState::InProgress {
+        let successful = if e.state == SnapshotState::InProgress {
             0
         } else {
             total.saturating_sub(failed)
@@ -214,33 +225,53 @@ impl SnapshotInfo {
             successful,
         });
         info.feature_states = Some(Vec::new());
-        info.encryption_keys = Some(d.key_names.clone());
-        info.data_keys = Some(d.data_keys.clone());
+        info.encryption_keys = Some(Cow::Borrowed(&v.key_names));
+        info.data_keys = Some(Cow::Borrowed(&d.data_keys));
         info
     }
 }
 
+/// [`es_time`] without parsing a format for each call (a listing formats
+/// two times a snapshot): the same text for the years 0 to 9999, and
+/// `es_time`'s own outside them.
+fn listing_time(millis: i64) -> String {
+    use chrono::{Datelike, Timelike};
+    match chrono::DateTime::from_timestamp_millis(millis) {
+        Some(t) if (0..=9999).contains(&t.year()) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.timestamp_subsec_millis()
+        ),
+        _ => es_time(millis),
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct CreateSnapshotResponse {
-    pub snapshot: SnapshotInfo,
+pub struct CreateSnapshotResponse<'a> {
+    pub snapshot: SnapshotInfo<'a>,
 }
 
 /// What `PUT|POST /_snapshot/{repository}/{snapshot}` answers, as one
 /// schema for SDK generators: `{"accepted":true}` without
 /// `wait_for_completion`, `{"snapshot":{...}}` with it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct CreateSnapshotAnswer {
+pub struct CreateSnapshotAnswer<'a> {
     /// Present (true) when the request did not wait.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accepted: Option<bool>,
     /// Present when the request waited for the snapshot to finish.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub snapshot: Option<SnapshotInfo>,
+    pub snapshot: Option<SnapshotInfo<'a>>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct GetSnapshotsResponse {
-    pub snapshots: Vec<SnapshotInfo>,
+pub struct GetSnapshotsResponse<'a> {
+    pub snapshots: Vec<SnapshotInfo<'a>>,
     pub total: usize,
     pub remaining: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -358,7 +389,7 @@ fn count_stage(into: &mut ShardsStats, stage: &str) {
 }
 
 impl SnapshotStatus {
-    pub fn from_view(v: &SnapshotView) -> SnapshotStatus {
+    pub fn from_view(v: &StatusView) -> SnapshotStatus {
         let d = &v.details;
         let mut status = SnapshotStatus {
             snapshot: d.name.clone(),
@@ -519,7 +550,7 @@ pub mod human {
         crate::api::cat::human_bytes(n)
     }
 
-    pub fn snapshot(mut info: SnapshotInfo) -> SnapshotInfo {
+    pub fn snapshot(mut info: SnapshotInfo<'_>) -> SnapshotInfo<'_> {
         if info.end_time_in_millis.is_some() {
             info.duration = info
                 .duration_in_millis
@@ -554,5 +585,35 @@ pub mod human {
             }
         }
         st
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listing_times_read_as_es_time_writes_them() {
+        let edges = [
+            0,
+            1,
+            -1,
+            999,
+            1_733_500_000_123,
+            253_402_300_799_999, // 9999-12-31T23:59:59.999Z
+            253_402_300_800_000, // year 10000
+            -62_167_219_200_000, // 0000-01-01T00:00:00.000Z
+            -62_167_219_200_001, // year -1
+            i64::MIN,
+            i64::MAX,
+        ];
+        for ms in edges {
+            assert_eq!(listing_time(ms), es_time(ms), "{ms}");
+        }
+        let mut ms = -70_000_000_000_000i64;
+        while ms < 260_000_000_000_000 {
+            assert_eq!(listing_time(ms), es_time(ms), "{ms}");
+            ms += 9_876_543_210_987;
+        }
     }
 }
