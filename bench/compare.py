@@ -419,7 +419,9 @@ def main():
         files = int(os.environ.get("BENCH_MANY_FILES", "10000"))
         if files:
             results["many_files"] = many_files(base, work, files)
-        steps = [int(x) for x in os.environ.get("BENCH_SCALE_MIB", "").split(",") if x.strip()]
+        # Sizes for the curve: the loaded size, then twice and three times it.
+        default = ",".join(str(target // MIB * k) for k in (1, 2, 3))
+        steps = [int(x) for x in os.environ.get("BENCH_SCALE_MIB", default).split(",") if x.strip()]
         results["scale"] = scale(base, pid, work, steps, target)
     finally:
         server.terminate()
