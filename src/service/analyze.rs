@@ -29,6 +29,7 @@ use super::reasons::{Busy, VerificationFailure};
 use super::repositories::Repositories;
 use super::storage_check;
 use super::{Result, ServiceError};
+use crate::metrics::operations::Outcome;
 use crate::state::OpKind;
 
 /// What to analyse, with Elasticsearch's defaults.
@@ -142,7 +143,8 @@ impl Analysis {
         let outcome = tokio::time::timeout(req.timeout, run).await;
         // Whatever happened, nothing of the analysis stays behind.
         let _ = store.delete_all(&blob_path).await;
-        op.end().await;
+        op.end_with(Outcome::succeeded(matches!(outcome, Ok(Ok(_)))))
+            .await;
         let fail = |reason| ServiceError::RepositoryVerification {
             repository: repository.into(),
             reason,

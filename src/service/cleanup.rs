@@ -14,6 +14,7 @@ use super::reasons::Busy;
 use super::repositories::OpenRepository;
 use super::snapshots::Snapshots;
 use super::{Result, ServiceError};
+use crate::metrics::operations::Outcome;
 use crate::repository::layout::{self, Kind};
 use crate::repository::model::{IndexMeta, ShardManifest, SnapshotDetails};
 use crate::repository::RepoError;
@@ -51,7 +52,7 @@ impl Snapshots {
         };
         let op = self.operations.begin(start, busy).await?;
         let result = self.collect_garbage(&open, op.id()).await;
-        op.end().await;
+        op.end_with(Outcome::of(&result)).await;
         result.map_err(|e| ServiceError::repo(repository, e))
     }
 

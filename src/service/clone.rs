@@ -8,6 +8,7 @@ use super::repositories::OpenRepository;
 use super::snapshots::{commit_snapshot, Snapshots};
 use super::{now_millis, Result, ServiceError};
 use crate::es::names;
+use crate::metrics::operations::Outcome;
 use crate::repository::layout;
 use crate::repository::model::{
     IndexMeta, ShardManifest, ShardStats, SnapshotDetails, SnapshotState,
@@ -80,7 +81,7 @@ impl Snapshots {
         let result = self
             .run_clone(&open, &src.uuid, target, &resolved.names)
             .await;
-        op.end().await;
+        op.end_with(Outcome::of(&result)).await;
         result
     }
 

@@ -7,6 +7,7 @@ use super::operations::{Refusal, Start, Verb};
 use super::repositories::OpenRepository;
 use super::snapshots::Snapshots;
 use super::{Result, ServiceError};
+use crate::metrics::operations::Outcome;
 use crate::repository::layout;
 use crate::repository::model::SnapshotEntry;
 use crate::state::OpKind;
@@ -51,7 +52,7 @@ impl Snapshots {
     async fn finish_delete(&self, started: StartedDelete) -> Result<Vec<String>> {
         let StartedDelete { open, names, op } = started;
         let result = self.delete_committed(&open, &names).await;
-        op.end().await;
+        op.end_with(Outcome::of(&result)).await;
         result?;
         self.collect_after_delete(&open).await;
         Ok(names)
@@ -125,10 +126,11 @@ impl Snapshots {
                 return;
             }
         };
-        if let Err(e) = self.collect_garbage(open, op.id()).await {
+        let result = self.collect_garbage(open, op.id()).await;
+        if let Err(e) = &result {
             tracing::warn!(repository = %open.name, error = %e, "could not collect data after a delete; _cleanup will");
         }
-        op.end().await;
+        op.end_with(Outcome::of(&result)).await;
     }
 
     async fn delete_committed(&self, open: &OpenRepository, names: &[String]) -> Result<()> {

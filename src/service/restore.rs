@@ -24,6 +24,7 @@ use super::snapshots::Throttle;
 use super::{Result, ServiceError};
 use crate::config::Config;
 use crate::indices::{IndexMetadata, IndexState, Indices};
+use crate::metrics::operations::Outcome;
 use crate::repository::layout;
 use crate::repository::model::{FileEntry, IndexMeta, ShardManifest};
 use crate::repository::RepoError;
@@ -146,7 +147,7 @@ impl Restores {
         let (this, done) = (self.clone(), tokio::sync::oneshot::channel());
         self.tasks.spawn(async move {
             let result = this.run(&open, &entry.uuid, &plan, &req, op.id()).await;
-            op.end().await;
+            op.end_with(Outcome::of(&result)).await;
             let result = result.map_err(|source| ServiceError::SnapshotRestoreFailed {
                 repository: req.repository.clone(),
                 snapshot: req.snapshot.clone(),

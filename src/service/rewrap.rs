@@ -14,6 +14,7 @@ use super::operations::{emulated_cas, rotation_op_id, OpGuard, Start, Verb};
 use super::rotation::KeyRotation;
 use super::{now_millis, Result, ServiceError};
 use crate::crypto;
+use crate::metrics::operations::Outcome;
 use crate::repository::layout;
 use crate::repository::model::{KeyRef, Rotation, RotationPhase};
 use crate::repository::{RepoError, Repository};
@@ -75,11 +76,12 @@ impl KeyRotation {
                 },
             };
             if let Ok(guard) = guard {
-                if let Err(e) = this.run(&name).await {
+                let ran = this.run(&name).await;
+                if let Err(e) = &ran {
                     tracing::error!(repository = %name, error = %e, "key rotation stopped");
                 }
                 if let Some(guard) = guard {
-                    guard.end().await;
+                    guard.end_with(Outcome::of(&ran)).await;
                 }
             }
             this.rotating.lock().expect("rotating").remove(&name);

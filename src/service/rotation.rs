@@ -26,6 +26,7 @@ use super::reasons::RotationConflict;
 use super::repositories::Repositories;
 use super::{now_millis, Result, ServiceError};
 use crate::config::Config;
+use crate::metrics::operations::Outcome;
 use crate::repository::layout;
 use crate::repository::model::{KeyRef, Keyring, Reencryption, Rotation, RotationPhase};
 use crate::repository::{RepoError, Repository};
@@ -186,7 +187,7 @@ impl KeyRotation {
             Ok(outcome) => outcome,
             Err(e) => {
                 if let Some(op) = exclusive {
-                    op.end().await;
+                    op.end_with(Outcome::Failure).await;
                 }
                 return Err(e);
             }
@@ -199,7 +200,7 @@ impl KeyRotation {
             }
             _ => {
                 if let Some(op) = exclusive {
-                    op.end().await;
+                    op.end_with(Outcome::Success).await;
                 }
             }
         }

@@ -24,6 +24,7 @@ use crate::config::Config;
 use crate::crypto::Dek;
 use crate::es::names;
 use crate::indices::Indices;
+use crate::metrics::operations::Outcome;
 use crate::repository::model::{
     FileEntry, IndexMeta, IndexRef, RepositoryData, ShardFailure, ShardManifest, ShardStats,
     SnapshotDetails, SnapshotEntry, SnapshotState,
@@ -207,7 +208,8 @@ impl Snapshots {
             if let Err(e) = &outcome {
                 tracing::error!(repository = %open.name, snapshot = %run.name, error = %e, "snapshot failed");
             }
-            op.end().await;
+            let ok = matches!(&outcome, Ok(d) if d.state != SnapshotState::Failed);
+            op.end_with(Outcome::succeeded(ok)).await;
             open.ops().snapshots.remove(&run.name);
             run.done.send_replace(Some(outcome));
         });
