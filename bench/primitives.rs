@@ -127,19 +127,36 @@ fn main() {
         rate(n, || {
             sealed = packed
                 .iter()
-                .map(|p| cipher.encrypt(nonce, Payload { msg: p, aad: b"aad" }).unwrap())
+                .map(|p| {
+                    cipher
+                        .encrypt(
+                            nonce,
+                            Payload {
+                                msg: p,
+                                aad: b"aad",
+                            },
+                        )
+                        .unwrap()
+                })
                 .collect::<Vec<_>>();
         }),
     );
-    put(
-        "aes_gcm_siv_raw_mb_s",
-        seal * packed_len as f64 / n as f64,
-    );
+    put("aes_gcm_siv_raw_mb_s", seal * packed_len as f64 / n as f64);
     let open = put(
         "aes_gcm_siv_open_mb_s_of_file",
         rate(n, || {
             for s in &sealed {
-                std::hint::black_box(cipher.decrypt(nonce, Payload { msg: s, aad: b"aad" }).unwrap());
+                std::hint::black_box(
+                    cipher
+                        .decrypt(
+                            nonce,
+                            Payload {
+                                msg: s,
+                                aad: b"aad",
+                            },
+                        )
+                        .unwrap(),
+                );
             }
         }),
     );
@@ -153,8 +170,14 @@ fn main() {
         }),
     );
     let inv = |rs: &[f64]| 1.0 / rs.iter().map(|r| 1.0 / r).sum::<f64>();
-    put("snapshot_path_today_mb_s_per_core", inv(&[cdc, hmac, zstd_rates[1], seal]));
-    put("snapshot_path_zstd1_mb_s_per_core", inv(&[cdc, hmac, zstd1_reused, seal]));
+    put(
+        "snapshot_path_today_mb_s_per_core",
+        inv(&[cdc, hmac, zstd_rates[1], seal]),
+    );
+    put(
+        "snapshot_path_zstd1_mb_s_per_core",
+        inv(&[cdc, hmac, zstd1_reused, seal]),
+    );
     put("restore_path_mb_s_per_core", inv(&[open, unzstd, hmac]));
     put("mb_of_documents", n as f64 / 1e6);
     println!("{}", serde_json::Value::Object(out));

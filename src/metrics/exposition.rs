@@ -132,11 +132,7 @@ mod tests {
             .collect();
         assert_eq!(
             buckets,
-            vec![
-                ("0.5".into(), 0.0),
-                ("1".into(), 1.0),
-                ("+Inf".into(), 1.0)
-            ]
+            vec![("0.5".into(), 0.0), ("1".into(), 1.0), ("+Inf".into(), 1.0)]
         );
         assert!(samples
             .iter()
