@@ -71,7 +71,7 @@ async fn fill(
             written += src.get().len();
             ops.push(DocOp::Index {
                 id: id.to_string(),
-                source: src,
+                source: snapvault::indices::Source::from_raw(&src),
                 create_only: false,
             });
             id += 1;
