@@ -22,7 +22,6 @@ The machine's free memory is touched once before anything runs (see
 `warm_memory`; BENCH_WARM=0 skips it). Standard library only. Usage: bench/compare.sh (builds, installs the
 tools, runs this)."""
 
-import base64
 import json
 import os
 import random
@@ -33,43 +32,12 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
-MIB = 1024 * 1024
-PASSWORD = "bench-password"
-AUTH = "Basic " + base64.b64encode(f"elastic:{PASSWORD}".encode()).decode()
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run import MIB, PASSWORD, call, dir_size, reset_peak  # noqa: E402  (bench/run.py)
+from run import rss as status  # noqa: E402
+
 TOOL_PASSWORD = "bench-tool-password"
-
-
-def call(base, method, path, body=None, ctype="application/json"):
-    data = None
-    if body is not None:
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    req = urllib.request.Request(base + path, data=data, method=method, headers={"content-type": ctype, "authorization": AUTH})
-    with urllib.request.urlopen(req, timeout=7200) as r:
-        return json.loads(r.read() or b"null")
-
-
-def status(pid):
-    fields = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            fields[k] = v.strip()
-    return int(fields["VmRSS"].split()[0]) * 1024, int(fields["VmHWM"].split()[0]) * 1024
-
-
-def reset_peak(pid):
-    with open(f"/proc/{pid}/clear_refs", "w") as f:
-        f.write("5")
-
-
-def dir_size(path):
-    total = 0
-    for root, _, files in os.walk(path):
-        for name in files:
-            total += os.path.getsize(os.path.join(root, name))
-    return total
 
 
 def file_count(path):
