@@ -289,11 +289,11 @@ async fn cat_snapshots_of(node: &Node, repos: &str, q: &CatQuery) -> Result<Resp
             states: None,
         })
         .await?;
+    // `%H:%M:%S`, without parsing that format for each of thousands of rows.
     let hms = |ms: i64| {
-        chrono::DateTime::from_timestamp_millis(ms)
-            .unwrap_or_default()
-            .format("%H:%M:%S")
-            .to_string()
+        use chrono::Timelike;
+        let t = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
+        format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second())
     };
     let rows = listing
         .snapshots

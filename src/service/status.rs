@@ -33,9 +33,12 @@ use cache::Catalog;
 pub use cache::{IndexSize, ListingCache, SnapshotSummary};
 
 /// Snapshot documents a listing reads at once when its cache lacks them
-/// (the first listing after a start): enough to hide a remote store's
-/// latency, few enough to leave storage slots to other requests.
-const DOCUMENT_READS: usize = 16;
+/// (the first listing after a start): enough to hide much of a remote
+/// store's latency, few enough to leave storage slots to other requests
+/// and to keep the read buffers in flight small: on `fs`, for 10 000
+/// documents, 16 at once left some 30 MiB more resident memory than 8 and
+/// were no faster (bench/listing.sh).
+const DOCUMENT_READS: usize = 8;
 
 /// A snapshot as a listing shows it: its generation entry (name, uuid,
 /// state, times, indices) and, for verbose listings, the summary of its

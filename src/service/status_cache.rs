@@ -58,9 +58,11 @@ pub struct SnapshotSummary {
     pub failures: Vec<ShardFailure>,
     pub reason: Option<String>,
     pub data_keys: Vec<String>,
-    /// Per index: the bytes of its shards and the most files one shard
-    /// holds (`index_details`), instead of every shard's statistics.
-    pub index_sizes: BTreeMap<String, IndexSize>,
+    /// Per index, in the order of the document's indices (by name, as its
+    /// generation entry copies them): the bytes of its shards and the most
+    /// files one shard holds (`index_details`), instead of every shard's
+    /// statistics.
+    pub index_sizes: Box<[IndexSize]>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -71,17 +73,18 @@ pub struct IndexSize {
 
 impl SnapshotSummary {
     pub fn of(d: &SnapshotDetails) -> SnapshotSummary {
-        let mut index_sizes: BTreeMap<String, IndexSize> = d
+        let mut sizes: BTreeMap<&str, IndexSize> = d
             .indices
             .keys()
-            .map(|name| (name.clone(), IndexSize::default()))
+            .map(|name| (name.as_str(), IndexSize::default()))
             .collect();
         for s in &d.shards {
-            if let Some(size) = index_sizes.get_mut(&s.index) {
+            if let Some(size) = sizes.get_mut(s.index.as_str()) {
                 size.size_in_bytes += s.total_size_in_bytes;
                 size.max_segments_per_shard = size.max_segments_per_shard.max(s.total_file_count);
             }
         }
+        let index_sizes = sizes.into_values().collect();
         SnapshotSummary {
             include_global_state: d.include_global_state,
             metadata: d.metadata.clone(),
@@ -276,15 +279,11 @@ mod tests {
             data_keys: vec!["k".into()],
         };
         let s = SnapshotSummary::of(&d);
-        assert_eq!(
-            s.index_sizes["i"],
-            IndexSize {
-                size_in_bytes: 15,
-                max_segments_per_shard: 7
-            }
-        );
-        assert_eq!(s.index_sizes["j"], IndexSize::default());
-        assert_eq!(s.index_sizes.len(), 2);
+        let i = IndexSize {
+            size_in_bytes: 15,
+            max_segments_per_shard: 7,
+        };
+        assert_eq!(&*s.index_sizes, &[i, IndexSize::default()]);
         assert_eq!(s.data_keys, vec!["k"]);
     }
 }

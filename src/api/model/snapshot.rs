@@ -129,13 +129,18 @@ impl<'a> SnapshotInfo<'a> {
     /// Adds `index_details` from the per-index sizes of the summary (none
     /// in a listing that is not verbose: sizes 0).
     pub fn with_index_details(mut self, v: &SnapshotView) -> SnapshotInfo<'a> {
-        let sizes = v.summary.as_ref().map(|s| &s.index_sizes);
+        let sizes = v
+            .summary
+            .as_ref()
+            .map(|s| &s.index_sizes)
+            .filter(|s| s.len() == v.entry.indices.len());
         let out = v
             .entry
             .indices
             .iter()
-            .map(|(name, index)| {
-                let size = sizes.and_then(|s| s.get(name)).copied().unwrap_or_default();
+            .enumerate()
+            .map(|(i, (name, index))| {
+                let size = sizes.and_then(|s| s.get(i)).copied().unwrap_or_default();
                 (
                     name.clone(),
                     IndexDetails {
@@ -231,24 +236,37 @@ impl<'a> SnapshotInfo<'a> {
     }
 }
 
-/// [`es_time`] without parsing a format for each call (a listing formats
-/// two times a snapshot): the same text for the years 0 to 9999, and
+/// [`es_time`] without its formatting machinery (a listing formats two
+/// times a snapshot): the same text for the years 0 to 9999, and
 /// `es_time`'s own outside them.
 fn listing_time(millis: i64) -> String {
     use chrono::{Datelike, Timelike};
-    match chrono::DateTime::from_timestamp_millis(millis) {
-        Some(t) if (0..=9999).contains(&t.year()) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-            t.year(),
-            t.month(),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second(),
-            t.timestamp_subsec_millis()
-        ),
-        _ => es_time(millis),
+    let Some(t) = chrono::DateTime::from_timestamp_millis(millis) else {
+        return es_time(millis);
+    };
+    let Ok(year) = u32::try_from(t.year()) else {
+        return es_time(millis);
+    };
+    if year > 9999 {
+        return es_time(millis);
     }
+    let mut text = *b"0000-00-00T00:00:00.000Z";
+    let fields = [
+        (0, 4, year),
+        (5, 2, t.month()),
+        (8, 2, t.day()),
+        (11, 2, t.hour()),
+        (14, 2, t.minute()),
+        (17, 2, t.second()),
+        (20, 3, t.timestamp_subsec_millis()),
+    ];
+    for (at, width, mut value) in fields {
+        for digit in text[at..at + width].iter_mut().rev() {
+            *digit = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    }
+    text.iter().map(|&b| b as char).collect()
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
