@@ -2,7 +2,7 @@
 documents (random words) into a 2-shard index, bodies of BENCH_BODY_MIB
 (default 8) MiB generated in memory before the clock starts and sent over
 BENCH_CONNECTIONS (default 4) keep-alive connections, so the client is not
-what is measured. Reports MiB/s of NDJSON sent, documents per second, the
+what is measured (BENCH_BINARY names another binary to measure). Reports MiB/s of NDJSON sent, documents per second, the
 server's peak RSS (VmHWM) during the load and its RSS after it, then checks
 the count, one document and a search page. Standard library only."""
 
@@ -130,7 +130,7 @@ def main():
     }
     work = tempfile.mkdtemp(prefix="snapvault-bulk-bench-")
     server = subprocess.Popen(
-        ["target/release/snapvault", "serve", "--listen", "127.0.0.1:0", "--data-dir", work],
+        [os.environ.get("BENCH_BINARY", "target/release/snapvault"), "serve", "--listen", "127.0.0.1:0", "--data-dir", work],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

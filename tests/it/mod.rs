@@ -4,6 +4,7 @@ mod analyze;
 mod auth;
 mod azure;
 mod backends;
+mod bulk;
 mod cleanup;
 mod cli_client;
 mod clients;

@@ -8,7 +8,8 @@
 //! Steps of [`Documents::bulk`]:
 //! 1. spawn the run as a tracked task, so it runs to its end even when the
 //!    client goes away (or the request times out), and a graceful shutdown
-//!    waits for it;
+//!    waits for it; it waits for one of the node's bulk slots (one per
+//!    core), which bounds the memory of the requests running at once;
 //! 2. parse the body into a plan ([`BulkPlan::parse`]);
 //! 3. per index, in name order: create it if missing, write its batch;
 //! 4. answer every item in the order of the request.
@@ -391,6 +392,11 @@ impl Documents {
         permitted: Permitted,
     ) -> Result<BulkOutcome> {
         let started = std::time::Instant::now();
+        let _slot = self
+            .bulk_slots
+            .acquire()
+            .await
+            .map_err(|_| ServiceError::Internal("the bulk request slots are closed".into()))?;
         let plan = BulkPlan::parse(&body, default_index.as_deref())?;
         let mut answers: Vec<Option<BulkItem>> = (0..plan.len()).map(|_| None).collect();
         // Group by index, keeping each item's slot. Items mostly repeat
