@@ -180,8 +180,8 @@ impl ListingCache {
         }
     }
 
-    /// Summaries kept, for tests and metrics.
-    pub fn summary_count(&self) -> usize {
+    #[cfg(test)]
+    fn summary_count(&self) -> usize {
         self.lock().summaries.len()
     }
 }
