@@ -4,7 +4,10 @@ documents (random words) into a 2-shard index, bodies of BENCH_BODY_MIB
 BENCH_CONNECTIONS (default 4) keep-alive connections, so the client is not
 what is measured (BENCH_BINARY names another binary to measure). Reports MiB/s of NDJSON sent, documents per second, the
 server's peak RSS (VmHWM) during the load and its RSS after it, then checks
-the count, one document and a search page. Standard library only."""
+the count, one document and a search page; with BENCH_UPDATE=1 sends every
+body again (all overwrites); then restarts the server on the same data
+(the document maps are rebuilt from the segments) and checks again.
+Standard library only."""
 
 import base64
 import http.client
@@ -129,27 +132,13 @@ def main():
         "generate_seconds": round(time.time() - t0, 1),
     }
     work = tempfile.mkdtemp(prefix="snapvault-bulk-bench-")
-    server = subprocess.Popen(
-        [os.environ.get("BENCH_BINARY", "target/release/snapvault"), "serve", "--listen", "127.0.0.1:0", "--data-dir", work],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=dict(os.environ, ELASTIC_PASSWORD=PASSWORD),
-    )
+    server, base, host, port = start(work)
     try:
-        line = server.stdout.readline()
-        while "listening on" not in line:
-            line = server.stdout.readline()
-        base = line.strip().rsplit(" ", 1)[-1]
-        host, port = base.split("//", 1)[1].rsplit(":", 1)
         pid = server.pid
         call(base, "PUT", "/bench", {"settings": {"number_of_shards": 2}})
         results["rss_before_load"] = rss(pid)[0]
-        queued = queue.Queue()
-        for b in all_bodies:
-            queued.put(b)
         t0, cpu0, own0 = time.time(), cpu_seconds(pid), time.process_time()
-        failures = load(host, int(port), queued, connections)
+        failures = load(host, port, queued(all_bodies), connections)
         seconds = time.time() - t0
         results["server_cpu_seconds"] = round(cpu_seconds(pid) - cpu0, 2)
         results["client_cpu_seconds"] = round(time.process_time() - own0, 2)
@@ -161,20 +150,71 @@ def main():
         results["peak_rss_mib"] = round(peak / MIB, 1)
         results["rss_after_load_mib"] = round(now / MIB, 1)
         t0 = time.time()
-        count = call(base, "GET", "/bench/_count")["count"]
-        assert count == docs, (count, docs)
-        page = call(base, "POST", "/bench/_search", {"from": 1000, "size": 10})
-        assert len(page["hits"]["hits"]) == 10 and page["hits"]["total"]["value"] == docs, page["hits"]["total"]
-        if not auto_ids:
-            doc = call(base, "GET", "/bench/_doc/doc-%d" % (docs // 2))
-            assert doc["_source"]["n"] == docs // 2, doc
+        check(base, docs, auto_ids)
         results["check_seconds"] = round(time.time() - t0, 2)
         results["rss_after_reads_mib"] = round(rss(pid)[0] / MIB, 1)
+        if os.environ.get("BENCH_UPDATE") == "1" and not auto_ids:
+            # The same bodies again: every item overwrites a document, so
+            # every id is looked up on disk.
+            t0, cpu0 = time.time(), cpu_seconds(pid)
+            failures = load(host, port, queued(all_bodies), connections)
+            seconds = time.time() - t0
+            assert not failures, failures[:3]
+            results["update_mib_per_s"] = round(sent / MIB / seconds, 1)
+            results["update_server_cpu_seconds"] = round(cpu_seconds(pid) - cpu0, 2)
+            results["peak_rss_after_update_mib"] = round(rss(pid)[1] / MIB, 1)
+            check(base, docs, auto_ids)
+        # A restart rebuilds every shard's map from its segments.
+        server.terminate()
+        server.wait(timeout=120)
+        t0 = time.time()
+        server, base, host, port = start(work)
+        results["restart_seconds"] = round(time.time() - t0, 2)
+        check(base, docs, auto_ids)
+        now, peak = rss(server.pid)
+        results["rss_after_restart_mib"] = round(now / MIB, 1)
+        results["peak_rss_restart_mib"] = round(peak / MIB, 1)
         print(json.dumps(results, indent=2))
     finally:
         server.terminate()
         server.wait(timeout=120)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def start(work):
+    """A server on `work`, once it listens: the process, its base URL,
+    host and port."""
+    server = subprocess.Popen(
+        [os.environ.get("BENCH_BINARY", "target/release/snapvault"), "serve", "--listen", "127.0.0.1:0", "--data-dir", work],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=dict(os.environ, ELASTIC_PASSWORD=PASSWORD),
+    )
+    line = server.stdout.readline()
+    while "listening on" not in line:
+        line = server.stdout.readline()
+    base = line.strip().rsplit(" ", 1)[-1]
+    host, port = base.split("//", 1)[1].rsplit(":", 1)
+    return server, base, host, int(port)
+
+
+def queued(all_bodies):
+    q = queue.Queue()
+    for b in all_bodies:
+        q.put(b)
+    return q
+
+
+def check(base, docs, auto_ids):
+    """The count, a search page and (with client ids) one document."""
+    count = call(base, "GET", "/bench/_count")["count"]
+    assert count == docs, (count, docs)
+    page = call(base, "POST", "/bench/_search", {"from": 1000, "size": 10})
+    assert len(page["hits"]["hits"]) == 10 and page["hits"]["total"]["value"] == docs, page["hits"]["total"]
+    if not auto_ids:
+        doc = call(base, "GET", "/bench/_doc/doc-%d" % (docs // 2))
+        assert doc["_source"]["n"] == docs // 2, doc
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ use super::keys::DocKey;
 const RECORD: usize = 48;
 /// Records per block: one block is read per probe.
 const BLOCK: usize = 128;
+/// Blocks read at a time by a lookup of many keys.
+const SPAN: usize = 64;
 /// Records read at a time when merging.
 const MERGE_CHUNK: usize = 2048;
 
@@ -147,14 +149,22 @@ impl Run {
 
     /// Fills the empty slots of `out` whose keys this run holds. `keys`
     /// pairs each key with its slot and is sorted by key, so consecutive
-    /// keys of one block cost one read.
+    /// keys of one block cost one read; when there are many keys for the
+    /// run's size (a segment's worth against a shard), blocks are read
+    /// [`SPAN`] at a time, since nearly every block is needed anyway.
     pub(super) fn lookup(
         &self,
         keys: &[(DocKey, usize)],
         out: &mut [Option<Rec>],
     ) -> std::io::Result<()> {
+        let span = if keys.len() * 8 >= self.fences.len() {
+            SPAN
+        } else {
+            1
+        };
         let mut buf = Vec::new();
-        let mut loaded = usize::MAX;
+        // Blocks [loaded.0, loaded.1) are in `buf`.
+        let mut loaded = (0usize, 0usize);
         for &(key, slot) in keys {
             if out[slot].is_some() {
                 continue;
@@ -164,16 +174,19 @@ impl Run {
                 continue;
             }
             let block = block - 1;
-            if block != loaded {
+            if !(loaded.0..loaded.1).contains(&block) {
+                let end = (block + span).min(self.fences.len());
                 let first = block * BLOCK;
-                self.read(first, BLOCK.min(self.count - first), &mut buf)?;
-                loaded = block;
+                self.read(first, (end * BLOCK).min(self.count) - first, &mut buf)?;
+                loaded = (block, end);
             }
-            let recs = buf.len() / RECORD;
-            let (mut lo, mut hi) = (0usize, recs);
+            let from = (block - loaded.0) * BLOCK * RECORD;
+            let to = (from + BLOCK * RECORD).min(buf.len());
+            let recs = &buf[from..to];
+            let (mut lo, mut hi) = (0usize, recs.len() / RECORD);
             while lo < hi {
                 let mid = (lo + hi) / 2;
-                let at = Rec::decode(&buf[mid * RECORD..(mid + 1) * RECORD]);
+                let at = Rec::decode(&recs[mid * RECORD..(mid + 1) * RECORD]);
                 match at.key.cmp(&key) {
                     std::cmp::Ordering::Less => lo = mid + 1,
                     std::cmp::Ordering::Greater => hi = mid,
@@ -301,15 +314,28 @@ mod tests {
     #[test]
     fn every_key_of_a_run_is_found_in_every_block_and_no_other() {
         let dir = tempfile::tempdir().unwrap();
-        let recs: Vec<Rec> = (0..1000u128).map(|k| rec(k * 2 + 1, 1, true)).collect();
+        let recs: Vec<Rec> = (0..3000u128).map(|k| rec(k * 2 + 1, 1, true)).collect();
         let run = Run::write(dir.path(), &recs).unwrap();
-        assert_eq!(run.len(), 1000);
-        let keys: Vec<u128> = (0..2002u128).collect();
+        assert_eq!(run.len(), 3000);
+        // Many keys: blocks read a span at a time.
+        let keys: Vec<u128> = (0..6002u128).collect();
         let found = all(&run, &keys);
         for (k, f) in keys.iter().zip(&found) {
-            assert_eq!(f.is_some(), k % 2 == 1 && *k < 2000, "key {k}");
+            assert_eq!(f.is_some(), k % 2 == 1 && *k < 6000, "key {k}");
         }
         assert_eq!(found[7], Some(rec(7, 1, true)));
+        // A few keys: one block each, the last one partly filled.
+        let few = all(&run, &[0, 7, 2561, 5999, 6001]);
+        assert_eq!(
+            few,
+            vec![
+                None,
+                Some(rec(7, 1, true)),
+                Some(rec(2561, 1, true)),
+                Some(rec(5999, 1, true)),
+                None
+            ]
+        );
         // The file is already gone from the directory.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }

@@ -54,18 +54,30 @@ pub fn append(
     (start, buf.len() as u64 - start)
 }
 
-/// Iterates the entries of a segment with their byte ranges.
+/// Iterates the entries of a segment with their byte ranges, in one pass
+/// of the parser (no separate search for line ends). A range runs from the
+/// end of the entry before it (blank lines included) through this entry's
+/// newline, so reading it back parses to the same entry.
 pub fn entries(
     data: &[u8],
 ) -> impl Iterator<Item = Result<(u64, u64, Entry<'_>), serde_json::Error>> {
-    let mut offset = 0u64;
-    data.split_inclusive(|b| *b == b'\n')
-        .filter(|l| l.len() > 1)
-        .map(move |line| {
-            let start = offset;
-            offset += line.len() as u64;
-            serde_json::from_slice::<Entry>(line).map(|e| (start, line.len() as u64, e))
-        })
+    let mut stream = serde_json::Deserializer::from_slice(data).into_iter::<Entry>();
+    let mut start = 0usize;
+    let mut failed = false;
+    std::iter::from_fn(move || {
+        if failed {
+            return None;
+        }
+        let next = stream.next()?;
+        let mut end = stream.byte_offset();
+        if data.get(end) == Some(&b'\n') {
+            end += 1;
+        }
+        let range = (start as u64, (end - start) as u64);
+        start = end;
+        failed = next.is_err();
+        Some(next.map(|e| (range.0, range.1, e)))
+    })
 }
 
 #[cfg(test)]
@@ -77,8 +89,17 @@ mod tests {
         let mut buf = Vec::new();
         append(&mut buf, "1", 1, 0, Some(br#"{"a":1}"#));
         append(&mut buf, "2\"\n", 3, 1, None);
+        buf.extend_from_slice(b"\n");
+        append(&mut buf, "3", 1, 2, Some(b"[]"));
         let all: Vec<_> = entries(&buf).map(|r| r.unwrap()).collect();
-        assert_eq!(all.len(), 2);
+        assert_eq!(all.len(), 3);
+        // Every range parses back to its entry, a blank line before it or not.
+        for (offset, len, e) in &all {
+            let line = &buf[*offset as usize..(*offset + *len) as usize];
+            let back: Entry = serde_json::from_slice(line).unwrap();
+            assert_eq!((back.id, back.seq_no), (e.id.clone(), e.seq_no));
+        }
+        assert_eq!(all.iter().map(|(_, l, _)| l).sum::<u64>(), buf.len() as u64);
         assert_eq!(all[0].2.source.unwrap().get(), r#"{"a":1}"#);
         assert_eq!(all[1].2.id, "2\"\n");
         assert!(all[1].2.source.is_none());
