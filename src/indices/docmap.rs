@@ -245,3 +245,100 @@ impl Staged {
         self.latest.insert(rec.key, rec);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::indices::keys::KeySecret;
+
+    fn map(dir: &std::path::Path) -> DocMap {
+        DocMap::new(
+            KeySecret::new().keyer("uuid", 0),
+            Arc::new(Filter::new(1 << 12)),
+            Arc::new(dir.to_path_buf()),
+        )
+    }
+
+    /// Applies one segment of `(id, live)` entries the way a write does.
+    async fn segment(m: &mut DocMap, entries: &[(&str, bool)]) {
+        let view = m.view();
+        let keys: Vec<DocKey> = entries.iter().map(|(id, _)| view.keyer.key(id)).collect();
+        let before = view.lookup(&keys).await.unwrap();
+        let mut staged = Staged::default();
+        let ordinal = m.counts.len() as u32;
+        let placed = keys
+            .into_iter()
+            .zip(before)
+            .enumerate()
+            .map(|(i, (key, before))| {
+                let prev = staged.current(key, before);
+                let rec = Rec {
+                    key,
+                    version: prev.map_or(1, |p| p.version + 1),
+                    segment: ordinal,
+                    offset: i as u64 * 100,
+                    len: 100,
+                    live: entries[i].1,
+                };
+                staged.record(rec);
+                Placed { rec, prev }
+            })
+            .collect();
+        let prepared = m.prepare(placed).await.unwrap();
+        m.commit(prepared);
+        m.compact().await;
+    }
+
+    async fn latest(m: &DocMap, id: &str) -> Option<Rec> {
+        let view = m.view();
+        view.lookup_one(view.keyer.key(id)).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn live_counts_follow_overwrites_and_deletions_within_and_across_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = map(dir.path());
+        segment(&mut m, &[("a", true), ("b", true)]).await;
+        segment(
+            &mut m,
+            &[("a", true), ("b", false), ("c", true), ("c", true)],
+        )
+        .await;
+        let counts: Vec<(u64, u64)> = m.counts.iter().map(|c| (c.live, c.sources)).collect();
+        assert_eq!(counts, vec![(0, 2), (2, 3)]);
+        assert_eq!(m.live, 2);
+        let a = latest(&m, "a").await.unwrap();
+        assert_eq!((a.segment, a.version, a.live), (1, 2, true));
+        let c = latest(&m, "c").await.unwrap();
+        assert_eq!(
+            (c.offset, c.version),
+            (300, 2),
+            "the newer of one segment's two"
+        );
+        // A deletion, or nothing once merged into the oldest run.
+        assert!(latest(&m, "b").await.is_none_or(|b| !b.live));
+        assert_eq!(latest(&m, "never").await, None);
+    }
+
+    #[tokio::test]
+    async fn many_segments_merge_into_few_runs_and_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = map(dir.path());
+        for s in 0..40u32 {
+            let ids: Vec<String> = (0..=s).map(|i| format!("{s}-{i}")).collect();
+            let mut entries: Vec<(&str, bool)> = ids.iter().map(|i| (i.as_str(), true)).collect();
+            if s > 0 {
+                entries.push(("0-0", s % 2 == 0));
+            }
+            segment(&mut m, &entries).await;
+            assert!(m.view.runs.len() <= MAX_RUNS);
+        }
+        for s in 1..40u32 {
+            assert_eq!(latest(&m, &format!("{s}-{s}")).await.unwrap().segment, s);
+        }
+        let zero = latest(&m, "0-0").await;
+        assert!(zero.is_none_or(|z| z.segment == 39 && !z.live), "{zero:?}");
+        // 820 documents written, 0-0 deleted last.
+        assert_eq!(m.live, 820 - 1);
+    }
+}

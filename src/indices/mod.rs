@@ -238,15 +238,16 @@ pub struct IndicesOptions {
     /// Where the document maps' runs live: a local directory of this node
     /// (never shared), whose files are removed as soon as they are opened.
     pub scratch_dir: PathBuf,
-    /// Size of the node's filter of document keys: about 8 bytes per
-    /// 8 documents keeps a write of a new id off the disk 98% of the time;
-    /// past that, such writes slow down, never fail.
+    /// Size of the node's filter of document keys, for all its indices:
+    /// at two bytes per document, 0.1% of the writes of new ids read the
+    /// disk; at one byte, 3%; at half a byte, a third. Past that, such
+    /// writes slow down towards one block read per run; they never fail.
     pub filter_bytes: usize,
 }
 
 impl Default for IndicesOptions {
-    /// The system's temporary directory and an 8 MiB filter (a million
-    /// documents at 64 bits each, eight million at 8).
+    /// The system's temporary directory and an 8 MiB filter (room for
+    /// about four million documents at 0.1%, eight million at 3%).
     fn default() -> IndicesOptions {
         IndicesOptions {
             scratch_dir: std::env::temp_dir(),
