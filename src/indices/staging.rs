@@ -5,8 +5,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use super::{
     meta_json, meta_path, new_index_uuid, segment_path, IndexError, IndexMetadata, IndexState,
     Indices, Result,
@@ -19,23 +17,9 @@ impl Indices {
         new_index_uuid()
     }
 
-    /// Writes one restored segment, without waiting for the disk:
-    /// [`Indices::persist_staged`] makes them all durable before publish.
-    pub async fn write_staged_segment(
-        &self,
-        uuid: &str,
-        shard: u32,
-        name: &str,
-        data: Bytes,
-    ) -> Result<()> {
-        Ok(self
-            .store
-            .write_unsynced(&segment_path(uuid, shard, name), data)
-            .await?)
-    }
-
-    /// A restored segment written chunk by chunk as they arrive, unsynced
-    /// like [`Indices::write_staged_segment`].
+    /// A restored segment written chunk by chunk as they arrive, without
+    /// waiting for the disk: [`Indices::persist_staged`] makes them all
+    /// durable before publish.
     pub async fn staged_segment_writer(
         &self,
         uuid: &str,

@@ -57,32 +57,27 @@ pub(super) fn names(dir: &Path) -> std::io::Result<Vec<String>> {
     Ok(out)
 }
 
-/// Writes a fresh temporary file beside `target` and fsyncs it; returns
-/// its path.
-fn write_temp(target: &Path, data: &[u8]) -> std::io::Result<PathBuf> {
-    write_temp_with(target, data, true)
-}
-
-/// [`write_temp`], with the fsync only when `sync` is set.
-fn write_temp_with(target: &Path, data: &[u8], sync: bool) -> std::io::Result<PathBuf> {
-    use std::io::Write;
+/// Creates a fresh, empty temporary file beside `target` (and the
+/// directories it needs); returns it and its path.
+fn create_temp(target: &Path) -> std::io::Result<(std::fs::File, PathBuf)> {
     let dir = target
         .parent()
         .ok_or_else(|| std::io::Error::other("object path has no parent"))?;
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!("{TEMP_PREFIX}{}", uuid::Uuid::new_v4().simple()));
-    let written = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        f.write_all(data)?;
-        if sync {
-            f.sync_all()?;
-        }
-        Ok(())
-    })();
-    match written {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)?;
+    Ok((file, tmp))
+}
+
+/// Writes a fresh temporary file beside `target` and fsyncs it; returns
+/// its path.
+fn write_temp(target: &Path, data: &[u8]) -> std::io::Result<PathBuf> {
+    use std::io::Write;
+    let (mut f, tmp) = create_temp(target)?;
+    match f.write_all(data).and_then(|()| f.sync_all()) {
         Ok(()) => Ok(tmp),
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
@@ -99,20 +94,11 @@ pub(super) fn replace_file(target: &Path, data: &[u8]) -> std::io::Result<()> {
     })
 }
 
-/// Replaces `target` atomically with `data`, without waiting for the disk:
-/// readers see the old or the new file, but a power loss may leave it
-/// empty until [`sync_tree`] has run over it.
-pub(super) fn replace_file_unsynced(target: &Path, data: &[u8]) -> std::io::Result<()> {
-    let tmp = write_temp_with(target, data, false)?;
-    std::fs::rename(&tmp, target).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
-}
-
 /// A file written piece by piece into a temporary file beside `target`,
-/// renamed over it by [`PieceFile::finish`] (unsynced, like
-/// [`replace_file_unsynced`]); dropped unfinished, the temporary file is
-/// removed.
+/// renamed over it by [`PieceFile::finish`] without an fsync (readers see
+/// the old or the new file, but a power loss may leave it empty until
+/// [`sync_tree`] has run over it); dropped unfinished, the temporary file
+/// is removed.
 pub(super) struct PieceFile {
     file: Option<std::fs::File>,
     tmp: PathBuf,
@@ -121,15 +107,7 @@ pub(super) struct PieceFile {
 
 impl PieceFile {
     pub(super) fn create(target: PathBuf) -> std::io::Result<PieceFile> {
-        let dir = target
-            .parent()
-            .ok_or_else(|| std::io::Error::other("object path has no parent"))?;
-        std::fs::create_dir_all(dir)?;
-        let tmp = dir.join(format!("{TEMP_PREFIX}{}", uuid::Uuid::new_v4().simple()));
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
+        let (file, tmp) = create_temp(&target)?;
         Ok(PieceFile {
             file: Some(file),
             tmp,
@@ -261,20 +239,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unsynced_writes_replace_atomically_and_persist_walks_the_tree() {
+    async fn piece_writes_replace_atomically_and_persist_walks_the_tree() {
         let dir = tempfile::tempdir().unwrap();
         let store = fs_store(&dir);
         for shard in 0..3 {
             for file in 0..5 {
                 let path = format!("indices/u/{shard}/seg-{file}");
-                store
-                    .write_unsynced(&path, Bytes::from("old"))
-                    .await
-                    .unwrap();
-                store
-                    .write_unsynced(&path, Bytes::from(format!("{shard}-{file}")))
-                    .await
-                    .unwrap();
+                for content in ["old".to_string(), format!("{shard}-{file}")] {
+                    let mut w = store.piece_writer(&path).await.unwrap();
+                    w.push(content.into_bytes()).await.unwrap();
+                    w.finish().await.unwrap();
+                }
             }
         }
         store.persist("indices/u/").await.unwrap();

@@ -216,27 +216,13 @@ impl Store {
         Ok(())
     }
 
-    /// [`Store::write`] without waiting for the disk where that is a choice
-    /// (`fs`: no fsync): for many objects made durable together by one
-    /// [`Store::persist`] before anything refers to them. Object stores
-    /// are durable when a write returns; there this is `write`.
-    pub async fn write_unsynced(&self, path: &str, data: Bytes) -> Result<()> {
-        match &self.backend {
-            Backend::Fs(root) => {
-                let (target, len) = (root.join(path), data.len());
-                let write = super::fs::blocking(path, move || {
-                    super::fs::replace_file_unsynced(&target, &data)
-                });
-                super::metrics::counted_fs_write(&self.backend, len, write).await
-            }
-            _ => self.write(path, data).await,
-        }
-    }
-
-    /// Starts an object written piece by piece, unsynced like
-    /// [`Store::write_unsynced`]: on `fs` each piece goes to a temporary
+    /// Starts an object written piece by piece, without waiting for the
+    /// disk where that is a choice (`fs`: no fsync; a later
+    /// [`Store::persist`] makes many such objects durable together before
+    /// anything refers to them): on `fs` each piece goes to a temporary
     /// file as it comes (no buffer of the whole object), elsewhere the
-    /// pieces are gathered and written at [`PieceWriter::finish`].
+    /// pieces are gathered and written at [`PieceWriter::finish`], durable
+    /// when it returns.
     pub async fn piece_writer(&self, path: &str) -> Result<PieceWriter> {
         let sink = match &self.backend {
             Backend::Fs(root) => {
