@@ -14,7 +14,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
-from run import AUTH, PASSWORD, call  # noqa: E402  (bench/run.py)
+from run import AUTH, call, start_server  # noqa: E402  (bench/run.py)
 
 SNAPSHOTS = 50
 
@@ -24,17 +24,7 @@ def start(work, config):
     path = os.path.join(work, "snapvault.toml")
     with open(path, "w") as f:
         f.write(config)
-    server = subprocess.Popen(
-        ["target/release/snapvault", "serve", "--listen", "127.0.0.1:0", "--data-dir", work, "--config", path],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=dict(os.environ, ELASTIC_PASSWORD=PASSWORD),
-    )
-    line = server.stdout.readline()
-    while "listening on" not in line:
-        line = server.stdout.readline()
-    return server, line.strip().rsplit(" ", 1)[-1]
+    return start_server(work, "--config", path)
 
 
 def seed(base):

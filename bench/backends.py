@@ -9,14 +9,13 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 import uuid
 
-from run import MIB, PASSWORD, call, dir_size  # noqa: E402  (bench/run.py)
+from run import MIB, PASSWORD, call, dir_size, start_server  # noqa: E402  (bench/run.py)
 
 AZ_ACCOUNT = "devstoreaccount1"
 AZ_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
@@ -93,18 +92,8 @@ def main():
             f'[azure.client.default]\nendpoint = "{az}"\n'
             f'[gcs.client.default]\nendpoint = "{os.environ["SNAPVAULT_TEST_GCS_ENDPOINT"]}"\n'
         )
-    server = subprocess.Popen(
-        ["target/release/snapvault", "serve", "--listen", "127.0.0.1:0", "--data-dir", work, "--config", config],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
+    server, base = start_server(work, "--config", config, env=env)
     try:
-        line = server.stdout.readline()
-        while "listening on" not in line:
-            line = server.stdout.readline()
-        base = line.strip().rsplit(" ", 1)[-1]
         call(base, "PUT", "/bench", {"settings": {"number_of_shards": 2}})
         rng = random.Random(7)
         words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 10))) for _ in range(5000)]

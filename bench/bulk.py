@@ -9,41 +9,19 @@ body again (all overwrites); then restarts the server on the same data
 (the document maps are rebuilt from the segments) and checks again.
 Standard library only."""
 
-import base64
 import http.client
 import json
 import os
 import queue
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
-MIB = 1024 * 1024
-PASSWORD = "bench-password"
-AUTH = "Basic " + base64.b64encode(f"elastic:{PASSWORD}".encode()).decode()
-
-
-def call(base, method, path, body=None, ctype="application/json"):
-    data = None
-    if body is not None:
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    req = urllib.request.Request(base + path, data=data, method=method, headers={"content-type": ctype, "authorization": AUTH})
-    with urllib.request.urlopen(req, timeout=3600) as r:
-        return json.loads(r.read() or b"null")
-
-
-def rss(pid):
-    fields = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            fields[k] = v.strip()
-    return int(fields["VmRSS"].split()[0]) * 1024, int(fields["VmHWM"].split()[0]) * 1024
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run import AUTH, MIB, call, rss, start_server  # noqa: E402  (bench/run.py)
 
 
 def cpu_seconds(pid):
@@ -184,17 +162,7 @@ def main():
 def start(work):
     """A server on `work`, once it listens: the process, its base URL,
     host and port."""
-    server = subprocess.Popen(
-        [os.environ.get("BENCH_BINARY", "target/release/snapvault"), "serve", "--listen", "127.0.0.1:0", "--data-dir", work],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=dict(os.environ, ELASTIC_PASSWORD=PASSWORD),
-    )
-    line = server.stdout.readline()
-    while "listening on" not in line:
-        line = server.stdout.readline()
-    base = line.strip().rsplit(" ", 1)[-1]
+    server, base = start_server(work)
     host, port = base.split("//", 1)[1].rsplit(":", 1)
     return server, base, host, int(port)
 

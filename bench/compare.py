@@ -34,7 +34,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import MIB, PASSWORD, call, dir_size, reset_peak  # noqa: E402  (bench/run.py)
+from run import MIB, call, dir_size, reset_peak, start_server  # noqa: E402  (bench/run.py)
 from run import rss as status  # noqa: E402
 
 TOOL_PASSWORD = "bench-tool-password"
@@ -295,21 +295,10 @@ def main():
     cores = os.cpu_count() or 1
     results_warm = warm_memory() if os.environ.get("BENCH_WARM", "1") == "1" else None
     work = tempfile.mkdtemp(prefix="snapvault-compare-", dir=os.environ.get("BENCH_DIR"))
-    env = dict(os.environ, ELASTIC_PASSWORD=PASSWORD)
-    server = subprocess.Popen(
-        [os.environ.get("BENCH_BINARY", "target/release/snapvault"), "serve", "--listen", "127.0.0.1:0", "--data-dir", work],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
+    server, base = start_server(work)
     memory_rows = []
     results = {"runs": [], "cores": cores, "primitives": primitives, "warm_memory_s": results_warm}
     try:
-        line = server.stdout.readline()
-        while "listening on" not in line:
-            line = server.stdout.readline()
-        base = line.strip().rsplit(" ", 1)[-1]
         pid = server.pid
         reset_peak(pid)
         docs, sent, seconds = load(base, target)

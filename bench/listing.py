@@ -15,7 +15,6 @@ import math
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -23,7 +22,7 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
-from run import AUTH, PASSWORD, call, reset_peak, rss  # noqa: E402  (bench/run.py)
+from run import AUTH, call, reset_peak, rss, start_server  # noqa: E402  (bench/run.py)
 
 BIN = os.environ.get("BENCH_BIN", "target/release/snapvault")
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "100"))
@@ -31,17 +30,7 @@ CLIENTS = int(os.environ.get("BENCH_CLIENTS", "2"))
 
 
 def start(work):
-    server = subprocess.Popen(
-        [BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", work],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=dict(os.environ, ELASTIC_PASSWORD=PASSWORD),
-    )
-    line = server.stdout.readline()
-    while "listening on" not in line:
-        line = server.stdout.readline()
-    return server, line.strip().rsplit(" ", 1)[-1]
+    return start_server(work, binary=BIN)
 
 
 def connect(base):

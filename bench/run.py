@@ -52,21 +52,32 @@ def dir_size(path):
     return total
 
 
-def main():
-    target = int(sys.argv[1]) * MIB
-    work = tempfile.mkdtemp(prefix="snapvault-bench-")
+def start_server(work, *args, env=None, binary=None):
+    """A release server on `work` (extra `serve` arguments in `args`), once
+    it listens: the process and its base URL. The binary is `binary`, or
+    BENCH_BINARY, or target/release/snapvault; `elastic`'s password is
+    PASSWORD."""
+    binary = binary or os.environ.get("BENCH_BINARY", "target/release/snapvault")
     server = subprocess.Popen(
-        ["target/release/snapvault", "serve", "--listen", "127.0.0.1:0", "--data-dir", work],
+        [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", work, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-        env=dict(os.environ, ELASTIC_PASSWORD=PASSWORD),
+        env=dict(env if env is not None else os.environ, ELASTIC_PASSWORD=PASSWORD),
     )
-    try:
+    line = server.stdout.readline()
+    while "listening on" not in line:
+        if not line and server.poll() is not None:
+            raise SystemExit(f"{binary} exited with {server.returncode} before listening")
         line = server.stdout.readline()
-        while "listening on" not in line:
-            line = server.stdout.readline()
-        base = line.strip().rsplit(" ", 1)[-1]
+    return server, line.strip().rsplit(" ", 1)[-1]
+
+
+def main():
+    target = int(sys.argv[1]) * MIB
+    work = tempfile.mkdtemp(prefix="snapvault-bench-")
+    server, base = start_server(work)
+    try:
         pid = server.pid
         results = {"index_bytes_target": target}
 

@@ -8,29 +8,18 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from run import PASSWORD, call  # noqa: E402  (bench/run.py)
+from run import call, start_server  # noqa: E402  (bench/run.py)
 
 EVERY_MS = 2000
 
 
 def start(work, config_path):
-    server = subprocess.Popen(
-        ["target/release/snapvault", "serve", "--listen", "127.0.0.1:0", "--data-dir", work, "--config", config_path],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=dict(os.environ, ELASTIC_PASSWORD=PASSWORD),
-    )
-    line = server.stdout.readline()
-    while "listening on" not in line:
-        line = server.stdout.readline()
-    return server, line.strip().rsplit(" ", 1)[-1]
+    return start_server(work, "--config", config_path)
 
 
 def deployment(root, n):
